@@ -1,0 +1,1 @@
+"""The Kenning deployment API: one module per concept, no framework imports."""
