@@ -1,0 +1,564 @@
+"""Measurements: performance and quality metrics collected during a run, and how they are
+gathered (decorators, a system-statistics thread) and saved (atomic JSON).
+
+Clock: every timestamp and duration here comes from ``time.perf_counter_ns()``. On Linux
+that is CLOCK_MONOTONIC, so values from different processes of one machine (e.g. a test and
+its local runtime server) can be compared with each other, but not with wall-clock time.
+
+Shapes of the keys written by the decorators:
+
+- ``timemeasurements(name)``: ``name`` -> list of durations (ns, int),
+  ``name + "_timestamp"`` -> list of call start times (ns, int);
+- ``tagmeasurements(name)``: ``"tags"`` -> list of ``{"name": name, "start": ns, "end": ns}``;
+- ``systemstatsmeasurements(name)``: the ``name + "_*"`` keys of ``SystemStatsCollector``.
+
+The decorators record completed calls only: a call that raises leaves no entry, since its
+duration or statistics would describe a failure, not the measured operation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_MIN_FINAL_SAMPLE_NS = 10_000_000
+"""A last, partial sampling interval shorter than this (10 ms, one kernel clock tick of
+CPU time accounting) gives only 0 % or 100 % per core, so the collector drops it."""
+
+
+class MeasurementsJSONEncoder(json.JSONEncoder):
+    """JSON encoder that also writes numpy values, paths, enums, dataclasses and
+    objects with a ``to_dict()`` method."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        if isinstance(o, enum.Enum):
+            return o.value
+        if isinstance(o, (set, frozenset)):
+            return sorted(o, key=repr)
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        to_dict = getattr(o, "to_dict", None)
+        if callable(to_dict):
+            return to_dict()
+        return super().default(o)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Returns `value` made of plain JSON types only (numpy values converted, tuples as lists,
+    keys as strings); raises TypeError for a value JSON cannot represent."""
+    # A round trip through the encoder keeps one definition of what is serialisable.
+    return json.loads(json.dumps(value, cls=MeasurementsJSONEncoder))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """Writes `obj` as JSON (indent 2) to `path` so that readers see the old file or the whole
+    new one, never a part: temp file in the same directory, fsync, os.replace.
+
+    Parent directories are created. If serialisation fails, the temp file is removed, the
+    existing file is left unchanged and the error propagates.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Unique per process and call, so concurrent writers (xdist workers) never share one.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    # os.open with mode 0o666 lets the umask decide the permissions, as for a plain open().
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(obj, stream, cls=MeasurementsJSONEncoder, indent=2)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Makes the rename durable; best effort, as some filesystems refuse fsync on directories."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+class Measurements:
+    """Dict-like store of measurements: measurement type -> list of values (time series,
+    per-sample results) or any other explicitly initialised value.
+
+    Mutating methods hold a lock, so threads (a statistics collector, a runtime server) may
+    record into one object concurrently.
+    """
+
+    def __init__(self, data: dict[str, Any] | None = None):
+        self.data: dict[str, Any] = dict(data) if data else {}
+        self._lock = threading.RLock()
+
+    # dict-like access
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with self._lock:
+            self.data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        with self._lock:
+            del self.data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Measurements):
+            return self.data == other.data
+        if isinstance(other, dict):
+            return self.data == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Measurements({self.data!r})"
+
+    def __getstate__(self) -> dict:
+        return {"data": self.data}
+
+    def __setstate__(self, state: dict) -> None:
+        self.data = state["data"]
+        self._lock = threading.RLock()
+
+    def keys(self):
+        return self.data.keys()
+
+    def values(self):
+        return self.data.values()
+
+    def items(self):
+        return self.data.items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A copy of the data made of plain JSON types (numpy scalars and arrays converted)."""
+        with self._lock:
+            return to_jsonable(self.data)
+
+    # seed API
+
+    def accumulate(
+        self,
+        measurementtype: str,
+        valuetoadd: Any,
+        initvaluefunc: Callable[[], Any] = lambda: 0,
+    ) -> list:
+        """Adds `valuetoadd` to the single accumulated value ``data[type][0]``, which the first
+        call initialises with `initvaluefunc()`; returns the list."""
+        with self._lock:
+            if measurementtype not in self.data:
+                self.data[measurementtype] = [initvaluefunc()]
+            self.data[measurementtype][0] += valuetoadd
+            return self.data[measurementtype]
+
+    def add_measurement(
+        self,
+        measurementtype: str,
+        value: Any,
+        initialvaluefunc: Callable[[], Any] = lambda: [],
+    ) -> None:
+        """Appends `value` to the measurement, created with `initialvaluefunc()` if absent."""
+        with self._lock:
+            if measurementtype not in self.data:
+                self.data[measurementtype] = initialvaluefunc()
+            self.data[measurementtype].append(value)
+
+    def add_measurements_list(self, measurementtype: str, valueslist: Sequence[Any]) -> None:
+        """Extends the measurement's list with `valueslist`."""
+        with self._lock:
+            if measurementtype not in self.data:
+                self.data[measurementtype] = []
+            self.data[measurementtype].extend(valueslist)
+
+    def initialize_measurement(self, measurement_type: str, value: Any) -> None:
+        """Sets the measurement to `value` (for measurements kept in something else than a
+        list, e.g. a confusion matrix)."""
+        with self._lock:
+            self.data[measurement_type] = value
+
+    def update_measurements(self, other: dict[str, Any] | Measurements) -> None:
+        """Merges `other` in: its lists extend this object's lists of the same type (a new
+        type gets a copy of the list); any other value replaces this object's value."""
+        if isinstance(other, Measurements):
+            with other._lock:
+                other_items = list(other.data.items())
+        else:
+            other_items = list(other.items())
+        with self._lock:
+            for key, value in other_items:
+                if isinstance(value, list):
+                    existing = self.data.get(key)
+                    if isinstance(existing, list):
+                        existing.extend(value)
+                    else:
+                        self.data[key] = list(value)
+                else:
+                    self.data[key] = value
+
+    def __iadd__(self, other: dict[str, Any] | Measurements) -> Measurements:
+        self.update_measurements(other)
+        return self
+
+    def get_values(self, measurementtype: str) -> list:
+        """The values of a measurement type; an empty list when none were recorded."""
+        return self.data.get(measurementtype, [])
+
+    def clear(self) -> None:
+        """Removes all measurements."""
+        with self._lock:
+            self.data.clear()
+
+
+class MeasurementsCollector:
+    """'Static' class holding the process-wide measurements that decorators record into."""
+
+    measurements = Measurements()
+
+    @classmethod
+    def save_measurements(cls, resultpath: str | os.PathLike) -> Path:
+        """Writes the collected measurements to `resultpath` as JSON, atomically."""
+        return write_json_atomic(resultpath, cls.measurements.to_dict())
+
+    @classmethod
+    def clear(cls) -> None:
+        """Removes all collected measurements."""
+        cls.measurements.clear()
+
+
+# GPU sampling
+
+
+def _query_nvidia_smi(executable: str, timeout: float) -> list[tuple[float, float]] | None:
+    """(utilization %, memory utilization %) of each visible GPU, or None if the query fails."""
+    try:
+        result = subprocess.run(
+            [
+                executable,
+                "--query-gpu=utilization.gpu,utilization.memory",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return _parse_nvidia_smi_csv(result.stdout)
+
+
+def _parse_nvidia_smi_csv(text: str) -> list[tuple[float, float]] | None:
+    """Parses ``utilization.gpu, utilization.memory`` lines; None when any value is not a
+    number (nvidia-smi prints e.g. ``[N/A]`` on GPUs without these counters)."""
+    rows = []
+    for line in text.strip().splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != 2:
+            return None
+        try:
+            rows.append((float(fields[0]), float(fields[1])))
+        except ValueError:
+            return None
+    return rows or None
+
+
+class _GPUSampler:
+    """Reads GPU utilisation through nvidia-smi when on PATH, else pynvml when importable."""
+
+    def __init__(self, query_timeout: float):
+        self._timeout = query_timeout
+        self._nvidia_smi, self._nvml, self._handles = _gpu_backend()
+
+    @property
+    def available(self) -> bool:
+        return self._nvidia_smi is not None or self._nvml is not None
+
+    def sample(self) -> tuple[float, float] | None:
+        """Mean utilisation and memory utilisation over all visible GPUs, in %."""
+        if self._nvidia_smi is not None:
+            rows = _query_nvidia_smi(self._nvidia_smi, self._timeout)
+        elif self._nvml is not None:
+            try:
+                rates = [self._nvml.nvmlDeviceGetUtilizationRates(h) for h in self._handles]
+            except Exception:  # a GPU lost mid-run: skip this sample's GPU values
+                return None
+            rows = [(float(r.gpu), float(r.memory)) for r in rates]
+        else:
+            return None
+        if not rows:
+            return None
+        return (
+            sum(row[0] for row in rows) / len(rows),
+            sum(row[1] for row in rows) / len(rows),
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_backend() -> tuple[str | None, Any, list]:
+    """(nvidia-smi path, None, []) or (None, pynvml module, device handles) or (None, None, []).
+
+    Detected once per process: probing launches nvidia-smi, too slow to repeat per collector.
+    """
+    nvidia_smi = shutil.which("nvidia-smi")
+    if nvidia_smi is not None and _query_nvidia_smi(nvidia_smi, 5.0):
+        return nvidia_smi, None, []
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handles = [
+            pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())
+        ]
+    except Exception:  # no module, no driver, no device: the GPU keys are then omitted
+        return None, None, []
+    return (None, pynvml, handles) if handles else (None, None, [])
+
+
+def _cpu_percent(before: Sequence, after: Sequence) -> list[float]:
+    """Per-core busy % between two ``psutil.cpu_times(percpu=True)`` readings.
+
+    Computed here instead of with ``psutil.cpu_percent(interval=None)``, whose reference
+    reading is module-global and would be shared by concurrently running collectors.
+    """
+    percents = []
+    for old, new in zip(before, after):
+        total = _cpu_total_time(new) - _cpu_total_time(old)
+        idle = _cpu_idle_time(new) - _cpu_idle_time(old)
+        if total <= 0:
+            percents.append(0.0)
+        else:
+            percents.append(round(min(100.0, max(0.0, 100.0 * (total - idle) / total)), 1))
+    return percents
+
+
+def _cpu_total_time(times) -> float:
+    total = sum(times)
+    # Linux counts guest time inside user/nice time too; don't count it twice.
+    total -= getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+    return total
+
+
+def _cpu_idle_time(times) -> float:
+    return times.idle + getattr(times, "iowait", 0.0)
+
+
+class SystemStatsCollector(threading.Thread):
+    """Daemon thread sampling system statistics every `step` seconds.
+
+    Keys (prefixed with `prefix`): ``_cpus_percent`` (per-core busy % over the last interval,
+    a list per sample), ``_mem_percent`` (RAM in use, %), ``_timestamp`` (perf_counter_ns at the
+    sample) and, when a GPU is visible, ``_gpu_utilization`` and ``_gpu_mem_utilization``
+    (mean % over visible GPUs). A last sample is taken when stopped, covering the interval
+    since the previous one.
+    """
+
+    def __init__(self, prefix: str, step: float = 0.1):
+        super().__init__(name=f"SystemStatsCollector[{prefix}]", daemon=True)
+        if step <= 0:
+            raise ValueError(f"SystemStatsCollector step must be > 0 seconds, got {step}")
+        self.prefix = prefix
+        self.step = step
+        self.measurements = Measurements()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        gpu = _GPUSampler(query_timeout=max(self.step, 1.0))
+        previous_times = psutil.cpu_times(percpu=True)
+        previous_ns = time.perf_counter_ns()
+        while True:
+            stopping = self._stop_event.wait(self.step)
+            now_ns = time.perf_counter_ns()
+            if stopping and now_ns - previous_ns < _MIN_FINAL_SAMPLE_NS:
+                break
+            times = psutil.cpu_times(percpu=True)
+            self._record(
+                now_ns,
+                _cpu_percent(previous_times, times),
+                psutil.virtual_memory().percent,
+                gpu.sample() if gpu.available else None,
+            )
+            previous_times, previous_ns = times, now_ns
+            if stopping:
+                break
+
+    def _record(
+        self,
+        timestamp_ns: int,
+        cpus_percent: list[float],
+        mem_percent: float,
+        gpu: tuple[float, float] | None,
+    ) -> None:
+        prefix = self.prefix
+        with self.measurements._lock:
+            self.measurements.add_measurement(f"{prefix}_timestamp", timestamp_ns)
+            self.measurements.add_measurement(f"{prefix}_cpus_percent", cpus_percent)
+            self.measurements.add_measurement(f"{prefix}_mem_percent", float(mem_percent))
+            if gpu is not None:
+                self.measurements.add_measurement(f"{prefix}_gpu_utilization", gpu[0])
+                self.measurements.add_measurement(f"{prefix}_gpu_mem_utilization", gpu[1])
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Ends sampling (after one last sample) and waits for the thread to finish."""
+        self._stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+
+    def get_measurements(self) -> Measurements:
+        """The collected samples (keys prefixed with `prefix`)."""
+        return self.measurements
+
+
+# Decorators
+
+
+def timemeasurements(measurementname: str) -> Callable[[Callable], Callable]:
+    """Records each completed call's duration (ns) under `measurementname` and its start
+    (perf_counter_ns) under ``measurementname + "_timestamp"``."""
+
+    def decorator(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter_ns()
+            result = function(*args, **kwargs)
+            duration = time.perf_counter_ns() - start
+            measurements = MeasurementsCollector.measurements
+            with measurements._lock:
+                measurements.add_measurement(measurementname, duration)
+                measurements.add_measurement(f"{measurementname}_timestamp", start)
+            return result
+
+        return wrapper
+
+    return decorator
+
+
+def tagmeasurements(tagname: str) -> Callable[[Callable], Callable]:
+    """Appends ``{"name": tagname, "start": ns, "end": ns}`` (perf_counter_ns) to ``"tags"``
+    for each completed call, marking a phase of the run on the measurements' time axis."""
+
+    def decorator(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter_ns()
+            result = function(*args, **kwargs)
+            end = time.perf_counter_ns()
+            MeasurementsCollector.measurements.add_measurement(
+                "tags", {"name": tagname, "start": start, "end": end}
+            )
+            return result
+
+        return wrapper
+
+    return decorator
+
+
+def systemstatsmeasurements(
+    measurementname: str, step: float = 0.5
+) -> Callable[[Callable], Callable]:
+    """Samples system statistics (see SystemStatsCollector) every `step` seconds during each
+    call, and merges them, prefixed with `measurementname`, into the collector."""
+
+    def decorator(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            collector = SystemStatsCollector(measurementname, step)
+            collector.start()
+            try:
+                result = function(*args, **kwargs)
+            finally:
+                collector.stop()
+            MeasurementsCollector.measurements.update_measurements(
+                collector.get_measurements()
+            )
+            return result
+
+        return wrapper
+
+    return decorator
+
+
+# Latency summaries
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of latencies, in seconds."""
+
+    count: int
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    min: float
+    max: float
+
+    @classmethod
+    def from_ns(cls, values_ns: Sequence[int | float]) -> LatencyStats:
+        """Summarises latencies given in ns; percentiles use linear interpolation."""
+        values = np.asarray(values_ns, dtype=np.float64).ravel()
+        if values.size == 0:
+            raise ValueError("LatencyStats.from_ns: no latency values given (empty sequence)")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("LatencyStats.from_ns: latency values must be finite numbers")
+        seconds = values / 1e9
+        p50, p95, p99 = np.percentile(seconds, [50, 95, 99], method="linear")
+        return cls(
+            count=int(seconds.size),
+            mean=float(seconds.mean()),
+            p50=float(p50),
+            p95=float(p95),
+            p99=float(p99),
+            min=float(seconds.min()),
+            max=float(seconds.max()),
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        return dataclasses.asdict(self)
