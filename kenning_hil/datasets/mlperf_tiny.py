@@ -1,0 +1,184 @@
+"""MLPerf Tiny datasets in the EEMBC runner's format: a folder of raw `.bin` tensors and a
+`y_labels.csv` whose lines are `file,num_classes,class` (the format the EEMBC energy/
+performance runner reads and sends to a board byte for byte).
+
+A `.bin` file holds one input tensor, row-major, no header; its element type and shape are
+dataset parameters (the runner itself does not record them). For models whose real data are not
+at hand, `write_synthetic_eembc_dataset` writes random tensors in the same format — agreement
+between runtimes needs no real labels.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from kenning_hil.core.errors import ConfigurationError, InputSizeError
+from kenning_hil.datasets.classification import ClassificationDataset
+
+LABELS_FILE_NAME = "y_labels.csv"
+
+
+def read_eembc_labels(root: Path) -> list[tuple[str, int, int]]:
+    """Parses `root/y_labels.csv` into (file name, number of classes, class id) rows."""
+    path = root / LABELS_FILE_NAME
+    if not path.is_file():
+        raise ConfigurationError(f"EEMBC dataset {root}: missing {LABELS_FILE_NAME}")
+    rows = []
+    with open(path, newline="") as handle:
+        for line_number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != 3:
+                raise ConfigurationError(
+                    f"{path}:{line_number}: expected 'file,num_classes,class', got {','.join(row)!r}"
+                )
+            name, num_classes, label = (cell.strip() for cell in row)
+            try:
+                num_classes_value, label_value = int(num_classes), int(label)
+            except ValueError:
+                raise ConfigurationError(
+                    f"{path}:{line_number}: num_classes and class must be integers, "
+                    f"got {num_classes!r} and {label!r}"
+                ) from None
+            if not 0 <= label_value < num_classes_value:
+                raise ConfigurationError(
+                    f"{path}:{line_number}: class {label_value} outside 0..{num_classes_value - 1}"
+                )
+            rows.append((name, num_classes_value, label_value))
+    if not rows:
+        raise ConfigurationError(f"{path}: no samples listed")
+    counts = {row[1] for row in rows}
+    if len(counts) != 1:
+        raise ConfigurationError(f"{path}: inconsistent num_classes values {sorted(counts)}")
+    return rows
+
+
+def write_synthetic_eembc_dataset(
+    root: Path,
+    shape: list[int],
+    dtype: str,
+    count: int,
+    num_classes: int,
+    seed: int = 0,
+) -> None:
+    """Writes `count` uniformly random tensors and random labels in the EEMBC format."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    np_dtype = np.dtype(dtype)
+    lines = []
+    for index in range(count):
+        if np_dtype.kind in "iu":
+            info = np.iinfo(np_dtype)
+            tensor = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np_dtype)
+        else:
+            tensor = rng.standard_normal(size=shape).astype(np_dtype)
+        name = f"sample_{index:05d}.bin"
+        (root / name).write_bytes(tensor.tobytes())
+        lines.append(f"{name},{num_classes},{int(rng.integers(num_classes))}\n")
+    (root / LABELS_FILE_NAME).write_text("".join(lines))
+
+
+class EEMBCDataset(ClassificationDataset):
+    """Raw `.bin` tensors listed in `y_labels.csv` (MLPerf Tiny / EEMBC runner format)."""
+
+    arguments_structure = {
+        "input_shape": {
+            "description": "Shape of one sample tensor, batch dimension included (e.g. 1 49 10 1)",
+            "type": int,
+            "is_list": True,
+            "required": True,
+        },
+        "input_dtype": {
+            "description": "Element type of the .bin files (numpy name: int8, uint8, float32)",
+            "type": str,
+            "default": "int8",
+        },
+        "synthetic_samples": {
+            "description": "When root has no y_labels.csv, write this many random samples there",
+            "type": int,
+            "default": 0,
+        },
+        "synthetic_classes": {
+            "description": "Number of classes of the synthetic labels",
+            "type": int,
+            "default": 2,
+        },
+        "synthetic_seed": {"description": "Seed of the synthetic samples", "type": int, "default": 0},
+        # The runner's folders are read as they are: no checksum file is written into them.
+        "download_dataset": {"default": False},
+    }
+
+    def __init__(
+        self,
+        *args,
+        input_shape: list[int],
+        input_dtype: str = "int8",
+        synthetic_samples: int = 0,
+        synthetic_classes: int = 2,
+        synthetic_seed: int = 0,
+        **kwargs,
+    ):
+        try:
+            self.input_dtype = np.dtype(input_dtype)
+        except TypeError:
+            raise ConfigurationError(
+                f"EEMBCDataset: input_dtype must be a numpy dtype name, got {input_dtype!r}"
+            ) from None
+        if not input_shape or any(int(d) < 1 for d in input_shape):
+            raise ConfigurationError(
+                f"EEMBCDataset: input_shape must be positive integers, got {input_shape!r}"
+            )
+        self.input_shape = [int(d) for d in input_shape]
+        self.synthetic_samples = synthetic_samples
+        self.synthetic_classes = synthetic_classes
+        self.synthetic_seed = synthetic_seed
+        kwargs.setdefault("download_dataset", False)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def sample_bytes(self) -> int:
+        return int(np.prod(self.input_shape)) * self.input_dtype.itemsize
+
+    def prepare(self) -> None:
+        if self.root is None:
+            raise ConfigurationError("EEMBCDataset: 'root' (the dataset folder) is required")
+        if not (self.root / LABELS_FILE_NAME).is_file() and self.synthetic_samples > 0:
+            write_synthetic_eembc_dataset(
+                self.root, self.input_shape, self.input_dtype.name, self.synthetic_samples,
+                self.synthetic_classes, self.synthetic_seed,
+            )
+        rows = read_eembc_labels(self.root)
+        self.num_classes = rows[0][1]
+        self.dataX = [self.root / name for name, _, _ in rows]
+        self.dataY = [label for _, _, label in rows]
+        for path in self.dataX:
+            if not path.is_file():
+                raise ConfigurationError(f"EEMBC dataset {self.root}: listed file {path.name} missing")
+
+    def get_class_names(self) -> list[str]:
+        return [str(index) for index in range(self.num_classes)]
+
+    def load_sample(self, path: Path) -> np.ndarray:
+        """Reads one `.bin` tensor, checking its size against input_shape and input_dtype."""
+        data = Path(path).read_bytes()
+        if len(data) != self.sample_bytes:
+            raise InputSizeError(
+                f"{path}: {len(data)} bytes, expected {self.sample_bytes} "
+                f"({'x'.join(map(str, self.input_shape))} {self.input_dtype.name})"
+            )
+        return np.frombuffer(data, dtype=self.input_dtype).reshape(self.input_shape)
+
+    def prepare_input_samples(self, samples: list) -> list[np.ndarray]:
+        if not samples:
+            return [np.zeros((0, *self.input_shape[1:]), dtype=self.input_dtype)]
+        # A file holds one sample; a leading batch dimension of 1 in input_shape is dropped
+        # so that samples stack along the batch axis.
+        shape = self.input_shape[1:] if self.input_shape[0] == 1 else self.input_shape
+        return [np.stack([self.load_sample(path).reshape(shape) for path in samples])]
+
+    def prepare_output_samples(self, samples: list) -> list[np.ndarray]:
+        return [np.asarray(samples, dtype=np.int64).reshape(-1)]
