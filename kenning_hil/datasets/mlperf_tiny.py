@@ -33,7 +33,8 @@ def read_eembc_labels(root: Path) -> list[tuple[str, int, int]]:
                 continue
             if len(row) != 3:
                 raise ConfigurationError(
-                    f"{path}:{line_number}: expected 'file,num_classes,class', got {','.join(row)!r}"
+                    f"{path}:{line_number}: expected 'file,num_classes,class', "
+                    f"got {','.join(row)!r}"
                 )
             name, num_classes, label = (cell.strip() for cell in row)
             try:
@@ -107,7 +108,11 @@ class EEMBCDataset(ClassificationDataset):
             "type": int,
             "default": 2,
         },
-        "synthetic_seed": {"description": "Seed of the synthetic samples", "type": int, "default": 0},
+        "synthetic_seed": {
+            "description": "Seed of the synthetic samples",
+            "type": int,
+            "default": 0,
+        },
         # The runner's folders are read as they are: no checksum file is written into them.
         "download_dataset": {"default": False},
     }
@@ -157,7 +162,9 @@ class EEMBCDataset(ClassificationDataset):
         self.dataY = [label for _, _, label in rows]
         for path in self.dataX:
             if not path.is_file():
-                raise ConfigurationError(f"EEMBC dataset {self.root}: listed file {path.name} missing")
+                raise ConfigurationError(
+                    f"EEMBC dataset {self.root}: listed file {path.name} missing"
+                )
 
     def get_class_names(self) -> list[str]:
         return [str(index) for index in range(self.num_classes)]
