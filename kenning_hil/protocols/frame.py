@@ -1,0 +1,378 @@
+"""Frame codec of the wire protocol: the 12-byte header, the XOR checksum and a streaming
+decoder that resynchronises after garbage.
+
+Layout (PROTOCOL.md, all little-endian)::
+
+    bytes 0..4   40-bit message id: low 38 bits message type, top 2 bits flow control
+    byte  5      checksum: 0x4B XOR every other byte of the frame (0x00: "not computed")
+    bytes 6..7   flags (u16, see `Flag`)
+    bytes 8..11  payload size (u32); the payload follows only when HAS_PAYLOAD is set
+                 (without it the field is a count, e.g. on ACKNOWLEDGE / REQUEST_RETRANSMIT)
+
+Usable on its own (the firmware tests use it to talk to their boards)::
+
+    from kenning_hil.protocols.frame import FrameDecoder, encode_frame
+    flags = Flag.SUCCESS | Flag.FIRST | Flag.LAST
+    wire = encode_frame(MessageType.PING, FlowControl.REQUEST, flags)
+    decoder = FrameDecoder(max_frame_size=136)
+    decoder.feed(serial_port.read(64))
+    event = decoder.next()   # a Frame, a FrameError, or None (needs more bytes)
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import Enum
+
+from kenning_hil.core.errors import KenningHILError
+from kenning_hil.core.protocol import Flag, FlowControl, message_type_name
+
+HEADER_SIZE = 12
+CHECKSUM_MAGIC = 0x4B
+CHECKSUM_OFFSET = 5
+# Largest frame (header included) each transport carries; longer messages are chunked.
+TCP_MAX_FRAME_SIZE = 1 << 20
+UART_MAX_FRAME_SIZE = 136
+# Types are assigned from 0 up (14 so far); a header whose 38-bit type field is larger than
+# this is taken for garbage while resynchronising. Types up to it that are unknown still decode,
+# so that the receiver can answer them with FAIL.
+MAX_PLAUSIBLE_TYPE = 0xFF
+# ACKNOWLEDGE / REQUEST_RETRANSMIT count value meaning "the whole transmission".
+WHOLE_TRANSMISSION = 0xFFFFFFFF
+
+_HEADER = struct.Struct("<IBBHI")  # id bits 0-31, id bits 32-39, checksum, flags, size
+_TYPE_MASK = (1 << 38) - 1
+_HAS_PAYLOAD = int(Flag.HAS_PAYLOAD)
+# below this many bytes a Python loop beats numpy's call overhead
+_SMALL_XOR = 48
+
+
+class ChecksumPolicy(str, Enum):
+    """What a receiver does with the checksum byte (a per-target setting, never both)."""
+
+    VERIFY = "verify"  # mismatch = corrupt frame; 0x00 means "not computed" and is accepted
+    IGNORE = "ignore"  # for targets that leave the byte uninitialised (Kenning's Zephyr runtime)
+
+
+class FrameFormatError(KenningHILError):
+    """Bytes that do not form a valid frame (raised by the one-shot `decode_frame`)."""
+
+
+def xor_bytes(data: bytes | bytearray | memoryview) -> int:
+    """XOR of all bytes of `data`."""
+    if len(data) < _SMALL_XOR:
+        acc = 0
+        for byte in data:
+            acc ^= byte
+        return acc
+    import numpy as np  # lazily: keeps `import kenning_hil.protocols.frame` light
+
+    view = np.frombuffer(data, dtype=np.uint8)
+    words = len(view) // 8
+    acc = 0
+    if words:
+        folded = int(np.bitwise_xor.reduce(view[: words * 8].view(np.uint64)))
+        folded ^= folded >> 32
+        folded ^= folded >> 16
+        folded ^= folded >> 8
+        acc = folded & 0xFF
+    for byte in view[words * 8 :].tobytes():
+        acc ^= byte
+    return acc
+
+
+def pack_header(
+    message_type: int, flow_control: int, checksum: int, flags: int, size: int
+) -> bytes:
+    """Packs raw header fields, unchecked beyond their widths (for tests and fuzzing too)."""
+    return _HEADER.pack(
+        message_type & 0xFFFFFFFF,
+        ((message_type >> 32) & 0x3F) | ((flow_control & 0x3) << 6),
+        checksum & 0xFF,
+        flags & 0xFFFF,
+        size & 0xFFFFFFFF,
+    )
+
+
+def encode_frame(
+    message_type: int,
+    flow_control: int,
+    flags: int,
+    payload: bytes = b"",
+    *,
+    count: int = 0,
+    compute_checksum: bool = True,
+) -> bytes:
+    """Encodes one frame. HAS_PAYLOAD is set exactly when `payload` is non-empty; without a
+    payload the size field carries `count` (ACKNOWLEDGE / REQUEST_RETRANSMIT use it)."""
+    if not 0 <= message_type <= _TYPE_MASK:
+        raise ValueError(f"message type {message_type} does not fit in 38 bits")
+    if payload:
+        flags |= _HAS_PAYLOAD
+        size = len(payload)
+    else:
+        flags &= ~_HAS_PAYLOAD
+        size = count
+    header = pack_header(message_type, flow_control, 0, flags, size)
+    if compute_checksum:
+        checksum = CHECKSUM_MAGIC ^ xor_bytes(header)
+        if payload:
+            checksum ^= xor_bytes(payload)
+        header = header[:CHECKSUM_OFFSET] + bytes((checksum,)) + header[CHECKSUM_OFFSET + 1 :]
+    return header + payload if payload else header
+
+
+class Frame:
+    """One decoded frame. `size_field` is the raw size field (the count for payload-less
+    ACKNOWLEDGE / REQUEST_RETRANSMIT frames)."""
+
+    __slots__ = ("message_type", "flow_control", "flags", "payload", "checksum", "size_field")
+
+    def __init__(
+        self,
+        message_type: int,
+        flow_control: int,
+        flags: int,
+        payload: bytes = b"",
+        checksum: int = 0,
+        size_field: int = 0,
+    ):
+        self.message_type = message_type
+        self.flow_control = flow_control
+        self.flags = flags
+        self.payload = payload
+        self.checksum = checksum
+        self.size_field = size_field
+
+    def encode(self, compute_checksum: bool = True) -> bytes:
+        return encode_frame(
+            self.message_type,
+            self.flow_control,
+            self.flags,
+            self.payload,
+            count=self.size_field if not self.payload else 0,
+            compute_checksum=compute_checksum,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+    def __repr__(self) -> str:
+        return (
+            f"Frame({message_type_name(self.message_type)}, {_flow_name(self.flow_control)}, "
+            f"flags=0x{self.flags:04X}, payload={len(self.payload)} bytes, "
+            f"checksum=0x{self.checksum:02X})"
+        )
+
+
+class FrameError:
+    """A decoding problem the receiver should answer (FAIL or REQUEST_RETRANSMIT).
+
+    `kind` is ``garbage`` (bytes that cannot start a header: a message type beyond
+    `MAX_PLAUSIBLE_TYPE`), ``checksum`` (a complete frame whose checksum does not match),
+    ``oversized`` (a header declaring more payload than the limit) or ``stalled`` (a partial
+    frame that stopped arriving). `message_type`/`flow_control` come from the offending header.
+    """
+
+    __slots__ = ("kind", "message_type", "flow_control", "detail")
+
+    def __init__(self, kind: str, message_type: int, flow_control: int, detail: str):
+        self.kind = kind
+        self.message_type = message_type
+        self.flow_control = flow_control
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"FrameError({self.kind}: {self.detail})"
+
+
+def _flow_name(flow_control: int) -> str:
+    try:
+        return FlowControl(flow_control).name
+    except ValueError:
+        return str(flow_control)
+
+
+def _parse_header(data, offset: int) -> tuple[int, int, int, int, int]:
+    """(message_type, flow_control, checksum, flags, size_field) of the header at `offset`."""
+    low, high, checksum, flags, size = _HEADER.unpack_from(data, offset)
+    return low | ((high & 0x3F) << 32), high >> 6, checksum, flags, size
+
+
+def decode_frame(
+    data: bytes, checksum: ChecksumPolicy = ChecksumPolicy.VERIFY, max_frame_size: int | None = None
+) -> Frame:
+    """Decodes `data` as exactly one frame; raises FrameFormatError naming what is wrong."""
+    if len(data) < HEADER_SIZE:
+        raise FrameFormatError(f"frame needs at least {HEADER_SIZE} bytes, got {len(data)}")
+    mtype, flow, csum, flags, size = _parse_header(data, 0)
+    length = HEADER_SIZE + (size if flags & _HAS_PAYLOAD else 0)
+    if max_frame_size is not None and length > max_frame_size:
+        raise FrameFormatError(f"frame of {length} bytes exceeds the limit of {max_frame_size}")
+    if len(data) != length:
+        raise FrameFormatError(f"header declares a {length}-byte frame, got {len(data)} bytes")
+    if checksum is ChecksumPolicy.VERIFY and csum != 0 and xor_bytes(data) != CHECKSUM_MAGIC:
+        raise FrameFormatError(f"checksum mismatch in {message_type_name(mtype)} frame")
+    return Frame(mtype, flow, flags, bytes(data[HEADER_SIZE:]), csum, size)
+
+
+class FrameDecoder:
+    """Streaming decoder: `feed` bytes as they arrive, `next` returns frames one by one.
+
+    Robustness rules (PROTOCOL.md, "Where we must be better than Kenning"):
+
+    - a header declaring a frame longer than `max_frame_size` is never waited for;
+    - after an implausible or oversized header or a checksum mismatch the decoder drops one
+      byte and scans on until a header (and, when verifying, its checksum, zero included)
+      parses: it resynchronises instead of hanging or trusting a corrupt length;
+    - one `FrameError` is reported per resynchronisation episode (not one per dropped byte),
+      so a burst of line noise produces a single answer;
+    - a partial frame that stops arriving is dropped by `resync_stalled` (the caller decides
+      how long "stopped" is).
+    """
+
+    def __init__(
+        self,
+        max_frame_size: int = TCP_MAX_FRAME_SIZE,
+        checksum: ChecksumPolicy | str = ChecksumPolicy.VERIFY,
+    ):
+        if max_frame_size < HEADER_SIZE:
+            raise ValueError(f"max_frame_size must be at least {HEADER_SIZE}")
+        self.max_frame_size = max_frame_size
+        self.checksum = ChecksumPolicy(checksum)
+        self._verify = self.checksum is ChecksumPolicy.VERIFY
+        self._buf: bytes | bytearray = b""
+        self._pos = 0
+        self._resyncing = False
+        self.frames = 0  # frames decoded
+        self.errors = 0  # FrameErrors reported
+        self.dropped_bytes = 0  # bytes skipped while resynchronising
+
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet decoded (a partial frame, usually)."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if self._pos >= len(self._buf):
+            # the common case: previous data fully consumed, keep the new chunk without copying
+            self._buf = data if isinstance(data, bytes) else bytes(data)
+            self._pos = 0
+            return
+        if not isinstance(self._buf, bytearray):
+            self._buf = bytearray(memoryview(self._buf)[self._pos :])
+        elif self._pos:
+            del self._buf[: self._pos]
+        self._pos = 0
+        self._buf += data
+
+    def next(self) -> Frame | FrameError | None:
+        """The next frame or error, or None when more bytes are needed."""
+        buf = self._buf
+        while True:
+            pos = self._pos
+            available = len(buf) - pos
+            if available < HEADER_SIZE:
+                return None
+            mtype, flow, csum, flags, size = _parse_header(buf, pos)
+            if mtype > MAX_PLAUSIBLE_TYPE:
+                error = self._skip_byte(
+                    "garbage", mtype, flow, "bytes that do not start a frame header"
+                )
+                if error is not None:
+                    return error
+                continue
+            length = HEADER_SIZE + (size if flags & _HAS_PAYLOAD else 0)
+            if length > self.max_frame_size:
+                error = self._skip_byte(
+                    "oversized",
+                    mtype,
+                    flow,
+                    f"{message_type_name(mtype)} frame declares {length} bytes, "
+                    f"limit is {self.max_frame_size}",
+                )
+                if error is not None:
+                    return error
+                continue
+            if available < length:
+                return None
+            end = pos + length
+            # while resynchronising a zero checksum proves nothing (the zeros of a message id
+            # shifted by a byte look like one), so it must verify like any other value
+            if self._verify and (csum != 0 or self._resyncing):
+                with memoryview(buf) as view:
+                    valid = xor_bytes(view[pos:end]) == CHECKSUM_MAGIC
+                if not valid:
+                    error = self._skip_byte(
+                        "checksum",
+                        mtype,
+                        flow,
+                        f"checksum mismatch in {message_type_name(mtype)} frame "
+                        f"({length} bytes)",
+                    )
+                    if error is not None:
+                        return error
+                    continue
+            if length > HEADER_SIZE:
+                if pos == 0 and end == len(buf) and isinstance(buf, bytes):
+                    payload = buf[HEADER_SIZE:]
+                else:
+                    with memoryview(buf) as view:
+                        payload = bytes(view[pos + HEADER_SIZE : end])
+            else:
+                payload = b""
+            self._pos = end
+            self._resyncing = False
+            self.frames += 1
+            return Frame(mtype, flow, flags, payload, csum, size)
+
+    def _skip_byte(self, kind: str, mtype: int, flow: int, detail: str) -> FrameError | None:
+        """Drops the first buffered byte; reports the error if it starts an episode."""
+        self._pos += 1
+        self.dropped_bytes += 1
+        if self._resyncing:
+            return None
+        self._resyncing = True
+        self.errors += 1
+        return FrameError(kind, mtype, flow, detail)
+
+    def drop_stalled(self) -> FrameError | None:
+        """Gives up on a partial frame that stopped arriving: drops one byte and lets `next`
+        rescan the rest (a complete frame may sit behind a truncated one). Returns the error
+        to report, or None when nothing was pending or the episode was already reported."""
+        if self.pending == 0:
+            return None
+        mtype = flow = 0
+        if self.pending >= HEADER_SIZE:
+            mtype, flow, _, _, _ = _parse_header(self._buf, self._pos)
+        return self._skip_byte(
+            "stalled",
+            mtype,
+            flow,
+            f"incomplete frame: {self.pending} bytes received, then nothing",
+        )
+
+    def resync_stalled(self) -> list[Frame | FrameError]:
+        """Called when buffered bytes stopped arriving: drops what cannot complete a frame,
+        byte by byte, and returns the error to report (once) plus any frames found behind it.
+        Leaves the buffer empty."""
+        events: list[Frame | FrameError] = []
+        while self.pending:
+            event = self.next()
+            if event is None:
+                event = self.drop_stalled()
+            if event is not None:
+                events.append(event)
+        # the line went quiet, so whatever comes next starts on a frame boundary
+        self._resyncing = False
+        return events
+
+    def reset(self) -> None:
+        """Forgets buffered bytes (e.g. on a new connection)."""
+        self._buf = b""
+        self._pos = 0
+        self._resyncing = False
