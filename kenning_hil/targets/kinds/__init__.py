@@ -1,0 +1,175 @@
+"""Target kinds: how a board is reached. One module per kind, named after the kind.
+
+A kind module (e.g. ``kenning_hil/targets/kinds/qemu.py``) defines one `TargetKind`
+subclass whose ``name`` equals the module name. It declares the YAML keys it adds
+(``properties``, a JSON-schema fragment), says whether it can run here (``availability``)
+and opens a session on one pool instance (``open``: a context manager yielding a
+`TargetSession` with a connected protocol). Adding a kind is adding its module; third-party
+packages can add kinds through the ``kenning_hil.target_kinds`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from kenning_hil.core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from kenning_hil.targets.description import TargetDescription
+
+ENTRY_POINT_GROUP = "kenning_hil.target_kinds"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One member of a target's pool."""
+
+    index: int
+    name: str  # shown to users: "0", "/dev/ttyACM1", "10.0.0.5:12345"
+    lock_key: str  # boards reached the same way share a lock, whatever target names them
+    spec: Any = None  # the kind's own data for this instance (a port, an address, ...)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a free board, for a board to boot, and for each request."""
+
+    lock: float = 60.0
+    boot: float = 60.0
+    request: float = 60.0
+
+
+@dataclass(frozen=True)
+class OpenContext:
+    """What a kind gets to open a session: time limits and where to keep files.
+
+    ``workdir`` takes logs (server output, flash output); ``state_dir`` is shared by every
+    process on the machine (next to the pool locks) for per-board facts such as which
+    firmware is flashed.
+    """
+
+    timeouts: Timeouts = Timeouts()
+    workdir: Path = Path(".")
+    state_dir: Path = Path(".")
+
+
+@dataclass
+class TargetSession:
+    """A booted board with a connected client protocol, held by one test process.
+
+    ``loaded_model`` is the hash of the model last uploaded through this session, so the
+    same model is not uploaded again (the model upload cache).
+    """
+
+    target: str
+    instance: Instance
+    protocol: Any
+    info: dict = field(default_factory=dict)
+    loaded_model: str | None = None
+
+
+class TargetKind:
+    """Base of all target kinds; an instance is bound to one target description."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    properties: ClassVar[dict] = {}
+    required: ClassVar[tuple[str, ...]] = ()
+    # True when every test process gets a board of its own per instance (a local server,
+    # a QEMU process): the session may then stay open while the instance lock is free.
+    private_sessions: ClassVar[bool] = False
+
+    def __init__(self, description: TargetDescription):
+        self.description = description
+
+    @classmethod
+    def default_instances(cls, options: dict) -> int | list:
+        """Pool used when the description has no ``instances`` key."""
+        return 1
+
+    @classmethod
+    def check(cls, description: TargetDescription) -> None:
+        """Cross-key checks the schema cannot express; raises ConfigurationError."""
+
+    def instances(self) -> list[Instance]:
+        pool = self.description.instances
+        if isinstance(pool, int):
+            return [
+                Instance(i, str(i), f"{self.description.name}-{i}", None) for i in range(pool)
+            ]
+        return [
+            Instance(i, str(spec), f"{self.description.name}-{i}", spec)
+            for i, spec in enumerate(pool)
+        ]
+
+    def availability(self) -> tuple[bool, str]:
+        """(usable here, why or why not), without booting or holding anything."""
+        return True, "ok"
+
+    def open(
+        self, instance: Instance, context: OpenContext
+    ) -> AbstractContextManager[TargetSession]:
+        """Boots/reaches the board and yields a session with a connected protocol."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """How this target is reached, for listings."""
+        return self.summary
+
+
+def _builtin_kind_names() -> list[str]:
+    return sorted(
+        info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")
+    )
+
+
+@cache
+def _entry_point_kinds() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_kinds() -> list[str]:
+    """Names of every target kind: built-in modules and entry points."""
+    return sorted({*_builtin_kind_names(), *_entry_point_kinds()})
+
+
+@cache
+def get_kind_class(name: str) -> type[TargetKind]:
+    """The TargetKind subclass of a kind name (imports its module on first use)."""
+    if name in _builtin_kind_names():
+        module = importlib.import_module(f"{__name__}.{name}")
+        classes = [
+            obj
+            for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, TargetKind) and obj.name == name
+        ]
+        if len(classes) != 1:
+            raise ConfigurationError(
+                f"target kind module {module.__name__} must define exactly one TargetKind "
+                f"subclass with name = {name!r}, found {len(classes)}"
+            )
+        return classes[0]
+    if name in _entry_point_kinds():
+        cls = _entry_point_kinds()[name].load()
+        if not (isinstance(cls, type) and issubclass(cls, TargetKind)):
+            raise ConfigurationError(
+                f"entry point {name!r} in group {ENTRY_POINT_GROUP} is not a TargetKind subclass"
+            )
+        return cls
+    raise ConfigurationError(
+        f"unknown target kind {name!r} (known kinds: {', '.join(known_kinds())})"
+    )
+
+
+def iter_kind_classes() -> Iterator[type[TargetKind]]:
+    for name in known_kinds():
+        yield get_kind_class(name)

@@ -1,0 +1,87 @@
+"""`kind: host`: the runtime runs in a local `kenning-hil serve` subprocess, reached over TCP.
+
+The model still crosses the wire protocol, so host runs test the same path as boards do.
+Each test process starts its own server per pool instance; the pool caps how many run at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetSession
+from kenning_hil.targets.process import (
+    env_with_package_path,
+    python_command,
+    start_logged,
+    stop,
+    wait_for_line,
+)
+
+LISTENING = r"listening on (?P<host>[^\s:]+|\[[^\]]+\]):(?P<port>\d+)"
+
+
+class HostKind(TargetKind):
+    name = "host"
+    summary = "runtime in a local `kenning-hil serve` subprocess over TCP"
+    properties = {
+        "serve_args": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "extra arguments for `kenning-hil serve`",
+        },
+    }
+    required = ("runtime",)
+    private_sessions = True
+
+    @classmethod
+    def default_instances(cls, options: dict) -> int:
+        return os.cpu_count() or 1
+
+    def serve_command(self) -> list[str]:
+        desc = self.description
+        return [
+            *python_command(),
+            "serve",
+            "--runtime",
+            desc.runtime,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *desc.options.get("serve_args", []),
+        ]
+
+    @contextmanager
+    def open(self, instance: Instance, context: OpenContext) -> Iterator[TargetSession]:
+        from kenning_hil.targets.target import build_protocol
+
+        desc = self.description
+        log_path = Path(context.workdir) / f"{desc.name}-{instance.index}-pid{os.getpid()}.log"
+        proc = start_logged(self.serve_command(), log_path, env_with_package_path())
+        protocol = None
+        try:
+            match = wait_for_line(
+                proc, log_path, LISTENING, context.timeouts.boot, f"target '{desc.name}' server"
+            )
+            host, port = match.group("host").strip("[]"), int(match.group("port"))
+            protocol = build_protocol(
+                desc.protocol or {"type": "tcp"}, desc.source, host=host, port=port,
+                timeout=context.timeouts.request,
+            )
+            protocol.initialize_client()
+            yield TargetSession(
+                desc.name,
+                instance,
+                protocol,
+                info={"address": f"{host}:{port}", "pid": proc.pid, "log": str(log_path)},
+            )
+        finally:
+            if protocol is not None:
+                try:
+                    protocol.disconnect()
+                except Exception:  # the server may already be gone; stopping it is what matters
+                    pass
+            stop(proc)

@@ -1,0 +1,203 @@
+"""`kind: serial`: a board on a serial line (pyserial URL), optionally flashed and reset by
+commands before the session opens.
+
+Flashing happens once per board and firmware: a marker next to the board's lock records the
+firmware hash and command last flashed, so other test processes and later runs skip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.targets.errors import TargetError
+from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetSession
+
+COMMAND_HELP = "a command line; {port}, {firmware} and {instance} are replaced"
+
+
+def is_device_path(port: str) -> bool:
+    return "://" not in port
+
+
+class SerialKind(TargetKind):
+    name = "serial"
+    summary = "a board on a serial line (device path or pyserial URL)"
+    properties = {
+        "port": {"type": "string", "description": "/dev/ttyACM0, socket://host:port, rfc2217://..."},
+        "baudrate": {"type": "integer", "minimum": 1},
+        "firmware": {"type": "string", "description": "firmware image passed to the flash command"},
+        "flash": {"type": "string", "description": COMMAND_HELP},
+        "reset": {"type": "string", "description": COMMAND_HELP},
+        "reflash": {"type": "string", "enum": ["changed", "always"]},
+        "settle": {"type": "number", "minimum": 0, "description": "seconds to wait after reset"},
+    }
+
+    @classmethod
+    def default_instances(cls, options: dict) -> list:
+        return [options["port"]] if "port" in options else []
+
+    @classmethod
+    def check(cls, description) -> None:
+        pool = description.instances
+        if not pool or isinstance(pool, int):
+            if "port" not in description.options:
+                raise ConfigurationError(
+                    f"{description.source}: kind 'serial' needs key 'port' or 'instances' as a "
+                    f"list of ports"
+                )
+            if isinstance(pool, int) and pool != 1:
+                raise ConfigurationError(
+                    f"{description.source}: key 'instances' of a serial target must list one "
+                    f"port per board, got {pool}"
+                )
+            description.instances = [description.options["port"]]
+        for port in description.instances:
+            if not isinstance(port, str):
+                raise ConfigurationError(
+                    f"{description.source}: key 'instances': expected a port, got {port!r}"
+                )
+        if "flash" in description.options and "firmware" not in description.options:
+            if "{firmware}" in description.options["flash"]:
+                raise ConfigurationError(
+                    f"{description.source}: key 'flash' uses {{firmware}} but key "
+                    f"'firmware' is missing"
+                )
+
+    def instances(self) -> list[Instance]:
+        result = []
+        for i, port in enumerate(self.description.instances):
+            # by-id symlinks and the tty they point to are one board: lock the real path
+            key = os.path.realpath(port) if is_device_path(port) else port
+            result.append(Instance(i, port, f"serial:{key}", port))
+        return result
+
+    def firmware_path(self) -> Path | None:
+        firmware = self.description.options.get("firmware")
+        if firmware is None:
+            return None
+        path = Path(firmware)
+        if not path.is_absolute():
+            path = Path(self.description.source).parent / path
+        return path
+
+    def availability(self) -> tuple[bool, str]:
+        import serial
+
+        opts = self.description.options
+        for key in ("flash", "reset"):
+            if key in opts:
+                tool = shlex.split(opts[key])[0]
+                if shutil.which(tool) is None:
+                    return False, f"{key} tool '{tool}' not found on PATH"
+        firmware = self.firmware_path()
+        if firmware is not None and not firmware.is_file():
+            return False, f"firmware {firmware} not found"
+        present, missing = [], []
+        for instance in self.instances():
+            port = instance.spec
+            if is_device_path(port):
+                if os.path.exists(port) and os.access(port, os.R_OK | os.W_OK):
+                    present.append(port)
+                else:
+                    why = "no permission" if os.path.exists(port) else "not present"
+                    missing.append(f"{port}: {why}")
+            else:
+                try:
+                    serial.serial_for_url(port, do_not_open=True)
+                except (ValueError, serial.SerialException) as exc:
+                    missing.append(f"{port}: {exc}")
+                else:
+                    present.append(port)
+        if present:
+            return True, f"{len(present)}/{len(present) + len(missing)} ports present"
+        return False, "; ".join(missing)
+
+    def _command(self, key: str, instance: Instance) -> list[str]:
+        firmware = self.firmware_path()
+        text = self.description.options[key].format(
+            port=instance.spec, firmware=firmware or "", instance=instance.index
+        )
+        return shlex.split(text)
+
+    def _run(self, key: str, instance: Instance, context: OpenContext) -> str:
+        cmd = self._command(key, instance)
+        log = Path(context.workdir) / f"{self.description.name}-{instance.index}-{key}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=context.timeouts.boot
+            )
+        except FileNotFoundError as exc:
+            raise TargetError(
+                f"target '{self.description.name}': {key} tool not found: {cmd[0]}"
+            ) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise TargetError(
+                f"target '{self.description.name}': {key} command did not finish in "
+                f"{context.timeouts.boot:.0f} s: {shlex.join(cmd)}"
+            ) from exc
+        log.write_text(f"$ {shlex.join(cmd)}\n{done.stdout}{done.stderr}")
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise TargetError(
+                f"target '{self.description.name}' instance {instance.name}: {key} command "
+                f"failed with code {done.returncode}: {' | '.join(tail)} (log {log})"
+            )
+        return done.stdout
+
+    def _flash_if_needed(self, instance: Instance, context: OpenContext) -> bool:
+        """Runs the flash command unless this firmware is known to be on the board."""
+        opts = self.description.options
+        if "flash" not in opts:
+            return False
+        firmware = self.firmware_path()
+        digest = hashlib.sha256(firmware.read_bytes()).hexdigest() if firmware else ""
+        wanted = {"firmware": digest, "command": opts["flash"]}
+        from kenning_hil.targets.pool import lock_file_name
+
+        marker = Path(context.state_dir) / (lock_file_name(instance.lock_key) + ".flashed")
+        if opts.get("reflash", "changed") == "changed" and marker.is_file():
+            try:
+                if json.loads(marker.read_text()) == wanted:
+                    return False
+            except json.JSONDecodeError:
+                pass
+        marker.unlink(missing_ok=True)  # a failed flash leaves the board state unknown
+        self._run("flash", instance, context)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(wanted))
+        return True
+
+    @contextmanager
+    def open(self, instance: Instance, context: OpenContext) -> Iterator[TargetSession]:
+        from kenning_hil.targets.target import build_protocol
+
+        desc = self.description
+        flashed = self._flash_if_needed(instance, context)
+        if "reset" in desc.options:
+            self._run("reset", instance, context)
+        time.sleep(desc.options.get("settle", 0))
+        params = {"port": instance.spec, "timeout": context.timeouts.request}
+        if "baudrate" in desc.options:
+            params["baudrate"] = desc.options["baudrate"]
+        protocol = build_protocol(desc.protocol or {"type": "uart"}, desc.source, **params)
+        protocol.initialize_client()
+        try:
+            yield TargetSession(
+                desc.name, instance, protocol, info={"port": instance.spec, "flashed": flashed}
+            )
+        finally:
+            try:
+                protocol.disconnect()
+            except Exception:  # the board may have dropped the line; the port closes anyway
+                pass

@@ -1,0 +1,104 @@
+"""Helpers for targets that are local processes (a server, an emulator): start one whose
+output goes to a log file, wait for a line in that log, stop it without leaving orphans."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from kenning_hil.targets.errors import TargetError
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    # A killed test worker must not leave its board process running (Linux only).
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start_logged(cmd: Sequence[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
+    """Starts `cmd` with stdout and stderr appended to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        try:
+            return subprocess.Popen(
+                list(cmd),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        except OSError as exc:
+            raise TargetError(f"cannot start {cmd[0]}: {exc.strerror}") from exc
+
+
+def log_tail(log_path: Path, lines: int = 5) -> str:
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line for line in text.strip().splitlines()[-lines:])
+
+
+def wait_for_line(
+    proc: subprocess.Popen, log_path: Path, pattern: str, timeout: float, what: str
+) -> re.Match:
+    """Polls the log until `pattern` matches; TargetError if the process exits or time runs out."""
+    regex = re.compile(pattern)
+    start = time.monotonic()
+    delay = 0.01
+    while True:
+        try:
+            text = log_path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        match = regex.search(text)
+        if match:
+            return match
+        if proc.poll() is not None:
+            raise TargetError(
+                f"{what} exited with code {proc.returncode} before it was ready "
+                f"(log {log_path}: {log_tail(log_path)})"
+            )
+        if time.monotonic() - start > timeout:
+            stop(proc)
+            raise TargetError(
+                f"{what} not ready after {timeout:.1f} s (log {log_path}: {log_tail(log_path)})"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+def stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def python_command() -> list[str]:
+    """How to run `kenning-hil` with the interpreter (and venv) of this process."""
+    return [sys.executable, "-c", "import sys; from kenning_hil.cli import main; sys.exit(main())"]
+
+
+def env_with_package_path() -> dict:
+    """The current environment; children import the same kenning_hil as this process."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env

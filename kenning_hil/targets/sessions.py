@@ -1,0 +1,125 @@
+"""Per-process target sessions: a board boots once per (process, target, instance).
+
+`SessionManager.use(target)` takes an instance of the target's pool (waiting for a free one)
+and yields a session on it, reusing the one this process already opened there. Between uses:
+
+- private sessions (a local server, an emulator of this process's own) stay open while the
+  instance lock is free, since no other process can use them anyway;
+- shared boards (a serial port, a remote server) are closed when the lock is released, unless
+  the manager keeps leases (``keep_leases``: chosen when there are no more test processes than
+  instances, so holding a board between tests cannot starve anybody).
+
+A session whose use raised is closed, so the next test starts from a fresh boot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kenning_hil.targets.kinds import OpenContext, TargetSession
+from kenning_hil.targets.pool import Lease, default_lock_dir
+from kenning_hil.targets.target import Target
+
+
+@dataclass
+class _Open:
+    session: TargetSession
+    stack: ExitStack
+    lease: Lease | None  # held between uses only when leases are kept
+
+
+class SessionManager:
+    """Open target sessions of this process, keyed by (target name, instance index)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        lock_dir: Path | None = None,
+        default_timeout: float = 60.0,
+        keep_leases: bool = False,
+        holder: str = "",
+    ):
+        self.workdir = Path(workdir)
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
+        self.default_timeout = default_timeout
+        self.keep_leases = keep_leases
+        self.holder = holder or f"pid {os.getpid()}"
+        self._open: dict[tuple[str, int], _Open] = {}
+        self.boots = 0  # sessions opened, for reports and tests
+
+    def _context(self, target: Target) -> OpenContext:
+        return OpenContext(
+            timeouts=target.timeouts(self.default_timeout),
+            workdir=self.workdir,
+            state_dir=self.lock_dir,
+        )
+
+    def _acquire(self, target: Target, holder: str) -> Lease:
+        mine = [index for (name, index), entry in self._open.items() if name == target.name]
+        # a lease this process keeps between uses is simply reused
+        for index in mine:
+            entry = self._open[(target.name, index)]
+            if entry.lease is not None and entry.lease.held:
+                return entry.lease
+        timeout = target.timeouts(self.default_timeout).lock
+        return target.pool(self.lock_dir).acquire(timeout, holder or self.holder, prefer=mine)
+
+    @contextmanager
+    def use(self, target: Target, holder: str = "") -> Iterator[TargetSession]:
+        """Yields a session on a free instance of `target`, held for the `with` block."""
+        lease = self._acquire(target, holder)
+        key = (target.name, lease.instance.index)
+        failed = False
+        try:
+            entry = self._open.get(key)
+            if entry is None:
+                entry = self._boot(target, lease)
+                self._open[key] = entry
+            yield entry.session
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            keep_lease = self.keep_leases and not failed
+            if failed or not (target.kind.private_sessions or keep_lease):
+                self._close(key)
+            if keep_lease and key in self._open:
+                self._open[key].lease = lease
+            else:
+                if key in self._open:
+                    self._open[key].lease = None
+                lease.release()
+
+    def _boot(self, target: Target, lease: Lease) -> _Open:
+        stack = ExitStack()
+        try:
+            session = stack.enter_context(
+                target.kind.open(lease.instance, self._context(target))
+            )
+        except BaseException:
+            stack.close()
+            raise
+        self.boots += 1
+        return _Open(session, stack, None)
+
+    def _close(self, key: tuple[str, int]) -> None:
+        entry = self._open.pop(key, None)
+        if entry is not None:
+            entry.stack.close()
+
+    def open_sessions(self) -> list[TargetSession]:
+        return [entry.session for entry in self._open.values()]
+
+    def close_all(self) -> None:
+        """Closes every session and releases every kept lease (end of the test session)."""
+        for key in list(self._open):
+            lease = self._open[key].lease
+            try:
+                self._close(key)
+            finally:
+                if lease is not None:
+                    lease.release()
