@@ -19,6 +19,7 @@ bases declare.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,9 @@ def _convert_value(value: Any, spec: dict) -> Any:
         return Path(value)
     if ptype is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(value, (dict, list)):
+        # A fresh copy per object: a mutable default must not be shared between instances.
+        return copy.deepcopy(value)
     return value
 
 
@@ -134,7 +138,9 @@ class ArgumentsHandler:
             if flag in existing:
                 continue
             ptype = spec.get("type", str)
-            kwargs: dict[str, Any] = {"dest": name, "help": spec.get("description", "")}
+            # argparse %-formats help texts: a literal '%' must be doubled.
+            help_text = spec.get("description", "").replace("%", "%%")
+            kwargs: dict[str, Any] = {"dest": name, "help": help_text}
             if ptype is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
                 kwargs["default"] = spec.get("default", None)
@@ -149,7 +155,7 @@ class ArgumentsHandler:
                     kwargs["choices"] = list(spec["enum"])
                 kwargs["default"] = spec.get("default", None)
             if "default" in spec and kwargs.get("help") is not None:
-                kwargs["help"] += f" (default: {spec['default']})"
+                kwargs["help"] += f" (default: {spec['default']})".replace("%", "%%")
             group.add_argument(flag, **kwargs)
         return parser, group
 
@@ -240,7 +246,8 @@ def _parse_json_value(name: str):
 
 def _explain_schema_error(owner: str, error, schema: dict) -> str:
     path = list(error.absolute_path)
-    key = ".".join(str(p) for p in path) if path else None
+    # e.g. ['sizes', 1] -> "sizes[1]", the item of a list parameter
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)[1:] if path else None
     if error.validator == "additionalProperties":
         known = ", ".join(sorted(schema.get("properties", {}))) or "none"
         extra = sorted(set(error.instance) - set(schema.get("properties", {})))
