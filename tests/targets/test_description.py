@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from kenning_hil.core.errors import ConfigurationError
-from kenning_hil.targets import Target, TargetCatalog, UnknownTargetError, load_target_file, parse_size
+from kenning_hil.targets import (
+    Target,
+    TargetCatalog,
+    UnknownTargetError,
+    load_target_file,
+    parse_size,
+)
 from kenning_hil.targets.kinds import get_kind_class, known_kinds
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +70,7 @@ def test_defaults_and_name_from_file(tmp_path):
     "text, message",
     [
         ("kind: host\nruntime: onnxruntime\nmemroy: {ram: 1K}\n", "unknown key 'memroy'"),
-        ("kind: host\nruntime: onnxruntime\nmemory: {ram: lots}\n", "key 'memory.ram' must be bytes"),
+        ("kind: host\nruntime: x\nmemory: {ram: lots}\n", "key 'memory.ram' must be bytes"),
         ("kind: host\nruntime: onnxruntime\nmemory: {rom: 1K}\n", "unknown key 'memory.rom'"),
         ("kind: host\n", "missing required key 'runtime'"),
         ("runtime: x\n", "missing required key 'kind'"),
