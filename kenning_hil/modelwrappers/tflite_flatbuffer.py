@@ -225,6 +225,7 @@ def read_tflite_model(data: bytes, source: str | Path = "<bytes>") -> TFLiteMode
                 )
         return result
 
+    _check_references(reader, root, subgraph, tensor_tables)
     inputs = [tensor(int(i)) for i in reader.scalar_vector(subgraph, 1, "i4", "SubGraph.inputs")]
     outputs = [tensor(int(i)) for i in reader.scalar_vector(subgraph, 2, "i4", "SubGraph.outputs")]
     operators = []
@@ -234,6 +235,30 @@ def read_tflite_model(data: bytes, source: str | Path = "<bytes>") -> TFLiteMode
             raise reader.fail(f"operator code index {index} outside 0..{len(operator_codes) - 1}")
         operators.append(operator_codes[index])
     return TFLiteModelInfo(inputs, outputs, operators, version)
+
+
+def _check_references(reader: _Reader, root: int, subgraph: int, tensor_tables: list[int]):
+    """Checks what a runtime that trusts the file (TFLite Micro verifies nothing) would follow:
+    buffer data inside the file, tensor -> buffer and operator -> tensor indices in range."""
+    buffers = reader.tables(root, 4, "Model.buffers")
+    for index, buffer in enumerate(buffers):
+        reader.vector(buffer, 0, f"Buffer[{index}].data")
+        offset = reader.scalar(buffer, 1, "Q", 0, f"Buffer[{index}].offset")
+        size = reader.scalar(buffer, 2, "Q", 0, f"Buffer[{index}].size")
+        if offset > 1 and offset + size > len(reader.data):
+            raise reader.fail(f"Buffer[{index}] data at byte {offset} runs past the end")
+    for index, table in enumerate(tensor_tables):
+        buffer_index = reader.scalar(table, 2, "I", 0, "Tensor.buffer")
+        if buffer_index >= max(len(buffers), 1):
+            raise reader.fail(f"tensor {index} refers to buffer {buffer_index} of {len(buffers)}")
+    for position, op_table in enumerate(reader.tables(subgraph, 3, "SubGraph.operators")):
+        for slot, what in ((1, "inputs"), (2, "outputs")):
+            for tensor_index in reader.scalar_vector(op_table, slot, "i4", f"Operator.{what}"):
+                if not -1 <= tensor_index < len(tensor_tables):  # -1: optional input absent
+                    raise reader.fail(
+                        f"operator {position} {what} tensor {int(tensor_index)} outside "
+                        f"0..{len(tensor_tables) - 1}"
+                    )
 
 
 def read_tflite_file(path: Path | str) -> TFLiteModelInfo:
