@@ -1,0 +1,171 @@
+"""ONNXRuntime: runs ONNX models with ONNX Runtime (CPU; CUDA when the installed build has it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kenning_hil.core.errors import (
+    ConfigurationError,
+    ModelLoadError,
+    ModelNotLoadedError,
+    import_optional,
+)
+from kenning_hil.core.runtime import Runtime
+
+
+def _ort():
+    return import_optional("onnxruntime", "onnx", "the ONNX Runtime runtime")
+
+
+def default_execution_providers() -> list[str]:
+    """CUDA first when this onnxruntime build offers it, then CPU."""
+    available = _ort().get_available_providers()
+    preferred = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in preferred if p in available]
+
+
+def _ort_dtype(type_name: str) -> str:
+    # ONNX Runtime describes tensors as e.g. "tensor(float)"; map to numpy names
+    inner = type_name.removeprefix("tensor(").removesuffix(")")
+    return {"float": "float32", "double": "float64", "float16": "float16"}.get(inner, inner)
+
+
+class ONNXRuntime(Runtime):
+    """Runs ONNX models with ONNX Runtime."""
+
+    input_formats = ["onnx"]
+
+    arguments_structure = {
+        "save_model_path": {
+            "description": "Where a model received from a client is saved (none: kept in memory)",
+            "type": Path,
+            "nullable": True,
+            "default": None,
+        },
+        "execution_providers": {
+            "description": "ONNX Runtime execution providers, in priority order "
+            "(default: CUDA when available, then CPU)",
+            "type": str,
+            "is_list": True,
+            "nullable": True,
+            "default": None,
+        },
+        "num_threads": {
+            "description": "Intra-op threads (0: ONNX Runtime's default)",
+            "type": int,
+            "default": 0,
+        },
+    }
+
+    def __init__(
+        self,
+        protocol: Any = None,
+        save_model_path: Path | None = None,
+        execution_providers: list[str] | None = None,
+        num_threads: int = 0,
+        disable_performance_measurements: bool = False,
+    ):
+        super().__init__(protocol, disable_performance_measurements)
+        self.save_model_path = Path(save_model_path) if save_model_path else None
+        self.execution_providers = list(execution_providers) if execution_providers else None
+        if num_threads < 0:
+            raise ConfigurationError(f"ONNXRuntime: num_threads must be >= 0, got {num_threads}")
+        self.num_threads = num_threads
+        self.session: Any = None
+        self._feeds: dict[str, np.ndarray] | None = None
+        self._outputs: list[np.ndarray] | None = None
+
+    def _providers(self) -> list[str]:
+        if self.execution_providers is None:
+            return default_execution_providers()
+        available = _ort().get_available_providers()
+        missing = [p for p in self.execution_providers if p not in available]
+        if missing:
+            raise ConfigurationError(
+                f"ONNXRuntime: execution providers {missing} are not available in this "
+                f"onnxruntime build (available: {available})"
+            )
+        return self.execution_providers
+
+    def prepare_model(self, input_data: bytes | None) -> bool:
+        ort = _ort()
+        if input_data is None:
+            if self.model_path is None:
+                raise ModelLoadError("ONNXRuntime: no model path set and no model received")
+            if not Path(self.model_path).is_file():
+                raise ModelLoadError(f"ONNXRuntime: model file {self.model_path} does not exist")
+            source: Any = str(self.model_path)
+            where = str(self.model_path)
+        else:
+            source = bytes(input_data)
+            where = f"received model ({len(source)} bytes)"
+            if self.save_model_path is not None:
+                self.save_model_path.parent.mkdir(parents=True, exist_ok=True)
+                self.save_model_path.write_bytes(source)
+                self.model_path = self.save_model_path
+        options = ort.SessionOptions()
+        if self.num_threads:
+            options.intra_op_num_threads = self.num_threads
+        try:
+            self.session = ort.InferenceSession(source, options, providers=self._providers())
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own pybind exception types
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(
+                f"ONNXRuntime: {where} is not a valid ONNX model: {reason}"
+            ) from exc
+        self._input_names = [i.name for i in self.session.get_inputs()]
+        self._output_names = [o.name for o in self.session.get_outputs()]
+        return True
+
+    def get_io_specification_from_model(self) -> dict | None:
+        if self.session is None:
+            return None
+
+        def entry(arg: Any) -> dict:
+            shape = [d if isinstance(d, int) and d > 0 else -1 for d in arg.shape]
+            return {"name": arg.name, "shape": shape, "dtype": _ort_dtype(arg.type)}
+
+        return {
+            "input": [entry(i) for i in self.session.get_inputs()],
+            "output": [entry(o) for o in self.session.get_outputs()],
+        }
+
+    def read_io_specification(self, io_spec: dict) -> None:
+        super().read_io_specification(io_spec)
+        if self.session is not None:
+            # feed by the model's names, in the io spec's compiled order
+            names = [e["name"] for _, e, *_ in self._input_plan]
+            unknown = sorted(set(names) - set(self._input_names))
+            if unknown:
+                raise ConfigurationError(
+                    f"ONNXRuntime: io specification names inputs {unknown} that the model "
+                    f"does not have (model inputs: {self._input_names})"
+                )
+            self._input_names = names
+
+    def load_input(self, input_data: list[np.ndarray]) -> bool:
+        if self.session is None:
+            raise ModelNotLoadedError("ONNXRuntime: no model loaded (prepare_model)")
+        self._feeds = dict(zip(self._input_names, input_data))
+        return True
+
+    def run(self) -> None:
+        if self.session is None:
+            raise ModelNotLoadedError("ONNXRuntime: no model loaded (prepare_model)")
+        if self._feeds is None:
+            raise ModelNotLoadedError("ONNXRuntime: no input loaded (prepare_input)")
+        self._outputs = self.session.run(self._output_names, self._feeds)
+
+    def extract_raw_output(self) -> list[np.ndarray]:
+        if self._outputs is None:
+            raise ModelNotLoadedError("ONNXRuntime: no output yet (run)")
+        return self._outputs
+
+    def run_batch(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        # fused load + run + extract: the per-sample hot path of run_locally
+        return self.session.run(self._output_names, dict(zip(self._input_names, inputs)))
