@@ -1,0 +1,65 @@
+"""Short names of the classes a scenario or the command line may pick, per kind.
+
+A scenario's ``"type"`` is one of these names or a dotted class path
+(``package.module.Class``). Classes are imported only when used, so a missing optional
+framework affects only the scenarios that need it. To register a class, add one line to
+its kind's table.
+"""
+
+from __future__ import annotations
+
+from kenning_hil.core.args import load_class
+from kenning_hil.core.errors import ConfigurationError
+
+REGISTRY: dict[str, dict[str, str]] = {
+    "dataset": {
+        "digits": "kenning_hil.datasets.digits.DigitsDataset",
+        "random": "kenning_hil.datasets.random.RandomDataset",
+    },
+    "model_wrapper": {
+        "onnx": "kenning_hil.modelwrappers.onnx.ONNXWrapper",
+    },
+    "optimizer": {
+    },
+    "runtime": {
+        "onnxruntime": "kenning_hil.runtimes.onnxruntime.ONNXRuntime",
+    },
+    "protocol": {
+    },
+}
+
+KINDS = tuple(REGISTRY)
+
+
+def registered_names(kind: str) -> list[str]:
+    """The short names registered for `kind`, sorted."""
+    return sorted(_table(kind))
+
+
+def resolve_class_path(kind: str, name: str) -> str:
+    """The dotted class path for a short name, or `name` itself when it is a dotted path."""
+    table = _table(kind)
+    if name in table:
+        return table[name]
+    if "." in name:
+        return name
+    known = ", ".join(sorted(table)) or "none registered"
+    raise ConfigurationError(
+        f"unknown {kind} type '{name}' (known: {known}; or a dotted class path)"
+    )
+
+
+def resolve_class(kind: str, name: str, base: type | None = None) -> type:
+    """Imports the class for a short name or dotted path; checks it subclasses `base`."""
+    cls = load_class(resolve_class_path(kind, name))
+    if not isinstance(cls, type) or (base is not None and not issubclass(cls, base)):
+        raise ConfigurationError(
+            f"{kind} type '{name}' is not a {base.__name__ if base else 'class'}"
+        )
+    return cls
+
+
+def _table(kind: str) -> dict[str, str]:
+    if kind not in REGISTRY:
+        raise ConfigurationError(f"unknown kind '{kind}' (kinds: {', '.join(KINDS)})")
+    return REGISTRY[kind]
