@@ -1,0 +1,439 @@
+"""Thresholds and baselines: what a measured result must reach, and what it must not regress from.
+
+Metric names are flat: dataset metrics as the dataset reports them (``accuracy``,
+``top_3``, ``mse`` ...), ``latency.p50|p95|p99|max|mean|min`` (seconds), ``compiled_size``
+(bytes) and ``ram`` (bytes, when the target reports peak allocation).
+
+Latency against a baseline is judged on the median, robustly: the measured median's
+distribution-free 95% confidence interval (from order statistics of the binomial(n, 1/2)
+distribution) must lie wholly above ``baseline + tolerance`` for a regression. So a noisy
+run with few samples does not fail by chance, and below ``min_latency_samples`` samples no
+latency verdict is given at all (a note says so).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kenning_hil.core.errors import ConfigurationError
+
+LATENCY_STATS = ("mean", "p50", "p95", "p99", "min", "max")
+# quality metrics whose smaller values are better
+_LOWER_IS_BETTER = re.compile(r"(error|loss|mse|mae|rmse|distance|false_)", re.IGNORECASE)
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_COMPARISON = re.compile(r"^\s*(>=|<=|>|<|==)?\s*([-+]?[0-9.eE+-]+)\s*([A-Za-zµ]*)\s*$")
+
+
+def metric_class(name: str) -> str:
+    """'latency', 'size' or 'quality'."""
+    if name.startswith("latency.") or name == "latency":
+        return "latency"
+    if name in ("compiled_size", "ram", "size"):
+        return "size"
+    return "quality"
+
+
+def lower_is_better(name: str) -> bool:
+    return metric_class(name) != "quality" or bool(_LOWER_IS_BETTER.search(name))
+
+
+def parse_value(metric: str, text: Any, source: str) -> float:
+    """A number, with a unit for latency (s, ms, us, ns) or size (B, KiB, MiB, ...)."""
+    if isinstance(text, bool):
+        raise ConfigurationError(f"{source}: threshold '{metric}': expected a number, got {text!r}")
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = _COMPARISON.match(str(text))
+    if not match or match.group(1):
+        raise ConfigurationError(
+            f"{source}: threshold '{metric}': expected a number, got {text!r}"
+        )
+    number, unit = match.group(2), match.group(3)
+    try:
+        value = float(number)
+    except ValueError:
+        raise ConfigurationError(
+            f"{source}: threshold '{metric}': expected a number, got {text!r}"
+        ) from None
+    if not unit:
+        return value
+    kind = metric_class(metric)
+    if kind == "latency" and unit in _TIME_UNITS:
+        return value * _TIME_UNITS[unit]
+    if kind == "size":
+        from kenning_hil.targets.description import parse_size
+
+        return float(parse_size(f"{number}{unit}", f"{source}: threshold '{metric}'"))
+    raise ConfigurationError(
+        f"{source}: threshold '{metric}': unit '{unit}' does not fit a {kind} metric"
+    )
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A bound on one metric: ``min <= value <= max`` (either side optional)."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def violation(self, value: float) -> str | None:
+        """Why `value` misses this threshold, or None."""
+        if self.min is not None and value < self.min:
+            return (
+                f"{self.metric} = {format_metric(self.metric, value)} is below the threshold "
+                f"{format_metric(self.metric, self.min)}"
+            )
+        if self.max is not None and value > self.max:
+            return (
+                f"{self.metric} = {format_metric(self.metric, value)} is above the threshold "
+                f"{format_metric(self.metric, self.max)}"
+            )
+        return None
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f">= {format_metric(self.metric, self.min)}")
+        if self.max is not None:
+            parts.append(f"<= {format_metric(self.metric, self.max)}")
+        return f"{self.metric} {' and '.join(parts)}"
+
+
+def parse_threshold(metric: str, spec: Any, source: str) -> Threshold:
+    """`spec`: a bare number (a floor for quality, a ceiling for latency/size), a string such
+    as '>= 0.9' or '<= 120ms', or a mapping {min: ..., max: ...}."""
+    if metric == "latency" or (metric.startswith("latency.") and metric[8:] not in LATENCY_STATS):
+        raise ConfigurationError(
+            f"{source}: threshold '{metric}': latency thresholds are latency.<stat> with "
+            f"<stat> one of {', '.join(LATENCY_STATS)}"
+        )
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"min", "max"}
+        if unknown or not spec:
+            raise ConfigurationError(
+                f"{source}: threshold '{metric}': expected keys min and/or max, got "
+                f"{', '.join(sorted(map(str, spec))) or 'nothing'}"
+            )
+        low = parse_value(metric, spec["min"], source) if spec.get("min") is not None else None
+        high = parse_value(metric, spec["max"], source) if spec.get("max") is not None else None
+        return Threshold(metric, low, high)
+    if isinstance(spec, str):
+        match = _COMPARISON.match(spec)
+        if match and match.group(1):
+            op = match.group(1)
+            value = parse_value(metric, spec[spec.index(op) + len(op):].strip(), source)
+            if op in (">=", ">"):
+                return Threshold(metric, min=value)
+            if op in ("<=", "<"):
+                return Threshold(metric, max=value)
+            return Threshold(metric, value, value)
+    value = parse_value(metric, spec, source)
+    if lower_is_better(metric):
+        return Threshold(metric, max=value)
+    return Threshold(metric, min=value)
+
+
+def parse_thresholds(spec: Mapping | None, source: str) -> list[Threshold]:
+    if spec is None:
+        return []
+    if not isinstance(spec, Mapping):
+        raise ConfigurationError(
+            f"{source}: thresholds must be a mapping of metric to bound, got {type(spec).__name__}"
+        )
+    return [parse_threshold(str(metric), value, source) for metric, value in spec.items()]
+
+
+def check_thresholds(values: Mapping[str, float], thresholds: Sequence[Threshold]) -> list[str]:
+    """One message per threshold missed (a metric that was not measured is a miss too)."""
+    failures = []
+    for threshold in thresholds:
+        value = values.get(threshold.metric)
+        if value is None:
+            measured = ", ".join(sorted(values)) or "nothing"
+            failures.append(
+                f"{threshold.metric} was not measured, so '{threshold.describe()}' cannot be "
+                f"checked (measured: {measured})"
+            )
+            continue
+        violation = threshold.violation(float(value))
+        if violation:
+            failures.append(violation)
+    return failures
+
+
+def format_metric(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    kind = metric_class(metric)
+    if kind == "latency":
+        return format_seconds(value)
+    if kind == "size":
+        return f"{int(round(value))} B"
+    return f"{value:.4g}"
+
+
+def format_seconds(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude >= 1:
+        return f"{value:.3f} s"
+    if magnitude >= 1e-3:
+        return f"{value * 1e3:.3f} ms"
+    if magnitude >= 1e-6:
+        return f"{value * 1e6:.1f} µs"
+    return f"{value * 1e9:.0f} ns"
+
+
+# ---------------------------------------------------------------------------- tolerances
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Allowed drift from a baseline: ``abs + rel * |baseline|``."""
+
+    rel: float = 0.0
+    abs: float = 0.0
+
+    def allowed(self, baseline: float) -> float:
+        return self.abs + self.rel * abs(baseline)
+
+    def describe(self, metric: str) -> str:
+        parts = []
+        if self.rel:
+            parts.append(f"{self.rel * 100:g}%")
+        if self.abs or not parts:
+            parts.append(format_metric(metric, self.abs))
+        return " + ".join(parts)
+
+
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "quality": Tolerance(rel=0.0, abs=0.01),
+    "latency": Tolerance(rel=0.10, abs=20e-6),
+    "size": Tolerance(rel=0.0, abs=0.0),
+}
+
+
+def parse_tolerances(spec: Mapping | None, source: str) -> dict[str, Tolerance]:
+    """`{latency: {rel: 0.1, abs: 50us}, accuracy: {abs: 0.02}, size: {rel: 5%}}`: keys are
+    a metric class (quality, latency, size) or a metric name; merged over the defaults."""
+    result = dict(DEFAULT_TOLERANCES)
+    for key, value in (spec or {}).items():
+        if not isinstance(value, Mapping) or not set(value) <= {"rel", "abs"}:
+            raise ConfigurationError(
+                f"{source}: tolerance '{key}': expected a mapping with rel and/or abs, "
+                f"got {value!r}"
+            )
+        metric = "latency.p50" if key == "latency" else ("compiled_size" if key == "size" else key)
+        rel = value.get("rel", 0.0)
+        if isinstance(rel, str) and rel.strip().endswith("%"):
+            rel = float(rel.strip()[:-1]) / 100
+        try:
+            rel = float(rel)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"{source}: tolerance '{key}.rel': expected a fraction or a percentage, "
+                f"got {value.get('rel')!r}"
+            ) from None
+        absolute = parse_value(metric, value.get("abs", 0.0), source)
+        result[str(key)] = Tolerance(rel=rel, abs=absolute)
+    return result
+
+
+def tolerance_for(metric: str, tolerances: Mapping[str, Tolerance]) -> Tolerance:
+    if metric in tolerances:
+        return tolerances[metric]
+    return tolerances.get(metric_class(metric), DEFAULT_TOLERANCES[metric_class(metric)])
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def median_confidence_interval(
+    samples: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float]:
+    """Distribution-free CI of the median from order statistics.
+
+    The number of samples below the true median is binomial(n, 1/2); the interval is
+    [x_(j), x_(n-j-1)] (0-based, sorted) with the largest j such that P(B <= j) <= alpha/2.
+    """
+    values = sorted(float(v) for v in samples)
+    n = len(values)
+    if n == 0:
+        raise ValueError("median_confidence_interval: no samples")
+    alpha = 1.0 - confidence
+    # cumulative binomial(n, 1/2) in log space (exact for any n)
+    log_half_n = -n * math.log(2.0)
+    cumulative = 0.0
+    j = -1
+    for k in range(n):
+        log_choose = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+        term = math.exp(log_choose + log_half_n)
+        if cumulative + term > alpha / 2:
+            break
+        cumulative += term
+        j = k
+    if j < 0:  # too few samples for this confidence: the interval is the whole range
+        return values[0], values[-1]
+    return values[j], values[n - 1 - j]
+
+
+# ---------------------------------------------------------------------------- baselines
+
+
+@dataclass
+class Comparison:
+    """The verdict on one metric against its baseline."""
+
+    metric: str
+    baseline: float
+    measured: float
+    tolerance: Tolerance
+    regressed: bool
+    detail: str = ""
+
+    def message(self) -> str:
+        verb = "regressed" if self.regressed else "within tolerance"
+        direction = "above" if lower_is_better(self.metric) else "below"
+        text = (
+            f"{self.metric} {verb}: measured {format_metric(self.metric, self.measured)}, "
+            f"baseline {format_metric(self.metric, self.baseline)}, tolerance "
+            f"{self.tolerance.describe(self.metric)}"
+        )
+        if self.regressed:
+            allowed = self.tolerance.allowed(self.baseline)
+            lower = lower_is_better(self.metric)
+            limit = self.baseline + allowed if lower else self.baseline - allowed
+            text += f" (limit {format_metric(self.metric, limit)}; measured is {direction})"
+        if self.detail:
+            text += f"; {self.detail}"
+        return text
+
+
+@dataclass
+class BaselineVerdict:
+    comparisons: list[Comparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.regressed]
+
+
+def compare_to_baseline(
+    baseline: Mapping[str, Any],
+    values: Mapping[str, float],
+    latency_samples: Sequence[float] | None,
+    tolerances: Mapping[str, Tolerance] = DEFAULT_TOLERANCES,
+    min_latency_samples: int = 10,
+) -> BaselineVerdict:
+    """Compares measured `values` (and latency samples, seconds) with a baseline record."""
+    verdict = BaselineVerdict()
+    stored = baseline.get("metrics", {})
+    for metric, base in sorted(stored.items()):
+        if not isinstance(base, (int, float)) or isinstance(base, bool):
+            continue
+        kind = metric_class(metric)
+        if kind == "latency":
+            if metric != "latency.p50":
+                continue  # tails are kept for information; the verdict is on the median
+            verdict_latency(verdict, float(base), latency_samples, tolerances, min_latency_samples)
+            continue
+        if metric not in values:
+            verdict.notes.append(f"{metric} is in the baseline but was not measured")
+            continue
+        measured = float(values[metric])
+        tol = tolerance_for(metric, tolerances)
+        allowed = tol.allowed(base)
+        if lower_is_better(metric):
+            regressed = measured > base + allowed
+        else:
+            regressed = measured < base - allowed
+        verdict.comparisons.append(Comparison(metric, float(base), measured, tol, regressed))
+    return verdict
+
+
+def verdict_latency(
+    verdict: BaselineVerdict,
+    base: float,
+    samples: Sequence[float] | None,
+    tolerances: Mapping[str, Tolerance],
+    min_samples: int,
+) -> None:
+    metric = "latency.p50"
+    count = len(samples or [])
+    if count < min_samples:
+        verdict.notes.append(
+            f"latency not compared with the baseline: {count} samples, a robust comparison "
+            f"needs at least {min_samples}"
+        )
+        return
+    low, high = median_confidence_interval(samples)
+    median = float(statistics.median(samples))
+    tol = tolerance_for(metric, tolerances)
+    regressed = low > base + tol.allowed(base)
+    detail = (
+        f"median 95% CI [{format_seconds(low)}, {format_seconds(high)}] over {count} samples"
+    )
+    verdict.comparisons.append(Comparison(metric, base, median, tol, regressed, detail))
+
+
+def baseline_file_name(test_id: str) -> str:
+    """A readable file name for a test id (the id itself is stored inside)."""
+    name = test_id.replace("::", "__").replace("/", ".")
+    name = re.sub(r"[^A-Za-z0-9._\[\]-]+", "_", name)
+    return name[:200] + ".json"
+
+
+class BaselineStore:
+    """Baselines as one human-readable JSON file per test id in a directory (to commit)."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def path_for(self, test_id: str) -> Path:
+        return self.directory / baseline_file_name(test_id)
+
+    def load(self, test_id: str) -> dict | None:
+        path = self.path_for(test_id)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{path}: baseline is not valid JSON: {exc}") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+            raise ConfigurationError(f"{path}: baseline must be an object with a 'metrics' object")
+        if record.get("test") not in (None, test_id):
+            return None  # a different test whose id sanitises to the same name
+        return record
+
+    def save(self, test_id: str, record: dict) -> Path:
+        from kenning_hil.core.measurements import write_json_atomic
+
+        return write_json_atomic(self.path_for(test_id), {"test": test_id, **record})
+
+
+def baseline_record(
+    values: Mapping[str, float], target: str, samples: int, latency_source: str | None
+) -> dict:
+    """What a baseline file holds: the metrics worth comparing, and their context."""
+    metrics = {
+        k: v
+        for k, v in sorted(values.items())
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    return {
+        "target": target,
+        "samples": samples,
+        "latency_source": latency_source,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "metrics": metrics,
+    }

@@ -1,0 +1,178 @@
+"""Thresholds and baselines: parsing, verdicts and their messages."""
+
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+
+from kenning_hil.baseline import (
+    BaselineStore,
+    Threshold,
+    Tolerance,
+    baseline_record,
+    check_thresholds,
+    compare_to_baseline,
+    median_confidence_interval,
+    parse_thresholds,
+    parse_tolerances,
+)
+from kenning_hil.core.errors import ConfigurationError
+
+
+def test_parse_thresholds_forms_and_units():
+    parsed = parse_thresholds(
+        {
+            "accuracy": 0.9,
+            "mse": 0.5,
+            "latency.p95": "120ms",
+            "latency.p50": "<= 250 us",
+            "top_3": ">= 0.99",
+            "compiled_size": "< 64KiB",
+            "latency.max": {"min": "1ns", "max": "1s"},
+        },
+        "suite.yaml",
+    )
+    assert parsed == [
+        Threshold("accuracy", min=0.9),
+        Threshold("mse", max=0.5),
+        Threshold("latency.p95", max=pytest.approx(0.120)),
+        Threshold("latency.p50", max=pytest.approx(250e-6)),
+        Threshold("top_3", min=0.99),
+        Threshold("compiled_size", max=65536.0),
+        Threshold("latency.max", min=pytest.approx(1e-9), max=1.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"latency.p90": 1}, "latency thresholds are latency.<stat>"),
+        ({"accuracy": "high"}, "threshold 'accuracy': expected a number, got 'high'"),
+        ({"accuracy": "0.9 ms"}, "unit 'ms' does not fit a quality metric"),
+        ({"accuracy": {"least": 1}}, "expected keys min and/or max, got least"),
+        ({"compiled_size": "<= 3 parsecs"}, "expected a size"),
+        ([1, 2], "thresholds must be a mapping"),
+    ],
+)
+def test_threshold_errors_name_source_and_metric(spec, message):
+    with pytest.raises(ConfigurationError, match="^suite.yaml: .*" + re.escape(message)):
+        parse_thresholds(spec, "suite.yaml")
+
+
+def test_check_thresholds_messages():
+    thresholds = parse_thresholds(
+        {"accuracy": 0.95, "latency.p95": "1ms", "compiled_size": 100, "top_5": 0.9}, "t"
+    )
+    failures = check_thresholds(
+        {"accuracy": 0.93, "latency.p95": 0.0005, "compiled_size": 120}, thresholds
+    )
+    assert failures == [
+        "accuracy = 0.93 is below the threshold 0.95",
+        "compiled_size = 120 B is above the threshold 100 B",
+        "top_5 was not measured, so 'top_5 >= 0.9' cannot be checked "
+        "(measured: accuracy, compiled_size, latency.p95)",
+    ]
+    assert check_thresholds({"accuracy": 0.95, "latency.p95": 0.001, "compiled_size": 100,
+                             "top_5": 1.0}, thresholds) == []
+
+
+@pytest.mark.parametrize("n", [5, 10, 31, 200, 5000])
+def test_median_ci_matches_binomial_order_statistics(n):
+    samples = list(range(n))
+    random.Random(n).shuffle(samples)
+    low, high = median_confidence_interval(samples)
+    # reference: exact binomial tail computed with numpy from the definition
+    from math import comb
+
+    cdf = np.cumsum([comb(n, k) for k in range(n + 1)]) / 2**n
+    j = int(np.searchsorted(cdf, 0.025, side="right")) - 1
+    expected = (0, n - 1) if j < 0 else (j, n - 1 - j)
+    assert (low, high) == expected
+    assert low <= np.median(samples) <= high
+
+
+def test_median_ci_coverage_on_noise():
+    # about 95% of intervals from lognormal noise contain the true median (exp(0) = 1)
+    rng = np.random.default_rng(7)
+    hits = sum(
+        lo <= 1.0 <= hi
+        for lo, hi in (median_confidence_interval(rng.lognormal(0, 0.5, 40)) for _ in range(400))
+    )
+    assert 0.92 * 400 <= hits <= 0.995 * 400
+
+
+def record(**metrics):
+    return {"metrics": metrics}
+
+
+def test_quality_and_size_regressions():
+    verdict = compare_to_baseline(
+        record(accuracy=0.95, mse=0.10, compiled_size=1000),
+        {"accuracy": 0.93, "mse": 0.105, "compiled_size": 1001},
+        None,
+        parse_tolerances({"mse": {"abs": 0.01}}, "t"),
+    )
+    by_metric = {c.metric: c for c in verdict.comparisons}
+    assert by_metric["accuracy"].regressed  # 0.93 < 0.95 - 0.01
+    assert not by_metric["mse"].regressed  # 0.105 <= 0.10 + 0.01
+    assert by_metric["compiled_size"].regressed  # any growth with the default size tolerance
+    message = by_metric["accuracy"].message()
+    assert message == (
+        "accuracy regressed: measured 0.93, baseline 0.95, tolerance 0.01 "
+        "(limit 0.94; measured is below)"
+    )
+    assert not compare_to_baseline(record(accuracy=0.95), {"accuracy": 0.941}, None).regressions
+
+
+def test_latency_regression_is_judged_on_the_median_ci():
+    rng = np.random.default_rng(1)
+    base = 1e-3
+    tol = {"latency": Tolerance(rel=0.10, abs=0.0)}
+    same = rng.normal(base, 0.2e-3, 200).tolist()  # noisy but not slower
+    slower = rng.normal(1.3e-3, 0.2e-3, 200).tolist()
+    assert not compare_to_baseline(record(**{"latency.p50": base}), {}, same, tol).regressions
+    verdict = compare_to_baseline(record(**{"latency.p50": base}), {}, slower, tol)
+    (regression,) = verdict.regressions
+    assert regression.metric == "latency.p50"
+    assert "baseline 1.000 ms, tolerance 10%" in regression.message()
+    assert "median 95% CI [" in regression.message() and "over 200 samples" in regression.message()
+    # a single outlier-heavy short run is not a regression: its CI is wide
+    few = [1.0e-3] * 6 + [9e-3] * 5
+    assert not compare_to_baseline(record(**{"latency.p50": base}), {}, few, tol).regressions
+    # below the minimum sample count nothing is judged, and a note says why
+    verdict = compare_to_baseline(record(**{"latency.p50": base}), {}, slower[:5], tol)
+    assert verdict.comparisons == []
+    assert verdict.notes == [
+        "latency not compared with the baseline: 5 samples, a robust comparison needs at least 10"
+    ]
+
+
+def test_store_round_trip_and_errors(tmp_path):
+    store = BaselineStore(tmp_path / "baselines")
+    test_id = "tests/test_x.py::test_acc[host-onnxruntime]"
+    assert store.load(test_id) is None
+    values = {"accuracy": 0.97, "latency.p50": 1e-4, "compiled_size": 2048}
+    path = store.save(test_id, baseline_record(values, "host-onnxruntime", 100, "target"))
+    assert path.name == "tests.test_x.py__test_acc[host-onnxruntime].json"
+    text = path.read_text()
+    assert "\n  " in text  # indented, reviewable in a diff
+    loaded = store.load(test_id)
+    assert loaded["metrics"] == values and loaded["test"] == test_id
+    assert loaded["target"] == "host-onnxruntime" and loaded["samples"] == 100
+    path.write_text("{broken")
+    with pytest.raises(ConfigurationError, match="baseline is not valid JSON"):
+        store.load(test_id)
+    path.write_text(json.dumps({"test": test_id}))
+    with pytest.raises(ConfigurationError, match="must be an object with a 'metrics' object"):
+        store.load(test_id)
+
+
+def test_tolerance_parsing():
+    tol = parse_tolerances({"latency": {"rel": "5%", "abs": "10us"}, "size": {"rel": 0.02}}, "s")
+    assert tol["latency"] == Tolerance(rel=0.05, abs=pytest.approx(10e-6))
+    assert tol["size"] == Tolerance(rel=0.02)
+    assert tol["quality"] == Tolerance(abs=0.01)
+    with pytest.raises(ConfigurationError, match="tolerance 'latency.rel'"):
+        parse_tolerances({"latency": {"rel": "lots"}}, "s")
