@@ -93,7 +93,8 @@ def _describe_type(schema: dict) -> str:
         types = [types]
     words = [_TYPE_WORDS.get(t, t) for t in types]
     if schema.get("type") == "array" and "items" in schema and "type" in schema["items"]:
-        words = [f"a list of {_describe_type(schema['items']).removeprefix('an ').removeprefix('a ')}s"]
+        item = _describe_type(schema["items"]).removeprefix("an ").removeprefix("a ")
+        words = [f"a list of {item}s"]
     return " or ".join(words)
 
 
@@ -294,7 +295,9 @@ def load_class(dotted_path: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise ConfigurationError(f"cannot import module '{module_name}' for type '{dotted_path}': {exc}") from exc
+        raise ConfigurationError(
+            f"cannot import module '{module_name}' for type '{dotted_path}': {exc}"
+        ) from exc
     try:
         return getattr(module, class_name)
     except AttributeError as exc:
