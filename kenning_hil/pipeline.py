@@ -1,0 +1,275 @@
+"""The scenario: build the pipeline's objects from JSON, compile, run, summarise.
+
+A scenario is a JSON object::
+
+    {
+      "dataset":       {"type": "digits", "parameters": {...}},
+      "model_wrapper": {"type": "onnx", "parameters": {"model_path": "models/digits/..."}},
+      "optimizers":    [{"type": "...", "parameters": {...}}, ...],     (optional)
+      "runtime":       {"type": "onnxruntime", "parameters": {...}},
+      "protocol":      {"type": "...", "parameters": {...}}              (optional)
+    }
+
+``type`` is a short name from `kenning_hil.registry` or a dotted class path. Relative paths
+in parameters are used as given, i.e. they resolve against the current working directory
+(not the scenario file's directory), as they do on the command line.
+
+This module is the library behind `kenning-hil run` and the pytest plugin.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kenning_hil.core.dataset import Dataset
+from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.measurements import LatencyStats, Measurements, write_json_atomic
+from kenning_hil.core.model import ModelWrapper
+from kenning_hil.core.optimizer import Optimizer
+from kenning_hil.core.runtime import INFERENCE_STEP_KEY, Runtime
+from kenning_hil.registry import resolve_class
+
+SCENARIO_KEYS = ("dataset", "model_wrapper", "optimizers", "runtime", "protocol")
+REQUIRED_KEYS = ("dataset", "model_wrapper", "runtime")
+ENTRY_KEYS = ("type", "parameters")
+
+
+def load_scenario(path: str | Path) -> dict:
+    """Reads and validates a scenario file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"scenario file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"scenario file {path} cannot be read: {exc}") from exc
+    try:
+        scenario = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"scenario file {path} is not valid JSON: {exc}") from exc
+    return validate_scenario(scenario, str(path))
+
+
+def validate_scenario(scenario: Any, source: str = "scenario") -> dict:
+    """Checks the scenario's structure (keys and entry shapes; parameters are checked by
+    each class when built). Returns it unchanged."""
+    if not isinstance(scenario, dict):
+        raise ConfigurationError(f"{source}: must be a JSON object, got {type(scenario).__name__}")
+    unknown = sorted(set(scenario) - set(SCENARIO_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"{source}: unknown key '{unknown[0]}' (allowed: {', '.join(SCENARIO_KEYS)})"
+        )
+    for key in REQUIRED_KEYS:
+        if key not in scenario:
+            raise ConfigurationError(f"{source}: missing key '{key}'")
+    optimizers = scenario.get("optimizers", [])
+    if not isinstance(optimizers, list):
+        raise ConfigurationError(
+            f"{source}: 'optimizers' must be a list of entries, got {type(optimizers).__name__}"
+        )
+    entries = [(key, scenario[key]) for key in REQUIRED_KEYS + ("protocol",) if key in scenario]
+    entries += [(f"optimizers[{i}]", entry) for i, entry in enumerate(optimizers)]
+    for where, entry in entries:
+        _validate_entry(entry, f"{source}: '{where}'")
+    return scenario
+
+
+def _validate_entry(entry: Any, where: str) -> None:
+    if not isinstance(entry, dict):
+        raise ConfigurationError(
+            f"{where} must be an object with 'type' and 'parameters', got {type(entry).__name__}"
+        )
+    unknown = sorted(set(entry) - set(ENTRY_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(ENTRY_KEYS)})"
+        )
+    if not isinstance(entry.get("type"), str):
+        raise ConfigurationError(f"{where}: key 'type' must be a string, got {entry.get('type')!r}")
+    if not isinstance(entry.get("parameters", {}), dict):
+        raise ConfigurationError(f"{where}: key 'parameters' must be an object")
+
+
+def build_block(kind: str, entry: dict, base: type, where: str, **context: Any) -> Any:
+    """Builds one object of a scenario; errors name the scenario entry."""
+    try:
+        cls = resolve_class(kind, entry["type"], base)
+        return cls.from_json(entry.get("parameters", {}), **context)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"scenario '{where}': {exc}") from exc
+
+
+@dataclass
+class RunResult:
+    """What one pipeline run produced."""
+
+    name: str
+    measurements: Measurements
+    compiled_model_path: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.measurements.get("accuracy")
+
+    @property
+    def latency(self) -> LatencyStats | None:
+        """Per-batch inference latency on the target (seconds)."""
+        values = self.measurements.get_values(INFERENCE_STEP_KEY)
+        return LatencyStats.from_ns(values) if values else None
+
+    @property
+    def samples(self) -> int:
+        total = self.measurements.get("total")
+        if isinstance(total, int):
+            return total
+        return len(self.measurements.get_values(INFERENCE_STEP_KEY))
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers: samples, quality, latency (s), compiled size (bytes)."""
+        summary: dict[str, Any] = {"name": self.name, "samples": self.samples}
+        for key in ("accuracy", "top_3_accuracy", "mean_precision", "mean_recall"):
+            if key in self.measurements:
+                summary[key] = self.measurements[key]
+        latency = self.latency
+        if latency is not None:
+            summary["latency"] = latency.to_dict()
+        if "compiled_model_size" in self.measurements:
+            summary["compiled_model_size"] = self.measurements["compiled_model_size"]
+        return summary
+
+    def to_dict(self) -> dict[str, Any]:
+        """Kenning-style measurements file: the measurements, flat, plus run metadata."""
+        return {
+            **self.measurements.to_dict(),
+            **self.metadata,
+            "compiled_model_path": str(self.compiled_model_path),
+            "summary": self.summary(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Writes `to_dict()` as JSON, atomically."""
+        return write_json_atomic(path, self.to_dict())
+
+
+class Pipeline:
+    """Dataset -> model wrapper -> optimizers -> runtime (-> protocol), run once."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        model_wrapper: ModelWrapper,
+        runtime: Runtime,
+        optimizers: list[Optimizer] | None = None,
+        protocol: Any = None,
+        name: str = "scenario",
+        scenario: dict | None = None,
+    ):
+        self.dataset = dataset
+        self.model_wrapper = model_wrapper
+        self.optimizers = list(optimizers or [])
+        self.runtime = runtime
+        self.protocol = protocol
+        self.name = name
+        self.scenario = scenario
+
+    def compile(self) -> Path:
+        """Runs the optimizer chain; returns the path of the model the runtime gets.
+
+        Each block hands the model on in the first format both sides support; the io spec
+        travels explicitly, so nothing is written next to the source model.
+        """
+        previous: Any = self.model_wrapper
+        model_path = self.model_wrapper.get_path()
+        io_spec = self.model_wrapper.get_io_specification()
+        for optimizer in self.optimizers:
+            model_format = optimizer.consult_model_type(previous)
+            optimizer.set_input_type(model_format)
+            if previous is self.model_wrapper and model_format != self._native_format():
+                # the wrapper's file is in its native format: export the requested one
+                exported = optimizer.compiled_model_path.with_name(
+                    f"{optimizer.compiled_model_path.name}.input.{model_format}"
+                )
+                self._export(model_format, exported)
+                model_path = exported
+            optimizer.compile(model_path, io_spec)
+            model_path = optimizer.compiled_model_path
+            io_spec = optimizer.load_io_specification(model_path) or io_spec
+            previous = optimizer
+        self.runtime.consult_model_type(previous)
+        return Path(model_path)
+
+    def _native_format(self) -> str | None:
+        formats = self.model_wrapper.get_output_formats()
+        return formats[0] if formats else None
+
+    def _export(self, model_format: str, path: Path) -> None:
+        if model_format != "onnx":
+            raise ConfigurationError(
+                f"{type(self.model_wrapper).__name__} cannot export its model as '{model_format}'"
+            )
+        self.model_wrapper.save_to_onnx(path)
+
+    def metadata(self) -> dict[str, Any]:
+        framework, version = self.model_wrapper.get_framework_and_version()
+        compilers = []
+        for optimizer in self.optimizers:
+            name, compiler_version = optimizer.get_framework_and_version()
+            compilers.append({"compiler_framework": name, "compiler_version": compiler_version})
+        return {
+            "scenario_name": self.name,
+            "model_framework": framework,
+            "model_version": version,
+            "compilers": compilers,
+            "runtime": type(self.runtime).__name__,
+            "build_cfg": self.scenario,
+        }
+
+    def run(self, samples: int | None = None) -> RunResult:
+        """Compiles, runs the dataset (up to `samples`) through the runtime, returns results."""
+        if samples is not None:
+            self.dataset.set_sample_limit(samples)
+        compiled_model_path = self.compile()
+        if self.protocol is not None:
+            raise ConfigurationError(
+                "scenario 'protocol': running over a protocol is not supported by this build"
+            )
+        measurements = self.runtime.run_locally(
+            self.dataset, self.model_wrapper, compiled_model_path
+        )
+        return RunResult(self.name, measurements, compiled_model_path, self.metadata())
+
+
+def build_pipeline(scenario: dict, name: str = "scenario", source: str = "scenario") -> Pipeline:
+    """Validates a scenario dict and builds its objects."""
+    from kenning_hil.core.protocol import RuntimeProtocol
+
+    validate_scenario(scenario, source)
+    dataset = build_block("dataset", scenario["dataset"], Dataset, "dataset")
+    model_wrapper = build_block(
+        "model_wrapper", scenario["model_wrapper"], ModelWrapper, "model_wrapper", dataset=dataset
+    )
+    optimizers = [
+        build_block("optimizer", entry, Optimizer, f"optimizers[{i}]", dataset=dataset)
+        for i, entry in enumerate(scenario.get("optimizers", []))
+    ]
+    protocol = None
+    if "protocol" in scenario:
+        protocol = build_block("protocol", scenario["protocol"], RuntimeProtocol, "protocol")
+    runtime = build_block("runtime", scenario["runtime"], Runtime, "runtime", protocol=protocol)
+    return Pipeline(dataset, model_wrapper, runtime, optimizers, protocol, name, scenario)
+
+
+def run_scenario(
+    scenario: dict | str | Path, samples: int | None = None, name: str | None = None
+) -> RunResult:
+    """Builds and runs a scenario given as a dict or a JSON file path."""
+    if isinstance(scenario, (str, Path)):
+        path = Path(scenario)
+        scenario_dict = load_scenario(path)
+        return build_pipeline(scenario_dict, name or path.stem, str(path)).run(samples)
+    return build_pipeline(scenario, name or "scenario").run(samples)
