@@ -34,9 +34,11 @@ class LiteRTRuntime(FlatbufferRuntime):
     }
 
     def __init__(self, protocol=None, disable_performance_measurements: bool = False,
+                 save_model_path: Path | None = None,
                  model_path: Path | None = None, reference_kernels: bool = False,
                  num_threads: int | None = None):
-        super().__init__(protocol, disable_performance_measurements, model_path)
+        super().__init__(protocol, disable_performance_measurements, save_model_path,
+                         model_path)
         self.reference_kernels = reference_kernels
         self.num_threads = num_threads
         self.interpreter = None

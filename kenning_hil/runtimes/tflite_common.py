@@ -22,9 +22,8 @@ class FlatbufferRuntime(Runtime):
     input_formats = ["tflite"]
 
     arguments_structure = {
-        "model_path": {
-            "argparse_name": "--save-model-path",
-            "description": "Path of the .tflite model (a received model is saved there)",
+        "save_model_path": {
+            "description": "Where a model received from a client is saved (none: kept in memory)",
             "type": Path,
             "nullable": True,
             "default": None,
@@ -32,8 +31,10 @@ class FlatbufferRuntime(Runtime):
     }
 
     def __init__(self, protocol=None, disable_performance_measurements: bool = False,
-                 model_path: Path | None = None):
+                 save_model_path: Path | None = None, model_path: Path | None = None):
         super().__init__(protocol, disable_performance_measurements)
+        self.save_model_path = Path(save_model_path) if save_model_path is not None else None
+        # model_path: the local model (run_locally sets it too); not a JSON parameter
         self.model_path = Path(model_path) if model_path is not None else None
         self.model_info: TFLiteModelInfo | None = None
         self._inputs: list[np.ndarray] | None = None
@@ -45,7 +46,7 @@ class FlatbufferRuntime(Runtime):
     def prepare_model(self, input_data: bytes | None) -> bool:
         """Loads the model from `input_data`, or from `model_path` when None.
 
-        Received bytes are also saved to `model_path` when one is set. A corrupt flatbuffer or
+        Received bytes are also saved to `save_model_path` when one is set. A corrupt flatbuffer or
         a model the runtime cannot run raises ModelLoadError naming the model and the cause.
         """
         if input_data is None:
@@ -59,9 +60,11 @@ class FlatbufferRuntime(Runtime):
                 ) from exc
         else:
             data = bytes(input_data)
-            if self.model_path is not None:
-                self.model_path.parent.mkdir(parents=True, exist_ok=True)
-                self.model_path.write_bytes(data)
+            self.model_path = None
+            if self.save_model_path is not None:
+                self.save_model_path.parent.mkdir(parents=True, exist_ok=True)
+                self.save_model_path.write_bytes(data)
+                self.model_path = self.save_model_path
         self.model_info = read_tflite_model(data, self._source_name())
         try:
             self._load(data)

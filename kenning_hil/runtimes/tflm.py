@@ -62,8 +62,10 @@ class TFLMRuntime(FlatbufferRuntime):
     }
 
     def __init__(self, protocol=None, disable_performance_measurements: bool = False,
+                 save_model_path: Path | None = None,
                  model_path: Path | None = None, arena_size: int | None = None):
-        super().__init__(protocol, disable_performance_measurements, model_path)
+        super().__init__(protocol, disable_performance_measurements, save_model_path,
+                         model_path)
         if arena_size is not None and arena_size <= 0:
             raise ModelLoadError(f"TFLMRuntime: arena_size must be positive, got {arena_size}")
         self.arena_size = arena_size

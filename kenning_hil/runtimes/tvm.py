@@ -1,0 +1,136 @@
+"""TVMRuntime: runs shared libraries made by `TVMCompiler` on the Relax virtual machine, on the
+CPU or a GPU (`device`: "cpu", "cuda"; the library must have been compiled for that device).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kenning_hil.core.errors import (
+    ConfigurationError,
+    ModelLoadError,
+    ModelNotLoadedError,
+    import_optional,
+)
+from kenning_hil.core.runtime import Runtime
+
+DEVICES = ("cpu", "cuda")
+
+
+def _tvm():
+    return import_optional("tvm", "tvm", "the TVM runtime")
+
+
+class TVMRuntime(Runtime):
+    """Runs TVM Relax executables (shared libraries) with the Relax VM."""
+
+    input_formats = ["tvm"]
+
+    arguments_structure = {
+        "save_model_path": {
+            "description": "Where a library received from a client is saved (none: a temporary "
+            "file, as the VM loads libraries from files)",
+            "type": Path,
+            "nullable": True,
+            "default": None,
+        },
+        "device": {
+            "description": "Device the library was compiled for",
+            "type": str,
+            "enum": list(DEVICES),
+            "default": "cpu",
+        },
+        "entry_function": {
+            "description": "Relax function to call",
+            "type": str,
+            "default": "main",
+        },
+    }
+
+    def __init__(self, protocol: Any = None, disable_performance_measurements: bool = False,
+                 save_model_path: Path | None = None, device: str = "cpu",
+                 entry_function: str = "main"):
+        super().__init__(protocol, disable_performance_measurements)
+        if device not in DEVICES:
+            raise ConfigurationError(f"TVMRuntime: device must be one of {DEVICES}, got {device!r}")
+        self.save_model_path = Path(save_model_path) if save_model_path else None
+        self.device_name = device
+        self.entry_function = entry_function
+        self.vm: Any = None
+        self._function: Any = None
+        self._inputs: list[Any] | None = None
+        self._outputs: list[np.ndarray] | None = None
+        self._scratch: tempfile.TemporaryDirectory | None = None
+
+    def _device(self) -> Any:
+        tvm = _tvm()
+        device = tvm.cuda(0) if self.device_name == "cuda" else tvm.cpu(0)
+        if not device.exist:
+            raise ConfigurationError(f"TVMRuntime: device '{self.device_name}' is not present")
+        return device
+
+    def prepare_model(self, input_data: bytes | None) -> bool:
+        tvm = _tvm()
+        if input_data is not None:
+            if self.save_model_path is not None:
+                path = self.save_model_path
+            else:
+                self._scratch = tempfile.TemporaryDirectory(prefix="kenning-hil-tvm-")
+                path = Path(self._scratch.name) / "model.so"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bytes(input_data))
+            self.model_path = path
+        if self.model_path is None or not Path(self.model_path).is_file():
+            raise ModelLoadError(f"TVMRuntime: model library {self.model_path} does not exist")
+        device = self._device()
+        try:
+            library = tvm.runtime.load_module(str(self.model_path))
+            self.vm = tvm.relax.VirtualMachine(library, device)
+            self._function = self.vm[self.entry_function]
+        except Exception as exc:  # noqa: BLE001 - TVM raises its own error types
+            raise ModelLoadError(
+                f"{self.model_path}: TVMRuntime cannot load the library on {self.device_name}: "
+                f"{' '.join(str(exc).split())[:300]}"
+            ) from exc
+        self.device = device
+        return True
+
+    def load_input(self, input_data: list[np.ndarray]) -> bool:
+        if self.vm is None:
+            raise ModelNotLoadedError("TVMRuntime: no model loaded (prepare_model)")
+        tvm = _tvm()
+        self._inputs = [
+            tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in input_data
+        ]
+        return True
+
+    def run(self) -> None:
+        if self.vm is None:
+            raise ModelNotLoadedError("TVMRuntime: no model loaded (prepare_model)")
+        if self._inputs is None:
+            raise ModelNotLoadedError("TVMRuntime: no input loaded (prepare_input)")
+        self._outputs = _to_numpy(self._function(*self._inputs))
+
+    def extract_raw_output(self) -> list[np.ndarray]:
+        if self._outputs is None:
+            raise ModelNotLoadedError("TVMRuntime: no output yet (run)")
+        return self._outputs
+
+    def run_batch(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        self.load_input(inputs)
+        # .numpy() copies back to the host, which also waits for a GPU to finish
+        return _to_numpy(self._function(*self._inputs))
+
+
+def _to_numpy(result: Any) -> list[np.ndarray]:
+    """The VM returns a tensor or a (nested) tuple of them; flatten to numpy arrays."""
+    if hasattr(result, "numpy"):
+        return [result.numpy()]
+    arrays: list[np.ndarray] = []
+    for item in result:
+        arrays.extend(_to_numpy(item))
+    return arrays
