@@ -15,14 +15,22 @@ REGISTRY: dict[str, dict[str, str]] = {
     "dataset": {
         "digits": "kenning_hil.datasets.digits.DigitsDataset",
         "random": "kenning_hil.datasets.random.RandomDataset",
+        "eembc": "kenning_hil.datasets.mlperf_tiny.EEMBCDataset",
     },
     "model_wrapper": {
         "onnx": "kenning_hil.modelwrappers.onnx.ONNXWrapper",
+        "tflite": "kenning_hil.modelwrappers.tflite.TFLiteWrapper",
     },
     "optimizer": {
+        "onnxruntime-quant": "kenning_hil.optimizers.onnxruntime_quant.ONNXRuntimeQuantizer",
+        "tflite": "kenning_hil.optimizers.tflite.TFLiteCompiler",
+        "tvm": "kenning_hil.optimizers.tvm.TVMCompiler",
     },
     "runtime": {
         "onnxruntime": "kenning_hil.runtimes.onnxruntime.ONNXRuntime",
+        "litert": "kenning_hil.runtimes.litert.LiteRTRuntime",
+        "tflm": "kenning_hil.runtimes.tflm.TFLMRuntime",
+        "tvm": "kenning_hil.runtimes.tvm.TVMRuntime",
     },
     "protocol": {
     },
