@@ -75,6 +75,15 @@ typedef struct khil_interp {
  * On failure returns the status and writes a one-line reason into err (if err_len > 0). */
 khil_status khil_load(khil_interp *ip, const uint8_t *model, size_t model_len, uint8_t *arena,
                       size_t arena_len, char *err, size_t err_len);
+
+/* khil_load flags. By default input tensors are consumed by khil_invoke (their memory is reused
+ * once read, as in TFLite Micro): write the inputs before every invoke. KEEP_INPUTS keeps them
+ * intact for the whole invoke, at the cost of arena. The low byte selects arithmetic variants
+ * (see khil_quant.h), honoured only in builds with -DKHIL_VARIANTS (host investigation). */
+#define KHIL_LOAD_KEEP_INPUTS (1u << 8)
+#define KHIL_LOAD_VARIANT_MASK 0xffu
+khil_status khil_load_ex(khil_interp *ip, const uint8_t *model, size_t model_len, uint8_t *arena,
+                         size_t arena_len, uint32_t flags, char *err, size_t err_len);
 /* Runs one inference on the current input tensors. */
 khil_status khil_invoke(khil_interp *ip, char *err, size_t err_len);
 int khil_num_inputs(const khil_interp *ip);
@@ -82,6 +91,8 @@ int khil_num_outputs(const khil_interp *ip);
 khil_status khil_input(const khil_interp *ip, int i, khil_tensor_info *out);
 khil_status khil_output(const khil_interp *ip, int i, khil_tensor_info *out);
 size_t khil_arena_peak(const khil_interp *ip); /* bytes of arena used (tensors + scratch) */
+/* sizeof(khil_interp), for bindings (ctypes) that allocate the struct themselves. */
+size_t khil_interp_struct_size(void);
 
 #ifdef __cplusplus
 }

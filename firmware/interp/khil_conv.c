@@ -1,0 +1,118 @@
+/* CONV_2D and DEPTHWISE_CONV_2D, int8 with per-channel requantisation: the arithmetic of
+ * LiteRT's reference_integer_ops::ConvPerChannel / DepthwiseConvPerChannel. */
+#include "khil_internal.h"
+#include "khil_quant.h"
+
+static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+void khil_kernel_conv(const khil_op *op, khil_tensor *t)
+{
+    const khil_conv_params *p = &op->p.conv;
+    const khil_tensor *in = &t[op->in[0]];
+    const khil_tensor *f = &t[op->in[1]];
+    const khil_tensor *out = &t[op->out];
+    const uint8_t *bias = op->in[2] >= 0 ? t[op->in[2]].data : NULL;
+    const int8_t *x = (const int8_t *)in->data;
+    const int8_t *w = (const int8_t *)f->data;
+    int8_t *y = (int8_t *)out->data;
+    const int32_t batches = in->dims[0], ih = in->dims[1], iw = in->dims[2], ic = in->dims[3];
+    const int32_t kh = f->dims[1], kw = f->dims[2], fic = f->dims[3];
+    const int32_t oh = out->dims[1], ow = out->dims[2], oc = out->dims[3];
+    const int32_t groups = ic / fic;
+    const int32_t per_group = oc / groups;
+
+    for (int32_t b = 0; b < batches; b++) {
+        for (int32_t oy = 0; oy < oh; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            for (int32_t ox = 0; ox < ow; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                for (int32_t c = 0; c < oc; c++) {
+                    const int32_t g = c / per_group;
+                    int32_t acc = 0;
+                    for (int32_t fy = 0; fy < kh; fy++) {
+                        const int32_t iy = iy0 + p->dilation_h * fy;
+                        if (iy < 0 || iy >= ih) {
+                            continue;
+                        }
+                        for (int32_t fx = 0; fx < kw; fx++) {
+                            const int32_t ix = ix0 + p->dilation_w * fx;
+                            if (ix < 0 || ix >= iw) {
+                                continue;
+                            }
+                            const int8_t *xp = x + ((b * ih + iy) * iw + ix) * ic + g * fic;
+                            const int8_t *wp = w + ((c * kh + fy) * kw + fx) * fic;
+                            for (int32_t k = 0; k < fic; k++) {
+                                acc += wp[k] * (xp[k] + p->input_offset);
+                            }
+                        }
+                    }
+                    if (bias != NULL) {
+                        acc += khil_load_i32(bias + 4 * c);
+                    }
+                    const int32_t q = p->per_channel ? c : 0;
+                    acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
+                    acc += p->output_offset;
+                    y[((b * oh + oy) * ow + ox) * oc + c] =
+                        (int8_t)clamp(acc, op->act_min, op->act_max);
+                }
+            }
+        }
+    }
+}
+
+void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
+{
+    const khil_conv_params *p = &op->p.conv;
+    const khil_tensor *in = &t[op->in[0]];
+    const khil_tensor *f = &t[op->in[1]];
+    const khil_tensor *out = &t[op->out];
+    const uint8_t *bias = op->in[2] >= 0 ? t[op->in[2]].data : NULL;
+    const int8_t *x = (const int8_t *)in->data;
+    const int8_t *w = (const int8_t *)f->data;
+    int8_t *y = (int8_t *)out->data;
+    const int32_t batches = in->dims[0], ih = in->dims[1], iw = in->dims[2], ic = in->dims[3];
+    const int32_t kh = f->dims[1], kw = f->dims[2];
+    const int32_t oh = out->dims[1], ow = out->dims[2], oc = out->dims[3];
+    const int32_t dm = p->depth_multiplier;
+
+    for (int32_t b = 0; b < batches; b++) {
+        for (int32_t oy = 0; oy < oh; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            for (int32_t ox = 0; ox < ow; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                for (int32_t c = 0; c < ic; c++) {
+                    for (int32_t m = 0; m < dm; m++) {
+                        const int32_t o = m + c * dm;
+                        int32_t acc = 0;
+                        for (int32_t fy = 0; fy < kh; fy++) {
+                            const int32_t iy = iy0 + p->dilation_h * fy;
+                            if (iy < 0 || iy >= ih) {
+                                continue;
+                            }
+                            for (int32_t fx = 0; fx < kw; fx++) {
+                                const int32_t ix = ix0 + p->dilation_w * fx;
+                                if (ix < 0 || ix >= iw) {
+                                    continue;
+                                }
+                                const int32_t xv = x[((b * ih + iy) * iw + ix) * ic + c];
+                                const int32_t wv = w[(fy * kw + fx) * oc + o];
+                                acc += wv * (xv + p->input_offset);
+                            }
+                        }
+                        if (bias != NULL) {
+                            acc += khil_load_i32(bias + 4 * o);
+                        }
+                        const int32_t q = p->per_channel ? o : 0;
+                        acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
+                        acc += p->output_offset;
+                        y[((b * oh + oy) * ow + ox) * oc + o] =
+                            (int8_t)clamp(acc, op->act_min, op->act_max);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+/* FULLY_CONNECTED int8: LiteRT's reference_integer_ops::FullyConnected (per-tensor) and
+ * FullyConnectedPerChannel arithmetic. */
+#include "khil_internal.h"
+#include "khil_quant.h"
+
+void khil_kernel_fully_connected(const khil_op *op, khil_tensor *t)
+{
+    const khil_fc_params *p = &op->p.fc;
+    const int8_t *x = (const int8_t *)t[op->in[0]].data;
+    const int8_t *w = (const int8_t *)t[op->in[1]].data;
+    const uint8_t *bias = op->in[2] >= 0 ? t[op->in[2]].data : NULL;
+    int8_t *y = (int8_t *)t[op->out].data;
+    const int32_t depth = p->accum_depth, units = p->output_depth;
+
+    for (int32_t b = 0; b < p->batches; b++) {
+        const int8_t *xb = x + b * depth;
+        for (int32_t u = 0; u < units; u++) {
+            const int8_t *wu = w + u * depth;
+            int32_t acc = 0;
+            for (int32_t d = 0; d < depth; d++) {
+                acc += (wu[d] + p->filter_offset) * (xb[d] + p->input_offset);
+            }
+            if (bias != NULL) {
+                acc += khil_load_i32(bias + 4 * u);
+            }
+            const int32_t q = p->per_channel ? u : 0;
+            acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
+            acc += p->output_offset;
+            acc = acc < op->act_min ? op->act_min : (acc > op->act_max ? op->act_max : acc);
+            y[b * units + u] = (int8_t)acc;
+        }
+    }
+}

@@ -1,0 +1,1137 @@
+/* Model loading: walks the TFLite flatbuffer in place, checks every operator and tensor we
+ * will touch, derives the fixed-point parameters the way LiteRT's Prepare() does, and plans
+ * activation memory in the caller's arena.
+ *
+ * Arena layout: [activation region, planned from the bottom | ... | persistent data, allocated
+ * downwards from the top: tensor and operator records, per-channel multipliers]. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "khil_flatbuffer.h"
+#include "khil_internal.h"
+#include "khil_names.h"
+#include "khil_quant.h"
+
+#define ACTIVATION_ALIGN 16u
+#define PERSIST_ALIGN 8u
+
+/* Model / SubGraph / Tensor / Operator / ... field slots (TFLite schema). */
+enum { MODEL_OPERATOR_CODES = 1, MODEL_SUBGRAPHS = 2, MODEL_BUFFERS = 4 };
+enum { OPCODE_DEPRECATED_BUILTIN = 0, OPCODE_CUSTOM_CODE = 1, OPCODE_BUILTIN = 3 };
+enum { SUBGRAPH_TENSORS = 0, SUBGRAPH_INPUTS = 1, SUBGRAPH_OUTPUTS = 2, SUBGRAPH_OPERATORS = 3 };
+enum {
+    TENSOR_SHAPE = 0,
+    TENSOR_TYPE = 1,
+    TENSOR_BUFFER = 2,
+    TENSOR_QUANTIZATION = 4,
+    TENSOR_SPARSITY = 6,
+    TENSOR_EXTERNAL_BUFFER = 10
+};
+enum { QUANT_SCALE = 2, QUANT_ZERO_POINT = 3, QUANT_DIMENSION = 6 };
+enum { OP_OPCODE_INDEX = 0, OP_INPUTS = 1, OP_OUTPUTS = 2, OP_BUILTIN_OPTIONS = 4 };
+enum { BUFFER_DATA = 0, BUFFER_OFFSET = 1, BUFFER_SIZE = 2 };
+enum { BUILTIN_CUSTOM = 32 };
+
+typedef struct {
+    khil_interp *ip;
+    khil_fb fb;
+    char *err;
+    size_t err_len;
+    uint8_t *base;          /* arena start, aligned */
+    size_t usable;          /* arena bytes from base */
+    size_t persist_used;    /* bytes taken from the top */
+    size_t persist_wanted;  /* bytes asked for, even past the end (for the message) */
+    uint32_t variant;
+    khil_fb_vector buffers;
+} loader;
+
+static void *persist_alloc(loader *ld, size_t n)
+{
+    n = (n + PERSIST_ALIGN - 1) & ~(size_t)(PERSIST_ALIGN - 1);
+    ld->persist_wanted += n;
+    if (ld->persist_wanted > ld->usable) {
+        return NULL;
+    }
+    ld->persist_used = ld->persist_wanted;
+    uint8_t *p = ld->base + ld->usable - ld->persist_used;
+    memset(p, 0, n);
+    return p;
+}
+
+static khil_status fail_arena_metadata(loader *ld)
+{
+    khil_fmt(ld->err, ld->err_len,
+             "model needs more than %z arena bytes (metadata alone), arena has %z",
+             ld->persist_wanted, ld->ip->arena_len);
+    return KHIL_ERR_ARENA;
+}
+
+static khil_status fail_corrupt(loader *ld, const char *what)
+{
+    khil_fmt(ld->err, ld->err_len, "corrupt TFLite model: bad flatbuffer offsets in %s", what);
+    return KHIL_ERR_PARSE;
+}
+
+static uint32_t type_size(uint8_t type)
+{
+    switch (type) {
+    case KHIL_TYPE_INT8:
+    case KHIL_TYPE_UINT8:
+    case 6: /* BOOL */
+        return 1;
+    case KHIL_TYPE_INT16:
+    case KHIL_TYPE_FLOAT16:
+    case 16: /* UINT16 */
+        return 2;
+    case KHIL_TYPE_INT32:
+    case KHIL_TYPE_FLOAT32:
+    case 15: /* UINT32 */
+        return 4;
+    case KHIL_TYPE_INT64:
+    case 10: /* FLOAT64 */
+    case 12: /* UINT64 */
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khil_tensor *t)
+{
+    khil_fb *fb = &ld->fb;
+    khil_fb_vector shape = khil_fb_vec(fb, &tt, TENSOR_SHAPE, 4);
+    t->type = khil_fb_u8(fb, &tt, TENSOR_TYPE, 0);
+    uint32_t buffer = khil_fb_u32(fb, &tt, TENSOR_BUFFER, 0);
+    khil_fb_table q = khil_fb_subtable(fb, &tt, TENSOR_QUANTIZATION);
+    int has_sparsity = khil_fb_has(fb, &tt, TENSOR_SPARSITY);
+    uint64_t external = khil_fb_u32(fb, &tt, TENSOR_EXTERNAL_BUFFER, 0);
+    if (fb->bad) {
+        return fail_corrupt(ld, "a tensor");
+    }
+    t->first = -1;
+    t->last = -1;
+    t->alias_of = -1;
+    if (shape.count > KHIL_MAX_DIMS) {
+        khil_fmt(ld->err, ld->err_len, "tensor %d has %u dimensions, at most %d supported",
+                 (int)index, (unsigned)shape.count, KHIL_MAX_DIMS);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+    t->ndim = (uint8_t)shape.count;
+    uint64_t elems = 1;
+    for (uint32_t d = 0; d < shape.count; d++) {
+        int32_t v = khil_fb_vec_i32(fb, shape, d);
+        if (v < 0) {
+            khil_fmt(ld->err, ld->err_len, "tensor %d has a dynamic dimension (%d)", (int)index,
+                     (int)v);
+            return KHIL_ERR_UNSUPPORTED_TYPE;
+        }
+        t->dims[d] = v;
+        elems *= (uint64_t)v;
+        if (elems > 0x7fffffffu) {
+            khil_fmt(ld->err, ld->err_len, "tensor %d is too large", (int)index);
+            return KHIL_ERR_PARSE;
+        }
+    }
+    uint32_t esize = type_size(t->type);
+    t->elems = (uint32_t)elems;
+    if (elems * esize > 0x7fffffffu) {
+        khil_fmt(ld->err, ld->err_len, "tensor %d is too large", (int)index);
+        return KHIL_ERR_PARSE;
+    }
+    t->bytes = (uint32_t)(elems * esize);
+    if (has_sparsity || external) {
+        khil_fmt(ld->err, ld->err_len, "tensor %d uses %s, not supported", (int)index,
+                 has_sparsity ? "sparse storage" : "an external buffer");
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+
+    /* Constant data stays in the model: either inline in Buffer.data or at Buffer.offset. */
+    if (buffer != 0) {
+        if (buffer >= ld->buffers.count) {
+            khil_fmt(ld->err, ld->err_len, "tensor %d refers to buffer %u of %u", (int)index,
+                     (unsigned)buffer, (unsigned)ld->buffers.count);
+            return KHIL_ERR_PARSE;
+        }
+        khil_fb_table bt = khil_fb_vec_table(fb, ld->buffers, buffer);
+        khil_fb_vector data = khil_fb_vec(fb, &bt, BUFFER_DATA, 1);
+        uint64_t off = khil_fb_u64(fb, &bt, BUFFER_OFFSET, 0);
+        uint64_t size = khil_fb_u64(fb, &bt, BUFFER_SIZE, 0);
+        if (fb->bad) {
+            return fail_corrupt(ld, "a buffer");
+        }
+        const uint8_t *p = NULL;
+        uint64_t n = 0;
+        if (data.count > 0) {
+            p = fb->buf + data.pos;
+            n = data.count;
+        } else if (off > 1) { /* offset 1 is the converter's "not yet placed" marker */
+            if (off > fb->len || size > fb->len - off) {
+                khil_fmt(ld->err, ld->err_len,
+                         "tensor %d data (offset %z, %z bytes) lies outside the model", (int)index,
+                         (size_t)off, (size_t)size);
+                return KHIL_ERR_PARSE;
+            }
+            p = fb->buf + off;
+            n = size;
+        }
+        if (p != NULL) {
+            if (esize == 0) {
+                khil_fmt(ld->err, ld->err_len, "tensor %d has unsupported type %s", (int)index,
+                         khil_type_name(t->type));
+                return KHIL_ERR_UNSUPPORTED_TYPE;
+            }
+            if (n != t->bytes) {
+                khil_fmt(ld->err, ld->err_len,
+                         "tensor %d has %u bytes of data, its shape needs %u", (int)index,
+                         (unsigned)n, (unsigned)t->bytes);
+                return KHIL_ERR_PARSE;
+            }
+            t->is_const = 1;
+            t->data = (uint8_t *)(uintptr_t)p; /* read-only: kernels never write inputs */
+        }
+    }
+
+    if (q.pos != 0) {
+        khil_fb_vector sc = khil_fb_vec(fb, &q, QUANT_SCALE, 4);
+        khil_fb_vector zp = khil_fb_vec(fb, &q, QUANT_ZERO_POINT, 8);
+        int32_t qdim = khil_fb_i32(fb, &q, QUANT_DIMENSION, 0);
+        if (fb->bad) {
+            return fail_corrupt(ld, "quantization parameters");
+        }
+        if (sc.count > 0) {
+            t->scale = khil_fb_vec_f32(fb, sc, 0);
+            t->channel_scales = fb->buf + sc.pos;
+            t->num_scales = sc.count;
+            t->quant_dim = qdim;
+        }
+        t->zero_points_all_zero = 1;
+        if (zp.count > 0) {
+            t->has_zero_points = 1;
+            int64_t z0 = khil_fb_vec_i64(fb, zp, 0);
+            if (z0 < -32768 || z0 > 65535) {
+                khil_fmt(ld->err, ld->err_len, "tensor %d has zero point out of range",
+                         (int)index);
+                return KHIL_ERR_PARSE;
+            }
+            t->zero_point = (int32_t)z0;
+            for (uint32_t i = 0; i < zp.count; i++) {
+                if (khil_fb_vec_i64(fb, zp, i) != 0) {
+                    t->zero_points_all_zero = 0;
+                }
+            }
+        }
+    } else {
+        t->zero_points_all_zero = 1;
+    }
+    return KHIL_OK;
+}
+
+/* ---------------------------------------------------------------- operator checks */
+
+typedef struct {
+    loader *ld;
+    khil_op *op;
+    const char *name;
+} op_ctx;
+
+static khil_tensor *tensor(op_ctx *c, int32_t i)
+{
+    return &c->ld->ip->tensors[i];
+}
+
+static khil_status want_type(op_ctx *c, int32_t ti, uint8_t type, const char *role)
+{
+    khil_tensor *t = tensor(c, ti);
+    if (t->type != type) {
+        khil_fmt(c->ld->err, c->ld->err_len, "unsupported tensor type %s for %s %s (op %d)",
+                 khil_type_name(t->type), c->name, role, (int)c->op->index);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+    return KHIL_OK;
+}
+
+static khil_status want_quantized(op_ctx *c, int32_t ti, const char *role)
+{
+    khil_tensor *t = tensor(c, ti);
+    if (t->num_scales == 0 || !(t->scale > 0.0f)) {
+        khil_fmt(c->ld->err, c->ld->err_len, "%s %s (op %d) has no quantization scale", c->name,
+                 role, (int)c->op->index);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+    return KHIL_OK;
+}
+
+static khil_status want_ndim(op_ctx *c, int32_t ti, int ndim, const char *role)
+{
+    khil_tensor *t = tensor(c, ti);
+    if (t->ndim != ndim) {
+        khil_fmt(c->ld->err, c->ld->err_len, "%s %s (op %d) has %d dimensions, expected %d",
+                 c->name, role, (int)c->op->index, (int)t->ndim, ndim);
+        return KHIL_ERR_PARSE;
+    }
+    return KHIL_OK;
+}
+
+static khil_status shape_error(op_ctx *c, const char *what)
+{
+    khil_fmt(c->ld->err, c->ld->err_len, "%s (op %d): %s", c->name, (int)c->op->index, what);
+    return KHIL_ERR_PARSE;
+}
+
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        khil_status s_ = (expr);                                                                   \
+        if (s_ != KHIL_OK) {                                                                       \
+            return s_;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* TFLite ComputeOutSize. */
+static int32_t out_size(int padding, int32_t in, int32_t filter, int32_t stride, int32_t dilation)
+{
+    int32_t effective = (filter - 1) * dilation + 1;
+    return padding == KHIL_PAD_SAME ? (in + stride - 1) / stride
+                                    : (in + stride - effective) / stride;
+}
+
+/* TFLite ComputePaddingWithOffset (the reference kernels only use the returned half). */
+static int32_t padding_before(int32_t stride, int32_t dilation, int32_t in, int32_t filter,
+                              int32_t out)
+{
+    int32_t effective = (filter - 1) * dilation + 1;
+    int32_t total = (out - 1) * stride + effective - in;
+    return total > 0 ? total / 2 : 0;
+}
+
+static khil_status check_activation(op_ctx *c, int act)
+{
+    if (act != KHIL_ACT_NONE && act != KHIL_ACT_RELU && act != KHIL_ACT_RELU6 &&
+        act != KHIL_ACT_RELU_N1_TO_1) {
+        khil_fmt(c->ld->err, c->ld->err_len, "%s (op %d): unsupported fused activation %d",
+                 c->name, (int)c->op->index, act);
+        return KHIL_ERR_UNSUPPORTED_OP;
+    }
+    return KHIL_OK;
+}
+
+static khil_status check_bias(op_ctx *c, int32_t channels)
+{
+    int32_t b = c->op->in[2];
+    if (b < 0) {
+        return KHIL_OK;
+    }
+    CHECK(want_type(c, b, KHIL_TYPE_INT32, "bias"));
+    if (tensor(c, b)->elems != (uint32_t)channels) {
+        return shape_error(c, "bias size differs from the number of output channels");
+    }
+    return KHIL_OK;
+}
+
+/* Per-channel requantisation, as LiteRT's PopulateConvolutionQuantizationParams (and the FC
+ * Prepare): effective_scale = double(input_scale) * double(filter_scale[c]) / double(output). */
+static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quant_dim,
+                                       int32_t **mult, int32_t **shift, int32_t *per_channel)
+{
+    khil_tensor *in = tensor(c, c->op->in[0]);
+    khil_tensor *f = tensor(c, c->op->in[1]);
+    khil_tensor *out = tensor(c, c->op->out);
+    int pc = f->num_scales > 1;
+    if (pc && (f->num_scales != (uint32_t)channels || f->quant_dim != quant_dim)) {
+        return shape_error(c, "per-channel filter scales do not match the output channels");
+    }
+    if (pc && !f->zero_points_all_zero) {
+        khil_fmt(c->ld->err, c->ld->err_len,
+                 "%s filter (op %d) has non-zero per-channel zero points", c->name,
+                 (int)c->op->index);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+    int32_t n = pc ? channels : 1;
+    *mult = persist_alloc(c->ld, (size_t)n * sizeof(int32_t));
+    *shift = persist_alloc(c->ld, (size_t)n * sizeof(int32_t));
+    if (*mult == NULL || *shift == NULL) {
+        return fail_arena_metadata(c->ld);
+    }
+    *per_channel = pc;
+    int single = (c->ld->variant & KHIL_VARIANT_SINGLE_ROUNDING) != 0;
+    for (int32_t i = 0; i < n; i++) {
+        float fs = khil_fb_read_f32(f->channel_scales + 4u * (uint32_t)i);
+        double eff;
+        if (c->ld->variant & KHIL_VARIANT_FC_SCALE_FLOAT_DIVIDE) {
+            eff = (double)(in->scale * fs / out->scale);
+        } else if (c->ld->variant & KHIL_VARIANT_FLOAT_SCALE_PRODUCT) {
+            eff = (double)(in->scale * fs) / (double)out->scale;
+        } else {
+            eff = (double)in->scale * (double)fs / (double)out->scale;
+        }
+        int s;
+        khil_quantize_multiplier(eff, &(*mult)[i], &s, single);
+        (*shift)[i] = s;
+    }
+    return KHIL_OK;
+}
+
+static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
+{
+    khil_op *op = c->op;
+    khil_fb *fb = &c->ld->fb;
+    if (op->in[0] < 0 || op->in[1] < 0) {
+        return shape_error(c, "missing input or filter");
+    }
+    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input"));
+    CHECK(want_type(c, op->in[1], KHIL_TYPE_INT8, "filter"));
+    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, op->in[0], "input"));
+    CHECK(want_quantized(c, op->in[1], "filter"));
+    CHECK(want_quantized(c, op->out, "output"));
+    CHECK(want_ndim(c, op->in[0], 4, "input"));
+    CHECK(want_ndim(c, op->in[1], 4, "filter"));
+    CHECK(want_ndim(c, op->out, 4, "output"));
+    khil_tensor *in = tensor(c, op->in[0]);
+    khil_tensor *f = tensor(c, op->in[1]);
+    khil_tensor *out = tensor(c, op->out);
+    khil_conv_params *p = &op->p.conv;
+
+    int padding = khil_fb_u8(fb, &opt, 0, 0);
+    p->stride_w = khil_fb_i32(fb, &opt, 1, 0);
+    p->stride_h = khil_fb_i32(fb, &opt, 2, 0);
+    int act;
+    if (depthwise) {
+        act = khil_fb_u8(fb, &opt, 4, 0);
+        p->dilation_w = khil_fb_i32(fb, &opt, 5, 1);
+        p->dilation_h = khil_fb_i32(fb, &opt, 6, 1);
+    } else {
+        act = khil_fb_u8(fb, &opt, 3, 0);
+        p->dilation_w = khil_fb_i32(fb, &opt, 4, 1);
+        p->dilation_h = khil_fb_i32(fb, &opt, 5, 1);
+    }
+    if (fb->bad) {
+        return fail_corrupt(c->ld, "operator options");
+    }
+    CHECK(check_activation(c, act));
+    if (padding > KHIL_PAD_VALID || p->stride_w < 1 || p->stride_h < 1 || p->dilation_w < 1 ||
+        p->dilation_h < 1 || p->stride_w > 4096 || p->stride_h > 4096 || p->dilation_w > 4096 ||
+        p->dilation_h > 4096) {
+        return shape_error(c, "invalid padding, stride or dilation");
+    }
+    const int32_t batches = in->dims[0], ih = in->dims[1], iw = in->dims[2], ic = in->dims[3];
+    const int32_t kh = f->dims[1], kw = f->dims[2];
+    const int32_t oc = out->dims[3];
+    if (out->dims[0] != batches || kh < 1 || kw < 1 || ic < 1 || oc < 1) {
+        return shape_error(c, "inconsistent shapes");
+    }
+    if (depthwise) {
+        if (f->dims[0] != 1 || f->dims[3] != oc || oc % ic != 0) {
+            return shape_error(c, "filter shape does not match input and output channels");
+        }
+        p->depth_multiplier = oc / ic;
+    } else {
+        if (f->dims[0] != oc || f->dims[3] < 1 || ic % f->dims[3] != 0 ||
+            oc % (ic / f->dims[3]) != 0) {
+            return shape_error(c, "filter shape does not match input and output channels");
+        }
+    }
+    int32_t oh = out_size(padding, ih, kh, p->stride_h, p->dilation_h);
+    int32_t ow = out_size(padding, iw, kw, p->stride_w, p->dilation_w);
+    if (oh != out->dims[1] || ow != out->dims[2]) {
+        return shape_error(c, "output size does not follow from padding and strides");
+    }
+    p->pad_h = padding_before(p->stride_h, p->dilation_h, ih, kh, oh);
+    p->pad_w = padding_before(p->stride_w, p->dilation_w, iw, kw, ow);
+    CHECK(check_bias(c, oc));
+    p->input_offset = -in->zero_point;
+    p->output_offset = out->zero_point;
+    khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+    return requant_multipliers(c, oc, depthwise ? 3 : 0, &p->mult, &p->shift, &p->per_channel);
+}
+
+static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
+{
+    khil_op *op = c->op;
+    khil_fb *fb = &c->ld->fb;
+    if (op->in[0] < 0 || op->in[1] < 0) {
+        return shape_error(c, "missing input or weights");
+    }
+    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input"));
+    CHECK(want_type(c, op->in[1], KHIL_TYPE_INT8, "weights"));
+    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, op->in[0], "input"));
+    CHECK(want_quantized(c, op->in[1], "weights"));
+    CHECK(want_quantized(c, op->out, "output"));
+    CHECK(want_ndim(c, op->in[1], 2, "weights"));
+    int act = khil_fb_u8(fb, &opt, 0, 0);
+    int weights_format = khil_fb_u8(fb, &opt, 1, 0);
+    if (fb->bad) {
+        return fail_corrupt(c->ld, "operator options");
+    }
+    CHECK(check_activation(c, act));
+    if (weights_format != 0) {
+        khil_fmt(c->ld->err, c->ld->err_len,
+                 "FULLY_CONNECTED (op %d): shuffled weights format %d not supported",
+                 (int)op->index, weights_format);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+    khil_tensor *in = tensor(c, op->in[0]);
+    khil_tensor *w = tensor(c, op->in[1]);
+    khil_tensor *out = tensor(c, op->out);
+    khil_fc_params *p = &op->p.fc;
+    p->output_depth = w->dims[0];
+    p->accum_depth = w->dims[1];
+    if (p->accum_depth < 1 || p->output_depth < 1 || in->elems % (uint32_t)p->accum_depth != 0) {
+        return shape_error(c, "input size is not a multiple of the weights' depth");
+    }
+    p->batches = (int32_t)(in->elems / (uint32_t)p->accum_depth);
+    if (out->elems != (uint32_t)p->batches * (uint32_t)p->output_depth) {
+        return shape_error(c, "output size differs from batches x units");
+    }
+    if (w->num_scales <= 1 && (w->zero_point < -128 || w->zero_point > 127)) {
+        return shape_error(c, "weights zero point out of int8 range");
+    }
+    CHECK(check_bias(c, p->output_depth));
+    p->input_offset = -in->zero_point;
+    p->filter_offset = w->num_scales > 1 ? 0 : -w->zero_point;
+    p->output_offset = out->zero_point;
+    khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+    return requant_multipliers(c, p->output_depth, 0, &p->mult, &p->shift, &p->per_channel);
+}
+
+static khil_status prepare_average_pool(op_ctx *c, khil_fb_table opt)
+{
+    khil_op *op = c->op;
+    khil_fb *fb = &c->ld->fb;
+    if (op->in[0] < 0) {
+        return shape_error(c, "missing input");
+    }
+    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input"));
+    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, op->out, "output"));
+    CHECK(want_ndim(c, op->in[0], 4, "input"));
+    CHECK(want_ndim(c, op->out, 4, "output"));
+    khil_tensor *in = tensor(c, op->in[0]);
+    khil_tensor *out = tensor(c, op->out);
+    khil_pool_params *p = &op->p.pool;
+    int padding = khil_fb_u8(fb, &opt, 0, 0);
+    p->stride_w = khil_fb_i32(fb, &opt, 1, 0);
+    p->stride_h = khil_fb_i32(fb, &opt, 2, 0);
+    p->filter_w = khil_fb_i32(fb, &opt, 3, 0);
+    p->filter_h = khil_fb_i32(fb, &opt, 4, 0);
+    int act = khil_fb_u8(fb, &opt, 5, 0);
+    if (fb->bad) {
+        return fail_corrupt(c->ld, "operator options");
+    }
+    CHECK(check_activation(c, act));
+    if (padding > KHIL_PAD_VALID || p->stride_w < 1 || p->stride_h < 1 || p->filter_w < 1 ||
+        p->filter_h < 1 || p->stride_w > 4096 || p->stride_h > 4096 || p->filter_w > 4096 ||
+        p->filter_h > 4096) {
+        return shape_error(c, "invalid padding, stride or filter size");
+    }
+    if (in->scale != out->scale || in->zero_point != out->zero_point) {
+        khil_fmt(c->ld->err, c->ld->err_len,
+                 "AVERAGE_POOL_2D (op %d): input and output quantization differ", (int)op->index);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+    int32_t oh = out_size(padding, in->dims[1], p->filter_h, p->stride_h, 1);
+    int32_t ow = out_size(padding, in->dims[2], p->filter_w, p->stride_w, 1);
+    if (out->dims[0] != in->dims[0] || out->dims[3] != in->dims[3] || oh != out->dims[1] ||
+        ow != out->dims[2]) {
+        return shape_error(c, "output shape does not follow from input, padding and strides");
+    }
+    p->pad_h = padding_before(p->stride_h, 1, in->dims[1], p->filter_h, oh);
+    p->pad_w = padding_before(p->stride_w, 1, in->dims[2], p->filter_w, ow);
+    khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+    return KHIL_OK;
+}
+
+/* LiteRT add.cc Prepare, int8 path: inputs rescaled to twice the larger input scale with
+ * left_shift 20, then the sum requantised to the output. */
+static khil_status prepare_add(op_ctx *c, khil_fb_table opt)
+{
+    khil_op *op = c->op;
+    khil_fb *fb = &c->ld->fb;
+    if (op->in[0] < 0 || op->in[1] < 0) {
+        return shape_error(c, "missing input");
+    }
+    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input1"));
+    CHECK(want_type(c, op->in[1], KHIL_TYPE_INT8, "input2"));
+    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, op->in[0], "input1"));
+    CHECK(want_quantized(c, op->in[1], "input2"));
+    CHECK(want_quantized(c, op->out, "output"));
+    int act = khil_fb_u8(fb, &opt, 0, 0);
+    if (fb->bad) {
+        return fail_corrupt(c->ld, "operator options");
+    }
+    CHECK(check_activation(c, act));
+    khil_tensor *a = tensor(c, op->in[0]);
+    khil_tensor *b = tensor(c, op->in[1]);
+    khil_tensor *out = tensor(c, op->out);
+    khil_add_params *p = &op->p.add;
+
+    /* Broadcast check: aligned from the last dimension, each pair equal or one of them 1. */
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    if (out->ndim != nd) {
+        return shape_error(c, "output rank differs from the broadcast rank");
+    }
+    p->broadcast = 0;
+    for (int i = 0; i < nd; i++) {
+        int32_t da = i < nd - a->ndim ? 1 : a->dims[i - (nd - a->ndim)];
+        int32_t db = i < nd - b->ndim ? 1 : b->dims[i - (nd - b->ndim)];
+        int32_t want = da == 1 ? db : da;
+        if ((da != db && da != 1 && db != 1) || out->dims[i] != want) {
+            return shape_error(c, "input shapes are not broadcast-compatible with the output");
+        }
+    }
+    if (a->ndim != b->ndim || memcmp(a->dims, b->dims, sizeof(int32_t) * a->ndim) != 0) {
+        p->broadcast = 1;
+    }
+
+    p->input1_offset = -a->zero_point;
+    p->input2_offset = -b->zero_point;
+    p->output_offset = out->zero_point;
+    p->left_shift = 20;
+    const float max_scale = a->scale > b->scale ? a->scale : b->scale;
+    const double twice_max = 2.0 * (double)max_scale;
+    const double real1 = (double)a->scale / twice_max;
+    const double real2 = (double)b->scale / twice_max;
+    const double real_out = twice_max / ((double)(1 << p->left_shift) * (double)out->scale);
+    int single = (c->ld->variant & KHIL_VARIANT_SINGLE_ROUNDING) != 0;
+    int s;
+    khil_quantize_multiplier(real1, &p->input1_multiplier, &s, single);
+    p->input1_shift = s;
+    khil_quantize_multiplier(real2, &p->input2_multiplier, &s, single);
+    p->input2_shift = s;
+    khil_quantize_multiplier(real_out, &p->output_multiplier, &s, single);
+    p->output_shift = s;
+    if (p->input1_shift > 0 || p->input2_shift > 0 || p->output_shift > 0) {
+        return shape_error(c, "quantization scales need a multiplier above one");
+    }
+    khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+    return KHIL_OK;
+}
+
+static khil_status prepare_reshape(op_ctx *c)
+{
+    khil_op *op = c->op;
+    if (op->in[0] < 0) {
+        return shape_error(c, "missing input");
+    }
+    khil_tensor *in = tensor(c, op->in[0]);
+    khil_tensor *out = tensor(c, op->out);
+    if (in->type != out->type) {
+        return shape_error(c, "input and output types differ");
+    }
+    if (type_size(in->type) == 0) {
+        return want_type(c, op->in[0], KHIL_TYPE_INT8, "input");
+    }
+    if (in->elems != out->elems) {
+        return shape_error(c, "input and output sizes differ");
+    }
+    /* The output shares the input's memory; the shape input (op->in[1]) is not needed. */
+    out->alias_of = op->in[0];
+    op->in[1] = -1;
+    return KHIL_OK;
+}
+
+/* LiteRT activations.cc SoftmaxPrepare, kReference int8 path (PreprocessSoftmaxScaling). */
+static khil_status prepare_softmax(op_ctx *c, khil_fb_table opt)
+{
+    khil_op *op = c->op;
+    khil_fb *fb = &c->ld->fb;
+    if (op->in[0] < 0) {
+        return shape_error(c, "missing input");
+    }
+    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input"));
+    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, op->in[0], "input"));
+    CHECK(want_quantized(c, op->out, "output"));
+    float beta = khil_fb_f32(fb, &opt, 0, 0.0f);
+    if (fb->bad) {
+        return fail_corrupt(c->ld, "operator options");
+    }
+    khil_tensor *in = tensor(c, op->in[0]);
+    khil_tensor *out = tensor(c, op->out);
+    if (in->ndim < 1 || in->elems != out->elems || in->ndim != out->ndim ||
+        in->dims[in->ndim - 1] < 1) {
+        return shape_error(c, "input and output shapes differ");
+    }
+    const float want = 1.0f / 256;
+    float d = out->scale - want;
+    if (out->zero_point != -128 || d > 0.001f * want || d < -0.001f * want) {
+        khil_fmt(c->ld->err, c->ld->err_len,
+                 "SOFTMAX (op %d): int8 output must have scale 1/256 and zero point -128",
+                 (int)op->index);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+    khil_softmax_params *p = &op->p.softmax;
+    p->depth = in->dims[in->ndim - 1];
+    p->outer = (int32_t)(in->elems / (uint32_t)p->depth);
+    const int scaled_diff_integer_bits = 5;
+    int single = (c->ld->variant & KHIL_VARIANT_SINGLE_ROUNDING) != 0;
+    const double max_real = single ? (double)(1LL << 30) - 1.0 : (double)(1LL << 31) - 1.0;
+    double real = (double)beta * (double)in->scale *
+                  (double)(1 << (31 - scaled_diff_integer_bits));
+    if (real > max_real) {
+        real = max_real;
+    }
+    int shift;
+    khil_quantize_multiplier(real, &p->input_multiplier, &shift, single);
+    if (shift < 0) {
+        return shape_error(c, "input scale times beta is too small");
+    }
+    p->input_left_shift = shift;
+    /* CalculateInputRadius(5, shift): floor(31 * 2^26 / 2^shift) */
+    const double radius = 1.0 * ((1 << scaled_diff_integer_bits) - 1) *
+                          (double)(1LL << (31 - scaled_diff_integer_bits)) /
+                          (double)(1LL << shift);
+    p->diff_min = -(int32_t)radius; /* radius >= 0: truncation is floor */
+    return KHIL_OK;
+}
+
+/* ---------------------------------------------------------------- operators */
+
+static khil_status read_op_tensors(loader *ld, khil_fb_table ot, khil_op *op, int32_t index)
+{
+    khil_fb *fb = &ld->fb;
+    khil_fb_vector ins = khil_fb_vec(fb, &ot, OP_INPUTS, 4);
+    khil_fb_vector outs = khil_fb_vec(fb, &ot, OP_OUTPUTS, 4);
+    if (fb->bad) {
+        return fail_corrupt(ld, "an operator");
+    }
+    op->in[0] = op->in[1] = op->in[2] = -1;
+    if (ins.count > 3 || outs.count != 1) {
+        khil_fmt(ld->err, ld->err_len, "%s (op %d) has %u inputs and %u outputs",
+                 khil_op_name(op->builtin), (int)index, (unsigned)ins.count,
+                 (unsigned)outs.count);
+        return KHIL_ERR_PARSE;
+    }
+    const int32_t n = ld->ip->num_tensors;
+    for (uint32_t i = 0; i < ins.count; i++) {
+        int32_t ti = khil_fb_vec_i32(fb, ins, i);
+        if (ti < -1 || ti >= n) {
+            khil_fmt(ld->err, ld->err_len, "op %d input %u refers to tensor %d of %d",
+                     (int)index, (unsigned)i, (int)ti, (int)n);
+            return KHIL_ERR_PARSE;
+        }
+        op->in[i] = ti;
+    }
+    op->out = khil_fb_vec_i32(fb, outs, 0);
+    if (op->out < 0 || op->out >= n) {
+        khil_fmt(ld->err, ld->err_len, "op %d output refers to tensor %d of %d", (int)index,
+                 (int)op->out, (int)n);
+        return KHIL_ERR_PARSE;
+    }
+    if (ld->ip->tensors[op->out].is_const) {
+        khil_fmt(ld->err, ld->err_len, "op %d writes to constant tensor %d", (int)index,
+                 (int)op->out);
+        return KHIL_ERR_PARSE;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (op->in[i] == op->out) {
+            khil_fmt(ld->err, ld->err_len, "op %d reads and writes tensor %d", (int)index,
+                     (int)op->out);
+            return KHIL_ERR_PARSE;
+        }
+    }
+    return KHIL_OK;
+}
+
+static khil_status parse_op(loader *ld, khil_fb_vector opcodes, khil_fb_table ot, int32_t index)
+{
+    khil_fb *fb = &ld->fb;
+    khil_op *op = &ld->ip->ops[index];
+    op->index = (int16_t)index;
+    uint32_t opcode_index = khil_fb_u32(fb, &ot, OP_OPCODE_INDEX, 0);
+    if (fb->bad) {
+        return fail_corrupt(ld, "an operator");
+    }
+    if (opcode_index >= opcodes.count) {
+        khil_fmt(ld->err, ld->err_len, "op %d uses operator code %u of %u", (int)index,
+                 (unsigned)opcode_index, (unsigned)opcodes.count);
+        return KHIL_ERR_PARSE;
+    }
+    khil_fb_table oc = khil_fb_vec_table(fb, opcodes, opcode_index);
+    int32_t deprecated = (int8_t)khil_fb_u8(fb, &oc, OPCODE_DEPRECATED_BUILTIN, 0);
+    int32_t builtin = khil_fb_i32(fb, &oc, OPCODE_BUILTIN, 0);
+    if (fb->bad) {
+        return fail_corrupt(ld, "an operator code");
+    }
+    if (deprecated > builtin) { /* schema v3a: the larger of the two fields is the code */
+        builtin = deprecated;
+    }
+    switch (builtin) {
+    case KHIL_BUILTIN_CONV_2D:
+        op->kind = KHIL_OP_CONV;
+        break;
+    case KHIL_BUILTIN_DEPTHWISE_CONV_2D:
+        op->kind = KHIL_OP_DEPTHWISE;
+        break;
+    case KHIL_BUILTIN_FULLY_CONNECTED:
+        op->kind = KHIL_OP_FULLY_CONNECTED;
+        break;
+    case KHIL_BUILTIN_AVERAGE_POOL_2D:
+        op->kind = KHIL_OP_AVERAGE_POOL;
+        break;
+    case KHIL_BUILTIN_ADD:
+        op->kind = KHIL_OP_ADD;
+        break;
+    case KHIL_BUILTIN_RESHAPE:
+        op->kind = KHIL_OP_RESHAPE;
+        break;
+    case KHIL_BUILTIN_SOFTMAX:
+        op->kind = KHIL_OP_SOFTMAX;
+        break;
+    case BUILTIN_CUSTOM: {
+        khil_fb_vector name = khil_fb_vec(fb, &oc, OPCODE_CUSTOM_CODE, 1);
+        char buf[40];
+        uint32_t n = name.count < sizeof buf - 1 ? name.count : (uint32_t)sizeof buf - 1;
+        for (uint32_t i = 0; i < n; i++) {
+            char ch = (char)fb->buf[name.pos + i];
+            buf[i] = (ch >= 32 && ch < 127) ? ch : '?';
+        }
+        buf[fb->bad ? 0 : n] = 0;
+        khil_fmt(ld->err, ld->err_len, "unsupported custom operator '%s' in subgraph 0 op %d",
+                 buf, (int)index);
+        return KHIL_ERR_UNSUPPORTED_OP;
+    }
+    default:
+        khil_fmt(ld->err, ld->err_len, "unsupported operator %s (builtin %d) in subgraph 0 op %d",
+                 khil_op_name(builtin), (int)builtin, (int)index);
+        return KHIL_ERR_UNSUPPORTED_OP;
+    }
+    op->builtin = (uint8_t)builtin;
+    op->variant = ld->variant;
+    CHECK(read_op_tensors(ld, ot, op, index));
+    khil_fb_table opt = khil_fb_subtable(fb, &ot, OP_BUILTIN_OPTIONS);
+    if (fb->bad) {
+        return fail_corrupt(ld, "operator options");
+    }
+    op_ctx c = {ld, op, khil_op_name(builtin)};
+    switch (op->kind) {
+    case KHIL_OP_CONV:
+        return prepare_conv(&c, opt, 0);
+    case KHIL_OP_DEPTHWISE:
+        return prepare_conv(&c, opt, 1);
+    case KHIL_OP_FULLY_CONNECTED:
+        return prepare_fully_connected(&c, opt);
+    case KHIL_OP_AVERAGE_POOL:
+        return prepare_average_pool(&c, opt);
+    case KHIL_OP_ADD:
+        return prepare_add(&c, opt);
+    case KHIL_OP_RESHAPE:
+        return prepare_reshape(&c);
+    default:
+        return prepare_softmax(&c, opt);
+    }
+}
+
+/* ---------------------------------------------------------------- planning */
+
+static int32_t alias_root(khil_tensor *ts, int32_t i)
+{
+    int guard = 0;
+    while (ts[i].alias_of >= 0 && guard++ < 1 << 16) {
+        i = ts[i].alias_of;
+    }
+    return i;
+}
+
+static void extend_life(khil_tensor *ts, int32_t i, int32_t at)
+{
+    khil_tensor *r = &ts[alias_root(ts, i)];
+    if (r->is_const) {
+        return;
+    }
+    r->planned = 1;
+    if (r->first < 0 || at < r->first) {
+        r->first = at;
+    }
+    if (at > r->last) {
+        r->last = at;
+    }
+}
+
+static khil_status plan(loader *ld, int keep_inputs)
+{
+    khil_interp *ip = ld->ip;
+    khil_tensor *ts = ip->tensors;
+    const int32_t end = ip->num_ops; /* "after the last op": outputs must survive invoke */
+    for (int32_t i = 0; i < ip->num_ops; i++) {
+        khil_op *op = &ip->ops[i];
+        for (int k = 0; k < 3; k++) {
+            if (op->in[k] >= 0) {
+                extend_life(ts, op->in[k], i);
+            }
+        }
+        extend_life(ts, op->out, i);
+    }
+    for (int i = 0; i < ip->num_inputs; i++) {
+        extend_life(ts, ip->inputs[i], 0);
+        if (keep_inputs) {
+            extend_life(ts, ip->inputs[i], end);
+        }
+    }
+    for (int i = 0; i < ip->num_outputs; i++) {
+        extend_life(ts, ip->outputs[i], end);
+    }
+    size_t activation_bytes = khil_plan_memory(ts, ip->num_tensors, ACTIVATION_ALIGN);
+    size_t needed = (size_t)(ld->base - ip->arena) + activation_bytes + ld->persist_used;
+    if (activation_bytes + ld->persist_used > ld->usable) {
+        khil_fmt(ld->err, ld->err_len, "model needs %z arena bytes, arena has %z", needed,
+                 ip->arena_len);
+        return KHIL_ERR_ARENA;
+    }
+    ip->arena_peak = needed;
+    for (int32_t i = 0; i < ip->num_tensors; i++) {
+        khil_tensor *t = &ts[i];
+        if (t->planned) {
+            t->data = ld->base + t->offset;
+        }
+    }
+    for (int32_t i = 0; i < ip->num_tensors; i++) {
+        khil_tensor *t = &ts[i];
+        if (t->alias_of >= 0) {
+            t->data = ts[alias_root(ts, i)].data;
+        }
+    }
+    return KHIL_OK;
+}
+
+/* ---------------------------------------------------------------- entry point */
+
+static khil_status read_io(loader *ld, khil_fb_vector v, int32_t *dst, int *count,
+                           const char *what)
+{
+    if (v.count > KHIL_MAX_IO) {
+        khil_fmt(ld->err, ld->err_len, "model has %u %s, at most %d supported",
+                 (unsigned)v.count, what, KHIL_MAX_IO);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
+    }
+    for (uint32_t i = 0; i < v.count; i++) {
+        int32_t ti = khil_fb_vec_i32(&ld->fb, v, i);
+        if (ti < 0 || ti >= ld->ip->num_tensors) {
+            khil_fmt(ld->err, ld->err_len, "model %s %u refers to tensor %d of %d", what,
+                     (unsigned)i, (int)ti, (int)ld->ip->num_tensors);
+            return KHIL_ERR_PARSE;
+        }
+        if (type_size(ld->ip->tensors[ti].type) == 0) {
+            khil_fmt(ld->err, ld->err_len, "unsupported tensor type %s for model %s %u",
+                     khil_type_name(ld->ip->tensors[ti].type), what, (unsigned)i);
+            return KHIL_ERR_UNSUPPORTED_TYPE;
+        }
+        dst[i] = ti;
+    }
+    *count = (int)v.count;
+    return KHIL_OK;
+}
+
+khil_status khil_load_ex(khil_interp *ip, const uint8_t *model, size_t model_len, uint8_t *arena,
+                         size_t arena_len, uint32_t flags, char *err, size_t err_len)
+{
+    if (err != NULL && err_len > 0) {
+        err[0] = 0;
+    }
+    if (ip == NULL || model == NULL || arena == NULL) {
+        khil_fmt(err, err_len, "khil_load: interpreter, model and arena must not be NULL");
+        return KHIL_ERR_ARG;
+    }
+    memset(ip, 0, sizeof *ip);
+#ifndef KHIL_VARIANTS
+    if (flags & KHIL_LOAD_VARIANT_MASK) {
+        khil_fmt(err, err_len, "arithmetic variants need a build with -DKHIL_VARIANTS");
+        return KHIL_ERR_ARG;
+    }
+#endif
+    if (model_len < 8) {
+        khil_fmt(err, err_len, "not a TFLite flatbuffer (%z bytes)", model_len);
+        return KHIL_ERR_PARSE;
+    }
+    if (memcmp(model + 4, "TFL3", 4) != 0) {
+        char id[5];
+        for (int i = 0; i < 4; i++) {
+            char ch = (char)model[4 + i];
+            id[i] = (ch >= 32 && ch < 127) ? ch : '?';
+        }
+        id[4] = 0;
+        khil_fmt(err, err_len, "not a TFLite flatbuffer (identifier '%s')", id);
+        return KHIL_ERR_PARSE;
+    }
+    ip->model = model;
+    ip->model_len = model_len;
+    ip->arena = arena;
+    ip->arena_len = arena_len;
+
+    loader ld;
+    memset(&ld, 0, sizeof ld);
+    ld.ip = ip;
+    ld.fb.buf = model;
+    ld.fb.len = model_len;
+    ld.err = err;
+    ld.err_len = err_len;
+    ld.variant = flags & KHIL_LOAD_VARIANT_MASK;
+    uintptr_t a = ((uintptr_t)arena + ACTIVATION_ALIGN - 1) & ~(uintptr_t)(ACTIVATION_ALIGN - 1);
+    size_t skip = (size_t)(a - (uintptr_t)arena);
+    ld.base = (uint8_t *)a;
+    ld.usable = arena_len > skip ? (arena_len - skip) & ~(size_t)(PERSIST_ALIGN - 1) : 0;
+
+    khil_fb *fb = &ld.fb;
+    khil_fb_table root = khil_fb_root(fb);
+    khil_fb_vector opcodes = khil_fb_vec(fb, &root, MODEL_OPERATOR_CODES, 4);
+    khil_fb_vector subgraphs = khil_fb_vec(fb, &root, MODEL_SUBGRAPHS, 4);
+    ld.buffers = khil_fb_vec(fb, &root, MODEL_BUFFERS, 4);
+    if (fb->bad) {
+        return fail_corrupt(&ld, "the model table");
+    }
+    if (subgraphs.count < 1) {
+        khil_fmt(err, err_len, "TFLite model has no subgraph");
+        return KHIL_ERR_PARSE;
+    }
+    khil_fb_table sg = khil_fb_vec_table(fb, subgraphs, 0);
+    khil_fb_vector tensors = khil_fb_vec(fb, &sg, SUBGRAPH_TENSORS, 4);
+    khil_fb_vector inputs = khil_fb_vec(fb, &sg, SUBGRAPH_INPUTS, 4);
+    khil_fb_vector outputs = khil_fb_vec(fb, &sg, SUBGRAPH_OUTPUTS, 4);
+    khil_fb_vector operators = khil_fb_vec(fb, &sg, SUBGRAPH_OPERATORS, 4);
+    if (fb->bad) {
+        return fail_corrupt(&ld, "subgraph 0");
+    }
+    if (tensors.count > 0x7fff || operators.count > 0x7fff) {
+        khil_fmt(err, err_len, "model has %u tensors and %u operators, too many",
+                 (unsigned)tensors.count, (unsigned)operators.count);
+        return KHIL_ERR_PARSE;
+    }
+    ip->num_tensors = (int32_t)tensors.count;
+    ip->num_ops = (int32_t)operators.count;
+    ip->tensors = persist_alloc(&ld, sizeof(khil_tensor) * (tensors.count ? tensors.count : 1));
+    ip->ops = persist_alloc(&ld, sizeof(khil_op) * (operators.count ? operators.count : 1));
+    if (ip->tensors == NULL || ip->ops == NULL) {
+        return fail_arena_metadata(&ld);
+    }
+    for (uint32_t i = 0; i < tensors.count; i++) {
+        khil_fb_table tt = khil_fb_vec_table(fb, tensors, i);
+        if (fb->bad) {
+            return fail_corrupt(&ld, "the tensor list");
+        }
+        CHECK(parse_tensor(&ld, tt, (int32_t)i, &ip->tensors[i]));
+    }
+    CHECK(read_io(&ld, inputs, ip->inputs, &ip->num_inputs, "inputs"));
+    CHECK(read_io(&ld, outputs, ip->outputs, &ip->num_outputs, "outputs"));
+    for (int i = 0; i < ip->num_inputs; i++) {
+        if (ip->tensors[ip->inputs[i]].is_const) {
+            khil_fmt(err, err_len, "model input %d is a constant tensor", i);
+            return KHIL_ERR_PARSE;
+        }
+    }
+    for (uint32_t i = 0; i < operators.count; i++) {
+        khil_fb_table ot = khil_fb_vec_table(fb, operators, i);
+        if (fb->bad) {
+            return fail_corrupt(&ld, "the operator list");
+        }
+        CHECK(parse_op(&ld, opcodes, ot, (int32_t)i));
+    }
+    /* Every tensor an operator reads must be produced earlier, be constant or a model input. */
+    for (int32_t i = 0; i < ip->num_tensors; i++) {
+        ip->tensors[i].first = -2; /* reuse as "written at op" marker below */
+    }
+    for (int i = 0; i < ip->num_inputs; i++) {
+        ip->tensors[ip->inputs[i]].first = -1;
+    }
+    for (int32_t i = 0; i < ip->num_ops; i++) {
+        khil_op *op = &ip->ops[i];
+        for (int k = 0; k < 3; k++) {
+            int32_t ti = op->in[k];
+            if (ti >= 0 && !ip->tensors[ti].is_const && ip->tensors[ti].first == -2) {
+                khil_fmt(err, err_len, "op %d reads tensor %d before anything writes it", (int)i,
+                         (int)ti);
+                return KHIL_ERR_PARSE;
+            }
+        }
+        if (ip->tensors[op->out].first != -2) {
+            khil_fmt(err, err_len, "tensor %d is written twice (op %d)", (int)op->out, (int)i);
+            return KHIL_ERR_PARSE;
+        }
+        ip->tensors[op->out].first = i;
+    }
+    for (int i = 0; i < ip->num_outputs; i++) {
+        khil_tensor *t = &ip->tensors[ip->outputs[i]];
+        if (!t->is_const && t->first == -2) {
+            khil_fmt(err, err_len, "model output %d (tensor %d) is never written", i,
+                     (int)ip->outputs[i]);
+            return KHIL_ERR_PARSE;
+        }
+    }
+    for (int32_t i = 0; i < ip->num_tensors; i++) {
+        ip->tensors[i].first = -1;
+        ip->tensors[i].last = -1;
+    }
+    CHECK(plan(&ld, (flags & KHIL_LOAD_KEEP_INPUTS) != 0));
+    ip->loaded = 1;
+    return KHIL_OK;
+}
+
+khil_status khil_load(khil_interp *ip, const uint8_t *model, size_t model_len, uint8_t *arena,
+                      size_t arena_len, char *err, size_t err_len)
+{
+    return khil_load_ex(ip, model, model_len, arena, arena_len, 0, err, err_len);
+}
+
+/* ---------------------------------------------------------------- messages */
+
+static void put(char *err, size_t err_len, size_t *n, char ch)
+{
+    if (*n + 1 < err_len) {
+        err[*n] = ch;
+        ++*n;
+    }
+}
+
+static void put_unsigned(char *err, size_t err_len, size_t *n, uint64_t v)
+{
+    char digits[24];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (k > 0) {
+        put(err, err_len, n, digits[--k]);
+    }
+}
+
+void khil_fmt(char *err, size_t err_len, const char *fmt, ...)
+{
+    if (err == NULL || err_len == 0) {
+        return;
+    }
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    for (const char *f = fmt; *f; f++) {
+        if (*f != '%' || f[1] == 0) {
+            put(err, err_len, &n, *f);
+            continue;
+        }
+        f++;
+        if (*f == 's') {
+            const char *s = va_arg(ap, const char *);
+            while (s != NULL && *s) {
+                put(err, err_len, &n, *s++);
+            }
+        } else if (*f == 'd') {
+            int v = va_arg(ap, int);
+            if (v < 0) {
+                put(err, err_len, &n, '-');
+                put_unsigned(err, err_len, &n, (uint64_t)(-(int64_t)v));
+            } else {
+                put_unsigned(err, err_len, &n, (uint64_t)v);
+            }
+        } else if (*f == 'u') {
+            put_unsigned(err, err_len, &n, va_arg(ap, unsigned));
+        } else if (*f == 'z') {
+            put_unsigned(err, err_len, &n, va_arg(ap, size_t));
+        } else {
+            put(err, err_len, &n, *f);
+        }
+    }
+    va_end(ap);
+    err[n] = 0;
+}

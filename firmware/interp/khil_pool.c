@@ -1,0 +1,43 @@
+/* AVERAGE_POOL_2D int8: LiteRT's reference_integer_ops::AveragePool. Padding cells are left out
+ * of the count; the average rounds half away from zero. */
+#include "khil_internal.h"
+
+void khil_kernel_average_pool(const khil_op *op, khil_tensor *t)
+{
+    const khil_pool_params *p = &op->p.pool;
+    const khil_tensor *in = &t[op->in[0]];
+    const khil_tensor *out = &t[op->out];
+    const int8_t *x = (const int8_t *)in->data;
+    int8_t *y = (int8_t *)out->data;
+    const int32_t batches = in->dims[0], ih = in->dims[1], iw = in->dims[2], ch = in->dims[3];
+    const int32_t oh = out->dims[1], ow = out->dims[2];
+
+    for (int32_t b = 0; b < batches; b++) {
+        for (int32_t oy = 0; oy < oh; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int32_t fy0 = iy0 < 0 ? -iy0 : 0;
+            const int32_t fy1 = p->filter_h < ih - iy0 ? p->filter_h : ih - iy0;
+            for (int32_t ox = 0; ox < ow; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                const int32_t fx0 = ix0 < 0 ? -ix0 : 0;
+                const int32_t fx1 = p->filter_w < iw - ix0 ? p->filter_w : iw - ix0;
+                const int32_t count = (fy1 - fy0) * (fx1 - fx0);
+                for (int32_t c = 0; c < ch; c++) {
+                    int32_t acc = 0;
+                    for (int32_t fy = fy0; fy < fy1; fy++) {
+                        for (int32_t fx = fx0; fx < fx1; fx++) {
+                            acc += x[((b * ih + iy0 + fy) * iw + ix0 + fx) * ch + c];
+                        }
+                    }
+                    if (count <= 0) {
+                        acc = 0; /* LiteRT skips such outputs; they cannot occur in valid models */
+                    } else {
+                        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                    }
+                    acc = acc < op->act_min ? op->act_min : (acc > op->act_max ? op->act_max : acc);
+                    y[((b * oh + oy) * ow + ox) * ch + c] = (int8_t)acc;
+                }
+            }
+        }
+    }
+}

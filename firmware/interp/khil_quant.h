@@ -1,0 +1,91 @@
+/* Fixed-point arithmetic of TFLite's integer kernels (the gemmlowp forms), and the load-time
+ * derivation of multipliers. Run-time helpers are integer-only; the load-time ones use the
+ * same double/float steps as LiteRT so that multipliers come out bit-identical. */
+#ifndef KHIL_QUANT_H
+#define KHIL_QUANT_H
+
+#include <stdint.h>
+
+/* Arithmetic variants, selectable only in the host build (-DKHIL_VARIANTS): used as an
+ * instrument to find which arithmetic step makes other runtimes differ. */
+enum {
+    KHIL_VARIANT_SINGLE_ROUNDING = 1u << 0,      /* TFLITE_SINGLE_ROUNDING requantisation */
+    KHIL_VARIANT_FLOAT_SCALE_PRODUCT = 1u << 1,  /* input*filter scale product in float */
+    KHIL_VARIANT_FC_SCALE_FLOAT_DIVIDE = 1u << 2 /* FC effective scale fully in float */
+};
+
+/* gemmlowp SaturatingRoundingDoublingHighMul. */
+static inline int32_t khil_srdhm(int32_t a, int32_t b)
+{
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
+    return (int32_t)((ab + nudge) / (1LL << 31)); /* C division truncates, as gemmlowp's */
+}
+
+/* gemmlowp RoundingDivideByPOT: round half away from zero; exponent in [0, 31]. */
+static inline int32_t khil_rdbpot(int32_t x, int exponent)
+{
+    const int32_t mask = (int32_t)((1LL << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier, double-rounding form (the default build). */
+static inline int32_t khil_mbqm(int32_t x, int32_t multiplier, int shift)
+{
+    const int left = shift > 0 ? shift : 0;
+    const int right = shift > 0 ? 0 : -shift;
+    return khil_rdbpot(khil_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier with TFLITE_SINGLE_ROUNDING. */
+static inline int32_t khil_mbqm_single(int32_t x, int32_t multiplier, int shift)
+{
+    const int total_shift = 31 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)(((int64_t)x * multiplier + round) >> total_shift);
+}
+
+/* MultiplyByQuantizedMultiplierSmallerThanOneExp (double rounding). */
+static inline int32_t khil_mbqm_smaller_than_one(int32_t x, int32_t multiplier, int left_shift)
+{
+    return khil_rdbpot(khil_srdhm(x, multiplier), -left_shift);
+}
+
+/* MultiplyByQuantizedMultiplierGreaterThanOne (double rounding). */
+static inline int32_t khil_mbqm_greater_than_one(int32_t x, int32_t multiplier, int left_shift)
+{
+    return khil_srdhm((int32_t)((uint32_t)x << left_shift), multiplier);
+}
+
+/* Per-channel requantisation of an accumulator in the arithmetic LiteRT's kernels use. */
+static inline int32_t khil_requant(int32_t acc, int32_t multiplier, int shift, uint32_t variant)
+{
+#ifdef KHIL_VARIANTS
+    if (variant & KHIL_VARIANT_SINGLE_ROUNDING) {
+        return khil_mbqm_single(acc, multiplier, shift);
+    }
+#else
+    (void)variant;
+#endif
+    return khil_mbqm(acc, multiplier, shift);
+}
+
+/* ---- load time (float/double, as LiteRT) ---- */
+
+/* std::frexp for finite doubles, bit-exact. */
+double khil_frexp(double x, int *exponent);
+/* std::round (half away from zero) for double and float. */
+double khil_round(double x);
+float khil_roundf(float x);
+/* TFLite QuantizeMultiplier; single_rounding applies TFLITE_SINGLE_ROUNDING's clamp. */
+void khil_quantize_multiplier(double real, int32_t *multiplier, int *shift, int single_rounding);
+/* TFLite CalculateActivationRangeQuantized for int8 outputs. */
+void khil_activation_range_int8(int activation, float scale, int32_t zero_point, int32_t *act_min,
+                                int32_t *act_max);
+
+#endif /* KHIL_QUANT_H */
