@@ -164,9 +164,47 @@ def format_summary(summary: dict, output: Path) -> str:
     return "\n".join(lines)
 
 
+# --- targets ---------------------------------------------------------------------------------
+
+
+def add_targets_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "targets",
+        help="list known targets and whether each is available here (and why not)",
+        description="List the targets described in the target directories (and the built-in "
+        "host target), checking each without booting it.",
+    )
+    parser.add_argument(
+        "--target-dir",
+        dest="target_dirs",
+        action="append",
+        type=Path,
+        default=[],
+        help="directory of target YAML files, searched before ./targets (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(handler=targets_command)
+
+
+def targets_command(args: argparse.Namespace) -> int:
+    import json
+
+    from kenning_hil.targets.catalog import TargetCatalog
+    from kenning_hil.targets.listing import (
+        default_target_dirs,
+        format_rows,
+        rows_as_json,
+        target_rows,
+    )
+
+    rows = target_rows(TargetCatalog(default_target_dirs(args.target_dirs)))
+    print(json.dumps(rows_as_json(rows), indent=2) if args.json else format_rows(rows))
+    return 0
+
+
 # --- entry point -----------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_run_command]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_run_command, add_targets_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ BUILTIN_TARGETS: dict[str, dict] = {
         "kind": "host",
         "description": "ONNX Runtime in a local `kenning-hil serve` subprocess, over TCP",
         "runtime": "onnxruntime",
+        "requires": ["onnxruntime"],
         "protocol": {"type": "tcp"},
         "timing": "target",
     },

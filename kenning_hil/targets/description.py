@@ -100,6 +100,11 @@ COMMON_PROPERTIES: dict[str, dict] = {
         "description": "seconds; each defaults to --hil-timeout",
     },
     "tags": {"type": "array", "items": {"type": "string"}},
+    "requires": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "Python modules this machine needs to use the target (e.g. onnxruntime)",
+    },
 }
 
 
@@ -119,6 +124,7 @@ class TargetDescription:
     timing: str | None = None
     timeouts: dict[str, float] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    requires: list[str] = field(default_factory=list)
     description: str = ""
     # kind-specific keys, validated by the kind's schema fragment
     options: dict[str, Any] = field(default_factory=dict)
@@ -235,6 +241,7 @@ def parse_target(data: Any, source: str, default_name: str | None = None) -> Tar
         timing=data.get("timing"),
         timeouts=dict(data.get("timeouts") or {}),
         tags=list(data.get("tags") or []),
+        requires=list(data.get("requires") or []),
         description=data.get("description", ""),
         options=options,
     )

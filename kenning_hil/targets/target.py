@@ -41,8 +41,17 @@ class Target:
 
     def availability(self) -> tuple[bool, str]:
         """(usable here, reason): the runtime resolves and the kind can reach the board."""
+        import importlib.util
+
+        for module in self.description.requires:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                return False, f"Python module '{module}' is not installed"
         try:
-            if self.runtime is not None:
+            if self.runtime is not None and self.kind.local_runtime:
                 runtime_class(self.runtime)
         except KenningHILError as exc:
             return False, str(exc)
@@ -54,7 +63,12 @@ class Target:
             return list(self.description.formats)
         if self.runtime is None:
             return None
-        cls = runtime_class(self.runtime)
+        try:
+            cls = runtime_class(self.runtime)
+        except ConfigurationError:
+            if self.kind.local_runtime:
+                raise
+            return None  # runs on the board only (firmware): unknown here, so not checked
         formats = getattr(cls, "input_formats", None)
         return list(formats) if formats else None
 
@@ -69,7 +83,7 @@ def runtime_class(name: str) -> type:
     """The Runtime class of a registered short name or dotted path."""
     from kenning_hil import registry
 
-    return registry.resolve("runtime", name)
+    return registry.resolve_class("runtime", name)
 
 
 def build_protocol(spec: dict, source: str, **overrides):
@@ -81,7 +95,7 @@ def build_protocol(spec: dict, source: str, **overrides):
     params = {k: v for k, v in spec.items() if k not in ("type", "parameters")}
     params.update(spec.get("parameters") or {})
     params.update(overrides)
-    cls = registry.resolve("protocol", spec["type"])
+    cls = registry.resolve_class("protocol", spec["type"])
     try:
         return cls.from_json(params)
     except ConfigurationError as exc:

@@ -85,6 +85,9 @@ class TargetKind:
     # True when every test process gets a board of its own per instance (a local server,
     # a QEMU process): the session may then stay open while the instance lock is free.
     private_sessions: ClassVar[bool] = False
+    # True when `runtime` names a Python Runtime class run on this machine (host kind);
+    # otherwise it runs on the board, and only `formats` says what it accepts.
+    local_runtime: ClassVar[bool] = False
 
     def __init__(self, description: TargetDescription):
         self.description = description

@@ -35,10 +35,18 @@ class HostKind(TargetKind):
     }
     required = ("runtime",)
     private_sessions = True
+    local_runtime = True
 
     @classmethod
     def default_instances(cls, options: dict) -> int:
         return os.cpu_count() or 1
+
+    def availability(self) -> tuple[bool, str]:
+        from kenning_hil.core.runtime import Runtime
+
+        if not hasattr(Runtime, "run_server"):
+            return False, "this installation has no target server (Runtime.run_server)"
+        return True, f"local server, up to {len(self.instances())} at once"
 
     def serve_command(self) -> list[str]:
         desc = self.description

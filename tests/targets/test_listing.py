@@ -1,0 +1,54 @@
+"""`kenning-hil targets`: the real console script lists targets and why they are unavailable."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-c", "import sys; from kenning_hil.cli import main; sys.exit(main())"]
+
+
+def run_targets(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, "targets", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_lists_availability_and_reasons(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]  # bound, not listening: connections are refused
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    (boards / "up.yaml").write_text(f"kind: tcp\naddress: 127.0.0.1:{port}\n")
+    (boards / "down.yaml").write_text(f"kind: tcp\naddress: 127.0.0.1:{closed_port}\n")
+    (boards / "tty.yaml").write_text(f"kind: serial\nport: {tmp_path}/ttyNONE\nformats: [tflite]\n")
+    (boards / "broken.yaml").write_text("kind: tcp\nadress: 1\n")
+    try:
+        done = run_targets(tmp_path, "--target-dir", str(boards), "--json")
+    finally:
+        listener.close()
+        closed.close()
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    assert set(rows) == {"up", "down", "tty", "broken", "host-onnxruntime"}
+    assert rows["up"]["available"] and rows["up"]["reason"] == "1/1 servers reachable"
+    assert not rows["down"]["available"]
+    assert "no server reachable" in rows["down"]["reason"]
+    assert rows["tty"]["reason"] == f"{tmp_path}/ttyNONE: not present"
+    assert not rows["broken"]["available"]
+    assert "broken.yaml: unknown key 'adress'" in rows["broken"]["reason"]
+    assert rows["host-onnxruntime"]["source"] == "<built-in host-onnxruntime>"
+
+
+def test_table_output(tmp_path):
+    done = run_targets(tmp_path)
+    assert done.returncode == 0, done.stderr
+    header, *lines = done.stdout.splitlines()
+    assert header.split()[:5] == ["TARGET", "KIND", "RUNTIME", "POOL", "AVAILABLE"]
+    assert lines[0].startswith("host-onnxruntime  host  onnxruntime")
