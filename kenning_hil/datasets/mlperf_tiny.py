@@ -11,6 +11,8 @@ between runtimes needs no real labels.
 from __future__ import annotations
 
 import csv
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,40 @@ from kenning_hil.core.errors import ConfigurationError, InputSizeError
 from kenning_hil.datasets.classification import ClassificationDataset
 
 LABELS_FILE_NAME = "y_labels.csv"
+MODELS_PATH_ENV = "KENNING_HIL_MODELS"
+
+
+@dataclass(frozen=True)
+class MLPerfTinyModel:
+    """One MLPerf Tiny reference model: file name under `mlperf_tiny/` and what it takes."""
+
+    name: str
+    file_name: str
+    task: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+MLPERF_TINY_MODELS = (
+    MLPerfTinyModel("kws", "kws_ref_model.tflite", "keyword spotting", (1, 49, 10, 1), 12),
+    MLPerfTinyModel("vww", "vww_96_int8.tflite", "visual wake words", (1, 96, 96, 3), 2),
+    MLPerfTinyModel("ic", "pretrainedResnet_quant.tflite", "image classification",
+                    (1, 32, 32, 3), 10),
+    MLPerfTinyModel("ad", "ad01_int8.tflite", "anomaly detection", (1, 640), 2),
+)
+
+
+def models_root() -> Path:
+    """Where external models live: $KENNING_HIL_MODELS, else `<repo>/../shared/models`."""
+    configured = os.environ.get(MODELS_PATH_ENV)
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "models"
+
+
+def mlperf_tiny_model_path(model: MLPerfTinyModel, root: Path | None = None) -> Path:
+    """Path of an MLPerf Tiny model under the models root (it may not exist)."""
+    return (models_root() if root is None else Path(root)) / "mlperf_tiny" / model.file_name
 
 
 def read_eembc_labels(root: Path) -> list[tuple[str, int, int]]:
@@ -98,6 +134,18 @@ class EEMBCDataset(ClassificationDataset):
             "type": str,
             "default": "int8",
         },
+        "input_scale": {
+            "description": "The .bin files hold quantised values: samples are dequantised with "
+            "this scale (and input_zero_point), so that the host path re-quantises them exactly",
+            "type": float,
+            "nullable": True,
+            "default": None,
+        },
+        "input_zero_point": {
+            "description": "Zero point that goes with input_scale",
+            "type": int,
+            "default": 0,
+        },
         "synthetic_samples": {
             "description": "When root has no y_labels.csv, write this many random samples there",
             "type": int,
@@ -122,6 +170,8 @@ class EEMBCDataset(ClassificationDataset):
         *args,
         input_shape: list[int],
         input_dtype: str = "int8",
+        input_scale: float | None = None,
+        input_zero_point: int = 0,
         synthetic_samples: int = 0,
         synthetic_classes: int = 2,
         synthetic_seed: int = 0,
@@ -138,6 +188,12 @@ class EEMBCDataset(ClassificationDataset):
                 f"EEMBCDataset: input_shape must be positive integers, got {input_shape!r}"
             )
         self.input_shape = [int(d) for d in input_shape]
+        if input_scale is not None and not input_scale > 0:
+            raise ConfigurationError(
+                f"EEMBCDataset: input_scale must be positive, got {input_scale!r}"
+            )
+        self.input_scale = input_scale
+        self.input_zero_point = input_zero_point
         self.synthetic_samples = synthetic_samples
         self.synthetic_classes = synthetic_classes
         self.synthetic_seed = synthetic_seed
@@ -181,11 +237,17 @@ class EEMBCDataset(ClassificationDataset):
 
     def prepare_input_samples(self, samples: list) -> list[np.ndarray]:
         if not samples:
-            return [np.zeros((0, *self.input_shape[1:]), dtype=self.input_dtype)]
+            dtype = np.float32 if self.input_scale is not None else self.input_dtype
+            return [np.zeros((0, *self.input_shape[1:]), dtype=dtype)]
         # A file holds one sample; a leading batch dimension of 1 in input_shape is dropped
         # so that samples stack along the batch axis.
         shape = self.input_shape[1:] if self.input_shape[0] == 1 else self.input_shape
-        return [np.stack([self.load_sample(path).reshape(shape) for path in samples])]
+        batch = np.stack([self.load_sample(path).reshape(shape) for path in samples])
+        if self.input_scale is not None:
+            from kenning_hil.core.iospec import dequantize
+
+            batch = dequantize(batch, self.input_scale, self.input_zero_point)
+        return [batch]
 
     def prepare_output_samples(self, samples: list) -> list[np.ndarray]:
         return [np.asarray(samples, dtype=np.int64).reshape(-1)]
