@@ -1,5 +1,7 @@
 /* FULLY_CONNECTED int8: LiteRT's reference_integer_ops::FullyConnected (per-tensor) and
- * FullyConnectedPerChannel arithmetic. */
+ * FullyConnectedPerChannel, in the overloads BUILTIN_REF calls: the accumulator is requantised
+ * with round(double(acc) * effective_scale), not with a fixed-point multiplier. We reproduce
+ * that double multiply and rounding exactly in integers (khil_mul_round_double). */
 #include "khil_internal.h"
 #include "khil_quant.h"
 
@@ -24,7 +26,14 @@ void khil_kernel_fully_connected(const khil_op *op, khil_tensor *t)
                 acc += khil_load_i32(bias + 4 * u);
             }
             const int32_t q = p->per_channel ? u : 0;
-            acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
+#ifdef KHIL_VARIANTS
+            if (op->variant & KHIL_VARIANT_FC_FIXED_POINT) {
+                acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
+            } else
+#endif
+            {
+                acc = khil_mul_round_double(acc, p->scale_mant[q], p->scale_exp[q]);
+            }
             acc += p->output_offset;
             acc = acc < op->act_min ? op->act_min : (acc > op->act_max ? op->act_max : acc);
             y[b * units + u] = (int8_t)acc;

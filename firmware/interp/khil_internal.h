@@ -70,8 +70,10 @@ typedef struct {
 typedef struct {
     int32_t input_offset, filter_offset, output_offset;
     int32_t per_channel;
-    int32_t *mult;
+    int32_t *mult;       /* fixed-point form (TFLite Micro's arithmetic; variant only) */
     int32_t *shift;
+    uint64_t *scale_mant; /* the double effective scale = scale_mant * 2^scale_exp */
+    int32_t *scale_exp;
     int32_t batches, accum_depth, output_depth;
 } khil_fc_params;
 

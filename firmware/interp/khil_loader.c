@@ -330,9 +330,12 @@ static khil_status check_bias(op_ctx *c, int32_t channels)
 }
 
 /* Per-channel requantisation, as LiteRT's PopulateConvolutionQuantizationParams (and the FC
- * Prepare): effective_scale = double(input_scale) * double(filter_scale[c]) / double(output). */
+ * Prepare): effective_scale = double(input_scale) * double(filter_scale[c]) / double(output).
+ * For FULLY_CONNECTED (mant/exp2 non-NULL) the double scale itself is kept too: LiteRT's
+ * reference FC requantises with round(double(acc) * effective_scale). */
 static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quant_dim,
-                                       int32_t **mult, int32_t **shift, int32_t *per_channel)
+                                       int32_t **mult, int32_t **shift, int32_t *per_channel,
+                                       uint64_t **mant, int32_t **exp2)
 {
     khil_tensor *in = tensor(c, c->op->in[0]);
     khil_tensor *f = tensor(c, c->op->in[1]);
@@ -353,14 +356,19 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
     if (*mult == NULL || *shift == NULL) {
         return fail_arena_metadata(c->ld);
     }
+    if (mant != NULL) {
+        *mant = persist_alloc(c->ld, (size_t)n * sizeof(uint64_t));
+        *exp2 = persist_alloc(c->ld, (size_t)n * sizeof(int32_t));
+        if (*mant == NULL || *exp2 == NULL) {
+            return fail_arena_metadata(c->ld);
+        }
+    }
     *per_channel = pc;
     int single = (c->ld->variant & KHIL_VARIANT_SINGLE_ROUNDING) != 0;
     for (int32_t i = 0; i < n; i++) {
         float fs = khil_fb_read_f32(f->channel_scales + 4u * (uint32_t)i);
         double eff;
-        if (c->ld->variant & KHIL_VARIANT_FC_SCALE_FLOAT_DIVIDE) {
-            eff = (double)(in->scale * fs / out->scale);
-        } else if (c->ld->variant & KHIL_VARIANT_FLOAT_SCALE_PRODUCT) {
+        if (c->ld->variant & KHIL_VARIANT_FLOAT_SCALE_PRODUCT) {
             eff = (double)(in->scale * fs) / (double)out->scale;
         } else {
             eff = (double)in->scale * (double)fs / (double)out->scale;
@@ -368,6 +376,9 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
         int s;
         khil_quantize_multiplier(eff, &(*mult)[i], &s, single);
         (*shift)[i] = s;
+        if (mant != NULL) {
+            khil_double_parts(eff, &(*mant)[i], &(*exp2)[i]);
+        }
     }
     return KHIL_OK;
 }
@@ -443,7 +454,8 @@ static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
     p->input_offset = -in->zero_point;
     p->output_offset = out->zero_point;
     khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
-    return requant_multipliers(c, oc, depthwise ? 3 : 0, &p->mult, &p->shift, &p->per_channel);
+    return requant_multipliers(c, oc, depthwise ? 3 : 0, &p->mult, &p->shift, &p->per_channel,
+                               NULL, NULL);
 }
 
 static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
@@ -493,7 +505,8 @@ static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
     p->filter_offset = w->num_scales > 1 ? 0 : -w->zero_point;
     p->output_offset = out->zero_point;
     khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
-    return requant_multipliers(c, p->output_depth, 0, &p->mult, &p->shift, &p->per_channel);
+    return requant_multipliers(c, p->output_depth, 0, &p->mult, &p->shift, &p->per_channel,
+                               &p->scale_mant, &p->scale_exp);
 }
 
 static khil_status prepare_average_pool(op_ctx *c, khil_fb_table opt)

@@ -27,6 +27,21 @@ double khil_frexp(double x, int *exponent)
     return x;
 }
 
+void khil_double_parts(double x, uint64_t *mant, int32_t *exp2)
+{
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    const int e = (int)((bits >> 52) & 0x7ff);
+    const uint64_t frac = bits & ((1ull << 52) - 1);
+    if (e == 0) { /* zero or subnormal */
+        *mant = frac;
+        *exp2 = -1074;
+    } else {
+        *mant = frac | (1ull << 52);
+        *exp2 = e - 1075;
+    }
+}
+
 double khil_round(double x)
 {
     if (!(x > -9.0e18 && x < 9.0e18)) {

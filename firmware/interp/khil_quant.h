@@ -7,11 +7,16 @@
 #include <stdint.h>
 
 /* Arithmetic variants, selectable only in the host build (-DKHIL_VARIANTS): used as an
- * instrument to find which arithmetic step makes other runtimes differ. */
+ * instrument to find which arithmetic step makes other runtimes differ
+ * (docs/firmware-interpreter.md). */
 enum {
-    KHIL_VARIANT_SINGLE_ROUNDING = 1u << 0,      /* TFLITE_SINGLE_ROUNDING requantisation */
-    KHIL_VARIANT_FLOAT_SCALE_PRODUCT = 1u << 1,  /* input*filter scale product in float */
-    KHIL_VARIANT_FC_SCALE_FLOAT_DIVIDE = 1u << 2 /* FC effective scale fully in float */
+    /* TFLITE_SINGLE_ROUNDING: requantise with one rounding of acc * multiplier. */
+    KHIL_VARIANT_SINGLE_ROUNDING = 1u << 0,
+    /* FULLY_CONNECTED requantised with MultiplyByQuantizedMultiplier (TFLite Micro, LiteRT's
+     * optimised kernels) instead of LiteRT reference's round(double(acc) * double scale). */
+    KHIL_VARIANT_FC_FIXED_POINT = 1u << 1,
+    /* Effective scale from the input*filter scale product taken in float (older TFLite). */
+    KHIL_VARIANT_FLOAT_SCALE_PRODUCT = 1u << 2
 };
 
 /* gemmlowp SaturatingRoundingDoublingHighMul. */
@@ -75,6 +80,61 @@ static inline int32_t khil_requant(int32_t acc, int32_t multiplier, int shift, u
     return khil_mbqm(acc, multiplier, shift);
 }
 
+static inline int khil_bit_length64(uint64_t x)
+{
+#if defined(__GNUC__)
+    return x ? 64 - __builtin_clzll(x) : 0;
+#else
+    int n = 0;
+    while (x) {
+        x >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+/* static_cast<int32_t>(round(double(acc) * scale)) for scale = mant * 2^exp2 (as split by
+ * khil_double_parts), in integers: the exact product is rounded to 53 significant bits
+ * (round-half-even, as the double multiply does), then to an integer half away from zero. */
+static inline int32_t khil_mul_round_double(int32_t acc, uint64_t mant, int32_t exp2)
+{
+    if (acc == 0 || mant == 0) {
+        return 0;
+    }
+    const uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    /* p = a * mant < 2^84, as phi:plo */
+    const uint64_t lo_part = (uint64_t)a * (uint32_t)mant;
+    const uint64_t hi_part = (uint64_t)a * (uint32_t)(mant >> 32);
+    const uint64_t plo = lo_part + (hi_part << 32);
+    const uint64_t phi = (hi_part >> 32) + (plo < lo_part ? 1u : 0u);
+    const int length = phi ? 64 + khil_bit_length64(phi) : khil_bit_length64(plo);
+    int k = length - 53;
+    uint64_t q;
+    if (k <= 0) {
+        q = plo;
+        k = 0;
+    } else { /* 1 <= k <= 31 */
+        q = (plo >> k) | (phi << (64 - k));
+        const uint64_t rem = plo & ((1ull << k) - 1);
+        const uint64_t half = 1ull << (k - 1);
+        if (rem > half || (rem == half && (q & 1))) {
+            q++;
+        }
+    }
+    const int e = k + exp2;
+    uint64_t mag;
+    if (e >= 0) {
+        mag = (e > 31 || q > (0x7fffffffull >> e)) ? 0x7fffffffull : q << e;
+    } else if (-e > 62) {
+        mag = 0;
+    } else {
+        mag = (q + (1ull << (-e - 1))) >> -e;
+        mag = mag > 0x7fffffffull ? 0x7fffffffull : mag;
+    }
+    return acc < 0 ? -(int32_t)mag : (int32_t)mag;
+}
+
 /* ---- load time (float/double, as LiteRT) ---- */
 
 /* std::frexp for finite doubles, bit-exact. */
@@ -82,6 +142,8 @@ double khil_frexp(double x, int *exponent);
 /* std::round (half away from zero) for double and float. */
 double khil_round(double x);
 float khil_roundf(float x);
+/* Splits a finite double x >= 0 into x = mant * 2^exp2, mant an integer below 2^53. */
+void khil_double_parts(double x, uint64_t *mant, int32_t *exp2);
 /* TFLite QuantizeMultiplier; single_rounding applies TFLITE_SINGLE_ROUNDING's clamp. */
 void khil_quantize_multiplier(double real, int32_t *multiplier, int *shift, int single_rounding);
 /* TFLite CalculateActivationRangeQuantized for int8 outputs. */

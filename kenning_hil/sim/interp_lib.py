@@ -35,8 +35,8 @@ STATUS_NAMES = (
 # Load flags and arithmetic variants (firmware/interp/khil_interp.h, khil_quant.h).
 LOAD_KEEP_INPUTS = 1 << 8
 VARIANT_SINGLE_ROUNDING = 1 << 0
-VARIANT_FLOAT_SCALE_PRODUCT = 1 << 1
-VARIANT_FC_SCALE_FLOAT_DIVIDE = 1 << 2
+VARIANT_FC_FIXED_POINT = 1 << 1
+VARIANT_FLOAT_SCALE_PRODUCT = 1 << 2
 
 # TFLite TensorType -> numpy dtype, for the types a model's inputs/outputs may have.
 TFLITE_DTYPES = {
