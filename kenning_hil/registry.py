@@ -33,6 +33,9 @@ REGISTRY: dict[str, dict[str, str]] = {
         "tvm": "kenning_hil.runtimes.tvm.TVMRuntime",
     },
     "protocol": {
+        "tcp": "kenning_hil.protocols.bytes_protocol.NetworkProtocol",
+        "network": "kenning_hil.protocols.bytes_protocol.NetworkProtocol",
+        "uart": "kenning_hil.protocols.bytes_protocol.UARTProtocol",
     },
 }
 

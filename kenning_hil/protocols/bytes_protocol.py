@@ -1,0 +1,783 @@
+"""RuntimeProtocol over a byte-stream transport (PROTOCOL.md), and its TCP and UART forms.
+
+Client (host) side: every request is one blocking exchange on the caller's thread: send the
+frames, read until the matching answer arrives. No thread pools, no per-message threads: the
+per-inference overhead is a few encode/decode calls and three round trips. Each request has a
+timeout (scaled by size and line rate for MODEL), a bounded retry when the target asks for a
+retransmission or an answer arrives corrupt, accepts LOGS transmissions while waiting (they go
+to the `kenning_hil.target` logger and `target_logs`), and takes both Kenning-style answers
+(IS_KENNING + the finished server action byte) and Zephyr-style ones (IS_ZEPHYR, no payload).
+
+Server (target) side: `receive_message` hands the runtime one request at a time and deals
+itself with what is not a request: PINGs (UART sessions), REQUEST_RETRANSMIT (resends the last
+answer), acknowledgements, and corrupt input (FAIL answer, or a retransmission request for a
+checksum mismatch; over TCP the connection is then dropped, since the stream can no longer be
+trusted). Answers are Kenning-style. The reason for a FAIL goes first as a LOGS message, so
+that the host can say why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.measurements import Measurements
+from kenning_hil.core.protocol import (
+    STATUS_ACTIONS,
+    ConnectionLostError,
+    Flag,
+    FlowControl,
+    Message,
+    MessageType,
+    ProtocolError,
+    RequestTimeoutError,
+    RuntimeProtocol,
+    ServerStatus,
+    message_type_name,
+)
+from kenning_hil.protocols.channel import Corruption, MessageChannel
+from kenning_hil.protocols.frame import (
+    MAX_PLAUSIBLE_TYPE,
+    TCP_MAX_FRAME_SIZE,
+    UART_MAX_FRAME_SIZE,
+    WHOLE_TRANSMISSION,
+    ChecksumPolicy,
+)
+from kenning_hil.protocols.iospec_struct import pack_io_spec
+from kenning_hil.protocols.stats import StatsFormatError, decode_stats
+from kenning_hil.protocols.transport import Transport, TransportClosedError
+
+log = logging.getLogger("kenning_hil.protocols")
+target_log = logging.getLogger("kenning_hil.target")
+
+_SUCCESS = int(Flag.SUCCESS)
+_FAIL = int(Flag.FAIL)
+_IS_KENNING = int(Flag.IS_KENNING)
+_HOST = int(Flag.IS_HOST_MESSAGE)
+_REQUEST = int(FlowControl.REQUEST)
+_RETRANSMIT = int(FlowControl.REQUEST_RETRANSMIT)
+_ACKNOWLEDGE = int(FlowControl.ACKNOWLEDGE)
+_TRANSMISSION = int(FlowControl.TRANSMISSION)
+_LOGS = int(MessageType.LOGS)
+_PING = int(MessageType.PING)
+_STATUS_ACTIONS = {int(k): bytes((int(v),)) for k, v in STATUS_ACTIONS.items()}
+
+
+class BytesProtocol(RuntimeProtocol):
+    """The request/response logic shared by TCP and UART; subclasses open the transport."""
+
+    arguments_structure = {
+        "timeout": {
+            "description": "Seconds to wait for the answer to a request",
+            "type": float,
+            "default": 5.0,
+        },
+        "process_timeout": {
+            "description": "Seconds to wait for an inference (PROCESS) to finish",
+            "type": float,
+            "default": 30.0,
+        },
+        "retries": {
+            "description": "Times a request is sent again when the other side asks for a "
+            "retransmission or its answer arrives corrupt",
+            "type": int,
+            "default": 3,
+        },
+        "checksum": {
+            "description": "What to do with received checksums: verify (0x00 = not computed "
+            "is accepted) or ignore (targets that leave the byte uninitialised)",
+            "type": str,
+            "enum": ["verify", "ignore"],
+            "default": "verify",
+        },
+        "max_message_size": {
+            "description": "Largest message accepted, in bytes (bounds model uploads)",
+            "type": int,
+            "default": 64 << 20,
+        },
+        "frame_timeout": {
+            "description": "Seconds after which a partial frame that stopped arriving is "
+            "dropped and the receiver resynchronises",
+            "type": float,
+            "default": 1.0,
+        },
+        "host_quantization": {
+            "description": "The host quantises inputs and dequantises outputs (targets that "
+            "exchange tensors in the model's own types, e.g. firmware); default: off over "
+            "TCP, on over UART",
+            "type": bool,
+            "nullable": True,
+            "default": None,
+        },
+    }
+
+    #: transport's frame size limit (header included)
+    default_max_frame_size = TCP_MAX_FRAME_SIZE
+    #: how the io spec travels: JSON (TCP) or the packed struct (UART)
+    serialized_io_spec = False
+    #: default for `host_quantization`
+    default_host_quantization = False
+    #: whether a session is opened and closed with PINGs (UART) or by the connection (TCP)
+    ping_sessions = False
+
+    def __init__(
+        self,
+        timeout: float = 5.0,
+        process_timeout: float = 30.0,
+        retries: int = 3,
+        checksum: str = "verify",
+        max_message_size: int = 64 << 20,
+        frame_timeout: float = 1.0,
+        host_quantization: bool | None = None,
+    ):
+        if timeout <= 0 or process_timeout <= 0 or frame_timeout <= 0:
+            raise ConfigurationError(
+                f"{type(self).__name__}: timeouts must be positive, got timeout={timeout}, "
+                f"process_timeout={process_timeout}, frame_timeout={frame_timeout}"
+            )
+        if retries < 0:
+            raise ConfigurationError(f"{type(self).__name__}: retries must be >= 0, got {retries}")
+        self.timeout = timeout
+        self.process_timeout = process_timeout
+        self.retries = retries
+        self.checksum = ChecksumPolicy(checksum)
+        self.max_message_size = max_message_size
+        self.frame_timeout = frame_timeout
+        self.host_quantization = (
+            self.default_host_quantization if host_quantization is None else host_quantization
+        )
+        self.channel: MessageChannel | None = None
+        self.target_logs: deque[str] = deque(maxlen=200)
+        self.last_processing_time: float | None = None
+        self.last_answer: Message | None = None
+        # server side
+        self._current: Message | None = None
+        self._last_answer_frames: tuple[int, list[bytes]] | None = None
+        self._session_open = False
+        self._role: str | None = None  # "client" or "server", set by initialize_*
+
+    # -- transport hooks -------------------------------------------------------------------
+
+    @property
+    def target_name(self) -> str:
+        """The peer, for error messages."""
+        return self.channel.name if self.channel is not None else self.describe_target()
+
+    def describe_target(self) -> str:
+        raise NotImplementedError
+
+    def open_client_transport(self) -> Transport:
+        raise NotImplementedError
+
+    def _make_channel(self, transport: Transport) -> MessageChannel:
+        return MessageChannel(
+            transport,
+            checksum=self.checksum,
+            max_message_size=self.max_message_size,
+            stall_timeout=self.frame_timeout,
+        )
+
+    # -- client: session -------------------------------------------------------------------
+
+    def initialize_client(self) -> bool:
+        """Connects to the target; raises ConnectionLostError naming it when that fails."""
+        self._role = "client"
+        self.channel = self._make_channel(self.open_client_transport())
+        if self.ping_sessions:
+            try:
+                self._open_ping_session()
+            except ProtocolError:
+                self.channel.close()
+                self.channel = None
+                raise
+        return True
+
+    def disconnect(self):
+        """Client: ends the session (UART: disconnect PING) and closes the connection.
+        Server: drops the current client."""
+        if self._role == "server":
+            self._drop_client()
+            return
+        if self.channel is None:
+            return
+        if self.ping_sessions:
+            # tell the target the session is over; its answer is a courtesy
+            try:
+                self._exchange(_PING, b"", _FAIL, min(self.timeout, 1.0), raise_timeout=False)
+            except ProtocolError as exc:
+                log.debug("disconnect PING to %s failed: %s", self.channel.name, exc)
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+    def _open_ping_session(self, attempts: int = 5, attempt_timeout: float = 1.0) -> None:
+        """UART connect: PING/SUCCESS until the target answers (Kenning: 5 tries of 1 s).
+        A refused connect (a session still open, e.g. after an aborted run) is followed by a
+        restart PING (SUCCESS|FAIL) before the next try."""
+        assert self.channel is not None
+        self.channel.discard_input()
+        start = time.monotonic()
+        refused = False
+        for _ in range(attempts):
+            answer = self._exchange(_PING, b"", _SUCCESS, attempt_timeout, raise_timeout=False)
+            if answer is None:
+                continue
+            if answer.success:
+                return
+            refused = True
+            self._exchange(_PING, b"", _SUCCESS | _FAIL, attempt_timeout, raise_timeout=False)
+        what = "refused the session" if refused else "did not answer the connect PING"
+        raise ConnectionLostError(
+            f"{what} ({attempts} tries of {attempt_timeout:g} s){self._recent_logs()}",
+            self.target_name,
+            MessageType.PING,
+            time.monotonic() - start,
+        )
+
+    # -- client: requests ------------------------------------------------------------------
+
+    def _exchange(
+        self,
+        message_type: int,
+        payload: bytes,
+        flags: int,
+        timeout: float,
+        raise_timeout: bool = True,
+    ) -> Message | None:
+        """Sends one request and returns the target's answer to it (OK or ERROR alike).
+
+        Raises RequestTimeoutError (or returns None if not `raise_timeout`) when no answer
+        came in time, ConnectionLostError when the connection dropped, ProtocolError when the
+        target keeps asking for retransmissions.
+        """
+        channel = self.channel
+        if channel is None:
+            raise ConnectionLostError("not connected", self.describe_target(), message_type)
+        start = time.monotonic()
+        frames = channel.encode(Message(message_type, payload, flags | _HOST, _REQUEST))
+        retries_left = self.retries
+        try:
+            channel.send_frames(frames)
+            deadline = start + timeout
+            while True:
+                event = channel.receive(deadline - time.monotonic())
+                if event is None:
+                    if not raise_timeout:
+                        return None
+                    raise RequestTimeoutError(
+                        f"no answer within {timeout:g} s{self._recent_logs()}",
+                        channel.name,
+                        message_type,
+                        time.monotonic() - start,
+                    )
+                if type(event) is Corruption:
+                    log.debug("corrupt input from %s: %s", channel.name, event)
+                    if event.kind != "checksum":
+                        continue  # resynchronised; the answer may still come
+                    if retries_left == 0:
+                        raise ProtocolError(
+                            f"answer still corrupt after {self.retries} retransmissions",
+                            channel.name,
+                            message_type,
+                            time.monotonic() - start,
+                        )
+                    retries_left -= 1
+                    channel.send(
+                        Message(message_type, b"", _HOST, _RETRANSMIT), count=WHOLE_TRANSMISSION
+                    )
+                    deadline = time.monotonic() + timeout
+                    continue
+                mtype = event.message_type
+                flow = event.flow_control
+                if mtype == _LOGS and flow == _TRANSMISSION:
+                    self._record_logs(event.payload)
+                    continue
+                if mtype != message_type:
+                    log.debug("ignoring %r from %s while waiting for %s", event, channel.name,
+                              message_type_name(message_type))
+                    continue
+                if flow == _TRANSMISSION or (flow == _ACKNOWLEDGE and event.flags & _FAIL):
+                    self.last_answer = event
+                    return event
+                if flow == _RETRANSMIT:
+                    if retries_left == 0:
+                        raise ProtocolError(
+                            f"target asked for {self.retries + 1} retransmissions",
+                            channel.name,
+                            message_type,
+                            time.monotonic() - start,
+                        )
+                    retries_left -= 1
+                    channel.send_frames(frames)
+                    deadline = time.monotonic() + timeout
+                # a positive ACKNOWLEDGE (receipt) or a stray REQUEST: keep waiting
+        except TransportClosedError as exc:
+            raise ConnectionLostError(
+                f"connection lost ({exc.reason}){self._recent_logs()}",
+                channel.name,
+                message_type,
+                time.monotonic() - start,
+            ) from exc
+
+    def _record_logs(self, payload: bytes) -> None:
+        text = payload.decode("utf-8", errors="replace").rstrip("\n")
+        for line in text.splitlines() or [""]:
+            self.target_logs.append(line)
+            target_log.info("%s", line)
+
+    def _recent_logs(self, lines: int = 3) -> str:
+        if not self.target_logs:
+            return ""
+        recent = list(self.target_logs)[-lines:]
+        return " (target log: " + " | ".join(recent) + ")"
+
+    def _status_request(self, message_type: int, payload: bytes = b"", flags: int = 0,
+                        timeout: float | None = None) -> bool:
+        """An upload or PROCESS: True on OK. A Kenning-style OK must name the action."""
+        answer = self._exchange(message_type, payload, flags, timeout or self.timeout)
+        return self._check_status(answer, message_type)
+
+    def _check_status(self, answer: Message, message_type: int) -> bool:
+        if not answer.success:
+            log.warning(
+                "target %s refused %s%s",
+                self.target_name,
+                message_type_name(message_type),
+                self._recent_logs(),
+            )
+            return False
+        if answer.flags & _IS_KENNING:
+            expected = _STATUS_ACTIONS.get(message_type)
+            if expected is not None and answer.payload != expected:
+                raise ProtocolError(
+                    f"Kenning-style answer names server action {answer.payload[:4].hex() or 'none'}"
+                    f", expected {expected.hex()}",
+                    self.target_name,
+                    message_type,
+                )
+        return True
+
+    def refusal_reason(self) -> str:
+        """The target's last log lines: usually why it refused the last request."""
+        return self._recent_logs().removeprefix(" (target log: ").removesuffix(")")
+
+    def send_data(self, data: bytes) -> bool:
+        if self.channel is None:
+            return False
+        self.channel.transport.send(data)
+        return True
+
+    def receive_confirmation(self) -> tuple[bool, bytes | None]:
+        answer = self.last_answer
+        if answer is None:
+            return False, None
+        return answer.success, answer.payload
+
+    def upload_io_specification(self, path: Path) -> bool:
+        try:
+            spec = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigurationError(f"cannot read io specification {path}: {exc}") from exc
+        return self.upload_io_specification_dict(spec)
+
+    def upload_io_specification_dict(self, spec: dict) -> bool:
+        if self.serialized_io_spec:
+            return self._status_request(
+                MessageType.IO_SPEC, pack_io_spec(spec), int(Flag.SERIALIZED)
+            )
+        payload = json.dumps(spec, separators=(",", ":")).encode("utf-8")
+        return self._status_request(MessageType.IO_SPEC, payload)
+
+    def model_timeout(self, size: int) -> float:
+        """Upload time at the line rate, doubled, on top of the request timeout."""
+        assert self.channel is not None
+        return self.timeout + 2.0 * size / self.channel.transport.line_rate
+
+    def upload_model(self, path: Path) -> bool:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read compiled model {path}: {exc}") from exc
+        return self.upload_model_bytes(data)
+
+    def upload_model_bytes(self, data: bytes) -> bool:
+        if len(data) > self.max_message_size:
+            raise ConfigurationError(
+                f"model of {len(data)} bytes exceeds max_message_size={self.max_message_size}"
+            )
+        if self.channel is None:
+            raise ConnectionLostError("not connected", self.describe_target(), MessageType.MODEL)
+        return self._status_request(MessageType.MODEL, data, timeout=self.model_timeout(len(data)))
+
+    def upload_runtime(self, path: Path) -> bool:
+        data = Path(path).read_bytes()
+        if self.channel is None:
+            raise ConnectionLostError("not connected", self.describe_target(), MessageType.RUNTIME)
+        payload = len(data).to_bytes(4, "little") + data
+        return self._status_request(
+            MessageType.RUNTIME, payload, timeout=self.model_timeout(len(payload))
+        )
+
+    def upload_input(self, data: bytes) -> bool:
+        return self._status_request(MessageType.DATA, data)
+
+    def request_processing(self, get_time_func: Callable[[], float] = time.perf_counter) -> bool:
+        start = get_time_func()
+        answer = self._exchange(MessageType.PROCESS, b"", 0, self.process_timeout)
+        self.last_processing_time = get_time_func() - start
+        return self._check_status(answer, MessageType.PROCESS)
+
+    def download_output(self) -> tuple[bool, bytes | None]:
+        answer = self._exchange(MessageType.OUTPUT, b"", 0, self.timeout)
+        if not answer.success:
+            return False, None
+        return True, answer.payload
+
+    def download_statistics(self, final: bool = False) -> Measurements:
+        """The target's STATS (JSON or 48-byte records) as Measurements; empty when the
+        target has none or refuses."""
+        answer = self._exchange(MessageType.STATS, b"", 0, self.timeout)
+        measurements = Measurements()
+        if not answer.success or not answer.payload:
+            return measurements
+        try:
+            measurements.update_measurements(decode_stats(answer.payload))
+        except StatsFormatError as exc:
+            raise ProtocolError(str(exc), self.target_name, MessageType.STATS) from exc
+        return measurements
+
+    # -- server ----------------------------------------------------------------------------
+
+    def receive_message(self, timeout: float | None = None) -> tuple[ServerStatus, Message | None]:
+        """Server side: waits for the next request the runtime must serve.
+
+        Returns (DATA_READY, request), (NOTHING, None) on timeout or after handling
+        something itself, (CLIENT_CONNECTED / CLIENT_DISCONNECTED, None) at session
+        boundaries, or (DATA_INVALID, None) after answering corrupt or unusable input.
+        """
+        self._current = None
+        channel = self.channel
+        if channel is None:
+            return self.wait_for_client(timeout)
+        try:
+            event = channel.receive(timeout)
+            if event is None:
+                return ServerStatus.NOTHING, None
+            if type(event) is Corruption:
+                self._answer_corruption(event)
+                return ServerStatus.DATA_INVALID, None
+            flow = event.flow_control
+            if flow == _REQUEST:
+                if event.message_type == _PING:
+                    return self._serve_ping(event)
+                if self.ping_sessions and not self._session_open:
+                    self._deny(event.message_type, "no session: send a connect PING first")
+                    return ServerStatus.DATA_INVALID, None
+                self._current = event
+                return ServerStatus.DATA_READY, event
+            if flow == _RETRANSMIT:
+                self._resend_last_answer(event.message_type)
+            elif flow == _ACKNOWLEDGE:
+                pass  # answering an acknowledgement would start a ping-pong
+            elif event.message_type == _LOGS:
+                self._record_logs(event.payload)
+            else:
+                self._deny(event.message_type, f"unexpected {event!r}", acknowledge=True)
+                return ServerStatus.DATA_INVALID, None
+            return ServerStatus.NOTHING, None
+        except TransportClosedError as exc:
+            log.info("client %s disconnected: %s", channel.name, exc.reason)
+            self._drop_client()
+            return ServerStatus.CLIENT_DISCONNECTED, None
+
+    def gather_data(self, timeout: float | None = None) -> tuple[ServerStatus, Message | None]:
+        return self.receive_message(timeout)
+
+    def wait_for_client(self, timeout: float | None) -> tuple[ServerStatus, None]:
+        """TCP: accepts the next client. Other transports are always 'connected'."""
+        return ServerStatus.NOTHING, None
+
+    def _drop_client(self) -> None:
+        channel, self.channel = self.channel, None
+        self._session_open = False
+        self._last_answer_frames = None
+        if channel is not None:
+            channel.close()
+
+    def _serve_ping(self, ping: Message) -> tuple[ServerStatus, None]:
+        if ping.payload:
+            self._deny(_PING, f"PING must carry no payload, got {len(ping.payload)} bytes")
+            return ServerStatus.DATA_INVALID, None
+        connect = bool(ping.flags & _SUCCESS)
+        disconnect = bool(ping.flags & _FAIL)
+        self._send_answer(_PING, _SUCCESS | _IS_KENNING)
+        if connect:
+            # a connect (or restart) at any time ends the old session first
+            was_open, self._session_open = self._session_open, True
+            if was_open:
+                log.info("session restarted by %s", self.target_name)
+            return ServerStatus.CLIENT_CONNECTED, None
+        if disconnect:
+            self._session_open = False
+            return ServerStatus.CLIENT_DISCONNECTED, None
+        return ServerStatus.NOTHING, None  # a plain PING: liveness check
+
+    def request_success(self, data: bytes | None = b"") -> bool:
+        """Answers the request being served with OK (Kenning-style: the finished action
+        byte for uploads and PROCESS, `data` for OUTPUT/STATS)."""
+        current = self._current
+        if current is None:
+            return False
+        self._current = None
+        mtype = current.message_type
+        payload = _STATUS_ACTIONS.get(mtype, data or b"")
+        return self._send_answer(mtype, _SUCCESS | _IS_KENNING, payload)
+
+    def request_failure(self, reason: str = "") -> bool:
+        """Answers the request being served with ERROR; `reason` goes to the host as LOGS."""
+        current = self._current
+        if current is None:
+            return False
+        self._current = None
+        return self._deny(current.message_type, reason)
+
+    def _deny(self, message_type: int, reason: str, acknowledge: bool = False) -> bool:
+        """FAIL answer: a TRANSMISSION of the request's type (with the action byte for status
+        requests), or a negative ACKNOWLEDGE for what is not a known request."""
+        if reason:
+            log.info("refusing %s from %s: %s", message_type_name(message_type),
+                     self.target_name, reason)
+            self.send_logs(f"{message_type_name(message_type)} refused: {reason}")
+        known = message_type in STATUS_ACTIONS or message_type in (
+            MessageType.OUTPUT, MessageType.STATS, MessageType.PING
+        )
+        if acknowledge or not known:
+            return self._send_answer(message_type, _FAIL | _IS_KENNING, b"", _ACKNOWLEDGE)
+        return self._send_answer(
+            message_type, _FAIL | _IS_KENNING, _STATUS_ACTIONS.get(message_type, b"")
+        )
+
+    def send_logs(self, text: str) -> bool:
+        """Sends a LOGS transmission (the host records it and keeps waiting)."""
+        if self.channel is None:
+            return False
+        try:
+            self.channel.send(Message(_LOGS, text.encode("utf-8"), 0, _TRANSMISSION))
+        except TransportClosedError:
+            return False
+        return True
+
+    def _send_answer(
+        self, message_type: int, flags: int, payload: bytes = b"", flow: int = _TRANSMISSION
+    ) -> bool:
+        channel = self.channel
+        if channel is None:
+            return False
+        frames = channel.encode(Message(message_type, payload, flags, flow))
+        self._last_answer_frames = (message_type, frames)
+        try:
+            channel.send_frames(frames)
+        except TransportClosedError as exc:
+            log.info("client %s gone while answering: %s", channel.name, exc.reason)
+            self._drop_client()
+            return False
+        return True
+
+    def _resend_last_answer(self, message_type: int) -> None:
+        last = self._last_answer_frames
+        if last is None or last[0] != message_type:
+            self._deny(message_type, "nothing to retransmit", acknowledge=True)
+            return
+        assert self.channel is not None
+        try:
+            self.channel.send_frames(last[1])
+        except TransportClosedError:
+            self._drop_client()
+
+    def _answer_corruption(self, corruption: Corruption) -> None:
+        """A request that arrived whole but with a bad checksum is asked for again; a frame
+        with a readable header gets a negative ACKNOWLEDGE of its type; bytes that were not
+        a frame at all get only a LOGS line (there is no type to answer). The reason always
+        goes to the host as LOGS."""
+        log.info("corrupt input from %s: %s", self.target_name, corruption)
+        if corruption.kind == "checksum" and corruption.flow_control == _REQUEST:
+            assert self.channel is not None
+            self.send_logs(f"corrupt input: {corruption}; asking for retransmission")
+            try:
+                self.channel.send(
+                    Message(corruption.message_type, b"", 0, _RETRANSMIT),
+                    count=WHOLE_TRANSMISSION,
+                )
+            except TransportClosedError:
+                self._drop_client()
+            return
+        if corruption.kind == "garbage" or corruption.message_type > MAX_PLAUSIBLE_TYPE:
+            self.send_logs(f"corrupt input: {corruption}")
+        else:
+            self._deny(corruption.message_type, f"corrupt input: {corruption}", acknowledge=True)
+        if self.drop_on_corruption:
+            self._drop_client()
+
+    #: drop the connection after corrupt input (TCP: the stream can no longer be trusted)
+    drop_on_corruption = False
+
+    def initialize_server(self) -> bool:
+        raise NotImplementedError
+
+    def close_server(self) -> None:
+        """Stops serving: closes the client connection and the listening endpoint."""
+        self._drop_client()
+
+
+class NetworkProtocol(BytesProtocol):
+    """The protocol over TCP: Kenning's handshake byte, 1 MiB frames, JSON io spec/stats."""
+
+    arguments_structure = {
+        "host": {
+            "description": "Target server address (client) or address to listen on (server)",
+            "type": str,
+            "default": "127.0.0.1",
+        },
+        "port": {
+            "description": "TCP port (0 on the server: any free port)",
+            "type": int,
+            "default": 12345,
+        },
+        "max_frame_size": {
+            "description": "Largest frame in bytes, header included",
+            "type": int,
+            "default": TCP_MAX_FRAME_SIZE,
+        },
+    }
+
+    drop_on_corruption = True
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 12345,
+        max_frame_size: int = TCP_MAX_FRAME_SIZE,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"NetworkProtocol: port must be 0-65535, got {port}")
+        if max_frame_size < 13:
+            raise ConfigurationError(
+                f"NetworkProtocol: max_frame_size must exceed the 12-byte header, "
+                f"got {max_frame_size}"
+            )
+        self.host = host
+        self.port = port
+        self.max_frame_size = max_frame_size
+        self.listener = None
+
+    def describe_target(self) -> str:
+        return f"tcp://{self.host}:{self.port}"
+
+    def open_client_transport(self) -> Transport:
+        from kenning_hil.protocols.tcp import connect
+
+        return connect(self.host, self.port, self.timeout, self.max_frame_size)
+
+    def initialize_server(self) -> bool:
+        from kenning_hil.protocols.tcp import TCPListener
+
+        self._role = "server"
+        self.listener = TCPListener(self.host, self.port, self.max_frame_size)
+        self.port = self.listener.port
+        return True
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def wait_for_client(self, timeout: float | None) -> tuple[ServerStatus, None]:
+        if self.listener is None:
+            raise ProtocolError("server not initialised", self.describe_target())
+        connection = self.listener.accept(timeout)
+        if connection is None:
+            return ServerStatus.NOTHING, None
+        log.info("client %s connected", connection.name)
+        self.channel = self._make_channel(connection)
+        self._session_open = True
+        return ServerStatus.CLIENT_CONNECTED, None
+
+    def close_server(self) -> None:
+        super().close_server()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+
+
+class UARTProtocol(BytesProtocol):
+    """The protocol over a serial line: 136-byte frames, PING sessions, the packed io spec,
+    48-byte STATS records. `port` is a device path or a pyserial URL (``socket://``,
+    ``rfc2217://``, ``loop://``)."""
+
+    arguments_structure = {
+        "port": {
+            "description": "Serial device path or pyserial URL",
+            "type": str,
+            "required": True,
+        },
+        "baudrate": {"description": "Line rate in baud", "type": int, "default": 115200},
+        "max_frame_size": {
+            "description": "Largest frame in bytes, header included",
+            "type": int,
+            "default": UART_MAX_FRAME_SIZE,
+        },
+        "frame_timeout": {"default": 0.5},
+    }
+
+    default_max_frame_size = UART_MAX_FRAME_SIZE
+    serialized_io_spec = True
+    default_host_quantization = True
+    ping_sessions = True
+
+    def __init__(
+        self,
+        port: str,
+        baudrate: int = 115200,
+        max_frame_size: int = UART_MAX_FRAME_SIZE,
+        frame_timeout: float = 0.5,
+        **kwargs,
+    ):
+        super().__init__(frame_timeout=frame_timeout, **kwargs)
+        if baudrate <= 0:
+            raise ConfigurationError(f"UARTProtocol: baudrate must be positive, got {baudrate}")
+        if max_frame_size < 13:
+            raise ConfigurationError(
+                f"UARTProtocol: max_frame_size must exceed the 12-byte header, got {max_frame_size}"
+            )
+        self.port = port
+        self.baudrate = baudrate
+        self.max_frame_size = max_frame_size
+
+    def describe_target(self) -> str:
+        return self.port
+
+    def open_client_transport(self) -> Transport:
+        from kenning_hil.protocols.uart import SerialTransport
+
+        return SerialTransport(self.port, self.baudrate, self.max_frame_size)
+
+    def initialize_server(self) -> bool:
+        self._role = "server"
+        self.channel = self._make_channel(self.open_client_transport())
+        return True
+
+    @property
+    def address(self) -> str:
+        return self.port
+
+    def receive_message(self, timeout: float | None = None) -> tuple[ServerStatus, Message | None]:
+        if self.channel is None:
+            # the device went away: a serial server has no listener to fall back to
+            raise ConnectionLostError("serial port closed or gone", self.port)
+        return super().receive_message(timeout)

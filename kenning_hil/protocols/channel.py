@@ -1,0 +1,135 @@
+"""Whole messages over a byte-stream transport: chunking on the way out; decoding,
+checksums, reassembly and stall handling on the way in.
+
+`MessageChannel.receive` returns one event at a time: a `Message`, a `Corruption` (something
+arrived that is not a valid message; the caller decides whether to answer, ask for a
+retransmission or drop the connection), or None when the time ran out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from kenning_hil.core.protocol import FlowControl, Message, message_type_name
+from kenning_hil.protocols.chunking import AssemblyError, MessageAssembler, encode_message
+from kenning_hil.protocols.frame import ChecksumPolicy, Frame, FrameDecoder, FrameError
+from kenning_hil.protocols.transport import Transport
+
+DEFAULT_MAX_MESSAGE_SIZE = 64 << 20
+
+
+@dataclass(slots=True)
+class Corruption:
+    """Bytes that did not make a valid message. `kind`: garbage, checksum, oversized,
+    stalled (from the frame decoder) or assembly (frames that do not fit together)."""
+
+    kind: str
+    message_type: int
+    flow_control: int
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class MessageChannel:
+    """Sends and receives `Message`s over one transport connection."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        checksum: ChecksumPolicy | str = ChecksumPolicy.VERIFY,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        stall_timeout: float = 1.0,
+        compute_checksum: bool = True,
+    ):
+        self.transport = transport
+        self.max_frame_size = transport.max_frame_size
+        self.decoder = FrameDecoder(transport.max_frame_size, checksum)
+        self.assembler = MessageAssembler(max_message_size)
+        self.stall_timeout = stall_timeout
+        self.compute_checksum = compute_checksum
+        self._events: deque[Frame | FrameError] = deque()
+        self._last_bytes_at = time.monotonic()
+
+    @property
+    def name(self) -> str:
+        return self.transport.name
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, message: Message, count: int = 0) -> None:
+        """Sends `message`, chunked to the transport's frame size (one write per frame)."""
+        for frame in encode_message(message, self.max_frame_size, self.compute_checksum, count):
+            self.transport.send(frame)
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            self.transport.send(frame)
+
+    def encode(self, message: Message, count: int = 0) -> list[bytes]:
+        """The frames of `message`, kept by callers that may have to retransmit them."""
+        return list(encode_message(message, self.max_frame_size, self.compute_checksum, count))
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive(self, timeout: float | None) -> Message | Corruption | None:
+        """Waits up to `timeout` seconds (None: forever) for the next event.
+
+        Raises TransportClosedError when the peer goes away.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        decoder = self.decoder
+        while True:
+            event = self._events.popleft() if self._events else decoder.next()
+            if event is None:
+                now = time.monotonic()
+                wait = None if deadline is None else deadline - now
+                if decoder.pending:
+                    stall_left = self._last_bytes_at + self.stall_timeout - now
+                    if stall_left <= 0:
+                        # a partial frame stopped arriving: resynchronise on what is buffered
+                        self._events.extend(decoder.resync_stalled())
+                        continue
+                    wait = stall_left if wait is None else min(wait, stall_left)
+                if wait is not None and wait <= 0:
+                    return None
+                data = self.transport.receive(wait)
+                if data:
+                    decoder.feed(data)
+                    self._last_bytes_at = time.monotonic()
+                continue
+            if type(event) is FrameError:
+                self.assembler.discard_partial()
+                return Corruption(event.kind, event.message_type, event.flow_control, event.detail)
+            try:
+                message = self.assembler.add(event)
+            except AssemblyError as exc:
+                return Corruption(
+                    "assembly",
+                    exc.frame.message_type,
+                    exc.frame.flow_control,
+                    f"{message_type_name(exc.frame.message_type)} "
+                    f"{_flow_name(exc.frame.flow_control)}: {exc.reason}",
+                )
+            if message is not None:
+                return message
+
+    def discard_input(self) -> None:
+        """Forgets everything received so far (stale bytes from an earlier session)."""
+        self.transport.discard_input()
+        self.decoder.reset()
+        self.assembler.reset()
+        self._events.clear()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def _flow_name(flow_control: int) -> str:
+    try:
+        return FlowControl(flow_control).name
+    except ValueError:
+        return f"flow control {flow_control}"
