@@ -212,6 +212,20 @@ class RuntimeProtocol(ArgumentsHandler):
 
     # -- set-up ---------------------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        """True while a connection (client) or a client (server) is open."""
+        return False
+
+    @property
+    def target_name(self) -> str:
+        """Names the other side in messages (e.g. ``tcp://127.0.0.1:12345``)."""
+        return type(self).__name__
+
+    def refusal_reason(self) -> str:
+        """Why the other side refused the last request, when it said (else empty)."""
+        return ""
+
     def initialize_client(self) -> bool:
         """Connects to the target (client side, on the host)."""
         raise NotImplementedError

@@ -18,6 +18,8 @@ outputs are postprocessed and evaluated once per chunk.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 from abc import abstractmethod
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from kenning_hil.core.args import ArgumentsHandler
-from kenning_hil.core.errors import ConfigurationError, ModelNotLoadedError
+from kenning_hil.core.errors import ConfigurationError, KenningHILError, ModelNotLoadedError
 from kenning_hil.core.iospec import (
     dequantize_entry,
     input_entries,
@@ -36,12 +38,14 @@ from kenning_hil.core.iospec import (
     numpy_dtype,
     output_entries,
     quantize_entry,
+    tensor_shape,
     validate_io_specification,
 )
 from kenning_hil.core.measurements import (
     Measurements,
     MeasurementsCollector,
     SystemStatsCollector,
+    to_jsonable,
 )
 from kenning_hil.core.model import (
     check_tensors,
@@ -51,8 +55,18 @@ from kenning_hil.core.model import (
     wire_dtype,
 )
 from kenning_hil.core.optimizer import consult_model_type
+from kenning_hil.core.protocol import (
+    MessageType,
+    ProtocolError,
+    RequestDeniedError,
+    ServerSession,
+    ServerStatus,
+)
 
 INFERENCE_STEP_KEY = "target_inference_step"
+PROTOCOL_STEP_KEY = "protocol_inference_step"
+SERVER_POLL_SECONDS = 0.2
+"""How often `run_server` checks whether `close_server` was called."""
 SESSION_STATS_PREFIX = "session_utilization"
 
 
@@ -305,3 +319,274 @@ class Runtime(ArgumentsHandler):
         MeasurementsCollector.measurements.update_measurements(measurements)
         measurements.update_measurements(session_stats)
         return measurements
+
+    # --- over a protocol: client (host) side --------------------------------------------------
+
+    def _require_protocol(self, what: str) -> Any:
+        if self.protocol is None:
+            raise ConfigurationError(
+                f"{type(self).__name__}.{what} needs a protocol (scenario key 'protocol')"
+            )
+        return self.protocol
+
+    def prepare_client(self) -> bool:
+        """Connects to the target server (seed)."""
+        return self._require_protocol("prepare_client").initialize_client()
+
+    def upload_essentials(self, compiled_model_path: Path) -> bool:
+        """Uploads the io spec (when known) and the model; raises RequestDeniedError naming
+        the target and its reason when the target refuses either."""
+        protocol = self._require_protocol("upload_essentials")
+        if self.io_specification is not None:
+            if hasattr(protocol, "upload_io_specification_dict"):
+                accepted = protocol.upload_io_specification_dict(self.io_specification)
+            else:
+                accepted = protocol.upload_io_specification(io_spec_path(compiled_model_path))
+            if not accepted:
+                raise _denied(protocol, MessageType.IO_SPEC)
+        if not protocol.upload_model(Path(compiled_model_path)):
+            raise _denied(protocol, MessageType.MODEL)
+        return True
+
+    def run_client(
+        self, dataset: Any, modelwrapper: Any, compiled_model_path: Path
+    ) -> Measurements:
+        """Runs the dataset on the target through `protocol` (seed procedure): connect,
+        upload io spec and model, per batch DATA -> PROCESS -> OUTPUT, evaluate, STATS,
+        disconnect. A protocol that is already connected is used as is and left open.
+
+        Returns Measurements like `run_locally`: quality metrics, `protocol_inference_step`
+        (ns, host-timed PROCESS round trip, per batch) with its `_timestamp`, the target's
+        STATS merged in (`target_inference_step` etc., when it sends them) and
+        `compiled_model_size`. When the run fails midway, the error raised carries the
+        measurements taken so far in its `measurements` attribute.
+        """
+        protocol = self._require_protocol("run_client")
+        self.model_path = Path(compiled_model_path)
+        spec = load_io_specification(io_spec_path(self.model_path))
+        self.read_io_specification(spec or modelwrapper.get_io_specification())
+        host_quantization = bool(getattr(protocol, "host_quantization", False))
+        measurements = Measurements()
+        steps: list[int] = []
+        starts: list[int] = []
+        connected_here = not protocol.connected
+        outputs: list[list[np.ndarray]] = []
+        truth: Any = None
+        try:
+            if connected_here:
+                protocol.initialize_client()
+            self.upload_essentials(self.model_path)
+            for inputs, truth in dataset.iter_chunks():
+                outputs = []
+                prepared = modelwrapper.preprocess_input(inputs)
+                for batch in split_batches(prepared, dataset.batch_size):
+                    outputs.append(
+                        self._infer_remotely(batch, modelwrapper, host_quantization, steps, starts)
+                    )
+                chunk_outputs, outputs = outputs, []
+                self._evaluate_outputs(dataset, modelwrapper, measurements, chunk_outputs, truth)
+            target_stats = protocol.download_statistics(final=True)
+        except KenningHILError as exc:
+            try:
+                self._evaluate_outputs(dataset, modelwrapper, measurements, outputs, truth)
+            except Exception:  # keep what was measured; the original error is what matters
+                pass
+            self._finish_remote_measurements(dataset, measurements, steps, starts)
+            exc.measurements = measurements
+            raise
+        finally:
+            if connected_here and protocol.connected:
+                protocol.disconnect()
+        self._finish_remote_measurements(dataset, measurements, steps, starts)
+        measurements.update_measurements(target_stats)
+        MeasurementsCollector.measurements.update_measurements(measurements)
+        return measurements
+
+    def _infer_remotely(
+        self,
+        batch: list[np.ndarray],
+        modelwrapper: Any,
+        host_quantization: bool,
+        steps: list[int],
+        starts: list[int],
+    ) -> list[np.ndarray]:
+        """DATA -> PROCESS -> OUTPUT for one batch; returns outputs in the wrapper's order."""
+        protocol = self.protocol
+        if host_quantization:
+            # the target takes the model's own tensors: quantise here, in compiled order
+            data = b"".join(a.tobytes() for a in self.convert_input_arrays(batch))
+        else:
+            data = modelwrapper.convert_input_to_bytes(batch)
+        if not protocol.upload_input(data):
+            raise _denied(protocol, MessageType.DATA)
+        start = time.perf_counter_ns()
+        processed = protocol.request_processing(time.perf_counter_ns)
+        steps.append(time.perf_counter_ns() - start)
+        starts.append(start)
+        if not processed:
+            raise _denied(protocol, MessageType.PROCESS)
+        ok, raw = protocol.download_output()
+        if not ok or raw is None:
+            raise _denied(protocol, MessageType.OUTPUT)
+        owner = f"output of {protocol.target_name}"
+        if host_quantization:
+            return self.postprocess_output(
+                _split_model_outputs(raw, output_entries(self.io_specification), owner)
+            )
+        return [np.array(a) for a in split_tensors_from_bytes(raw, self.output_spec, owner)]
+
+    @staticmethod
+    def _evaluate_outputs(
+        dataset: Any, modelwrapper: Any, measurements: Measurements, outputs: list, truth: Any
+    ) -> None:
+        if not outputs:
+            return
+        predictions = modelwrapper.postprocess_outputs(concatenate_batches(outputs))
+        done = sum(len(batch[0]) for batch in outputs)  # fewer than the chunk after a failure
+        if isinstance(truth, list | tuple):
+            truth = [t[:done] for t in truth]
+        dataset.merge_evaluation(measurements, dataset.evaluate(predictions, truth))
+
+    def _finish_remote_measurements(
+        self, dataset: Any, measurements: Measurements, steps: list[int], starts: list[int]
+    ) -> None:
+        for key, value in dataset.compute_quality_metrics(measurements).items():
+            measurements.initialize_measurement(key, value)
+        measurements.add_measurements_list(PROTOCOL_STEP_KEY, steps)
+        measurements.add_measurements_list(f"{PROTOCOL_STEP_KEY}_timestamp", starts)
+        if self.model_path is not None and Path(self.model_path).exists():
+            measurements.initialize_measurement("compiled_model_size", model_size(self.model_path))
+
+    # --- over a protocol: server (target) side -------------------------------------------------
+
+    def prepare_server(self) -> bool:
+        """Starts listening (seed): binds the TCP port or opens the serial port."""
+        self._serving = False
+        self._target_steps: list[int] = []
+        self._target_step_starts: list[int] = []
+        return self._require_protocol("prepare_server").initialize_server()
+
+    def run_server(self) -> None:
+        """Serves clients one at a time until `close_server` (seed's main server program).
+
+        Requests are checked against the session order (`ServerSession`) before the runtime
+        sees them; anything refused or failing gets a FAIL answer with the reason, and the
+        server carries on. Received data is only ever parsed (io spec: JSON, validated) or
+        handed to the runtime's model loader: nothing received is executed or unpickled.
+        """
+        protocol = self._require_protocol("run_server")
+        if not hasattr(self, "_target_steps"):
+            self.prepare_server()
+        session = ServerSession()
+        handlers = {
+            MessageType.IO_SPEC: self.prepare_io_specification,
+            MessageType.MODEL: self.prepare_model,
+            MessageType.DATA: self.prepare_input,
+            MessageType.PROCESS: self._process_request,
+            MessageType.OUTPUT: self.upload_output,
+            MessageType.STATS: self.upload_stats,
+        }
+        self._serving = True
+        try:
+            while self._serving:
+                status, message = protocol.receive_message(timeout=SERVER_POLL_SECONDS)
+                if status is ServerStatus.CLIENT_CONNECTED:
+                    session.reset()
+                    self._target_steps, self._target_step_starts = [], []
+                    self.inference_session_start()
+                    continue
+                if status is ServerStatus.CLIENT_DISCONNECTED:
+                    session.reset()
+                    self.inference_session_end()
+                    continue
+                if status is not ServerStatus.DATA_READY or message is None:
+                    continue
+                self._serve_request(protocol, session, handlers, message)
+        finally:
+            self._serving = False
+            self.inference_session_end()
+            protocol.close_server()
+
+    def _serve_request(
+        self, protocol: Any, session: ServerSession, handlers: dict, message: Any
+    ) -> None:
+        mtype = message.message_type
+        refusal = session.refusal(message)
+        if refusal is not None:
+            protocol.request_failure(refusal)
+            return
+        try:
+            result = handlers[mtype](message.payload)
+        except Exception as exc:  # the server outlives any request; the client gets the reason
+            if not isinstance(exc, KenningHILError | ValueError):
+                logging.getLogger(__name__).exception("serving %s failed", message.type_name)
+            session.fail(mtype)
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            protocol.request_failure(f"{type(exc).__name__}: {text}")
+            return
+        if result is False:
+            session.fail(mtype)
+            protocol.request_failure(f"{type(self).__name__} could not serve {message.type_name}")
+            return
+        session.advance(mtype)
+        protocol.request_success(result if isinstance(result, bytes) else b"")
+
+    def _process_request(self, payload: bytes) -> bool:
+        start = time.perf_counter_ns()
+        self.run()
+        self._target_steps.append(time.perf_counter_ns() - start)
+        self._target_step_starts.append(start)
+        return True
+
+    def upload_output(self, input_data: bytes) -> bytes:
+        """The last outputs as bytes: each tensor (dequantised, in the wrapper's order, in its
+        wire dtype) concatenated without a header, as Kenning's server sends them."""
+        outputs = self.extract_output()
+        if self.output_spec is None:
+            return b"".join(np.ascontiguousarray(o).tobytes() for o in outputs)
+        return b"".join(
+            np.ascontiguousarray(o, dtype=wire_dtype(e)).tobytes()
+            for o, e in zip(outputs, self.output_spec)
+        )
+
+    def upload_stats(self, input_data: bytes) -> bytes:
+        """JSON statistics of this session: `target_inference_step` (ns per inference, timed
+        around `run`) with its `_timestamp`, plus the system statistics sampled so far."""
+        stats: dict[str, Any] = {
+            INFERENCE_STEP_KEY: list(self._target_steps),
+            f"{INFERENCE_STEP_KEY}_timestamp": list(self._target_step_starts),
+        }
+        collector = self.statsmeasurements
+        if collector is not None:
+            with collector.measurements._lock:
+                stats.update(to_jsonable(collector.measurements.to_dict()))
+        return json.dumps(stats, separators=(",", ":")).encode("utf-8")
+
+    def close_server(self) -> None:
+        """Asks `run_server` to stop (it returns within SERVER_POLL_SECONDS)."""
+        self._serving = False
+
+
+def _denied(protocol: Any, message_type: MessageType) -> RequestDeniedError:
+    reason = protocol.refusal_reason() or "no reason given"
+    return RequestDeniedError(f"refused: {reason}", protocol.target_name, message_type)
+
+
+def _split_model_outputs(data: bytes, entries: list[dict], owner: str) -> list[np.ndarray]:
+    """Raw outputs in compiled order and the model's own dtypes (targets that take raw
+    tensors); the batch size is what the byte count implies."""
+    sizes = [math.prod(tensor_shape(e)[1:]) * numpy_dtype(e).itemsize for e in entries]
+    per_sample = sum(sizes)
+    if per_sample == 0 or not data or len(data) % per_sample:
+        raise ProtocolError(
+            f"{owner}: {len(data)} bytes is not a whole number of samples of {per_sample} bytes"
+        )
+    batch = len(data) // per_sample
+    arrays, offset = [], 0
+    for entry, size in zip(entries, sizes):
+        dtype = numpy_dtype(entry)
+        count = size * batch // dtype.itemsize
+        array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+        arrays.append(array.reshape((batch, *tensor_shape(entry)[1:])).copy())
+        offset += size * batch
+    return arrays

@@ -48,7 +48,7 @@ from kenning_hil.protocols.frame import (
     WHOLE_TRANSMISSION,
     ChecksumPolicy,
 )
-from kenning_hil.protocols.iospec_struct import pack_io_spec
+from kenning_hil.protocols.iospec_struct import IOSPEC_STRUCT_SIZE, pack_io_spec, unpack_io_spec
 from kenning_hil.protocols.stats import StatsFormatError, decode_stats
 from kenning_hil.protocols.transport import Transport, TransportClosedError
 
@@ -162,6 +162,10 @@ class BytesProtocol(RuntimeProtocol):
         self._role: str | None = None  # "client" or "server", set by initialize_*
 
     # -- transport hooks -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.channel is not None
 
     @property
     def target_name(self) -> str:
@@ -479,6 +483,12 @@ class BytesProtocol(RuntimeProtocol):
                     self._deny(event.message_type, "no session: send a connect PING first")
                     return ServerStatus.DATA_INVALID, None
                 self._current = event
+                if event.message_type == MessageType.IO_SPEC and _is_packed_io_spec(event):
+                    try:
+                        event.payload = _packed_io_spec_to_json(event.payload)
+                    except ConfigurationError as exc:
+                        self.request_failure(str(exc))
+                        return ServerStatus.DATA_INVALID, None
                 return ServerStatus.DATA_READY, event
             if flow == _RETRANSMIT:
                 self._resend_last_answer(event.message_type)
@@ -632,6 +642,20 @@ class BytesProtocol(RuntimeProtocol):
     def close_server(self) -> None:
         """Stops serving: closes the client connection and the listening endpoint."""
         self._drop_client()
+
+
+def _is_packed_io_spec(message: Message) -> bool:
+    """The packed struct, flagged SERIALIZED by our host; Kenning's UART host sends it without
+    the flag, so a 356-byte payload that is not a JSON object is taken for it too."""
+    if message.flags & Flag.SERIALIZED:
+        return True
+    return len(message.payload) == IOSPEC_STRUCT_SIZE and message.payload[:1] != b"{"
+
+
+def _packed_io_spec_to_json(payload: bytes) -> bytes:
+    """The runtime reads io specs as JSON: unpack the struct (shapes and dtypes of the model's
+    own tensors, no quantisation parameters, so tensors travel raw)."""
+    return json.dumps(unpack_io_spec(payload)).encode("utf-8")
 
 
 class NetworkProtocol(BytesProtocol):
