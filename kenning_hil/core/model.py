@@ -83,7 +83,7 @@ def check_tensors(arrays: list, entries: list[dict], owner: str) -> None:
         if shape[1:] != expected:
             raise InputSizeError(
                 f"{owner}: tensor '{entry['name']}' expects samples of shape {list(expected)} "
-                f"(io spec shape {list(entry['shape'])}), got a batch of shape {list(shape)}"
+                f"(io spec shape {list(entry['shape'])}), got samples of shape {list(shape[1:])}"
             )
 
 
@@ -97,6 +97,8 @@ def concatenate_batches(batches: list[list[np.ndarray]]) -> list[np.ndarray]:
     """Joins per-batch outputs back into one array per output tensor."""
     if len(batches) == 1:
         return list(batches[0])
+    if len(batches[0]) == 1:
+        return [np.concatenate([outputs[0] for outputs in batches])]
     return [np.concatenate(parts) for parts in zip(*batches)]
 
 

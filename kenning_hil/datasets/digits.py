@@ -67,21 +67,25 @@ class DigitsDataset(ClassificationDataset):
         else:
             pixels, labels = load_digits_arrays()
         self._pixels = pixels
-        self.dataX = list(pixels)
+        # representations are row indices: a chunk is then one fancy-indexing copy
+        self.dataX = list(range(len(pixels)))
         self.dataY = [int(label) for label in labels]
 
     def get_class_names(self) -> list[str]:
         return [str(digit) for digit in range(10)]
 
     def prepare_input_samples(self, samples: list) -> list[np.ndarray]:
-        # Representations are pixel rows; external calibration samples may be .npy files.
-        rows = [np.load(s) if isinstance(s, (str, Path)) else s for s in samples]
-        if not rows:
-            batch = np.zeros((0, 64), dtype=np.float32)
+        """Sample indices (or .npy files of 64 pixels, e.g. external calibration samples) ->
+        [float32 batch of pixels / 16]."""
+        if not samples or isinstance(samples[0], (int, np.integer)):
+            rows = self._pixels[np.asarray(samples, dtype=np.int64).reshape(-1)]
         else:
-            # x * (1/16) equals x / 16 exactly (power of two), and is cheaper
-            batch = np.stack(rows).astype(np.float32).reshape(len(rows), 64)
-            batch *= np.float32(1.0 / PIXEL_MAX)
+            rows = np.stack(
+                [np.load(s) if isinstance(s, (str, Path)) else self._pixels[s] for s in samples]
+            )
+        # x * (1/16) equals x / 16 exactly (power of two), and is cheaper
+        batch = rows.reshape(len(samples), 64).astype(np.float32)
+        batch *= np.float32(1.0 / PIXEL_MAX)
         if self.image_layout == "nhwc":
             batch = batch.reshape(-1, 8, 8, 1)
         return [batch]
