@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kenning_hil.core.dataset import Dataset
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, KenningHILError
 from kenning_hil.core.measurements import LatencyStats, Measurements, write_json_atomic
 from kenning_hil.core.model import ModelWrapper
 from kenning_hil.core.optimizer import Optimizer
@@ -234,13 +234,23 @@ class Pipeline:
         if samples is not None:
             self.dataset.set_sample_limit(samples)
         compiled_model_path = self.compile()
-        if self.protocol is not None:
-            raise ConfigurationError(
-                "scenario 'protocol': running over a protocol is not supported by this build"
+        if self.protocol is None:
+            measurements = self.runtime.run_locally(
+                self.dataset, self.model_wrapper, compiled_model_path
             )
-        measurements = self.runtime.run_locally(
-            self.dataset, self.model_wrapper, compiled_model_path
-        )
+            return RunResult(self.name, measurements, compiled_model_path, self.metadata())
+        try:
+            measurements = self.runtime.run_client(
+                self.dataset, self.model_wrapper, compiled_model_path
+            )
+        except KenningHILError as exc:
+            # a run that failed on the target keeps what it measured: the caller writes it
+            partial = getattr(exc, "measurements", None)
+            if partial is not None:
+                exc.result = RunResult(
+                    self.name, partial, compiled_model_path, {**self.metadata(), "error": str(exc)}
+                )
+            raise
         return RunResult(self.name, measurements, compiled_model_path, self.metadata())
 
 

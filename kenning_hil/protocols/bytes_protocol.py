@@ -348,7 +348,7 @@ class BytesProtocol(RuntimeProtocol):
 
     def _check_status(self, answer: Message, message_type: int) -> bool:
         if not answer.success:
-            log.warning(
+            log.debug(
                 "target %s refused %s%s",
                 self.target_name,
                 message_type_name(message_type),
@@ -529,11 +529,11 @@ class BytesProtocol(RuntimeProtocol):
         if connect:
             # a connect (or restart) at any time ends the old session first
             was_open, self._session_open = self._session_open, True
-            if was_open:
-                log.info("session restarted by %s", self.target_name)
+            log.info("session %s on %s", "restarted" if was_open else "opened", self.target_name)
             return ServerStatus.CLIENT_CONNECTED, None
         if disconnect:
             self._session_open = False
+            log.info("session closed on %s", self.target_name)
             return ServerStatus.CLIENT_DISCONNECTED, None
         return ServerStatus.NOTHING, None  # a plain PING: liveness check
 

@@ -137,7 +137,17 @@ def pack_io_spec(spec: dict[str, Any], model_name: str = DEFAULT_MODEL_NAME) -> 
 
 def unpack_io_spec(data: bytes) -> dict[str, Any]:
     """Unpacks the struct into a JSON io spec: tensors named ``input_0``... / ``output_0``...,
-    with shape and dtype (no quantisation parameters: the struct has none)."""
+    with shape and dtype (no quantisation parameters: the struct has none). The struct's
+    names are left out (see `unpack_names`): an io spec has only tensor lists."""
+    return _unpack(data)[0]
+
+
+def unpack_names(data: bytes) -> tuple[str, str]:
+    """(entry_func, model_name) of a packed struct."""
+    return _unpack(data)[1]
+
+
+def _unpack(data: bytes) -> tuple[dict[str, Any], tuple[str, str]]:
     if len(data) != IOSPEC_STRUCT_SIZE:
         raise ConfigurationError(
             f"packed io spec: expected {IOSPEC_STRUCT_SIZE} bytes, got {len(data)}"
@@ -164,11 +174,11 @@ def unpack_io_spec(data: bytes) -> dict[str, Any]:
         "input": _entries("input", num_in, MAX_INPUTS, in_dims, in_shapes, in_types),
         "output": _entries("output", num_out, MAX_OUTPUTS, out_dims, out_shapes, out_types),
     }
-    entry = entry_func.rstrip(b"\0").decode("ascii", errors="replace")
-    if entry:
-        spec["entry_func"] = entry
-    spec["model_name"] = model_name.rstrip(b"\0").decode("ascii", errors="replace")
-    return spec
+    names = (
+        entry_func.split(b"\0", 1)[0].decode("ascii", errors="replace"),
+        model_name.split(b"\0", 1)[0].decode("ascii", errors="replace"),
+    )
+    return spec, names
 
 
 def _entries(

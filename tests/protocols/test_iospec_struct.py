@@ -10,6 +10,7 @@ from kenning_hil.protocols.iospec_struct import (
     dlpack_type,
     pack_io_spec,
     unpack_io_spec,
+    unpack_names,
 )
 
 KWS_LIKE = {
@@ -45,12 +46,14 @@ def test_round_trip():
         "output": [{"name": f"o{i}", "shape": [1, i + 1], "dtype": "int16"} for i in range(12)],
         "entry_func": "module.main",
     }
-    unpacked = unpack_io_spec(pack_io_spec(spec, model_name="m"))
+    packed = pack_io_spec(spec, model_name="m")
+    unpacked = unpack_io_spec(packed)
+    assert set(unpacked) == {"input", "output"}
     assert [(e["shape"], e["dtype"]) for e in unpacked["input"]] == [
         ([1, 3], "float32"), ([2], "uint8")
     ]
     assert [e["shape"] for e in unpacked["output"]] == [[1, i + 1] for i in range(12)]
-    assert unpacked["entry_func"] == "module.main" and unpacked["model_name"] == "m"
+    assert unpack_names(packed) == ("module.main", "m")
 
 
 def test_shapes_are_padded_per_tensor():
