@@ -1,0 +1,108 @@
+/* kenning-hil reference firmware: the UART session (protocol/) driving the int8 TFLite
+ * interpreter (interp/) on one board (boards/<board>/).
+ *
+ * Memory: one static region of KHIL_ML_REGION_SIZE bytes (placed by the board's linker
+ * script) holds the uploaded model followed by the interpreter's tensor arena.
+ * Receive: bytes arrive through the board's interrupt-driven ring buffer; the CPU sleeps
+ * while the line is idle. A frame left incomplete for RX_GAP_MS is expired (answered FAIL as
+ * truncated) so a cut-off frame never blocks the session.
+ */
+#include <string.h>
+
+#include "app/khil_interp_runtime.h"
+#include "board.h"
+#include "khil_frame.h"
+#include "khil_session.h"
+
+#ifndef KHIL_ML_REGION_SIZE
+#error "KHIL_ML_REGION_SIZE (model + arena bytes) comes from the board's board.mk"
+#endif
+
+#define RX_GAP_MS 200u
+#define RX_BATCH 64u
+
+static uint8_t ml_region[KHIL_ML_REGION_SIZE] __attribute__((section(".ml_region"), aligned(16)));
+static khil_interp_runtime runtime;
+static khil_session session;
+static khil_runtime_ops ops;
+
+static void uart_write(void *ctx, const uint8_t *bytes, size_t len)
+{
+    (void)ctx;
+    board_uart_write(bytes, len);
+}
+
+#ifdef KHIL_FAULT_INJECTION
+/* Test builds only: PROCESS after an IO_SPEC whose model_name is "fault-injection" writes to
+ * unmapped memory, so tests can check that a HardFault is reported over UART. */
+static int process_with_fault_injection(void *ctx, char *err, size_t err_len)
+{
+    if (session.have_iospec && strcmp(session.iospec.model_name, "fault-injection") == 0) {
+        *(volatile uint32_t *)0xF0000000u = 0xDEADu;
+    }
+    return khil_interp_runtime_ops.process(ctx, err, err_len);
+}
+#endif
+
+int main(void)
+{
+    board_init();
+    khil_interp_runtime_config cfg = {
+        .region = ml_region,
+        .region_size = sizeof(ml_region),
+        .clock = board_timer_ticks,
+        .clock_hz = board_timer_hz(),
+        .unit = board_timing() == BOARD_TIMING_INSTRUCTIONS ? KHIL_TIMING_INSTRUCTIONS
+                                                            : KHIL_TIMING_CYCLES,
+    };
+    khil_interp_runtime_init(&runtime, &cfg);
+    ops = khil_interp_runtime_ops;
+#ifdef KHIL_FAULT_INJECTION
+    ops.process = process_with_fault_injection;
+#endif
+    khil_session_init(&session, &ops, &runtime, uart_write, NULL, 1);
+
+    const uint64_t gap_ticks = (uint64_t)board_timer_hz() / 1000u * RX_GAP_MS;
+    uint8_t batch[RX_BATCH];
+    for (;;) {
+        size_t n = 0;
+        if (khil_session_rx_pending(&session)) {
+            int byte = board_uart_getc_timeout(gap_ticks);
+            if (byte < 0) {
+                khil_session_line_idle(&session);
+                continue;
+            }
+            batch[n++] = (uint8_t)byte;
+        } else {
+            batch[n++] = board_uart_getc();
+        }
+        int byte;
+        while (n < sizeof(batch) && (byte = board_uart_poll()) >= 0) {
+            batch[n++] = (uint8_t)byte;
+        }
+        khil_session_feed(&session, batch, n);
+    }
+}
+
+/* Fault handler hook (board.h): a LOGS frame with the reason, then a FAIL answer to the
+ * request that was running, so the host sees the cause instead of a timeout. The board
+ * resets afterwards; the host has to connect again. */
+void app_report_fault(const char *reason)
+{
+    uint8_t frame[KHIL_UART_MAX_FRAME];
+    size_t len = strlen(reason);
+    if (len > KHIL_UART_MAX_PAYLOAD) {
+        len = KHIL_UART_MAX_PAYLOAD;
+    }
+    const uint16_t flags =
+        KHIL_FLAG_FAIL | KHIL_FLAG_IS_ZEPHYR | KHIL_FLAG_FIRST | KHIL_FLAG_LAST;
+    size_t n = khil_frame_encode(KHIL_MSG_LOGS, KHIL_FLOW_TRANSMISSION, flags,
+                                 (const uint8_t *)reason, len, frame, sizeof(frame));
+    board_uart_write(frame, n);
+    int busy = khil_session_busy_request(&session);
+    if (busy >= 0) {
+        n = khil_frame_encode((uint8_t)busy, KHIL_FLOW_TRANSMISSION, flags,
+                              (const uint8_t *)reason, len, frame, sizeof(frame));
+        board_uart_write(frame, n);
+    }
+}
