@@ -8,6 +8,21 @@ static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* Requantises one accumulator of output channel ch to the int8 output. */
+static inline int8_t conv_output(const khil_op *op, const khil_conv_params *p, int32_t acc,
+                                 int32_t ch)
+{
+    const int32_t q = p->per_channel ? ch : 0;
+#ifdef KHIL_VARIANTS
+    if (op->variant & KHIL_VARIANT_FP32_REQUANT) {
+        return (int8_t)khil_requant_fp32(acc, p->fp32_scale[q], p->output_offset, op->act_min,
+                                         op->act_max);
+    }
+#endif
+    acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant) + p->output_offset;
+    return (int8_t)clamp(acc, op->act_min, op->act_max);
+}
+
 void khil_kernel_conv(const khil_op *op, khil_tensor *t)
 {
     const khil_conv_params *p = &op->p.conv;
@@ -52,11 +67,7 @@ void khil_kernel_conv(const khil_op *op, khil_tensor *t)
                     if (bias != NULL) {
                         acc += khil_load_i32(bias + 4 * c);
                     }
-                    const int32_t q = p->per_channel ? c : 0;
-                    acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
-                    acc += p->output_offset;
-                    y[((b * oh + oy) * ow + ox) * oc + c] =
-                        (int8_t)clamp(acc, op->act_min, op->act_max);
+                    y[((b * oh + oy) * ow + ox) * oc + c] = conv_output(op, p, acc, c);
                 }
             }
         }
@@ -105,11 +116,7 @@ void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
                         if (bias != NULL) {
                             acc += khil_load_i32(bias + 4 * o);
                         }
-                        const int32_t q = p->per_channel ? o : 0;
-                        acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
-                        acc += p->output_offset;
-                        y[((b * oh + oy) * ow + ox) * oc + o] =
-                            (int8_t)clamp(acc, op->act_min, op->act_max);
+                        y[((b * oh + oy) * ow + ox) * oc + o] = conv_output(op, p, acc, o);
                     }
                 }
             }

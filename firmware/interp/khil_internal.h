@@ -65,6 +65,7 @@ typedef struct {
     int32_t per_channel;      /* mult/shift hold one entry per output channel, else one */
     int32_t *mult;
     int32_t *shift;
+    float *fp32_scale; /* KHIL_VARIANT_FP32_REQUANT only */
 } khil_conv_params;
 
 typedef struct {
@@ -74,6 +75,7 @@ typedef struct {
     int32_t *shift;
     uint64_t *scale_mant; /* the double effective scale = scale_mant * 2^scale_exp */
     int32_t *scale_exp;
+    float *fp32_scale; /* KHIL_VARIANT_FP32_REQUANT only */
     int32_t batches, accum_depth, output_depth;
 } khil_fc_params;
 

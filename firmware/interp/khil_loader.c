@@ -335,7 +335,7 @@ static khil_status check_bias(op_ctx *c, int32_t channels)
  * reference FC requantises with round(double(acc) * effective_scale). */
 static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quant_dim,
                                        int32_t **mult, int32_t **shift, int32_t *per_channel,
-                                       uint64_t **mant, int32_t **exp2)
+                                       uint64_t **mant, int32_t **exp2, float **fp32_scale)
 {
     khil_tensor *in = tensor(c, c->op->in[0]);
     khil_tensor *f = tensor(c, c->op->in[1]);
@@ -363,6 +363,12 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
             return fail_arena_metadata(c->ld);
         }
     }
+    if (c->ld->variant & KHIL_VARIANT_FP32_REQUANT) {
+        *fp32_scale = persist_alloc(c->ld, (size_t)n * sizeof(float));
+        if (*fp32_scale == NULL) {
+            return fail_arena_metadata(c->ld);
+        }
+    }
     *per_channel = pc;
     int single = (c->ld->variant & KHIL_VARIANT_SINGLE_ROUNDING) != 0;
     for (int32_t i = 0; i < n; i++) {
@@ -378,6 +384,9 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
         (*shift)[i] = s;
         if (mant != NULL) {
             khil_double_parts(eff, &(*mant)[i], &(*exp2)[i]);
+        }
+        if (c->ld->variant & KHIL_VARIANT_FP32_REQUANT) {
+            (*fp32_scale)[i] = in->scale * fs / out->scale;
         }
     }
     return KHIL_OK;
@@ -455,7 +464,7 @@ static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
     p->output_offset = out->zero_point;
     khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
     return requant_multipliers(c, oc, depthwise ? 3 : 0, &p->mult, &p->shift, &p->per_channel,
-                               NULL, NULL);
+                               NULL, NULL, &p->fp32_scale);
 }
 
 static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
@@ -506,7 +515,7 @@ static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
     p->output_offset = out->zero_point;
     khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
     return requant_multipliers(c, p->output_depth, 0, &p->mult, &p->shift, &p->per_channel,
-                               &p->scale_mant, &p->scale_exp);
+                               &p->scale_mant, &p->scale_exp, &p->fp32_scale);
 }
 
 static khil_status prepare_average_pool(op_ctx *c, khil_fb_table opt)

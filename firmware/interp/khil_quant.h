@@ -16,7 +16,12 @@ enum {
      * optimised kernels) instead of LiteRT reference's round(double(acc) * double scale). */
     KHIL_VARIANT_FC_FIXED_POINT = 1u << 1,
     /* Effective scale from the input*filter scale product taken in float (older TFLite). */
-    KHIL_VARIANT_FLOAT_SCALE_PRODUCT = 1u << 2
+    KHIL_VARIANT_FLOAT_SCALE_PRODUCT = 1u << 2,
+    /* XNNPACK's "fp32" requantisation: float(acc) * float scale, rounded half to even. */
+    KHIL_VARIANT_FP32_REQUANT = 1u << 3,
+    /* Requantisation's final right shift rounds ties towards +infinity (ARM VRSHL, used by
+     * LiteRT's optimised kernels) instead of away from zero. */
+    KHIL_VARIANT_SHIFT_TIES_UP = 1u << 4
 };
 
 /* gemmlowp SaturatingRoundingDoublingHighMul. */
@@ -73,6 +78,10 @@ static inline int32_t khil_requant(int32_t acc, int32_t multiplier, int shift, u
 #ifdef KHIL_VARIANTS
     if (variant & KHIL_VARIANT_SINGLE_ROUNDING) {
         return khil_mbqm_single(acc, multiplier, shift);
+    }
+    if ((variant & KHIL_VARIANT_SHIFT_TIES_UP) && shift < 0) {
+        const int64_t r = khil_srdhm(acc, multiplier);
+        return (int32_t)((r + (1LL << (-shift - 1))) >> -shift);
     }
 #else
     (void)variant;
@@ -134,6 +143,26 @@ static inline int32_t khil_mul_round_double(int32_t acc, uint64_t mant, int32_t 
     }
     return acc < 0 ? -(int32_t)mag : (int32_t)mag;
 }
+
+#ifdef KHIL_VARIANTS
+/* Round half to even of a float below 2^22 in magnitude (host investigation builds only). */
+static inline int32_t khil_rint_f32(float v)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    volatile float t = v + magic;
+    return (int32_t)(t - magic);
+}
+
+/* XNNPACK-style requantisation: clamp in float, then round half to even. */
+static inline int32_t khil_requant_fp32(int32_t acc, float scale, int32_t zero_point,
+                                        int32_t act_min, int32_t act_max)
+{
+    float v = (float)acc * scale;
+    const float lo = (float)(act_min - zero_point), hi = (float)(act_max - zero_point);
+    v = v < lo ? lo : (v > hi ? hi : v);
+    return khil_rint_f32(v) + zero_point;
+}
+#endif
 
 /* ---- load time (float/double, as LiteRT) ---- */
 
