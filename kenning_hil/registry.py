@@ -28,6 +28,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     "runtime": {
         "onnxruntime": "kenning_hil.runtimes.onnxruntime.ONNXRuntime",
+        "echo": "kenning_hil.runtimes.echo.EchoRuntime",
         "litert": "kenning_hil.runtimes.litert.LiteRTRuntime",
         "tflm": "kenning_hil.runtimes.tflm.TFLMRuntime",
         "tvm": "kenning_hil.runtimes.tvm.TVMRuntime",
