@@ -1,9 +1,21 @@
 """pytest plugin: a thin adapter over the kenning_hil library (registered via `pytest11`).
 
-Only this module imports pytest. Everything it does is also reachable from `kenning-hil`.
+Only this module imports pytest. It maps options (command line, ini, environment) onto the
+library, exposes fixtures, turns suite YAML files into test items, and reports results
+(JUnit properties, pytest-html extras, a terminal table, a Markdown report). Running models,
+sessions, pools, caches, thresholds and baselines live in `kenning_hil.harness`,
+`kenning_hil.targets`, `kenning_hil.cache`, `kenning_hil.baseline` and `kenning_hil.report`.
 """
 
 from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 MARKERS = {
     "hil": "test runs a model on a target (hardware in the loop)",
@@ -14,7 +26,712 @@ MARKERS = {
     "target(name, ...)": "pin a test to the named targets",
 }
 
+MODELS_ENV = "KENNING_HIL_MODELS"
 
-def pytest_configure(config):
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: a command-line flag, an ini key of the same name, and a fixture."""
+
+    flag: str
+    dest: str
+    fixture: str
+    help: str
+    kind: str = "str"  # str, int, float, bool, path, list, pathlist
+    env: str | None = None
+
+    @property
+    def ini(self) -> str:
+        return f"hil_{self.dest.removeprefix('hil_')}"
+
+
+OPTIONS = [
+    Option("--target", "target", "target", "target to run on (repeatable; default: "
+           "host-onnxruntime)", "list"),
+    Option("--suite", "suite", "suite", "suite YAML file to collect (repeatable)", "pathlist"),
+    Option("--samples", "samples", "samples", "samples per HIL run (default: the suite's or all)",
+           "int"),
+    Option("--hil-timeout", "hil_timeout", "hil_timeout", "seconds to wait for a free board, a "
+           "boot, and each target request (default 60)", "float"),
+    Option("--baseline", "baseline", "baseline_dir", "directory of baselines to compare "
+           "results with", "path"),
+    Option("--update-baseline", "update_baseline", "update_baseline", "write measured values "
+           "as the new baselines instead of comparing", "bool"),
+    Option("--hil-report", "hil_report", "hil_report_dir", "directory for per-test results "
+           "and the session report (default: results/hil)", "path"),
+    Option("--compile-cache", "compile_cache", "compile_cache_dir", "compile cache directory "
+           "(default: .pytest_cache/kenning-hil-compile)", "path"),
+    Option("--target-dir", "target_dir", "target_dirs", "directory of target YAML files, "
+           "searched before ./targets (repeatable)", "pathlist"),
+    Option("--models-path", "models_path", "models_path", "directory of external models "
+           f"(env {MODELS_ENV}; default ../shared/models)", "path", env=MODELS_ENV),
+    Option("--hil-lock-dir", "hil_lock_dir", "hil_lock_dir", "directory of board pool locks "
+           "shared by all test processes (env KENNING_HIL_LOCK_DIR)", "path",
+           env="KENNING_HIL_LOCK_DIR"),
+]
+OPTION_BY_DEST = {option.dest: option for option in OPTIONS}
+_INI_TYPES = {"list": "args", "pathlist": "args", "bool": "bool"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kenning-hil", "hardware-in-the-loop tests (kenning-hil)")
+    for option in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
+        if option.kind in ("list", "pathlist"):
+            kwargs.update(action="append", default=None, metavar="NAME")
+        elif option.kind == "bool":
+            kwargs.update(action="store_true", default=None)
+        else:
+            kwargs.update(default=None, type={"int": int, "float": float}.get(option.kind, str))
+        group.addoption(option.flag, **kwargs)
+        parser.addini(option.ini, f"{option.help} (ini form of {option.flag})",
+                      type=_INI_TYPES.get(option.kind, "string"), default=None)
+
+
+# ------------------------------------------------------------------------------ options
+
+
+@dataclass
+class HILOptions:
+    """Resolved settings: command line, then environment, then ini, then the default."""
+
+    rootdir: Path
+    targets: list[str]
+    targets_given: bool  # False: the default target (an unavailable one is skipped, not failed)
+    suites: list[Path]
+    samples: int | None
+    timeout: float
+    baseline_dir: Path | None
+    update_baseline: bool
+    report_dir: Path
+    compile_cache_dir: Path
+    target_dirs: list[Path]
+    models_path: Path
+    lock_dir: Path | None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _raw(config: pytest.Config, option: Option) -> tuple[Any, str]:
+    value = config.getoption(option.dest, None)
+    if value not in (None, []):
+        return value, "command line"
+    if option.env and os.environ.get(option.env):
+        return os.environ[option.env], f"environment {option.env}"
+    ini = config.getini(option.ini)
+    if ini not in (None, "", []):
+        return ini, f"ini {option.ini}"
+    return None, "default"
+
+
+def _path(config: pytest.Config, value: Any) -> Path:
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else config.rootpath / path
+
+
+def _number(option: Option, value: Any, cast: type) -> Any:
+    try:
+        result = cast(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{option.flag} / {option.ini}: expected {cast.__name__}, "
+                                f"got {value!r}") from None
+    if result <= 0:
+        raise pytest.UsageError(f"{option.flag} / {option.ini}: must be positive, got {value!r}")
+    return result
+
+
+def resolve_options(config: pytest.Config) -> HILOptions:
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        values[option.dest], sources[option.dest] = _raw(config, option)
+    from kenning_hil.targets.catalog import DEFAULT_TARGET
+
+    targets = [t for item in (values["target"] or []) for t in str(item).split(",") if t]
+    cache_default = config.rootpath / ".pytest_cache" / "kenning-hil-compile"
+    update = values["update_baseline"]
+    if isinstance(update, str):
+        update = update.strip().lower() in ("1", "true", "yes", "on")
+    return HILOptions(
+        rootdir=config.rootpath,
+        targets=targets or [DEFAULT_TARGET],
+        targets_given=bool(targets),
+        suites=[_path(config, p) for p in (values["suite"] or [])],
+        samples=None if values["samples"] is None else _number(
+            OPTION_BY_DEST["samples"], values["samples"], int),
+        timeout=60.0 if values["hil_timeout"] is None else _number(
+            OPTION_BY_DEST["hil_timeout"], values["hil_timeout"], float),
+        baseline_dir=None if values["baseline"] is None else _path(config, values["baseline"]),
+        update_baseline=bool(update),
+        report_dir=_path(config, values["hil_report"] or "results/hil"),
+        compile_cache_dir=_path(config, values["compile_cache"] or cache_default),
+        target_dirs=[
+            *(_path(config, p) for p in (values["target_dir"] or [])),
+            config.rootpath / "targets",
+        ],
+        models_path=_path(config, values["models_path"] or "../shared/models"),
+        lock_dir=None if values["hil_lock_dir"] is None else _path(config, values["hil_lock_dir"]),
+        sources=sources,
+    )
+
+
+OPTIONS_KEY = pytest.StashKey[HILOptions]()
+STATE_KEY = pytest.StashKey["HILState"]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    options = resolve_options(config)
+    config.stash[OPTIONS_KEY] = options
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        config.pluginmanager.register(HILReporter(config), "kenning-hil-reporter")
+    if options.update_baseline and options.baseline_dir is None:
+        raise pytest.UsageError("--update-baseline needs --baseline DIR (where to write them)")
+    if options.suites:
+        missing = [str(p) for p in options.suites if not p.is_file()]
+        if missing:
+            raise pytest.UsageError(f"--suite: no such file: {', '.join(missing)}")
+        args = [str(p) for p in options.suites]
+        source = getattr(config, "args_source", None)
+        if source is not None and source != pytest.Config.ArgsSource.ARGS:
+            config.args[:] = args  # only suites were asked for: not the testpaths too
+        else:
+            config.args.extend(a for a in args if a not in config.args)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # unknown target names are a usage error before anything runs
+    options = session.config.stash[OPTIONS_KEY]
+    if options.targets_given:
+        from kenning_hil.core.errors import KenningHILError
+
+        catalog = _catalog(session.config)
+        for name in options.targets:
+            try:
+                catalog.get(name)
+            except KenningHILError as exc:
+                raise pytest.UsageError(f"--target: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ state
+
+
+class HILState:
+    """The per-process library objects: catalog, harness (sessions, cache, baselines)."""
+
+    def __init__(self, config: pytest.Config):
+        from kenning_hil.baseline import BaselineStore
+        from kenning_hil.cache import CompileCache
+        from kenning_hil.harness import Harness
+        from kenning_hil.targets.sessions import SessionManager
+
+        options = config.stash[OPTIONS_KEY]
+        self.options = options
+        self.catalog = _catalog(config)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        sessions = SessionManager(
+            workdir=options.report_dir / "targets",
+            lock_dir=options.lock_dir,
+            default_timeout=options.timeout,
+            holder=f"pytest {worker}",
+            workers=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+        )
+        self.harness = Harness(
+            sessions,
+            CompileCache(options.compile_cache_dir),
+            options.report_dir,
+            search=[options.rootdir, options.models_path],
+            baselines=BaselineStore(options.baseline_dir) if options.baseline_dir else None,
+            update_baseline=options.update_baseline,
+        )
+        self._targets: dict[str, Any] = {}
+        self._availability: dict[str, tuple[bool, str]] = {}
+
+    def availability(self, target) -> tuple[bool, str]:
+        if target.name not in self._availability:
+            self._availability[target.name] = target.availability()
+        return self._availability[target.name]
+
+    def target(self, name: str):
+        from kenning_hil.targets.target import Target
+
+        if name not in self._targets:
+            self._targets[name] = Target(self.catalog.get(name))
+        return self._targets[name]
+
+
+def _catalog(config: pytest.Config):
+    from kenning_hil.targets.catalog import TargetCatalog
+
+    return TargetCatalog(config.stash[OPTIONS_KEY].target_dirs)
+
+
+def hil_state(config: pytest.Config) -> HILState:
+    if STATE_KEY not in config.stash:
+        config.stash[STATE_KEY] = HILState(config)
+    return config.stash[STATE_KEY]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if STATE_KEY in session.config.stash:
+        session.config.stash[STATE_KEY].harness.close()
+
+
+# ------------------------------------------------------------------------------ targets
+
+
+def _pinned(item_or_definition: Any) -> list[str] | None:
+    names = [n for mark in item_or_definition.iter_markers("target") for n in mark.args]
+    return names or None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a target runs once per selected target (ids: target names)."""
+    if "target" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
+        names = [n.strip() for n in argnames.split(",")] if isinstance(argnames, str) else argnames
+        if "target" in names:
+            return  # the test chose its own targets
+    options = metafunc.config.stash[OPTIONS_KEY]
+    pinned = _pinned(metafunc.definition)
+    selected = options.targets
+    if pinned is not None:
+        chosen = [t for t in selected if t in pinned]
+        if not chosen:
+            reason = (f"pinned to target {', '.join(pinned)}, not selected "
+                      f"(run with --target {pinned[0]})")
+            params = [pytest.param(t, marks=pytest.mark.skip(reason=reason)) for t in pinned]
+            metafunc.parametrize("target", params, indirect=True, ids=pinned)
+            return
+        selected = chosen
+    metafunc.parametrize("target", selected, indirect=True, ids=selected)
+
+
+def resolve_target(config: pytest.Config, value: Any):
+    """A Target from a name or a Target. An unavailable target fails the test, except the
+    default host target when no target was asked for: that one skips (e.g. no onnxruntime)."""
+    from kenning_hil.core.errors import KenningHILError
+    from kenning_hil.targets.catalog import DEFAULT_TARGET
+    from kenning_hil.targets.target import Target
+
+    state = hil_state(config)
+    try:
+        target = value if isinstance(value, Target) else state.target(str(value))
+    except KenningHILError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    available, reason = state.availability(target)
+    if not available:
+        message = f"target '{target.name}' is not available here: {reason}"
+        if state.options.targets_given or target.name != DEFAULT_TARGET:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return target
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+def _option_fixture(name: str, attribute: str):
+    def fixture(request: pytest.FixtureRequest) -> Any:
+        if hasattr(request, "param"):
+            return request.param
+        return getattr(request.config.stash[OPTIONS_KEY], attribute)
+
+    flag = next(o.flag for o in OPTIONS if o.fixture == name)
+    fixture.__name__ = name
+    fixture.__doc__ = (f"The {flag} setting: the test's own parametrization, else command "
+                       "line / environment / ini, else the default.")
+    return pytest.fixture(name=name)(fixture)
+
+
+suite = _option_fixture("suite", "suites")
+samples = _option_fixture("samples", "samples")
+hil_timeout = _option_fixture("hil_timeout", "timeout")
+baseline_dir = _option_fixture("baseline_dir", "baseline_dir")
+update_baseline = _option_fixture("update_baseline", "update_baseline")
+hil_report_dir = _option_fixture("hil_report_dir", "report_dir")
+compile_cache_dir = _option_fixture("compile_cache_dir", "compile_cache_dir")
+target_dirs = _option_fixture("target_dirs", "target_dirs")
+models_path = _option_fixture("models_path", "models_path")
+hil_lock_dir = _option_fixture("hil_lock_dir", "lock_dir")
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest):
+    """The Target this test runs on: its parametrization, else the first --target, else the
+    default host target. Tests using it run once per --target given."""
+    name = getattr(request, "param", None) or request.config.stash[OPTIONS_KEY].targets[0]
+    resolved = resolve_target(request.config, name)
+    request.node.user_properties.append(("target", resolved.name))
+    return resolved
+
+
+@pytest.fixture
+def measurements(request: pytest.FixtureRequest):
+    """The test's Measurements; hil.run adds its results, and the test may add its own.
+    Written to <hil-report>/tests/<test>-measurements.json at teardown."""
+    from kenning_hil.core.measurements import Measurements, write_json_atomic
+
+    collected = Measurements()
+    request.node.stash[MEASUREMENTS_KEY] = collected
+    yield collected
+    if len(collected):
+        state = hil_state(request.config)
+        path = state.harness.result_path(request.node.nodeid)
+        write_json_atomic(path.with_name(path.stem + "-measurements.json"), collected.to_dict())
+
+
+MEASUREMENTS_KEY = pytest.StashKey[Any]()
+RESULT_KEY = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def hil(request: pytest.FixtureRequest, target, samples):
+    """Runs models on the test's target: ``hil.run(model=..., dataset=..., optimizer=...,
+    samples=..., thresholds=...) -> Result``."""
+    return HIL(request, target, samples)
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest):
+    """The model to compile: a path or a model wrapper entry (parametrize it, indirect)."""
+    if not hasattr(request, "param"):
+        pytest.fail("fixture 'model' needs a value: parametrize 'model' with indirect=True",
+                    pytrace=False)
+    return request.param
+
+
+@pytest.fixture
+def optimizers(request: pytest.FixtureRequest):
+    """The optimizer chain (list of entries or type names); empty unless parametrized."""
+    from kenning_hil.harness import optimizer_entries
+
+    return optimizer_entries(getattr(request, "param", None))
+
+
+@pytest.fixture
+def dataset(request: pytest.FixtureRequest, samples):
+    """A Dataset built from its parametrization ('digits', 'type:root' or an entry),
+    limited to `samples`."""
+    from kenning_hil.core.dataset import Dataset
+    from kenning_hil.harness import dataset_entry
+    from kenning_hil.pipeline import build_block
+
+    if not hasattr(request, "param"):
+        pytest.fail("fixture 'dataset' needs a value: parametrize 'dataset' with indirect=True",
+                    pytrace=False)
+    built = _user_errors(build_block, "dataset", dataset_entry(request.param), Dataset, "dataset")
+    if samples is not None:
+        built.set_sample_limit(samples)
+    return built
+
+
+def _request_for(request: pytest.FixtureRequest, model, optimizers, samples):
+    """A run request for the fixtures: the dataset (calibration data for optimizers) is the
+    test's `dataset` parametrization, if any."""
+    state = hil_state(request.config)
+    callspec = getattr(request.node, "callspec", None)
+    dataset_spec = callspec.params.get("dataset") if callspec is not None else None
+    return _user_errors(
+        state.harness.request, model, dataset_spec, optimizers, samples,
+        search=[Path(request.node.path).parent], require_dataset=False,
+    )
+
+
+@pytest.fixture
+def model_wrapper(request: pytest.FixtureRequest, model, dataset):
+    """The ModelWrapper of `model`, bound to `dataset`."""
+    from kenning_hil.core.model import ModelWrapper
+    from kenning_hil.harness import model_entry
+    from kenning_hil.pipeline import build_block
+
+    state = hil_state(request.config)
+    entry = _user_errors(model_entry, model, [Path(request.node.path).parent,
+                                              *state.harness.search])
+    return _user_errors(build_block, "model_wrapper", entry, ModelWrapper, "model_wrapper",
+                        dataset=dataset)
+
+
+@pytest.fixture
+def compiled_model(request: pytest.FixtureRequest, model, optimizers, samples) -> Path:
+    """The compiled model's path, from the compile cache (compiled once per distinct input)."""
+    state = hil_state(request.config)
+    run_request = _request_for(request, model, optimizers, samples)
+    path, _ = _user_errors(state.harness.compile, run_request)
+    return path
+
+
+@pytest.fixture
+def protocol(request: pytest.FixtureRequest, target):
+    """A connected client protocol on a free instance of the target, held for the test."""
+    state = hil_state(request.config)
+    with state.harness.sessions.use(target, holder=request.node.nodeid) as session:
+        yield session.protocol
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest, target, protocol):
+    """The host-side Runtime driving the target through `protocol` (``run_client``)."""
+    from kenning_hil.core.runtime import Runtime
+    from kenning_hil.harness import client_runtime
+
+    return _user_errors(client_runtime, target, protocol, Runtime)
+
+
+def _user_errors(function, *args, **kwargs):
+    """Calls `function`; a user error fails the test with its one-line message."""
+    from kenning_hil.core.errors import KenningHILError, MissingDependencyError
+    from kenning_hil.harness import Incompatible
+
+    try:
+        return function(*args, **kwargs)
+    except (Incompatible, MissingDependencyError) as exc:
+        pytest.skip(str(exc))
+    except KenningHILError as exc:
+        pytest.fail(" ".join(str(exc).split("\n")), pytrace=False)
+
+
+# ------------------------------------------------------------------------------ hil
+
+
+class HIL:
+    """What the `hil` fixture gives a test: runs on its target, results judged and recorded."""
+
+    def __init__(self, request: pytest.FixtureRequest, target, samples: int | None):
+        self._request = request
+        self._node = request.node
+        self.target = target
+        self.samples = samples
+        self._state = hil_state(request.config)
+        self._runs = 0
+
+    def run(
+        self,
+        model: Any,
+        dataset: Any = None,
+        optimizer: Any = None,
+        samples: int | None = None,
+        thresholds: dict | None = None,
+        tolerance: dict | None = None,
+        baseline: bool = True,
+        name: str = "",
+    ):
+        """Compiles (cached), uploads (once per session), runs, writes the results, then
+        checks `thresholds` and the baseline; returns the Result."""
+        from kenning_hil.baseline import parse_thresholds, parse_tolerances
+
+        harness = self._state.harness
+        test_id = self._node.nodeid
+        index = self._runs
+        self._runs += 1
+        limit = samples if samples is not None else self.samples
+        request = _user_errors(
+            harness.request, model, dataset, optimizer, limit, name,
+            search=[Path(self._node.path).parent],
+        )
+        checks = _user_errors(parse_thresholds, thresholds, "hil.run")
+        tolerances = _user_errors(parse_tolerances, tolerance, "hil.run")
+        result = _user_errors(harness.run, self.target, request, test_id, index)
+        return finish(self._node, harness, result, checks, tolerances, baseline,
+                      baseline_id=test_id if index == 0 else f"{test_id}#{name or index}")
+
+
+def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, baseline_id: str):
+    """Records the result on the test (properties, measurements, extras), then judges it."""
+    record(node, result)
+    verdict = _user_errors(harness.judge, result, thresholds, tolerances, baseline_id,
+                           use_baseline)
+    for note in verdict.notes:
+        warnings.warn(f"kenning-hil: {baseline_id}: {note}", stacklevel=3)
+    if verdict.failures:
+        head = f"{result.model} on {result.target}: {len(verdict.failures)} check(s) failed"
+        pytest.fail("\n".join([head, *("  - " + f for f in verdict.failures),
+                               f"  results: {result.path}"]), pytrace=False)
+    return result
+
+
+def record(node, result) -> None:
+    properties = dict(node.user_properties)
+
+    def put(name: str, value: Any) -> None:
+        if value is None:
+            return
+        if name in properties:
+            node.user_properties[:] = [(k, v) for k, v in node.user_properties if k != name]
+        node.user_properties.append((name, value))
+        properties[name] = value
+
+    put("target", result.target)
+    put("accuracy", result.metrics.get("accuracy"))
+    if result.latency is not None:
+        put("latency_p50", result.latency.p50)
+        put("latency_p95", result.latency.p95)
+        put("latency_source", result.latency.source)
+    put("compiled_size", result.compiled_size)
+    put("hil_results", str(result.path) if result.path else None)
+    if MEASUREMENTS_KEY in node.stash:
+        node.stash[MEASUREMENTS_KEY].update_measurements(result.measurements.to_dict())
+    node.stash.setdefault(RESULT_KEY, []).append(result)
+
+
+# ------------------------------------------------------------------------------ suites
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    wanted = parent.session.isinitpath(file_path) or file_path.parent.name == "suites"
+    if not wanted:
+        return None
+    from kenning_hil.suite import is_suite_document
+
+    if not is_suite_document(file_path):
+        return None
+    return SuiteFile.from_parent(parent, path=file_path)
+
+
+class SuiteFile(pytest.File):
+    """A suite YAML file: one test per (model, optimizer chain, target)."""
+
+    def collect(self):
+        from kenning_hil.core.errors import KenningHILError
+        from kenning_hil.suite import load_suite
+
+        options = self.config.stash[OPTIONS_KEY]
+        try:
+            suite = load_suite(self.path, search=[options.rootdir, options.models_path])
+        except KenningHILError as exc:
+            raise SuiteError(str(exc)) from None
+        given = options.targets
+        hil_mark = pytest.mark.hil
+        marks = {}
+        for case in suite.cases:
+            pinned = case.targets
+            targets = given if pinned is None else [t for t in given if t in pinned]
+            skip = None
+            if pinned is not None and not targets:
+                targets = pinned
+                skip = pytest.mark.skip(reason=f"suite pins target {', '.join(pinned)}, not "
+                                               f"selected (run with --target {pinned[0]})")
+            for name in case.marks:
+                if name not in marks:
+                    marks[name] = getattr(pytest.mark, name)
+            for target_name in targets:
+                item = SuiteItem.from_parent(self, name=case.test_name(target_name), case=case,
+                                             target_name=target_name)
+                item.add_marker(hil_mark)
+                for name in case.marks:
+                    item.add_marker(marks[name])
+                if skip is not None:
+                    item.add_marker(skip)
+                yield item
+
+
+class SuiteError(Exception):
+    """A suite file is invalid: shown as one line at collection."""
+
+
+class SuiteItem(pytest.Item):
+    def __init__(self, *, case, target_name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.case = case
+        self.target_name = target_name
+
+    def runtest(self) -> None:
+        from kenning_hil.harness import RunRequest
+
+        state = hil_state(self.config)
+        self.user_properties.append(("target", self.target_name))
+        options = state.options
+        target = resolve_target(self.config, self.target_name)
+        case = self.case
+        samples = options.samples if options.samples is not None else case.samples
+        request = RunRequest(case.model_wrapper, case.dataset, case.optimizers, samples, case.model)
+        result = _user_errors(state.harness.run, target, request, self.nodeid)
+        finish(self, state.harness, result, case.thresholds, case.tolerances, True, self.nodeid)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, SuiteError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.case.source}::{self.name}"
+
+
+# ------------------------------------------------------------------------------ reporting
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    results = item.stash.get(RESULT_KEY, None)
+    if results and report.when == "call" and item.config.pluginmanager.hasplugin("html"):
+        try:
+            from pytest_html import extras
+        except ImportError:
+            return report
+        from kenning_hil.report.html import result_extras
+
+        report.extras = [*getattr(report, "extras", []),
+                         *result_extras(results, extras.html, extras.png)]
+    return report
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if report.passed:
+        return ""
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple):
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(longrepr)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # first line says what failed; for check failures the first item says how
+    reason = " ".join(lines[:2]) if len(lines) > 1 and "check(s) failed" in lines[0] else (
+        lines[0] if lines else "")
+    return reason.removeprefix("Failed: ")
+
+
+class HILReporter:
+    """Controller-side reporting: collects a row per HIL test (from the properties workers
+    recorded), prints the summary table and writes the session report."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.rows: list = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
+        from kenning_hil.report.summary import SummaryRow
+
+        outcome = report.outcome if report.when == "call" else (
+            "skipped" if report.skipped else "error")
+        row = SummaryRow.from_properties(report.nodeid, outcome, report.user_properties,
+                                         _reason(report))
+        if row is not None:
+            self.rows.append(row)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.rows:
+            return
+        from kenning_hil.report.summary import format_table
+
+        terminalreporter.write_sep("=", "kenning-hil results")
+        for line in format_table(self.rows).splitlines():
+            terminalreporter.write_line(line)
+        report_dir = self.config.stash[OPTIONS_KEY].report_dir
+        terminalreporter.write_line(f"results: {report_dir} (report.md, tests/*.json)")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.rows:
+            return
+        from kenning_hil.report.summary import write_session_report
+
+        try:
+            write_session_report(self.rows, self.config.stash[OPTIONS_KEY].report_dir)
+        except OSError as exc:
+            warnings.warn(f"kenning-hil: cannot write the session report: {exc}", stacklevel=1)

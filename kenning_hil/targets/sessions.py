@@ -6,8 +6,9 @@ and yields a session on it, reusing the one this process already opened there. B
 - private sessions (a local server, an emulator of this process's own) stay open while the
   instance lock is free, since no other process can use them anyway;
 - shared boards (a serial port, a remote server) are closed when the lock is released, unless
-  the manager keeps leases (``keep_leases``: chosen when there are no more test processes than
-  instances, so holding a board between tests cannot starve anybody).
+  the manager keeps leases. By default it keeps them for a target when the run has no more
+  test processes (``workers``) than the target has instances, so holding a board between
+  tests cannot starve anybody.
 
 A session whose use raised is closed, so the next test starts from a fresh boot.
 """
@@ -40,16 +41,23 @@ class SessionManager:
         workdir: Path,
         lock_dir: Path | None = None,
         default_timeout: float = 60.0,
-        keep_leases: bool = False,
+        keep_leases: bool | None = None,
         holder: str = "",
+        workers: int = 1,
     ):
         self.workdir = Path(workdir)
         self.lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
         self.default_timeout = default_timeout
         self.keep_leases = keep_leases
+        self.workers = workers
         self.holder = holder or f"pid {os.getpid()}"
         self._open: dict[tuple[str, int], _Open] = {}
         self.boots = 0  # sessions opened, for reports and tests
+
+    def keeps_leases(self, target: Target) -> bool:
+        if self.keep_leases is not None:
+            return self.keep_leases
+        return self.workers <= len(target.instances())
 
     def _context(self, target: Target) -> OpenContext:
         return OpenContext(
@@ -84,7 +92,7 @@ class SessionManager:
             failed = True
             raise
         finally:
-            keep_lease = self.keep_leases and not failed
+            keep_lease = self.keeps_leases(target) and not failed
             if failed or not (target.kind.private_sessions or keep_lease):
                 self._close(key)
             if keep_lease and key in self._open:

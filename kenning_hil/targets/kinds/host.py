@@ -6,6 +6,7 @@ Each test process starts its own server per pool instance; the pool caps how man
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ class HostKind(TargetKind):
 
     def serve_command(self) -> list[str]:
         desc = self.description
-        return [
+        command = [
             *python_command(),
             "serve",
             "--runtime",
@@ -59,8 +60,10 @@ class HostKind(TargetKind):
             "127.0.0.1",
             "--port",
             "0",
-            *desc.options.get("serve_args", []),
         ]
+        if desc.runtime_parameters:
+            command += ["--runtime-parameters", json.dumps(desc.runtime_parameters)]
+        return [*command, *desc.options.get("serve_args", [])]
 
     @contextmanager
     def open(self, instance: Instance, context: OpenContext) -> Iterator[TargetSession]:

@@ -1,0 +1,559 @@
+"""The HIL harness: run one model × optimizer chain × dataset on a target and judge the result.
+
+This is the library under the pytest plugin's ``hil`` fixture and suite tests (and usable
+without pytest). It reuses the pipeline's building blocks (`kenning_hil.pipeline`): objects
+are built from scenario entries, the optimizer chain is `Pipeline.compile` (run through the
+compile cache), and the run is `Runtime.run_client` over the session's protocol. What it
+adds: the compile cache, board sessions and pool locks, the model upload cache, format and
+memory compatibility, results written to disk first, thresholds and baselines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kenning_hil.baseline import (
+    DEFAULT_TOLERANCES,
+    LATENCY_STATS,
+    BaselineStore,
+    Threshold,
+    Tolerance,
+    baseline_record,
+    check_thresholds,
+    compare_to_baseline,
+)
+from kenning_hil.cache import CompileCache, file_digest
+from kenning_hil.core.errors import ConfigurationError, KenningHILError
+from kenning_hil.core.measurements import Measurements, write_json_atomic
+from kenning_hil.suite import MODEL_WRAPPER_BY_SUFFIX, parse_dataset, resolve_model_path
+from kenning_hil.targets.sessions import SessionManager
+from kenning_hil.targets.target import Target
+
+TARGET_STEP = "target_inference_step"
+PROTOCOL_STEP = "protocol_inference_step"
+
+
+class Incompatible(KenningHILError):
+    """The model cannot run on the target (format not accepted, too large): a skip, not a
+    failure."""
+
+
+# ------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Per-inference latency in seconds, and which measurement it comes from."""
+
+    count: int
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    min: float
+    max: float
+    source: str  # target_inference_step (timed on the target) or protocol_inference_step
+    samples: tuple[float, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_measurements(cls, measurements: Mapping) -> Latency | None:
+        from kenning_hil.core.measurements import LatencyStats
+
+        for source in (TARGET_STEP, PROTOCOL_STEP):
+            values = measurements.get(source)
+            if values:
+                stats = LatencyStats.from_ns(values)
+                return cls(
+                    stats.count, stats.mean, stats.p50, stats.p95, stats.p99, stats.min,
+                    stats.max, source, tuple(v / 1e9 for v in values),
+                )
+        return None
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("count", *LATENCY_STATS, "source")}
+
+
+@dataclass
+class Result:
+    """What `hil.run` returns: quality metrics as attributes (``result.accuracy``),
+    ``latency`` (seconds, with its ``source``), ``compiled_size`` (bytes) and the raw
+    ``measurements``."""
+
+    test_id: str
+    target: str
+    model: str
+    optimizers: list[dict]
+    samples: int
+    metrics: dict[str, float]
+    latency: Latency | None
+    compiled_size: int | None
+    measurements: Measurements
+    compiled_model_path: Path | None = None
+    compile_cached: bool = False
+    ram: int | None = None
+    path: Path | None = None  # where the results were written
+
+    def __getattr__(self, name: str) -> Any:
+        metrics = self.__dict__.get("metrics", {})
+        if name in metrics:
+            return metrics[name]
+        raise AttributeError(
+            f"Result has no attribute or metric '{name}' (metrics: {', '.join(sorted(metrics))})"
+        )
+
+    def values(self) -> dict[str, float]:
+        """Flat metric names -> values, as thresholds and baselines name them."""
+        values: dict[str, float] = dict(self.metrics)
+        if self.latency is not None:
+            for stat in LATENCY_STATS:
+                values[f"latency.{stat}"] = getattr(self.latency, stat)
+        if self.compiled_size is not None:
+            values["compiled_size"] = float(self.compiled_size)
+        if self.ram is not None:
+            values["ram"] = float(self.ram)
+        return values
+
+    def summary(self) -> dict:
+        return {
+            "test": self.test_id,
+            "target": self.target,
+            "model": self.model,
+            "optimizers": self.optimizers,
+            "samples": self.samples,
+            "metrics": self.metrics,
+            "latency": self.latency.to_dict() if self.latency else None,
+            "compiled_size": self.compiled_size,
+            "ram": self.ram,
+            "compile_cached": self.compile_cached,
+        }
+
+
+def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
+    """Quality metrics among dataset results: plain numbers, not timing or counts."""
+    skip = {"total", "compiled_model_size"}
+    return {
+        key: float(value)
+        for key, value in values.items()
+        if isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and key not in skip
+        and not key.endswith(("_step", "_timestamp", "_size", "_count"))
+    }
+
+
+# ------------------------------------------------------------------------------- requests
+
+
+@dataclass
+class RunRequest:
+    """What to run: scenario entries (as in a scenario JSON) and a sample count."""
+
+    model_wrapper: dict
+    dataset: dict | None  # None only for compiling (no calibration data)
+    optimizers: list[dict] = field(default_factory=list)
+    samples: int | None = None
+    name: str = ""
+
+    @property
+    def model_name(self) -> str:
+        path = self.model_wrapper.get("parameters", {}).get("model_path")
+        return self.name or (Path(path).stem if path else self.model_wrapper["type"])
+
+
+def model_entry(model: Any, search: Sequence[Path]) -> dict:
+    """A model wrapper entry from a path (type from the suffix) or an entry."""
+    if isinstance(model, Mapping):
+        entry = {"type": model["type"], "parameters": dict(model.get("parameters") or {})}
+        path = entry["parameters"].get("model_path")
+        if isinstance(path, str):
+            entry["parameters"]["model_path"] = resolve_model_path(path, search, "hil.run", "model")
+        return entry
+    path = str(model)
+    suffix = Path(path).suffix.lower()
+    if suffix not in MODEL_WRAPPER_BY_SUFFIX:
+        raise ConfigurationError(
+            f"hil.run: cannot tell the model type of {path!r} (known suffixes: "
+            f"{', '.join(MODEL_WRAPPER_BY_SUFFIX)}); pass model={{'type': ..., 'parameters': ...}}"
+        )
+    resolved = resolve_model_path(path, search, "hil.run", "model")
+    if not Path(resolved).exists():
+        searched = ", ".join(str(s) for s in search)
+        raise ConfigurationError(f"hil.run: model file {path!r} not found (searched {searched})")
+    return {"type": MODEL_WRAPPER_BY_SUFFIX[suffix], "parameters": {"model_path": resolved}}
+
+
+def optimizer_entries(optimizer: Any) -> list[dict]:
+    """None, a type name, an entry, or a list of those -> a list of entries."""
+    if optimizer is None:
+        return []
+    items = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
+    entries = []
+    for item in items:
+        if isinstance(item, str):
+            entries.append({"type": item, "parameters": {}})
+        elif isinstance(item, Mapping) and "type" in item:
+            entries.append({"type": item["type"], "parameters": dict(item.get("parameters") or {})})
+        else:
+            raise ConfigurationError(
+                f"hil.run: optimizer must be a type name or {{'type': ..., 'parameters': ...}}, "
+                f"got {item!r}"
+            )
+    return entries
+
+
+def dataset_entry(dataset: Any) -> dict:
+    if dataset is None:
+        raise ConfigurationError("hil.run: no dataset given (e.g. dataset='digits')")
+    return parse_dataset(dataset, {}, "hil.run", "dataset")
+
+
+# ------------------------------------------------------------------------------- protocol
+
+
+class SessionProtocol:
+    """The session's connected protocol as `Runtime.run_client` sees it.
+
+    Connecting and disconnecting belong to the session (a board stays connected between
+    tests), so they are no-ops here; the io spec and model uploads are skipped when the
+    session already holds this compiled model (the model upload cache).
+    """
+
+    def __init__(self, session: Any, model_key: str):
+        self._session = session
+        self._protocol = session.protocol
+        self._key = model_key
+        self._skip = session.loaded_model == model_key
+        self.uploaded = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._protocol, name)
+
+    def initialize_client(self) -> bool:
+        return True
+
+    def disconnect(self) -> None:
+        return None
+
+    def upload_io_specification(self, path: Path) -> bool:
+        if self._skip:
+            return True
+        self._session.loaded_model = None  # replaced below once the model is in place
+        return self._protocol.upload_io_specification(path)
+
+    def upload_io_specification_dict(self, spec: dict) -> bool:
+        if self._skip:
+            return True
+        self._session.loaded_model = None
+        return self._protocol.upload_io_specification_dict(spec)
+
+    def upload_model(self, path: Path) -> bool:
+        if self._skip:
+            return True
+        ok = self._protocol.upload_model(path)
+        if ok:
+            self._session.loaded_model = self._key
+            self.uploaded = True
+        return ok
+
+
+# ------------------------------------------------------------------------------- harness
+
+
+@dataclass
+class Verdict:
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    baseline_path: Path | None = None
+    baseline_updated: bool = False
+
+
+class Harness:
+    """Runs requests on targets and judges results; one per test process."""
+
+    def __init__(
+        self,
+        sessions: SessionManager,
+        cache: CompileCache,
+        results_dir: Path,
+        search: Sequence[Path] = (),
+        baselines: BaselineStore | None = None,
+        update_baseline: bool = False,
+    ):
+        self.sessions = sessions
+        self.cache = cache
+        self.results_dir = Path(results_dir)
+        self.search = [Path(p) for p in search]
+        self.baselines = baselines
+        self.update_baseline = update_baseline
+        self.uploads = 0  # models actually sent to a target
+
+    # -- building ----------------------------------------------------------------------
+
+    def request(
+        self,
+        model: Any,
+        dataset: Any,
+        optimizer: Any = None,
+        samples: int | None = None,
+        name: str = "",
+        search: Sequence[Path] = (),
+        require_dataset: bool = True,
+    ) -> RunRequest:
+        return RunRequest(
+            model_wrapper=model_entry(model, [*search, *self.search]),
+            dataset=dataset_entry(dataset) if dataset is not None or require_dataset else None,
+            optimizers=optimizer_entries(optimizer),
+            samples=samples,
+            name=name,
+        )
+
+    def _blocks(self, request: RunRequest, workdir: Path | None):
+        from kenning_hil.core.dataset import Dataset
+        from kenning_hil.core.model import ModelWrapper
+        from kenning_hil.core.optimizer import Optimizer
+        from kenning_hil.pipeline import build_block
+
+        dataset = None
+        if request.dataset is not None:
+            dataset = build_block("dataset", request.dataset, Dataset, "dataset")
+        wrapper = build_block(
+            "model_wrapper", request.model_wrapper, ModelWrapper, "model_wrapper", dataset=dataset
+        )
+        optimizers = []
+        for i, entry in enumerate(request.optimizers):
+            params = dict(entry.get("parameters") or {})
+            # the cache decides where compiled models live
+            params["compiled_model_path"] = str(
+                (workdir or Path(".")) / f"step{i}-{entry['type'].rsplit('.', 1)[-1]}.model"
+            )
+            optimizers.append(
+                build_block(
+                    "optimizer", {"type": entry["type"], "parameters": params}, Optimizer,
+                    f"optimizers[{i}]", dataset=dataset,
+                )
+            )
+        return dataset, wrapper, optimizers
+
+    def _output_formats(self, wrapper: Any, optimizers: list) -> list[str]:
+        last = optimizers[-1] if optimizers else wrapper
+        return list(last.get_output_formats())
+
+    def compile_material(self, request: RunRequest, wrapper: Any, optimizers: list) -> dict:
+        """Everything that decides the compiled model, for the compile cache key."""
+        import kenning_hil
+
+        model_path = Path(wrapper.get_path())
+        spec_path = Path(str(model_path) + ".json")
+        chain = []
+        for entry, optimizer in zip(request.optimizers, optimizers):
+            params = {k: v for k, v in (entry.get("parameters") or {}).items()
+                      if k != "compiled_model_path"}
+            framework, version = optimizer.get_framework_and_version()
+            cls = type(optimizer)
+            chain.append({
+                "type": f"{cls.__module__}.{cls.__qualname__}",
+                "parameters": params,
+                "framework": framework,
+                "version": version,
+            })
+        return {
+            "model": file_digest(model_path),
+            "model_format": model_path.suffix,
+            "io_spec": file_digest(spec_path) if spec_path.is_file() else None,
+            "chain": chain,
+            # calibration data shapes the output of quantising optimizers
+            "dataset": request.dataset,
+            "kenning_hil": kenning_hil.__version__,
+        }
+
+    def compile(
+        self, request: RunRequest, blocks: tuple | None = None
+    ) -> tuple[Path, bool]:
+        """(compiled model path, whether it came from the cache). Without optimizers the
+        model file itself is what the target gets."""
+        from kenning_hil.pipeline import Pipeline
+
+        dataset, wrapper, optimizers = blocks or self._blocks(request, None)
+        if not optimizers:
+            return Path(wrapper.get_path()), False
+        material = self.compile_material(request, wrapper, optimizers)
+
+        def build(workdir: Path) -> Path:
+            _, build_wrapper, build_optimizers = self._blocks(request, workdir)
+            for optimizer in build_optimizers:
+                optimizer.dataset = dataset
+            pipeline = Pipeline(dataset, build_wrapper, _NoRuntime(), build_optimizers)
+            return pipeline.compile()
+
+        entry = self.cache.get_or_build(material, build)
+        return entry.model_path, entry.hit
+
+    # -- running -----------------------------------------------------------------------
+
+    def check_compatible(self, target: Target, formats: list[str]) -> None:
+        accepted = target.accepted_formats()
+        if accepted is not None and not set(formats) & set(accepted):
+            raise Incompatible(
+                f"target '{target.name}' runs {', '.join(accepted)} models; this model is "
+                f"{', '.join(formats) or 'of unknown format'}"
+            )
+
+    def check_fits(self, target: Target, size: int) -> None:
+        # the model is uploaded into RAM at run time (MODEL message), so RAM bounds it
+        ram = target.description.ram
+        if ram is not None and size > ram:
+            raise Incompatible(
+                f"model of {size} B is larger than target '{target.name}' RAM ({ram} B)"
+            )
+
+    def run(self, target: Target, request: RunRequest, test_id: str, index: int = 0) -> Result:
+        """Compiles (cached), runs on a free instance of `target`, writes the results."""
+        from kenning_hil.core.runtime import Runtime
+
+        blocks = self._blocks(request, None)
+        dataset, wrapper, optimizers = blocks
+        self.check_compatible(target, self._output_formats(wrapper, optimizers))
+        compiled, cached = self.compile(request, blocks)
+        size = compiled.stat().st_size
+        self.check_fits(target, size)
+        if request.samples is not None:
+            dataset.set_sample_limit(request.samples)
+        model_key = file_digest(compiled)
+        spec = Path(str(compiled) + ".json")
+        if spec.is_file():
+            model_key += file_digest(spec)
+        start = time.time()
+        with self.sessions.use(target, holder=test_id) as session:
+            protocol = SessionProtocol(session, model_key)
+            runtime = client_runtime(target, protocol, Runtime)
+            try:
+                measurements = runtime.run_client(dataset, wrapper, compiled)
+            except KenningHILError as exc:
+                partial = getattr(exc, "measurements", None)
+                if partial is not None:  # keep what was measured before the failure
+                    self.write(test_id, index, {"error": str(exc), "target": target.name,
+                                                "measurements": partial})
+                raise
+            self.uploads += int(protocol.uploaded)
+            instance = session.instance.name
+        measurements = measurements if isinstance(measurements, Measurements) else Measurements(
+            dict(measurements)
+        )
+        # run_client has evaluated the dataset: its metrics are among the measurements
+        metrics = scalar_metrics(measurements.to_dict())
+        ram = measurements.get("peak_allocated")
+        if isinstance(ram, list):
+            ram = max(ram) if ram else None
+        result = Result(
+            test_id=test_id,
+            target=target.name,
+            model=request.model_name,
+            optimizers=request.optimizers,
+            samples=len(measurements.get(PROTOCOL_STEP) or measurements.get(TARGET_STEP) or []),
+            metrics=metrics,
+            latency=Latency.from_measurements(measurements),
+            compiled_size=size,
+            measurements=measurements,
+            compiled_model_path=compiled,
+            compile_cached=cached,
+            ram=int(ram) if isinstance(ram, (int, float)) else None,
+        )
+        result.path = self.write(
+            test_id,
+            index,
+            {
+                **result.summary(),
+                "instance": instance,
+                "started": start,
+                "finished": time.time(),
+                "compiled_model_path": str(compiled),
+                "measurements": measurements.to_dict(),
+            },
+        )
+        return result
+
+    def result_path(self, test_id: str, index: int = 0) -> Path:
+        from kenning_hil.baseline import baseline_file_name
+
+        name = baseline_file_name(test_id)
+        if index:
+            name = name[: -len(".json")] + f"-{index}.json"
+        return self.results_dir / "tests" / name
+
+    def write(self, test_id: str, index: int, record: dict) -> Path:
+        """Writes a test's results atomically (before anything judges them)."""
+        return write_json_atomic(self.result_path(test_id, index), {"test": test_id, **record})
+
+    # -- judging -----------------------------------------------------------------------
+
+    def judge(
+        self,
+        result: Result,
+        thresholds: Sequence[Threshold] = (),
+        tolerances: Mapping[str, Tolerance] = DEFAULT_TOLERANCES,
+        baseline_id: str | None = None,
+        use_baseline: bool = True,
+    ) -> Verdict:
+        """Threshold misses and baseline regressions as messages (empty: passed)."""
+        verdict = Verdict(failures=check_thresholds(result.values(), thresholds))
+        if self.baselines is None or not use_baseline:
+            return verdict
+        baseline_id = baseline_id or result.test_id
+        verdict.baseline_path = self.baselines.path_for(baseline_id)
+        if self.update_baseline:
+            self.baselines.save(
+                baseline_id,
+                baseline_record(
+                    result.values(), result.target, result.samples,
+                    result.latency.source if result.latency else None,
+                ),
+            )
+            verdict.baseline_updated = True
+            return verdict
+        stored = self.baselines.load(baseline_id)
+        if stored is None:
+            verdict.notes.append(
+                f"no baseline for {baseline_id} in {self.baselines.directory} "
+                f"(run with --update-baseline to record one)"
+            )
+            return verdict
+        samples = list(result.latency.samples) if result.latency else None
+        compared = compare_to_baseline(stored, result.values(), samples, tolerances)
+        verdict.notes.extend(compared.notes)
+        for comparison in compared.regressions:
+            verdict.failures.append(
+                f"baseline regression: {comparison.message()} (baseline file "
+                f"{verdict.baseline_path}; --update-baseline accepts the new values)"
+            )
+        return verdict
+
+    def close(self) -> None:
+        self.sessions.close_all()
+
+
+class _NoRuntime:
+    """Pipeline.compile ends by asking the runtime to accept the chain's output; the target
+    decides that here (check_compatible), so this stand-in accepts any format."""
+
+    def consult_model_type(self, previous_block: Any, force_onnx: bool = False) -> str:
+        formats = previous_block.get_output_formats()
+        return formats[0] if formats else ""
+
+
+def client_runtime(target: Target, protocol: Any, base: type) -> Any:
+    """The host-side Runtime that drives the target through `protocol`."""
+    from kenning_hil.targets.target import runtime_class
+
+    cls = base
+    if target.runtime is not None:
+        try:
+            cls = runtime_class(target.runtime)
+        except ConfigurationError:
+            if target.kind.local_runtime:
+                raise
+    # the runtime's own parameters configure the target side (the server), not the client
+    return cls.from_json({}, protocol=protocol)

@@ -1,0 +1,55 @@
+"""Extras for pytest-html: a results table and a latency plot per HIL run of a test.
+
+The builders (`extras.html`, `extras.png`) are passed in, so this module needs neither
+pytest nor pytest-html."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kenning_hil.baseline import format_metric
+
+
+def result_table(result: Any) -> str:
+    """An HTML table of one Result: target, samples, metrics, latency, size, files."""
+    rows = [("target", result.target), ("model", result.model),
+            ("optimizers", ", ".join(o["type"] for o in result.optimizers) or "none"),
+            ("samples", str(result.samples))]
+    for name, value in sorted(result.metrics.items()):
+        rows.append((name, format_metric(name, value)))
+    if result.latency is not None:
+        for stat in ("p50", "p95", "p99", "max", "mean"):
+            value = getattr(result.latency, stat)
+            rows.append((f"latency {stat}", format_metric("latency", value)))
+        rows.append(("latency from", result.latency.source))
+    if result.compiled_size is not None:
+        rows.append(("compiled size", f"{result.compiled_size} B"
+                     + (" (cached)" if result.compile_cached else "")))
+    if result.ram is not None:
+        rows.append(("peak RAM", f"{result.ram} B"))
+    if result.path is not None:
+        rows.append(("results", str(result.path)))
+    body = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+        f"<td>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table class='kenning-hil-result'>{body}</table>"
+
+
+def result_extras(
+    results: Sequence[Any], make_html: Callable[[str], Any], make_png: Callable[..., Any]
+) -> list[Any]:
+    from kenning_hil.report.figures import latency_samples_png
+
+    extras = []
+    for result in results:
+        extras.append(make_html(result_table(result)))
+        if result.latency is not None and result.latency.samples:
+            png = latency_samples_png(result.latency.samples, result.test_id, result.latency.source)
+            if png is not None:
+                extras.append(make_png(base64.b64encode(png).decode(), name="latency"))
+    return extras
