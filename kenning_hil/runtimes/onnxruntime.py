@@ -126,10 +126,7 @@ class ONNXRuntime(Runtime):
                 f"ONNXRuntime: {where} is not a valid ONNX model: {reason}"
             ) from exc
         self._loaded_file = file_key
-        self._input_names = [i.name for i in self.session.get_inputs()]
-        self._output_names = [o.name for o in self.session.get_outputs()]
-        # the hot path of run_locally: session.run with fixed output names, no Python frame
-        self.run_prepared_batch = functools.partial(self.session.run, self._output_names)
+        self._bind_names()
         return True
 
     def get_io_specification_from_model(self) -> dict | None:
@@ -148,15 +145,30 @@ class ONNXRuntime(Runtime):
     def read_io_specification(self, io_spec: dict) -> None:
         super().read_io_specification(io_spec)
         if self.session is not None:
-            # feed by the model's names, in the io spec's compiled order
-            names = [e["name"] for _, e, *_ in self._input_plan]
-            unknown = sorted(set(names) - set(self._input_names))
-            if unknown:
-                raise ConfigurationError(
-                    f"ONNXRuntime: io specification names inputs {unknown} that the model "
-                    f"does not have (model inputs: {self._input_names})"
-                )
-            self._input_names = names
+            self._bind_names()
+
+    def _bind_names(self) -> None:
+        """Feeds and fetches by name: in the io spec's compiled order when a spec is loaded
+        (it may arrive before or after the model), else in the graph's order."""
+        model_inputs = [i.name for i in self.session.get_inputs()]
+        model_outputs = [o.name for o in self.session.get_outputs()]
+        inputs, outputs = model_inputs, model_outputs
+        if self.io_specification is not None:
+            inputs = [e["name"] for _, e, *_ in self._input_plan]
+            outputs = [e["name"] for _, e, _ in self._output_plan]
+            for kind, names, model_names in (
+                ("inputs", inputs, model_inputs),
+                ("outputs", outputs, model_outputs),
+            ):
+                unknown = sorted(set(names) - set(model_names))
+                if unknown:
+                    raise ConfigurationError(
+                        f"ONNXRuntime: io specification names {kind} {unknown} that the model "
+                        f"does not have (model {kind}: {model_names})"
+                    )
+        self._input_names, self._output_names = inputs, outputs
+        # the hot path of run_locally: session.run with fixed output names, no Python frame
+        self.run_prepared_batch = functools.partial(self.session.run, self._output_names)
 
     def load_input(self, input_data: list[np.ndarray]) -> bool:
         if self.session is None:
