@@ -44,8 +44,9 @@ class TCPConnection(Transport):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(True)
         # one poll object for the lifetime of the connection: no per-read set-up
+        self._sock_fd = sock.fileno()
         self._poll = select.poll()
-        self._poll.register(sock.fileno(), select.POLLIN)
+        self._poll.register(self._sock_fd, select.POLLIN)
         self._listener = listener
         if listener is not None:
             # while serving, new connections are turned away as soon as they arrive
@@ -72,10 +73,9 @@ class TCPConnection(Transport):
             ready = self._poll.poll(wait_ms)
             if not ready:
                 return b""
-            for fd, _ in ready:
-                if self._listener is not None and fd == self._listener.fileno():
-                    _refuse_pending(self._listener)
-            if any(fd == self._sock.fileno() for fd, _ in ready):
+            # the client's own data (or its EOF) first: a client that just left must not make
+            # the next one look like a second, concurrent client
+            if any(fd == self._sock_fd for fd, _ in ready):
                 try:
                     data = self._sock.recv(_RECV_BLOCK)
                 except OSError as exc:
@@ -85,6 +85,8 @@ class TCPConnection(Transport):
                 if not data:
                     raise TransportClosedError("connection closed by peer", self._peer)
                 return data
+            if self._listener is not None:
+                _refuse_pending(self._listener)
             if deadline is not None and time.monotonic() >= deadline:
                 return b""
 
