@@ -53,7 +53,8 @@ def test_kenning_style_answers(tcp_server):
     assert answer.flags == 0x0079
     assert answer.payload == bytes([ServerAction.UPLOADING_IOSPEC])
     assert raw.request(MessageType.MODEL, b"m").payload == bytes([ServerAction.UPLOADING_MODEL])
-    assert raw.request(MessageType.DATA, ECHO_INPUT).payload == bytes([ServerAction.UPLOADING_INPUT])
+    answer = raw.request(MessageType.DATA, ECHO_INPUT)
+    assert answer.payload == bytes([ServerAction.UPLOADING_INPUT])
     answer = raw.request(MessageType.PROCESS)
     assert answer.payload == bytes([ServerAction.PROCESSING_INPUT])
     answer = raw.request(MessageType.OUTPUT)
