@@ -219,7 +219,9 @@ class SessionProtocol:
 
     Connecting and disconnecting belong to the session (a board stays connected between
     tests), so they are no-ops here; the io spec and model uploads are skipped when the
-    session already holds this compiled model (the model upload cache).
+    session already holds this compiled model (the model upload cache). A target's STATS
+    may cover everything since it was connected (our server does): list-valued statistics
+    are cut to what is new since the session's previous STATS, so each run gets its own.
     """
 
     def __init__(self, session: Any, model_key: str):
@@ -249,6 +251,19 @@ class SessionProtocol:
             return True
         self._session.loaded_model = None
         return self._protocol.upload_io_specification_dict(spec)
+
+    def download_statistics(self, final: bool = False):
+        stats = self._protocol.download_statistics(final=final)
+        seen = self._session.info.setdefault("stats_seen", {})
+        for key in list(stats.keys()):
+            values = stats[key]
+            if not isinstance(values, list):
+                continue
+            before = seen.get(key, 0)
+            seen[key] = len(values)
+            if len(values) >= before:  # shorter: the target started counting afresh
+                stats[key] = values[before:]
+        return stats
 
     def upload_model(self, path: Path) -> bool:
         if self._skip:
