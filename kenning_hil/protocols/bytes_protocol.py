@@ -194,7 +194,7 @@ class BytesProtocol(RuntimeProtocol):
         self.channel = self._make_channel(self.open_client_transport())
         if self.ping_sessions:
             try:
-                self._open_ping_session()
+                self._open_ping_session(self.connect_attempts, self.connect_timeout)
             except ProtocolError:
                 self.channel.close()
                 self.channel = None
@@ -757,6 +757,16 @@ class UARTProtocol(BytesProtocol):
             "default": UART_MAX_FRAME_SIZE,
         },
         "frame_timeout": {"default": 0.5},
+        "connect_attempts": {
+            "description": "Connect PINGs sent before giving up (Kenning's host: 5)",
+            "type": int,
+            "default": 5,
+        },
+        "connect_timeout": {
+            "description": "Seconds to wait for the answer to each connect PING",
+            "type": float,
+            "default": 1.0,
+        },
     }
 
     default_max_frame_size = UART_MAX_FRAME_SIZE
@@ -770,9 +780,18 @@ class UARTProtocol(BytesProtocol):
         baudrate: int = 115200,
         max_frame_size: int = UART_MAX_FRAME_SIZE,
         frame_timeout: float = 0.5,
+        connect_attempts: int = 5,
+        connect_timeout: float = 1.0,
         **kwargs,
     ):
         super().__init__(frame_timeout=frame_timeout, **kwargs)
+        if connect_attempts < 1 or connect_timeout <= 0:
+            raise ConfigurationError(
+                f"UARTProtocol: connect_attempts must be >= 1 and connect_timeout > 0, got "
+                f"{connect_attempts} and {connect_timeout}"
+            )
+        self.connect_attempts = connect_attempts
+        self.connect_timeout = connect_timeout
         if baudrate <= 0:
             raise ConfigurationError(f"UARTProtocol: baudrate must be positive, got {baudrate}")
         if max_frame_size < 13:
