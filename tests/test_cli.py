@@ -129,9 +129,8 @@ def test_wrong_typed_parameter(tmp_path):
 
 def test_input_of_the_wrong_size(tmp_path):
     model = gemm_softmax_model(tmp_path / "small.onnx", 32, 10)
-    scenario = write_scenario(
-        tmp_path / "s.json", model_wrapper={"type": "onnx", "parameters": {"model_path": str(model)}}
-    )
+    wrapper = {"type": "onnx", "parameters": {"model_path": str(model)}}
+    scenario = write_scenario(tmp_path / "s.json", model_wrapper=wrapper)
     line = error_of(kenning_hil("run", scenario))
     assert "'x' expects samples of shape [32]" in line and "[64]" in line
 
