@@ -218,8 +218,8 @@ static void begin_request(khil_session *s, uint8_t type, uint16_t flags)
         }
         break;
     case KHIL_MSG_RUNTIME:
-        fail_request(s, "RUNTIME upload is not supported: this firmware runs TFLite "
-                        "flatbuffers with its built-in interpreter (send MODEL)");
+        fail_request(s, "RUNTIME upload is not supported: this firmware interprets TFLite "
+                        "models itself (send MODEL)");
         break;
     default:
         khil_text_str(reason(s, &t), "message type ");

@@ -1,0 +1,339 @@
+"""The firmware's protocol C code built for the host (libkhil_proto.so, ctypes) against the
+Python frame codec and PROTOCOL.md: golden vectors, resynchronisation, and whole sessions
+through the session state machine with the real interpreter. Milliseconds per test; the QEMU
+tests (test_qemu_*.py) then run the same code on the emulated boards."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from kenning_hil.core.protocol import Flag, FlowControl, MessageType
+from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_file
+from kenning_hil.protocols.frame import Frame, FrameDecoder, decode_frame, encode_frame
+from kenning_hil.protocols.iospec_struct import pack_io_spec
+from kenning_hil.protocols.stats import unpack_stat_records
+
+from .frame_client import request_frames
+from .host_target import CDecoder, HostTarget
+from .tflite_patch import replace_operator
+
+GOLDEN = [
+    # (type, flow, flags, payload, wire) from PROTOCOL.md
+    (7, 3, 0xE02D, bytes([1, 2, 3, 4, 5]),
+     bytes.fromhex("07000000C0452DE0050000000102030405")),
+    (5, 3, 0x6021, b"", bytes.fromhex("05000000C0CF216000000000")),
+]
+REQ, TRANSMISSION = FlowControl.REQUEST, FlowControl.TRANSMISSION
+FIRST_LAST = Flag.FIRST | Flag.LAST
+
+
+@pytest.mark.parametrize("mtype,flow,flags,payload,wire", GOLDEN)
+def test_golden_vectors_encode_like_protocol_md(proto_lib, mtype, flow, flags, payload, wire):
+    assert proto_lib.encode(mtype, flow, flags, payload) == wire
+    assert encode_frame(mtype, flow, flags, payload) == wire
+    assert proto_lib.checksum(wire) == wire[5]
+
+
+@pytest.mark.parametrize("mtype,flow,flags,payload,wire", GOLDEN)
+def test_golden_vectors_decode(proto_lib, mtype, flow, flags, payload, wire):
+    decoder = CDecoder(proto_lib)
+    try:
+        assert decoder.events(wire) == [("frame", mtype, flow, flags, len(payload), wire[5],
+                                         payload)]
+    finally:
+        decoder.close()
+    frame = decode_frame(wire)
+    assert (frame.message_type, frame.flow_control, frame.flags, frame.payload) == (
+        mtype, flow, flags, payload)
+
+
+def test_random_frames_agree_with_python_codec(proto_lib):
+    rng = random.Random(7)
+    decoder = CDecoder(proto_lib)
+    try:
+        for _ in range(300):
+            mtype = rng.randrange(256)
+            flow = rng.randrange(4)
+            flags = rng.randrange(1 << 16) & ~int(Flag.HAS_PAYLOAD)
+            payload = rng.randbytes(rng.randrange(125))
+            c_wire = proto_lib.encode(mtype, flow, flags, payload)
+            py_wire = encode_frame(mtype, flow, flags, payload)
+            assert c_wire == py_wire
+            (event,) = decoder.events(c_wire)
+            assert event[0] == "frame" and event[1] == mtype and event[6] == payload
+    finally:
+        decoder.close()
+
+
+def test_zero_checksum_means_not_computed_and_bad_checksum_is_reported(proto_lib):
+    good = encode_frame(MessageType.PING, REQ, Flag.SUCCESS | FIRST_LAST)
+    unchecked = good[:5] + b"\x00" + good[6:]
+    corrupt = good[:5] + bytes([good[5] ^ 0x55]) + good[6:]
+    decoder = CDecoder(proto_lib)
+    try:
+        assert [e[0] for e in decoder.events(unchecked)] == ["frame"]
+        assert [e[0] for e in decoder.events(corrupt)] == ["checksum"]
+        # the next good frame ends the resynchronisation episode
+        assert [e[0] for e in decoder.events(good)] == ["frame"]
+    finally:
+        decoder.close()
+
+
+def test_resynchronises_after_garbage_like_the_python_decoder(proto_lib):
+    rng = random.Random(3)
+    frames = [encode_frame(t, REQ, FIRST_LAST | Flag.SUCCESS, rng.randbytes(rng.randrange(60)))
+              for t in (0, 2, 4, 6, 7)]
+    garbage = [bytes([0xFF]) + rng.randbytes(rng.randrange(1, 40)) for _ in frames]
+    stream = b"".join(g + f for g, f in zip(garbage, frames))
+    decoder = CDecoder(proto_lib)
+    try:
+        c_frames = [e[6] for e in decoder.events(stream, expire=True) if e[0] == "frame"]
+    finally:
+        decoder.close()
+    py = FrameDecoder(136)
+    py.feed(stream)
+    py_frames = [e.payload for e in py.resync_stalled() if isinstance(e, Frame)]
+    expected = [decode_frame(f).payload for f in frames]
+    assert c_frames == expected
+    assert py_frames == expected
+
+
+def test_truncated_frame_does_not_swallow_the_next_one(proto_lib):
+    truncated = encode_frame(MessageType.DATA, REQ, FIRST_LAST, bytes(100))[:40]
+    ping = encode_frame(MessageType.PING, REQ, Flag.SUCCESS | FIRST_LAST)
+    decoder = CDecoder(proto_lib)
+    try:
+        # the PING's bytes first look like the DATA frame's payload ...
+        assert decoder.events(truncated + ping) == []
+        # ... until the line goes quiet: then the cut frame is reported and the PING found
+        kinds = [(e[0], e[1]) for e in decoder.events(expire=True)]
+        assert kinds == [("truncated", MessageType.DATA), ("frame", MessageType.PING)]
+    finally:
+        decoder.close()
+
+
+def test_oversized_header_is_reported_and_skipped(proto_lib):
+    big = encode_frame(MessageType.MODEL, REQ, FIRST_LAST, bytes(300))
+    ping = encode_frame(MessageType.PING, REQ, Flag.SUCCESS | FIRST_LAST)
+    decoder = CDecoder(proto_lib)
+    try:
+        kinds = [(e[0], e[1]) for e in decoder.events(big + ping)]
+        assert kinds[0] == ("oversized", MessageType.MODEL)
+        assert kinds[-1] == ("frame", MessageType.PING)
+    finally:
+        decoder.close()
+
+
+# ---- the session on the host ------------------------------------------------------------------
+
+
+class HostSession:
+    """Drives HostTarget with request frames and decodes its answers with the Python codec."""
+
+    def __init__(self, proto_lib, region_size: int = 1 << 20):
+        self.target = HostTarget(proto_lib, region_size)
+        self.decoder = FrameDecoder(136)
+        self.logs: list[str] = []
+
+    def frames(self) -> list[Frame]:
+        self.decoder.feed(self.target.take())
+        out = []
+        while (event := self.decoder.next()) is not None:
+            assert isinstance(event, Frame), event
+            if event.message_type == MessageType.LOGS:
+                self.logs.append(event.payload.decode())
+            else:
+                out.append(event)
+        return out
+
+    def request(self, mtype: int, payload: bytes = b"", flags: int = 0) -> Frame:
+        """Sends one request; exactly one (possibly chunked) answer must come back."""
+        self.target.feed(request_frames(mtype, payload, flags))
+        answers = self.frames()
+        assert answers, f"no answer to {MessageType(mtype).name}"
+        assert all(f.message_type == mtype and f.flow_control == TRANSMISSION for f in answers)
+        assert answers[0].flags & Flag.FIRST and answers[-1].flags & Flag.LAST
+        assert sum(1 for f in answers if f.flags & Flag.LAST) == 1
+        merged = b"".join(f.payload for f in answers)
+        return Frame(mtype, TRANSMISSION, answers[0].flags, merged)
+
+    def ok(self, mtype: int, payload: bytes = b"", flags: int = 0) -> bytes:
+        answer = self.request(mtype, payload, flags)
+        assert answer.flags & Flag.SUCCESS, answer.payload.decode(errors="replace")
+        assert answer.flags & Flag.IS_ZEPHYR
+        return answer.payload
+
+    def fail(self, mtype: int, payload: bytes = b"", flags: int = 0) -> str:
+        answer = self.request(mtype, payload, flags)
+        assert answer.flags & Flag.FAIL and not answer.flags & Flag.SUCCESS
+        return answer.payload.decode()
+
+    def close(self):
+        self.target.close()
+
+
+@pytest.fixture
+def session(proto_lib):
+    s = HostSession(proto_lib)
+    yield s
+    s.close()
+
+
+def litert_reference(model_path, inputs: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=str(model_path),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], inputs)
+    interp.invoke()
+    return interp.get_tensor(interp.get_output_details()[0]["index"])
+
+
+def test_full_session_matches_litert_reference_kernels(session, kws_model):
+    info = read_tflite_file(kws_model)
+    assert session.ok(MessageType.PING, flags=Flag.SUCCESS) == b""
+    session.ok(MessageType.IO_SPEC, pack_io_spec(info.io_specification()), Flag.SERIALIZED)
+    session.ok(MessageType.MODEL, kws_model.read_bytes())
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.integers(-128, 128, size=(1, 49, 10, 1), dtype=np.int8)
+        session.ok(MessageType.DATA, x.tobytes())
+        session.ok(MessageType.PROCESS)
+        out = session.ok(MessageType.OUTPUT)
+        assert np.array_equal(np.frombuffer(out, np.int8), litert_reference(kws_model, x)[0])
+    stats = {name: (kind, value) for name, kind, value in
+             unpack_stat_records(session.ok(MessageType.STATS))}
+    assert 1000 < stats["peak_allocated"][1] < 200_000
+    assert stats["model_size"][1] == kws_model.stat().st_size
+    assert stats["inference_count"][1] == 3
+    assert stats["target_inference_step"][0] == 2 and stats["target_inference_step"][1] > 0
+    session.ok(MessageType.PING, flags=Flag.FAIL)  # disconnect
+    assert "outside a session" in session.fail(MessageType.STATS)
+
+
+def test_requests_out_of_order_fail_with_a_reason(session, kws_model):
+    assert "connect with a PING" in session.fail(MessageType.MODEL, b"x")
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    assert "DATA before a model" in session.fail(MessageType.DATA, bytes(490))
+    assert "PROCESS before a model" in session.fail(MessageType.PROCESS)
+    assert "OUTPUT before PROCESS" in session.fail(MessageType.OUTPUT)
+    assert "not supported" in session.fail(MessageType.RUNTIME, b"abc")
+    assert "(200) is not supported" in session.fail(200)
+    assert "STATS request carries no payload" in session.fail(MessageType.STATS, b"x")
+    assert "empty MODEL" in session.fail(MessageType.MODEL)
+    session.ok(MessageType.MODEL, kws_model.read_bytes())
+    assert "PROCESS before DATA" in session.fail(MessageType.PROCESS)
+    assert "DATA has 10 bytes, the model's inputs take 490" in session.fail(
+        MessageType.DATA, bytes(10))
+    assert "larger than the model's inputs (490 bytes)" in session.fail(
+        MessageType.DATA, bytes(600))
+    # every FAIL also went out as a LOGS line naming the request
+    assert any(line.startswith("OUTPUT refused: ") for line in session.logs)
+
+
+def test_io_spec_is_checked(session, kws_model):
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    assert "356-byte struct, got 10 bytes" in session.fail(MessageType.IO_SPEC, bytes(10))
+    spec = read_tflite_file(kws_model).io_specification()
+    spec["input"][0]["shape"] = [1, 49, 10, 2]
+    session.ok(MessageType.IO_SPEC, pack_io_spec(spec))  # valid on its own ...
+    reason = session.fail(MessageType.MODEL, kws_model.read_bytes())  # ... not for this model
+    assert "IO_SPEC input 0 is int8[1,49,10,2] (980 bytes)" in reason
+    assert "int8[1,49,10,1] (490 bytes)" in reason
+
+
+def test_model_with_unsupported_operator_names_it(session, kws_model):
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    patched = replace_operator(kws_model.read_bytes(), "SOFTMAX", "TANH")
+    reason = session.fail(MessageType.MODEL, patched)
+    assert "TANH" in reason
+
+
+def test_model_too_large_fails_once_and_session_goes_on(proto_lib, kws_model):
+    small = HostSession(proto_lib, region_size=20_000)
+    try:
+        small.ok(MessageType.PING, flags=Flag.SUCCESS)
+        small.target.feed(request_frames(MessageType.MODEL, kws_model.read_bytes()))
+        answers = small.frames()
+        assert len(answers) == 1 and answers[0].flags & Flag.FAIL
+        assert "model too large: more than 20000 bytes" in answers[0].payload.decode()
+        # too big for the arena after the model: the interpreter's own message
+        reason = small.fail(MessageType.MODEL, kws_model.read_bytes()[:19_000])
+        assert reason
+        small.ok(MessageType.PING, flags=Flag.SUCCESS)
+    finally:
+        small.close()
+
+
+def test_corrupt_chunk_fails_the_model_upload_once(session, kws_model):
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    wire = bytearray(request_frames(MessageType.MODEL, kws_model.read_bytes()))
+    wire[136 * 10 + 50] ^= 0x01  # one payload bit of chunk 10
+    session.target.feed(bytes(wire))
+    answers = session.frames()
+    assert len(answers) == 1 and answers[0].flags & Flag.FAIL
+    assert "corrupt MODEL frame" in answers[0].payload.decode()
+    session.ok(MessageType.MODEL, kws_model.read_bytes())
+
+
+def test_truncated_request_is_answered_after_the_line_goes_quiet(session):
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    session.target.feed(request_frames(MessageType.IO_SPEC, bytes(100))[:50])
+    assert session.frames() == []
+    session.target.line_idle()
+    (answer,) = session.frames()
+    assert answer.flags & Flag.FAIL and "truncated IO_SPEC frame" in answer.payload.decode()
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+
+
+def test_chunk_without_first_fails(session):
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    stray = encode_frame(MessageType.DATA, REQ, Flag.LAST, b"abc")
+    session.target.feed(stray)
+    (answer,) = session.frames()
+    assert "without a FIRST chunk" in answer.payload.decode()
+
+
+def test_pings_and_retransmission(session, kws_model):
+    session.ok(MessageType.PING)  # liveness check, outside a session
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    session.ok(MessageType.MODEL, kws_model.read_bytes())
+    session.ok(MessageType.PING, flags=Flag.SUCCESS | Flag.FAIL)  # restart: model gone
+    assert "DATA before a model" in session.fail(MessageType.DATA, bytes(490))
+    session.target.feed(encode_frame(MessageType.DATA, FlowControl.REQUEST_RETRANSMIT, 0,
+                                     count=0xFFFFFFFF))
+    (again,) = session.frames()
+    assert again.message_type == MessageType.DATA and "DATA before a model" in \
+        again.payload.decode()
+
+
+def test_random_bytes_never_break_the_session(session, kws_model):
+    """Fuzz: random bytes and mutated frames, then a clean session must still work."""
+    rng = random.Random(11)
+    good = [request_frames(t, rng.randbytes(rng.randrange(300)), f)
+            for t, f in ((0, Flag.SUCCESS), (7, 0), (3, 0), (2, 0), (4, 0), (5, 0), (6, 0))]
+    for _ in range(1500):
+        choice = rng.random()
+        if choice < 0.4:
+            blob = rng.randbytes(rng.randrange(1, 200))
+        else:
+            blob = bytearray(rng.choice(good))
+            for _ in range(rng.randrange(1, 4)):
+                blob[rng.randrange(len(blob))] = rng.randrange(256)
+            blob = bytes(blob[: rng.randrange(1, len(blob) + 1)])
+        session.target.feed(blob)
+        if rng.random() < 0.1:
+            session.target.line_idle()
+        session.frames()
+    session.target.line_idle()
+    session.frames()
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    session.ok(MessageType.MODEL, kws_model.read_bytes())
+    session.ok(MessageType.DATA, bytes(490))
+    session.ok(MessageType.PROCESS)
+    assert len(session.ok(MessageType.OUTPUT)) == 12
+    assert session.target.counters()["skipped_bytes"] > 1000
