@@ -464,11 +464,18 @@ def compiled_model(request: pytest.FixtureRequest, model, optimizers, samples) -
 
 
 @pytest.fixture
-def protocol(request: pytest.FixtureRequest, target):
-    """A connected client protocol on a free instance of the target, held for the test."""
+def target_session(request: pytest.FixtureRequest, target):
+    """A free instance of the target, booted and connected, held for the whole test
+    (``.instance``, ``.protocol``, ``.info``); the board stays up for later tests."""
     state = hil_state(request.config)
     with state.harness.sessions.use(target, holder=request.node.nodeid) as session:
-        yield session.protocol
+        yield session
+
+
+@pytest.fixture
+def protocol(target_session):
+    """The connected client protocol of `target_session`."""
+    return target_session.protocol
 
 
 @pytest.fixture

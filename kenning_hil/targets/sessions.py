@@ -52,6 +52,7 @@ class SessionManager:
         self.workers = workers
         self.holder = holder or f"pid {os.getpid()}"
         self._open: dict[tuple[str, int], _Open] = {}
+        self._active: dict[str, tuple[str, int]] = {}  # targets in use right now
         self.boots = 0  # sessions opened, for reports and tests
 
     def keeps_leases(self, target: Target) -> bool:
@@ -78,9 +79,17 @@ class SessionManager:
 
     @contextmanager
     def use(self, target: Target, holder: str = "") -> Iterator[TargetSession]:
-        """Yields a session on a free instance of `target`, held for the `with` block."""
+        """Yields a session on a free instance of `target`, held for the `with` block.
+
+        Nested uses of one target (a test holding a board and running a model on it) share
+        the outer session instead of waiting for a second instance."""
+        active = self._active.get(target.name)
+        if active is not None and active in self._open:
+            yield self._open[active].session
+            return
         lease = self._acquire(target, holder)
         key = (target.name, lease.instance.index)
+        self._active[target.name] = key
         failed = False
         try:
             entry = self._open.get(key)
@@ -92,6 +101,7 @@ class SessionManager:
             failed = True
             raise
         finally:
+            self._active.pop(target.name, None)
             keep_lease = self.keeps_leases(target) and not failed
             if failed or not (target.kind.private_sessions or keep_lease):
                 self._close(key)

@@ -1,0 +1,99 @@
+"""The example tests under examples/, run by a real pytest process against the host target:
+they pass, and fail with a readable message when a threshold or a baseline is tightened."""
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+from tests.plugin.conftest import REPO, run
+
+pytest_plugins = ["pytester"]
+
+
+def copy_example(project, name: str, replace: tuple[str, str] | None = None) -> None:
+    text = (REPO / "examples" / name).read_text()
+    if replace is not None:
+        assert replace[0] in text
+        text = text.replace(*replace)
+    (project.path / name).write_text(text)
+
+
+def test_examples_pass_with_properties_and_artifacts(hil_project):
+    copy_example(hil_project, "test_digits_accuracy.py")
+    copy_example(hil_project, "test_digits_latency.py")
+    result = run(hil_project, "--target=host-onnxruntime", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=2)
+    # terminal summary table
+    result.stdout.re_match_lines([
+        r"=+ kenning-hil results =+",
+        r"test\s+target\s+accuracy\s+p50\s+p95\s+size\s+result",
+        r".*test_digits_accuracy\[host-onnxruntime\]\s+host-onnxruntime\s+0\.9\d+\s+[\d.]+ µs.*"
+        r"19770 B\s+passed",
+    ])
+    # JUnit properties CI dashboards read
+    case = ET.parse(hil_project.path / "junit.xml").find(".//testcase[@name='test_digits_accuracy"
+                                                          "[host-onnxruntime]']")
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["target"] == "host-onnxruntime"
+    assert 0.95 <= float(props["accuracy"]) <= 1.0
+    assert 0 < float(props["latency_p50"]) <= float(props["latency_p95"]) < 1
+    assert props["compiled_size"] == "19770"
+    assert props["latency_source"] == "target_inference_step"
+    # per-test results and the session report
+    saved = json.loads((hil_project.path / props["hil_results"]).read_text())
+    assert saved["target"] == "host-onnxruntime" and saved["samples"] == 200
+    assert len(saved["measurements"]["target_inference_step"]) == 200
+    assert len(saved["measurements"]["protocol_inference_step"]) == 200
+    report = (hil_project.path / "results" / "report.md").read_text()
+    assert "## host-onnxruntime" in report and "test_digits_latency" in report
+
+
+def test_tightened_threshold_fails_readably_after_saving_results(hil_project):
+    copy_example(hil_project, "test_digits_accuracy.py",
+                 ('thresholds={"accuracy": 0.95}', 'thresholds={"accuracy": 0.999}'))
+    result = run(hil_project, "--target=host-onnxruntime")
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines([
+        r"digits-mlp on host-onnxruntime: 1 check\(s\) failed",
+        r"  - accuracy = 0\.9\d+ is below the threshold 0\.999",
+        r"  results: .*test_digits_accuracy\[host-onnxruntime\]\.json",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    # the measured results were written before the check failed
+    saved = list((hil_project.path / "results" / "tests").glob("*test_digits_accuracy*.json"))
+    assert len(saved) == 1 and json.loads(saved[0].read_text())["metrics"]["accuracy"] > 0.9
+    result.stdout.re_match_lines([r".*test_digits_accuracy.*failed: digits-mlp on host-onnxrunti"
+                                  r"me: 1 check\(s\) failed - accuracy = 0\.9\d+ is below.*"])
+
+
+def test_baseline_recorded_then_regressions_fail(hil_project):
+    # a purely relative tolerance (the example's absolute 100 µs would hide a baseline
+    # tightened below the ~30 µs this model takes), wide enough for a loaded machine
+    copy_example(hil_project, "test_digits_latency.py",
+                 ('{"rel": "50%", "abs": "100us"}', '{"rel": "100%"}'))
+    first = run(hil_project, "--target=host-onnxruntime", "--baseline=baselines",
+                "--update-baseline")
+    first.assert_outcomes(passed=1)
+    (path,) = (hil_project.path / "baselines").glob("*.json")
+    baseline = json.loads(path.read_text())
+    assert baseline["test"] == "test_digits_latency.py::test_digits_latency[host-onnxruntime]"
+    assert baseline["samples"] == 300 and baseline["latency_source"] == "target_inference_step"
+    measured_p50 = baseline["metrics"]["latency.p50"]
+    # unchanged baseline: the same model passes again
+    again = run(hil_project, "--target=host-onnxruntime", "--baseline=baselines")
+    again.assert_outcomes(passed=1)
+    # tighten: a baseline 10x faster and more accurate than anything measured
+    baseline["metrics"]["latency.p50"] = measured_p50 / 10
+    baseline["metrics"]["accuracy"] = 0.999
+    path.write_text(json.dumps(baseline, indent=2))
+    result = run(hil_project, "--target=host-onnxruntime", "--baseline=baselines")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert re.search(
+        r"baseline regression: accuracy regressed: measured 0\.9\d+, baseline 0\.999, "
+        r"tolerance 0\.01 \(limit 0\.989; measured is below\)", out), out
+    assert re.search(
+        r"baseline regression: latency\.p50 regressed: measured [\d.]+ µs, baseline [\d.]+ (µs|ns)"
+        r", tolerance 100% \(limit [\d.]+ (µs|ns); measured is above\); median 95% CI "
+        r"\[[\d.]+ µs, [\d.]+ µs\] over 300 samples", out), out
+    assert f"baseline file {path}" in out and "--update-baseline accepts the new values" in out
