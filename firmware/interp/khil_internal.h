@@ -55,7 +55,7 @@ typedef struct khil_tensor {
     int32_t first;
     int32_t last;
     int32_t alias_of; /* RESHAPE output: shares the memory of this tensor, or -1 */
-    uint32_t offset;  /* byte offset of data in the activation region */
+    uint64_t offset;  /* byte offset of data in the activation region */
 } khil_tensor;
 
 typedef struct {
@@ -125,7 +125,7 @@ void khil_kernel_add(const khil_op *op, khil_tensor *t);
 void khil_kernel_softmax(const khil_op *op, khil_tensor *t);
 
 /* Memory planner: places tensors with planned=1 in the activation region; returns its size. */
-size_t khil_plan_memory(khil_tensor *tensors, int32_t num_tensors, size_t alignment);
+uint64_t khil_plan_memory(khil_tensor *tensors, int32_t num_tensors, size_t alignment);
 
 /* Loads a little-endian int32 from possibly unaligned model memory. */
 static inline int32_t khil_load_i32(const uint8_t *p)

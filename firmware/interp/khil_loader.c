@@ -255,7 +255,7 @@ static khil_status want_type(op_ctx *c, int32_t ti, uint8_t type, const char *ro
 static khil_status want_quantized(op_ctx *c, int32_t ti, const char *role)
 {
     khil_tensor *t = tensor(c, ti);
-    if (t->num_scales == 0 || !(t->scale > 0.0f)) {
+    if (t->num_scales == 0 || !khil_scale_ok(t->scale)) {
         khil_fmt(c->ld->err, c->ld->err_len, "%s %s (op %d) has no quantization scale", c->name,
                  role, (int)c->op->index);
         return KHIL_ERR_UNSUPPORTED_TYPE;
@@ -288,22 +288,25 @@ static khil_status shape_error(op_ctx *c, const char *what)
         }                                                                                          \
     } while (0)
 
-/* TFLite ComputeOutSize. */
-static int32_t out_size(int padding, int32_t in, int32_t filter, int32_t stride, int32_t dilation)
+/* TFLite ComputeOutSize (in 64 bits: corrupt models must not overflow). */
+static int64_t out_size(int padding, int64_t in, int64_t filter, int64_t stride, int64_t dilation)
 {
-    int32_t effective = (filter - 1) * dilation + 1;
+    int64_t effective = (filter - 1) * dilation + 1;
     return padding == KHIL_PAD_SAME ? (in + stride - 1) / stride
                                     : (in + stride - effective) / stride;
 }
 
 /* TFLite ComputePaddingWithOffset (the reference kernels only use the returned half). */
-static int32_t padding_before(int32_t stride, int32_t dilation, int32_t in, int32_t filter,
-                              int32_t out)
+static int32_t padding_before(int64_t stride, int64_t dilation, int64_t in, int64_t filter,
+                              int64_t out)
 {
-    int32_t effective = (filter - 1) * dilation + 1;
-    int32_t total = (out - 1) * stride + effective - in;
-    return total > 0 ? total / 2 : 0;
+    int64_t effective = (filter - 1) * dilation + 1;
+    int64_t total = (out - 1) * stride + effective - in;
+    return total > 0 ? (int32_t)(total / 2) : 0;
 }
+
+/* Effective filter extents beyond this are rejected: keeps all index arithmetic in int32. */
+#define MAX_FILTER_EXTENT 65536
 
 static khil_status check_activation(op_ctx *c, int act)
 {
@@ -373,6 +376,9 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
     int single = (c->ld->variant & KHIL_VARIANT_SINGLE_ROUNDING) != 0;
     for (int32_t i = 0; i < n; i++) {
         float fs = khil_fb_read_f32(f->channel_scales + 4u * (uint32_t)i);
+        if (!khil_scale_ok(fs)) {
+            return shape_error(c, "filter scale is not a positive finite number");
+        }
         double eff;
         if (c->ld->variant & KHIL_VARIANT_FLOAT_SCALE_PRODUCT) {
             eff = (double)(in->scale * fs) / (double)out->scale;
@@ -380,7 +386,9 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
             eff = (double)in->scale * (double)fs / (double)out->scale;
         }
         int s;
-        khil_quantize_multiplier(eff, &(*mult)[i], &s, single);
+        if (khil_quantize_multiplier(eff, &(*mult)[i], &s, single) != 0 || s > 30) {
+            return shape_error(c, "effective requantisation scale out of range");
+        }
         (*shift)[i] = s;
         if (mant != NULL) {
             khil_double_parts(eff, &(*mant)[i], &(*exp2)[i]);
@@ -452,8 +460,12 @@ static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
             return shape_error(c, "filter shape does not match input and output channels");
         }
     }
-    int32_t oh = out_size(padding, ih, kh, p->stride_h, p->dilation_h);
-    int32_t ow = out_size(padding, iw, kw, p->stride_w, p->dilation_w);
+    if ((int64_t)(kh - 1) * p->dilation_h + 1 > MAX_FILTER_EXTENT ||
+        (int64_t)(kw - 1) * p->dilation_w + 1 > MAX_FILTER_EXTENT) {
+        return shape_error(c, "filter extent too large");
+    }
+    int64_t oh = out_size(padding, ih, kh, p->stride_h, p->dilation_h);
+    int64_t ow = out_size(padding, iw, kw, p->stride_w, p->dilation_w);
     if (oh != out->dims[1] || ow != out->dims[2]) {
         return shape_error(c, "output size does not follow from padding and strides");
     }
@@ -553,8 +565,8 @@ static khil_status prepare_average_pool(op_ctx *c, khil_fb_table opt)
                  "AVERAGE_POOL_2D (op %d): input and output quantization differ", (int)op->index);
         return KHIL_ERR_UNSUPPORTED_TYPE;
     }
-    int32_t oh = out_size(padding, in->dims[1], p->filter_h, p->stride_h, 1);
-    int32_t ow = out_size(padding, in->dims[2], p->filter_w, p->stride_w, 1);
+    int64_t oh = out_size(padding, in->dims[1], p->filter_h, p->stride_h, 1);
+    int64_t ow = out_size(padding, in->dims[2], p->filter_w, p->stride_w, 1);
     if (out->dims[0] != in->dims[0] || out->dims[3] != in->dims[3] || oh != out->dims[1] ||
         ow != out->dims[2]) {
         return shape_error(c, "output shape does not follow from input, padding and strides");
@@ -618,14 +630,14 @@ static khil_status prepare_add(op_ctx *c, khil_fb_table opt)
     const double real2 = (double)b->scale / twice_max;
     const double real_out = twice_max / ((double)(1 << p->left_shift) * (double)out->scale);
     int single = (c->ld->variant & KHIL_VARIANT_SINGLE_ROUNDING) != 0;
-    int s;
-    khil_quantize_multiplier(real1, &p->input1_multiplier, &s, single);
-    p->input1_shift = s;
-    khil_quantize_multiplier(real2, &p->input2_multiplier, &s, single);
-    p->input2_shift = s;
-    khil_quantize_multiplier(real_out, &p->output_multiplier, &s, single);
-    p->output_shift = s;
-    if (p->input1_shift > 0 || p->input2_shift > 0 || p->output_shift > 0) {
+    int s1, s2, s3;
+    int bad = khil_quantize_multiplier(real1, &p->input1_multiplier, &s1, single);
+    bad |= khil_quantize_multiplier(real2, &p->input2_multiplier, &s2, single);
+    bad |= khil_quantize_multiplier(real_out, &p->output_multiplier, &s3, single);
+    p->input1_shift = s1;
+    p->input2_shift = s2;
+    p->output_shift = s3;
+    if (bad || s1 > 0 || s2 > 0 || s3 > 0) {
         return shape_error(c, "quantization scales need a multiplier above one");
     }
     khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
@@ -697,8 +709,8 @@ static khil_status prepare_softmax(op_ctx *c, khil_fb_table opt)
         real = max_real;
     }
     int shift;
-    khil_quantize_multiplier(real, &p->input_multiplier, &shift, single);
-    if (shift < 0) {
+    if (khil_quantize_multiplier(real, &p->input_multiplier, &shift, single) != 0 || shift < 0 ||
+        shift > 30) {
         return shape_error(c, "input scale times beta is too small");
     }
     p->input_left_shift = shift;
@@ -896,8 +908,9 @@ static khil_status plan(loader *ld, int keep_inputs)
     for (int i = 0; i < ip->num_outputs; i++) {
         extend_life(ts, ip->outputs[i], end);
     }
-    size_t activation_bytes = khil_plan_memory(ts, ip->num_tensors, ACTIVATION_ALIGN);
-    size_t needed = (size_t)(ld->base - ip->arena) + activation_bytes + ld->persist_used;
+    uint64_t activation_bytes = khil_plan_memory(ts, ip->num_tensors, ACTIVATION_ALIGN);
+    uint64_t needed64 = (uint64_t)(ld->base - ip->arena) + activation_bytes + ld->persist_used;
+    size_t needed = needed64 > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)needed64;
     if (activation_bytes + ld->persist_used > ld->usable) {
         khil_fmt(ld->err, ld->err_len, "model needs %z arena bytes, arena has %z", needed,
                  ip->arena_len);

@@ -3,11 +3,12 @@
  * O(n^3) in the number of activation tensors, which is small (tens) for MCU models. */
 #include "khil_internal.h"
 
-#define UNPLACED 0xffffffffu
+#define UNPLACED UINT64_MAX
 
-static uint32_t aligned_size(const khil_tensor *t, size_t alignment)
+/* Sizes and offsets are 64-bit here so that sums over huge (corrupt) models cannot wrap. */
+static uint64_t aligned_size(const khil_tensor *t, size_t alignment)
 {
-    return (uint32_t)((t->bytes + alignment - 1) & ~(alignment - 1));
+    return ((uint64_t)t->bytes + alignment - 1) & ~(uint64_t)(alignment - 1);
 }
 
 static int lives_overlap(const khil_tensor *a, const khil_tensor *b)
@@ -16,15 +17,15 @@ static int lives_overlap(const khil_tensor *a, const khil_tensor *b)
 }
 
 /* Whether [offset, offset+size) is free of every placed tensor that is alive with t. */
-static int fits(const khil_tensor *ts, int32_t n, const khil_tensor *t, uint32_t offset,
-                uint32_t size, size_t alignment)
+static int fits(const khil_tensor *ts, int32_t n, const khil_tensor *t, uint64_t offset,
+                uint64_t size, size_t alignment)
 {
     for (int32_t j = 0; j < n; j++) {
         const khil_tensor *o = &ts[j];
         if (!o->planned || o->offset == UNPLACED || o == t || !lives_overlap(o, t)) {
             continue;
         }
-        uint32_t osize = aligned_size(o, alignment);
+        uint64_t osize = aligned_size(o, alignment);
         if (osize == 0) {
             continue;
         }
@@ -35,9 +36,9 @@ static int fits(const khil_tensor *ts, int32_t n, const khil_tensor *t, uint32_t
     return 1;
 }
 
-size_t khil_plan_memory(khil_tensor *ts, int32_t n, size_t alignment)
+uint64_t khil_plan_memory(khil_tensor *ts, int32_t n, size_t alignment)
 {
-    size_t total = 0;
+    uint64_t total = 0;
     for (int32_t i = 0; i < n; i++) {
         if (ts[i].planned) {
             ts[i].offset = UNPLACED;
@@ -58,8 +59,8 @@ size_t khil_plan_memory(khil_tensor *ts, int32_t n, size_t alignment)
             break;
         }
         khil_tensor *t = &ts[best];
-        uint32_t size = aligned_size(t, alignment);
-        uint32_t chosen = 0;
+        uint64_t size = aligned_size(t, alignment);
+        uint64_t chosen = 0;
         if (size > 0 && !fits(ts, n, t, 0, size, alignment)) {
             /* Candidates: right after each placed, simultaneously alive tensor. */
             chosen = UNPLACED;
@@ -68,15 +69,15 @@ size_t khil_plan_memory(khil_tensor *ts, int32_t n, size_t alignment)
                 if (!o->planned || o->offset == UNPLACED || !lives_overlap(o, t)) {
                     continue;
                 }
-                uint32_t cand = o->offset + aligned_size(o, alignment);
+                uint64_t cand = o->offset + aligned_size(o, alignment);
                 if (cand < chosen && fits(ts, n, t, cand, size, alignment)) {
                     chosen = cand;
                 }
             }
         }
         t->offset = chosen;
-        if ((size_t)chosen + size > total) {
-            total = (size_t)chosen + size;
+        if (chosen + size > total) {
+            total = chosen + size;
         }
     }
     return total;

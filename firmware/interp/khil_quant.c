@@ -74,12 +74,15 @@ float khil_roundf(float x)
     return t;
 }
 
-void khil_quantize_multiplier(double real, int32_t *multiplier, int *shift, int single_rounding)
+int khil_quantize_multiplier(double real, int32_t *multiplier, int *shift, int single_rounding)
 {
+    *multiplier = 0;
+    *shift = 0;
     if (real == 0.0) {
-        *multiplier = 0;
-        *shift = 0;
-        return;
+        return 0;
+    }
+    if (!(real > 0.0 && real < 1.0e300)) {
+        return -1;
     }
     int s;
     const double q = khil_frexp(real, &s);
@@ -98,11 +101,16 @@ void khil_quantize_multiplier(double real, int32_t *multiplier, int *shift, int 
     }
     *multiplier = (int32_t)q_fixed;
     *shift = s;
+    return 0;
 }
 
 static int32_t quantize_activation(float x, float scale, int32_t zero_point)
 {
-    return zero_point + (int32_t)khil_roundf(x / scale);
+    float q = khil_roundf(x / scale);
+    /* Clamp before the conversion (out-of-range float to int is undefined in C); any value
+     * this large saturates the int8 range the same way. */
+    q = q > 1.0e6f ? 1.0e6f : (q < -1.0e6f ? -1.0e6f : q);
+    return zero_point + (int32_t)q;
 }
 
 void khil_activation_range_int8(int activation, float scale, int32_t zero_point, int32_t *act_min,

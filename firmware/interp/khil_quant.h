@@ -173,8 +173,14 @@ double khil_round(double x);
 float khil_roundf(float x);
 /* Splits a finite double x >= 0 into x = mant * 2^exp2, mant an integer below 2^53. */
 void khil_double_parts(double x, uint64_t *mant, int32_t *exp2);
-/* TFLite QuantizeMultiplier; single_rounding applies TFLITE_SINGLE_ROUNDING's clamp. */
-void khil_quantize_multiplier(double real, int32_t *multiplier, int *shift, int single_rounding);
+/* TFLite QuantizeMultiplier; single_rounding applies TFLITE_SINGLE_ROUNDING's clamp.
+ * Returns 0, or -1 (multiplier 0) when real is negative, NaN or infinite. */
+int khil_quantize_multiplier(double real, int32_t *multiplier, int *shift, int single_rounding);
+/* Whether a quantisation scale is usable: positive and finite. */
+static inline int khil_scale_ok(float s)
+{
+    return s > 0.0f && s < 3.0e38f;
+}
 /* TFLite CalculateActivationRangeQuantized for int8 outputs. */
 void khil_activation_range_int8(int activation, float scale, int32_t zero_point, int32_t *act_min,
                                 int32_t *act_max);
