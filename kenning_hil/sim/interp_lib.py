@@ -37,6 +37,8 @@ LOAD_KEEP_INPUTS = 1 << 8
 VARIANT_SINGLE_ROUNDING = 1 << 0
 VARIANT_FC_FIXED_POINT = 1 << 1
 VARIANT_FLOAT_SCALE_PRODUCT = 1 << 2
+VARIANT_FP32_REQUANT = 1 << 3
+VARIANT_SHIFT_TIES_UP = 1 << 4
 
 # TFLite TensorType -> numpy dtype, for the types a model's inputs/outputs may have.
 TFLITE_DTYPES = {
