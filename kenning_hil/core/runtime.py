@@ -56,6 +56,7 @@ from kenning_hil.core.model import (
 )
 from kenning_hil.core.optimizer import consult_model_type
 from kenning_hil.core.protocol import (
+    Flag,
     MessageType,
     ProtocolError,
     RequestDeniedError,
@@ -479,6 +480,8 @@ class Runtime(ArgumentsHandler):
         self._serving = False
         self._target_steps: list[int] = []
         self._target_step_starts: list[int] = []
+        self._positional_spec: dict | None = None
+        self._model_loaded_for_session = False
         return self._require_protocol("prepare_server").initialize_server()
 
     def run_server(self) -> None:
@@ -494,8 +497,8 @@ class Runtime(ArgumentsHandler):
             self.prepare_server()
         session = ServerSession()
         handlers = {
-            MessageType.IO_SPEC: self.prepare_io_specification,
-            MessageType.MODEL: self.prepare_model,
+            MessageType.IO_SPEC: self._receive_io_specification,
+            MessageType.MODEL: self._receive_model,
             MessageType.DATA: self.prepare_input,
             MessageType.PROCESS: self._process_request,
             MessageType.OUTPUT: self.upload_output,
@@ -508,6 +511,10 @@ class Runtime(ArgumentsHandler):
                 if status is ServerStatus.CLIENT_CONNECTED:
                     session.reset()
                     self._target_steps, self._target_step_starts = [], []
+                    # a new session starts from nothing: no io spec left from the last one
+                    self.io_specification = self.input_spec = self.output_spec = None
+                    self._positional_spec = None
+                    self._model_loaded_for_session = False
                     self.inference_session_start()
                     continue
                 if status is ServerStatus.CLIENT_DISCONNECTED:
@@ -531,7 +538,10 @@ class Runtime(ArgumentsHandler):
             protocol.request_failure(refusal)
             return
         try:
-            result = handlers[mtype](message.payload)
+            if mtype in (MessageType.IO_SPEC, MessageType.MODEL):
+                result = handlers[mtype](message)
+            else:
+                result = handlers[mtype](message.payload)
         except Exception as exc:  # the server outlives any request; the client gets the reason
             if not isinstance(exc, KenningHILError | ValueError):
                 logging.getLogger(__name__).exception("serving %s failed", message.type_name)
@@ -545,6 +555,47 @@ class Runtime(ArgumentsHandler):
             return
         session.advance(mtype)
         protocol.request_success(result if isinstance(result, bytes) else b"")
+
+    def _receive_io_specification(self, message: Any) -> bool:
+        """IO_SPEC: JSON is read as is. A spec unpacked from the UART struct (flagged
+        SERIALIZED) has no tensor names: its tensors are positional and take the names of the
+        model's own tensors once the model is loaded."""
+        if not message.flags & Flag.SERIALIZED:
+            self._positional_spec = None
+            return self.prepare_io_specification(message.payload)
+        spec = json.loads(message.payload)
+        validate_io_specification(spec, source="received io specification")
+        self._positional_spec = spec
+        if self._model_loaded_for_session:
+            self._apply_positional_spec()
+        return True
+
+    def _receive_model(self, message: Any) -> bool:
+        if getattr(self, "_positional_spec", None) is not None:
+            # names are not known yet: load the model without binding the placeholder names
+            self.io_specification = self.input_spec = self.output_spec = None
+        self._model_loaded_for_session = False
+        loaded = self.prepare_model(message.payload)
+        if loaded is False:
+            return False
+        self._model_loaded_for_session = True
+        if getattr(self, "_positional_spec", None) is not None:
+            self._apply_positional_spec()
+        return True
+
+    def _apply_positional_spec(self) -> None:
+        spec = json.loads(json.dumps(self._positional_spec))
+        own = self.get_io_specification_from_model()
+        if own is not None:
+            for section in ("input", "output"):
+                if len(own[section]) != len(spec[section]):
+                    raise ConfigurationError(
+                        f"{type(self).__name__}: received io specification has "
+                        f"{len(spec[section])} {section}s, the model has {len(own[section])}"
+                    )
+                for entry, model_entry in zip(spec[section], own[section]):
+                    entry["name"] = model_entry["name"]
+        self.read_io_specification(spec)
 
     def _process_request(self, payload: bytes) -> bool:
         start = time.perf_counter_ns()

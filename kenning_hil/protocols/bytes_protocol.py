@@ -59,6 +59,7 @@ _SUCCESS = int(Flag.SUCCESS)
 _FAIL = int(Flag.FAIL)
 _IS_KENNING = int(Flag.IS_KENNING)
 _HOST = int(Flag.IS_HOST_MESSAGE)
+_SERIALIZED = int(Flag.SERIALIZED)
 _REQUEST = int(FlowControl.REQUEST)
 _RETRANSMIT = int(FlowControl.REQUEST_RETRANSMIT)
 _ACKNOWLEDGE = int(FlowControl.ACKNOWLEDGE)
@@ -489,6 +490,8 @@ class BytesProtocol(RuntimeProtocol):
                     except ConfigurationError as exc:
                         self.request_failure(str(exc))
                         return ServerStatus.DATA_INVALID, None
+                    # tells the runtime the spec is positional (the struct has no names)
+                    event.flags |= _SERIALIZED
                 return ServerStatus.DATA_READY, event
             if flow == _RETRANSMIT:
                 self._resend_last_answer(event.message_type)

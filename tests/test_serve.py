@@ -1,0 +1,216 @@
+"""End to end: the digits model served by `kenning-hil serve` (a real process), driven by
+`kenning-hil run` with a `protocol` over real sockets and over a real pty pair; and a
+server dying mid-session (the client fails within its timeout, naming the target, the
+request and the elapsed time, and keeps what it measured)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kenning_hil.core.protocol import ConnectionLostError, RequestTimeoutError
+from kenning_hil.pipeline import build_pipeline, load_scenario, run_scenario
+from kenning_hil.targets.process import (
+    env_with_package_path,
+    python_command,
+    start_logged,
+    stop,
+    wait_for_line,
+)
+
+pytest.importorskip("onnxruntime")
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = REPO / "scenarios" / "digits-onnxruntime.json"
+LISTENING = r"listening on (?P<address>\S+)"
+
+
+def start_server(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    log = tmp_path / f"serve-{time.monotonic_ns()}.log"
+    proc = start_logged(
+        [*python_command(), "serve", "--runtime", "onnxruntime", *args],
+        log,
+        env_with_package_path(),
+    )
+    match = wait_for_line(proc, log, LISTENING, 60.0, "kenning-hil serve")
+    return proc, match.group("address")
+
+
+def scenario_with(protocol: dict) -> dict:
+    scenario = load_scenario(SCENARIO)
+    scenario["model_wrapper"]["parameters"]["model_path"] = str(
+        REPO / scenario["model_wrapper"]["parameters"]["model_path"]
+    )
+    scenario["protocol"] = protocol
+    return scenario
+
+
+def run_cli(tmp_path: Path, scenario: dict, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+    scenario_path = tmp_path / "scenario.json"
+    scenario_path.write_text(json.dumps(scenario))
+    output = tmp_path / "measurements.json"
+    result = subprocess.run(
+        [*python_command(), "run", str(scenario_path), "--output", str(output), *extra],
+        capture_output=True,
+        text=True,
+        env=env_with_package_path(),
+        timeout=300,
+    )
+    return result, output
+
+
+@pytest.fixture(scope="module")
+def local_accuracy() -> float:
+    scenario = load_scenario(SCENARIO)
+    scenario["model_wrapper"]["parameters"]["model_path"] = str(
+        REPO / scenario["model_wrapper"]["parameters"]["model_path"]
+    )
+    return run_scenario(scenario).measurements["accuracy"]
+
+
+def check_remote_measurements(output: Path, local_accuracy: float) -> dict:
+    measurements = json.loads(output.read_text())
+    assert measurements["accuracy"] == pytest.approx(local_accuracy, abs=1e-12)
+    samples = measurements["total"]
+    assert samples == 359
+    # per sample: the host-timed PROCESS round trip and the target's own inference time
+    assert len(measurements["protocol_inference_step"]) == samples
+    assert len(measurements["target_inference_step"]) == samples
+    assert all(p > 0 for p in measurements["protocol_inference_step"])
+    steps = zip(measurements["target_inference_step"], measurements["protocol_inference_step"])
+    assert all(0 < target < protocol for target, protocol in steps)
+    return measurements
+
+
+def test_digits_over_tcp_matches_local_run(tmp_path, local_accuracy):
+    proc, address = start_server(tmp_path, "--port", "0")
+    try:
+        host, port = address.rsplit(":", 1)
+        result, output = run_cli(
+            tmp_path, scenario_with({"type": "tcp", "parameters": {"host": host, "port": int(port)}})
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"accuracy: {local_accuracy:.4f}" in result.stdout
+        check_remote_measurements(output, local_accuracy)
+        assert proc.poll() is None  # the server outlives its client
+    finally:
+        stop(proc)
+
+
+def test_digits_over_a_pty_pair_matches_local_run(tmp_path, local_accuracy):
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed (needed for a pty pair)")
+    server_end, client_end = tmp_path / "pty-server", tmp_path / "pty-client"
+    socat = subprocess.Popen(
+        ["socat", f"pty,raw,echo=0,link={server_end}", f"pty,raw,echo=0,link={client_end}"],
+        stderr=subprocess.DEVNULL,
+    )
+    proc = None
+    try:
+        deadline = time.monotonic() + 10
+        while not (server_end.exists() and client_end.exists()):
+            assert time.monotonic() < deadline and socat.poll() is None, "socat failed"
+            time.sleep(0.01)
+        proc, address = start_server(tmp_path, "--serial", str(server_end))
+        assert address == str(server_end)
+        protocol = {"type": "uart", "parameters": {"port": str(client_end), "baudrate": 115200}}
+        result, output = run_cli(tmp_path, scenario_with(protocol))
+        assert result.returncode == 0, result.stderr
+        check_remote_measurements(output, local_accuracy)
+    finally:
+        if proc is not None:
+            stop(proc)
+        socat.terminate()
+        socat.wait(5)
+
+
+def test_refused_model_gives_one_line_error_and_partial_file(tmp_path):
+    proc, address = start_server(tmp_path, "--port", "0", "--max-message-size", "1000")
+    try:
+        host, port = address.rsplit(":", 1)
+        result, output = run_cli(
+            tmp_path, scenario_with({"type": "tcp", "parameters": {"host": host, "port": int(port)}})
+        )
+        assert result.returncode == 2
+        error = result.stderr.strip().splitlines()[-1]
+        assert error.startswith(f"kenning-hil: error: target tcp://{host}:{port}, MODEL request")
+        assert "exceeds the limit of 1000 bytes" in error
+        assert json.loads(output.read_text())["protocol_inference_step"] == []
+    finally:
+        stop(proc)
+
+
+def chunked_pipeline(scenario: dict, on_chunk, chunk_size: int = 10):
+    """The digits pipeline with `on_chunk(index)` called before each chunk of samples."""
+    pipeline = build_pipeline(scenario)
+    original = pipeline.dataset.iter_chunks
+
+    def chunks(*args, **kwargs):
+        for index, chunk in enumerate(original(chunk_size=chunk_size)):
+            on_chunk(index)
+            yield chunk
+
+    pipeline.dataset.iter_chunks = chunks
+    return pipeline
+
+
+@pytest.mark.parametrize("how", ["killed", "frozen"])
+def test_server_dying_mid_session(tmp_path, how):
+    proc, address = start_server(tmp_path, "--port", "0")
+    host, port = address.rsplit(":", 1)
+    timeout = 0.5
+    scenario = scenario_with(
+        {"type": "tcp", "parameters": {"host": host, "port": int(port), "timeout": timeout}}
+    )
+
+    def on_chunk(index: int) -> None:
+        if index == 3:  # 30 samples done
+            os.kill(proc.pid, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
+            if how == "killed":
+                proc.wait()
+
+    pipeline = chunked_pipeline(scenario, on_chunk)
+    expected = ConnectionLostError if how == "killed" else RequestTimeoutError
+    start = time.monotonic()
+    try:
+        with pytest.raises(expected) as info:
+            pipeline.run()
+    finally:
+        if how == "frozen":
+            os.kill(proc.pid, signal.SIGCONT)
+        stop(proc)
+    error = info.value
+    assert time.monotonic() - start < 30
+    assert error.elapsed is not None and error.elapsed <= timeout + 0.5
+    message = str(error)
+    assert f"target tcp://{host}:{port}" in message and "DATA request" in message
+    assert f"after {error.elapsed:.3f} s" in message
+    if how == "frozen":
+        assert "no answer within 0.5 s" in message
+    # what was measured before the failure is kept, and the pipeline hands it out whole
+    kept = error.measurements
+    assert kept["total"] == 30 and 0.8 < kept["accuracy"] <= 1.0
+    assert len(kept["protocol_inference_step"]) == 30
+    saved = json.loads(error.result.save(tmp_path / "partial.json").read_text())
+    assert saved["total"] == 30 and "error" in saved
+
+
+def test_serve_rejects_bad_options(tmp_path):
+    result = subprocess.run(
+        [*python_command(), "serve", "--runtime", "no-such-runtime", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env_with_package_path(),
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "unknown runtime type 'no-such-runtime'" in result.stderr
+    assert sys.executable  # the same interpreter ran the child
