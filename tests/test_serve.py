@@ -53,7 +53,7 @@ def scenario_with(protocol: dict) -> dict:
     return scenario
 
 
-def run_cli(tmp_path: Path, scenario: dict, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+def run_cli(tmp_path: Path, scenario: dict, *extra: str) -> tuple:
     scenario_path = tmp_path / "scenario.json"
     scenario_path.write_text(json.dumps(scenario))
     output = tmp_path / "measurements.json"
@@ -94,9 +94,8 @@ def test_digits_over_tcp_matches_local_run(tmp_path, local_accuracy):
     proc, address = start_server(tmp_path, "--port", "0")
     try:
         host, port = address.rsplit(":", 1)
-        result, output = run_cli(
-            tmp_path, scenario_with({"type": "tcp", "parameters": {"host": host, "port": int(port)}})
-        )
+        tcp = {"type": "tcp", "parameters": {"host": host, "port": int(port)}}
+        result, output = run_cli(tmp_path, scenario_with(tcp))
         assert result.returncode == 0, result.stderr
         assert f"accuracy: {local_accuracy:.4f}" in result.stdout
         check_remote_measurements(output, local_accuracy)
@@ -136,9 +135,8 @@ def test_refused_model_gives_one_line_error_and_partial_file(tmp_path):
     proc, address = start_server(tmp_path, "--port", "0", "--max-message-size", "1000")
     try:
         host, port = address.rsplit(":", 1)
-        result, output = run_cli(
-            tmp_path, scenario_with({"type": "tcp", "parameters": {"host": host, "port": int(port)}})
-        )
+        tcp = {"type": "tcp", "parameters": {"host": host, "port": int(port)}}
+        result, output = run_cli(tmp_path, scenario_with(tcp))
         assert result.returncode == 2
         error = result.stderr.strip().splitlines()[-1]
         assert error.startswith(f"kenning-hil: error: target tcp://{host}:{port}, MODEL request")
