@@ -33,14 +33,17 @@ static void uart_write(void *ctx, const uint8_t *bytes, size_t len)
 }
 
 #ifdef KHIL_FAULT_INJECTION
-/* Test builds only: PROCESS after an IO_SPEC whose model_name is "fault-injection" writes to
- * unmapped memory, so tests can check that a HardFault is reported over UART. */
-static int process_with_fault_injection(void *ctx, char *err, size_t err_len)
+/* Test builds only: a MODEL whose bytes are exactly FAULT_INJECTION_MODEL writes to unmapped
+ * memory while the MODEL request runs, so tests can check that the fault is reported. */
+#define FAULT_INJECTION_MODEL "khil-fault-injection"
+static int load_model_with_fault_injection(void *ctx, size_t model_len, const khil_iospec *spec,
+                                           char *err, size_t err_len)
 {
-    if (session.have_iospec && strcmp(session.iospec.model_name, "fault-injection") == 0) {
+    if (model_len == sizeof(FAULT_INJECTION_MODEL) - 1u &&
+        memcmp(ml_region, FAULT_INJECTION_MODEL, model_len) == 0) {
         *(volatile uint32_t *)0xF0000000u = 0xDEADu;
     }
-    return khil_interp_runtime_ops.process(ctx, err, err_len);
+    return khil_interp_runtime_ops.load_model(ctx, model_len, spec, err, err_len);
 }
 #endif
 
@@ -58,7 +61,7 @@ int main(void)
     khil_interp_runtime_init(&runtime, &cfg);
     ops = khil_interp_runtime_ops;
 #ifdef KHIL_FAULT_INJECTION
-    ops.process = process_with_fault_injection;
+    ops.load_model = load_model_with_fault_injection;
 #endif
     khil_session_init(&session, &ops, &runtime, uart_write, NULL, 1);
 

@@ -111,16 +111,19 @@ static int header_prefix_ok(const uint8_t *p, size_t n)
     return n < 5 || (p[4] & 0x3Fu) == 0;
 }
 
-/* Drops the candidate's first byte; returns ev if it is the first error of the episode,
- * else KHIL_RX_NONE (the caller then scans on). */
-static khil_rx_event skip_candidate(khil_decoder *d, khil_rx_event ev)
+/* Drops the candidate's first byte. Returns ev (an error worth reporting) unless the
+ * candidate starts inside the extent of an error already reported; `extent` is the number
+ * of bytes the candidate claimed. */
+static khil_rx_event skip_candidate(khil_decoder *d, khil_rx_event ev, uint32_t extent)
 {
+    uint32_t at = d->pos;
     d->start++;
+    d->pos++;
     d->resyncing = 1;
-    if (ev == KHIL_RX_NONE || d->reported) {
+    if (ev == KHIL_RX_NONE || (int32_t)(at - d->quiet_until) < 0) {
         return KHIL_RX_NONE;
     }
-    d->reported = 1;
+    d->quiet_until = at + extent;
     return ev;
 }
 
@@ -135,14 +138,13 @@ khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out)
                 /* the line went quiet: whatever comes next starts on a frame boundary */
                 d->expiring = 0;
                 d->resyncing = 0;
-                d->reported = 0;
             }
             return KHIL_RX_NONE;
         }
         size_t n = avail < KHIL_HEADER_SIZE ? avail : KHIL_HEADER_SIZE;
         if (!header_prefix_ok(p, n)) {
             d->skipped_bytes++;
-            (void)skip_candidate(d, KHIL_RX_NONE);
+            (void)skip_candidate(d, KHIL_RX_NONE, 0);
             continue;
         }
         if (avail < KHIL_HEADER_SIZE) {
@@ -151,7 +153,7 @@ khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out)
             }
             /* A partial header on a quiet line: not even its type is known, drop a byte. */
             d->skipped_bytes++;
-            (void)skip_candidate(d, KHIL_RX_NONE);
+            (void)skip_candidate(d, KHIL_RX_NONE, 0);
             continue;
         }
         (void)khil_header_unpack(p, &out->header);
@@ -162,13 +164,13 @@ khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out)
         if (len > d->max_payload) {
             /* Its payload is never buffered: skip the header's first byte and scan on. */
             d->oversized++;
-            ev = skip_candidate(d, KHIL_RX_OVERSIZED);
+            ev = skip_candidate(d, KHIL_RX_OVERSIZED, KHIL_HEADER_SIZE);
         } else if (avail < KHIL_HEADER_SIZE + len) {
             if (!d->expiring) {
                 return KHIL_RX_NONE;
             }
             d->truncated++;
-            ev = skip_candidate(d, KHIL_RX_TRUNCATED);
+            ev = skip_candidate(d, KHIL_RX_TRUNCATED, (uint32_t)avail);
         } else {
             uint8_t expected = khil_checksum(p, out->payload, len);
             out->expected_checksum = expected;
@@ -176,12 +178,12 @@ khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out)
             int trusted_zero = got == 0 && !d->resyncing;
             if (d->verify_checksum && got != expected && !trusted_zero) {
                 d->bad_checksums++;
-                ev = skip_candidate(d, KHIL_RX_BAD_CHECKSUM);
+                ev = skip_candidate(d, KHIL_RX_BAD_CHECKSUM, KHIL_HEADER_SIZE + len);
             } else {
                 d->start += KHIL_HEADER_SIZE + len;
+                d->pos += KHIL_HEADER_SIZE + len;
                 d->frames++;
                 d->resyncing = 0;
-                d->reported = 0;
                 out->payload_len = len;
                 return KHIL_RX_FRAME;
             }

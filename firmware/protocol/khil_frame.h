@@ -103,7 +103,8 @@ typedef struct {
     int verify_checksum; /* 1: verify (0x00 means "not computed"); 0: ignore the byte */
     int expiring;        /* set by khil_decoder_expire: drop incomplete candidates */
     int resyncing;       /* bytes were skipped since the last good frame */
-    int reported;        /* an error event was returned in this resynchronisation episode */
+    uint32_t pos;        /* stream offset of buf[start] */
+    uint32_t quiet_until; /* no error events for candidates starting before this offset */
     /* Counters for diagnostics and tests. */
     uint32_t skipped_bytes;
     uint32_t frames;
@@ -122,8 +123,8 @@ size_t khil_decoder_push(khil_decoder *d, const uint8_t *bytes, size_t len);
  *   message id) are skipped silently.
  * - After a bad checksum or an oversized header the search resumes one byte after that
  *   header's first byte, so a valid frame swallowed by a corrupt length is still found.
- * - One error event per resynchronisation episode (until the next good frame or the line
- *   going quiet), so line noise yields one answer, not many.
+ * - No error event for a candidate that starts inside a frame already reported as bad: the
+ *   rescan of its bytes finds spurious headers, which must not produce more answers.
  * - While resynchronising, a 0x00 checksum ("not computed") is not trusted: shifted zeros of
  *   a message id look like one. */
 khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out);

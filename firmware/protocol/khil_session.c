@@ -208,8 +208,10 @@ static void begin_request(khil_session *s, uint8_t type, uint16_t flags)
         break;
     case KHIL_MSG_PROCESS:
         if (!s->data_ready) {
-            fail_request(s, s->model_loaded ? "PROCESS before DATA"
-                                            : "PROCESS before a model was loaded");
+            fail_request(s, s->model_loaded
+                                ? "PROCESS without DATA (the interpreter consumes the inputs: "
+                                  "send DATA before each PROCESS)"
+                                : "PROCESS before a model was loaded");
         }
         break;
     case KHIL_MSG_OUTPUT:
@@ -368,6 +370,7 @@ static void complete_request(khil_session *s)
         break;
     }
     case KHIL_MSG_PROCESS:
+        s->data_ready = 0; /* inference reuses the input tensors' memory */
         if (s->rt->process(s->rt_ctx, s->err, sizeof(s->err)) == 0) {
             s->processed = 1;
             answer_ok(s, type);

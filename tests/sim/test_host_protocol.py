@@ -211,6 +211,7 @@ def test_full_session_matches_litert_reference_kernels(session, kws_model):
     assert stats["model_size"][1] == kws_model.stat().st_size
     assert stats["inference_count"][1] == 3
     assert stats["target_inference_step"][0] == 2 and stats["target_inference_step"][1] > 0
+    assert "PROCESS without DATA" in session.fail(MessageType.PROCESS)  # inputs were consumed
     session.ok(MessageType.PING, flags=Flag.FAIL)  # disconnect
     assert "outside a session" in session.fail(MessageType.STATS)
 
@@ -226,7 +227,7 @@ def test_requests_out_of_order_fail_with_a_reason(session, kws_model):
     assert "STATS request carries no payload" in session.fail(MessageType.STATS, b"x")
     assert "empty MODEL" in session.fail(MessageType.MODEL)
     session.ok(MessageType.MODEL, kws_model.read_bytes())
-    assert "PROCESS before DATA" in session.fail(MessageType.PROCESS)
+    assert "PROCESS without DATA" in session.fail(MessageType.PROCESS)
     assert "DATA has 10 bytes, the model's inputs take 490" in session.fail(
         MessageType.DATA, bytes(10))
     assert "larger than the model's inputs (490 bytes)" in session.fail(
