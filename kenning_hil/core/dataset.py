@@ -200,22 +200,22 @@ class Dataset(ArgumentsHandler):
 
         Lets a runner prepare many samples in one vectorised call and cut batches from them,
         instead of paying Python overhead per batch. Without `chunk_size`, chunks hold as many
-        samples as fit in `max_chunk_bytes` of prepared inputs (measured on the first chunk).
+        samples as fit in `max_chunk_bytes` of prepared inputs (measured on one sample).
         """
         xs, ys = self.get_data_unloaded()
-        start = 0
-        size = chunk_size or self.batch_size * max(1, 64 // self.batch_size)
-        while start < len(xs):
+        size = chunk_size
+        if size is None and xs:
+            # size chunks from one prepared sample's bytes
+            probe = self.prepare_input_samples(xs[:1])
+            per_sample = max(1, sum(getattr(a, "nbytes", 0) for a in probe))
+            batches = max_chunk_bytes // per_sample // self.batch_size
+            batches = min(batches, MAX_CHUNK_SAMPLES // self.batch_size)
+            size = max(1, batches) * self.batch_size
+        for start in range(0, len(xs), size or 1):
             end = start + size
-            inputs = self.prepare_input_samples(xs[start:end])
-            yield inputs, self.prepare_output_samples(ys[start:end])
-            if chunk_size is None and start == 0:
-                prepared = sum(getattr(a, "nbytes", 0) for a in inputs)
-                per_sample = max(1, prepared // max(1, min(size, len(xs))))
-                batches = max_chunk_bytes // per_sample // self.batch_size
-                batches = min(batches, MAX_CHUNK_SAMPLES // self.batch_size)
-                size = max(1, batches) * self.batch_size
-            start = end
+            yield self.prepare_input_samples(xs[start:end]), self.prepare_output_samples(
+                ys[start:end]
+            )
 
     # --- evaluation ------------------------------------------------------------------------
 

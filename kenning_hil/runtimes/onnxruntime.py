@@ -100,7 +100,7 @@ class ONNXRuntime(Runtime):
             if not Path(self.model_path).is_file():
                 raise ModelLoadError(f"ONNXRuntime: model file {self.model_path} does not exist")
             stat = Path(self.model_path).stat()
-            file_key = (str(Path(self.model_path).resolve()), stat.st_mtime_ns, stat.st_size)
+            file_key = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
             if self.session is not None and file_key == self._loaded_file:
                 return True  # the same, unchanged file is loaded already: keep the session
             source: Any = str(self.model_path)

@@ -115,7 +115,8 @@ def test_metrics_agree_with_scikit_learn():
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == truth))
     expected_matrix = confusion_matrix(truth, predicted)
     np.testing.assert_array_equal(metrics["eval_confusion_matrix"], expected_matrix)
-    np.testing.assert_allclose(metrics["precision"], precision_score(truth, predicted, average=None))
+    precision = precision_score(truth, predicted, average=None)
+    np.testing.assert_allclose(metrics["precision"], precision)
     np.testing.assert_allclose(metrics["recall"], recall_score(truth, predicted, average=None))
     top3 = np.argsort(-scores, axis=1)[:, :3]
     assert metrics["top_3_accuracy"] == pytest.approx(np.mean((top3 == truth[:, None]).any(1)))

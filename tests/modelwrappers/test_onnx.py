@@ -99,7 +99,8 @@ def test_run_inference_matches_onnxruntime():
 
 
 def test_run_inference_feeds_several_inputs_in_graph_order(tmp_path):
-    model = identity_model(tmp_path / "m.onnx", [("a", "float32", [None, 2]), ("b", "int64", [None])])
+    tensors = [("a", "float32", [None, 2]), ("b", "int64", [None])]
+    model = identity_model(tmp_path / "m.onnx", tensors)
     a, b = np.ones((3, 2), np.float32), np.arange(3)
     out_a, out_b = ONNXWrapper(model).run_inference([a, b])
     np.testing.assert_array_equal(out_a, a)
