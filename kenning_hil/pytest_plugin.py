@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -468,8 +469,10 @@ def target_session(request: pytest.FixtureRequest, target):
     """A free instance of the target, booted and connected, held for the whole test
     (``.instance``, ``.protocol``, ``.info``); the board stays up for later tests."""
     state = hil_state(request.config)
-    with state.harness.sessions.use(target, holder=request.node.nodeid) as session:
-        yield session
+    with ExitStack() as stack:
+        yield _user_errors(
+            stack.enter_context, state.harness.sessions.use(target, holder=request.node.nodeid)
+        )
 
 
 @pytest.fixture
@@ -495,9 +498,13 @@ def _user_errors(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
     except (Incompatible, MissingDependencyError) as exc:
-        pytest.skip(str(exc))
+        skip, message = True, str(exc)
     except KenningHILError as exc:
-        pytest.fail(" ".join(str(exc).split("\n")), pytrace=False)
+        skip, message = False, " ".join(str(exc).split("\n"))
+    # outside the except block, so the report shows the message, not a chained traceback
+    if skip:
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)
 
 
 # ------------------------------------------------------------------------------ hil

@@ -75,7 +75,8 @@ class SessionManager:
             if entry.lease is not None and entry.lease.held:
                 return entry.lease
         timeout = target.timeouts(self.default_timeout).lock
-        return target.pool(self.lock_dir).acquire(timeout, holder or self.holder, prefer=mine)
+        who = f"{self.holder}: {holder}" if holder else self.holder
+        return target.pool(self.lock_dir).acquire(timeout, who, prefer=mine)
 
     @contextmanager
     def use(self, target: Target, holder: str = "") -> Iterator[TargetSession]:
