@@ -1,0 +1,99 @@
+"""A quantised model's io specification drives the protocol path to `kenning-hil serve`, with
+the same accuracy as the local run:
+
+- over a serial line (a socat pty pair) the host quantises float inputs per the io spec, int8
+  bytes cross the wire, and int8 outputs are dequantised on the host (as with firmware);
+- over TCP float32 travels and the served runtime quantises (Kenning's TCP behaviour).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from kenning_hil.pipeline import build_pipeline, run_scenario
+from kenning_hil.targets.process import (
+    env_with_package_path,
+    python_command,
+    start_logged,
+    stop,
+    wait_for_line,
+)
+
+pytest.importorskip("ai_edge_litert", reason="needs the 'litert' extra")
+pytest.importorskip("tflite_micro", reason="needs the 'tflm' extra")
+
+
+def _scenario(digits_onnx, runtime: str) -> dict:
+    return {
+        "dataset": {"type": "digits", "parameters": {"subset": "test"}},
+        "model_wrapper": {"type": "onnx", "parameters": {"model_path": str(digits_onnx)}},
+        "runtime": {"type": runtime, "parameters": {}},
+    }
+
+
+def _local_accuracy(digits_onnx, digits_int8_tflite, runtime: str) -> float:
+    local = build_pipeline(_scenario(digits_onnx, runtime))
+    return local.runtime.run_locally(
+        local.dataset, local.model_wrapper, digits_int8_tflite
+    )["accuracy"]
+
+
+def _remote_run(tmp_path, digits_onnx, runtime: str, serve_args: list[str], protocol) -> dict:
+    log = tmp_path / "serve.log"
+    proc = start_logged([*python_command(), "serve", "--runtime", runtime, *serve_args], log,
+                        env_with_package_path())
+    try:
+        address = wait_for_line(proc, log, r"listening on (?P<a>\S+)", 60.0, "serve").group("a")
+        scenario = _scenario(digits_onnx, runtime)
+        scenario["protocol"] = protocol(address)
+        # compiled on the host by the project's tflite optimizer, then uploaded
+        scenario["optimizers"] = [{
+            "type": "tflite",
+            "parameters": {"compiled_model_path": str(tmp_path / "digits-int8.tflite")},
+        }]
+        return run_scenario(scenario).measurements
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("runtime", ["litert", "tflm"])
+def test_float_over_tcp_matches_local(tmp_path, digits_onnx, digits_int8_tflite, runtime):
+    def tcp(address: str) -> dict:
+        host, port = address.rsplit(":", 1)
+        return {"type": "tcp", "parameters": {"host": host, "port": int(port)}}
+
+    remote = _remote_run(tmp_path, digits_onnx, runtime, ["--port", "0"], tcp)
+    assert remote["total"] == 359
+    assert remote["accuracy"] == _local_accuracy(digits_onnx, digits_int8_tflite, runtime) > 0.95
+
+
+def test_int8_over_serial_line_matches_local(tmp_path, digits_onnx, digits_int8_tflite):
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed (needed for a pty pair)")
+    server_end, client_end = tmp_path / "pty-server", tmp_path / "pty-client"
+    socat = subprocess.Popen(
+        ["socat", f"pty,raw,echo=0,link={server_end}", f"pty,raw,echo=0,link={client_end}"],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (server_end.exists() and client_end.exists()):
+            assert time.monotonic() < deadline and socat.poll() is None, "socat failed"
+            time.sleep(0.01)
+
+        def uart(address: str) -> dict:
+            # UART: host quantisation is on by default; the packed io spec carries int8 only
+            return {"type": "uart", "parameters": {"port": str(client_end), "baudrate": 921600}}
+
+        remote = _remote_run(tmp_path, digits_onnx, "litert", ["--serial", str(server_end)],
+                             uart)
+    finally:
+        socat.terminate()
+        socat.wait(5)
+    assert remote["total"] == 359
+    local = _local_accuracy(digits_onnx, digits_int8_tflite, "litert")
+    assert remote["accuracy"] == local > 0.95
