@@ -102,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:30s} {whole_median[name] * 1e6:10.2f} {marginal_median[name] * 1e6:10.2f}")
     print(f"first run_locally call, model load included: {load * 1e3:.1f} ms")
     bare = "bare session.run loop"
-    print(f"whole-call ratio run_locally/bare: {whole_median['run_locally'] / whole_median[bare]:.2f}")
-    print(f"overhead ratio run_locally/bare: {marginal_median['run_locally'] / marginal_median[bare]:.2f}")
+    whole_ratio = whole_median["run_locally"] / whole_median[bare]
+    print(f"whole-call ratio run_locally/bare: {whole_ratio:.2f}")
+    ratio = marginal_median["run_locally"] / marginal_median[bare]
+    print(f"overhead ratio run_locally/bare: {ratio:.2f}")
     return 0
 
 

@@ -9,7 +9,6 @@ import math
 import time
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -60,7 +59,8 @@ def split_tensors_from_bytes(data: bytes, entries: list[dict], owner: str) -> li
                 f"got data for {batch} samples ({len(data)} bytes)"
             )
         dtype = wire_dtype(entry)
-        array = np.frombuffer(data, dtype=dtype, count=size * batch // dtype.itemsize, offset=offset)
+        count = size * batch // dtype.itemsize
+        array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
         arrays.append(array.reshape((batch, *per_sample_shape(entry))))
         offset += size * batch
     return arrays
@@ -279,8 +279,3 @@ class ModelWrapper(ArgumentsHandler):
         measurements.add_measurements_list("inference_step", durations)
         measurements.add_measurements_list("inference_step_timestamp", starts)
         return measurements
-
-
-def format_tensor_list(entries: list[dict[str, Any]]) -> str:
-    """A short human description of io spec entries, for error messages."""
-    return ", ".join(_describe(e) for e in entries)
