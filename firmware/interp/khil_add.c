@@ -19,9 +19,9 @@ static inline int8_t add_one(const khil_add_params *p, const khil_op *op, int32_
 {
     const int32_t sa = (int32_t)((uint32_t)(a + p->input1_offset) << p->left_shift);
     const int32_t sb = (int32_t)((uint32_t)(b + p->input2_offset) << p->left_shift);
-    const int32_t ra = scale_down(sa, p->input1_multiplier, p->input1_shift, op->variant);
-    const int32_t rb = scale_down(sb, p->input2_multiplier, p->input2_shift, op->variant);
-    int32_t v = scale_down(ra + rb, p->output_multiplier, p->output_shift, op->variant) +
+    const int32_t ra = scale_down(sa, p->input1_multiplier, p->input1_shift, KHIL_OP_VARIANT(op));
+    const int32_t rb = scale_down(sb, p->input2_multiplier, p->input2_shift, KHIL_OP_VARIANT(op));
+    int32_t v = scale_down(ra + rb, p->output_multiplier, p->output_shift, KHIL_OP_VARIANT(op)) +
                 p->output_offset;
     v = v < op->act_min ? op->act_min : (v > op->act_max ? op->act_max : v);
     return (int8_t)v;

@@ -14,12 +14,12 @@ static inline int8_t conv_output(const khil_op *op, const khil_conv_params *p, i
 {
     const int32_t q = p->per_channel ? ch : 0;
 #ifdef KHIL_VARIANTS
-    if (op->variant & KHIL_VARIANT_FP32_REQUANT) {
+    if (KHIL_OP_VARIANT(op) & KHIL_VARIANT_FP32_REQUANT) {
         return (int8_t)khil_requant_fp32(acc, p->fp32_scale[q], p->output_offset, op->act_min,
                                          op->act_max);
     }
 #endif
-    acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant) + p->output_offset;
+    acc = khil_requant(acc, p->mult[q], p->shift[q], KHIL_OP_VARIANT(op)) + p->output_offset;
     return (int8_t)clamp(acc, op->act_min, op->act_max);
 }
 

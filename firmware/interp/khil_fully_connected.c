@@ -27,13 +27,13 @@ void khil_kernel_fully_connected(const khil_op *op, khil_tensor *t)
             }
             const int32_t q = p->per_channel ? u : 0;
 #ifdef KHIL_VARIANTS
-            if (op->variant & KHIL_VARIANT_FP32_REQUANT) {
+            if (KHIL_OP_VARIANT(op) & KHIL_VARIANT_FP32_REQUANT) {
                 y[b * units + u] = (int8_t)khil_requant_fp32(acc, p->fp32_scale[q], p->output_offset,
                                                              op->act_min, op->act_max);
                 continue;
             }
-            if (op->variant & KHIL_VARIANT_FC_FIXED_POINT) {
-                acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
+            if (KHIL_OP_VARIANT(op) & KHIL_VARIANT_FC_FIXED_POINT) {
+                acc = khil_requant(acc, p->mult[q], p->shift[q], KHIL_OP_VARIANT(op));
             } else
 #endif
             {

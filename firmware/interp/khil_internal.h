@@ -35,28 +35,34 @@ typedef enum {
     KHIL_OP_SOFTMAX
 } khil_op_kind;
 
+/* A tensor as the kernels see it (persistent, one per model tensor). */
 typedef struct khil_tensor {
     uint8_t type;
     uint8_t ndim;
-    uint8_t is_const;  /* data points into the model's buffers */
-    uint8_t planned;   /* data lives in the arena's activation region */
+    uint8_t is_const; /* data points into the model's buffers */
+    uint8_t reserved;
     int32_t dims[KHIL_MAX_DIMS];
     uint32_t elems;
     uint32_t bytes;
     uint8_t *data;
     float scale;
     int32_t zero_point;
+} khil_tensor;
+
+/* What only loading needs about a tensor: lives in the (not yet used) activation region while
+ * the model is parsed and planned, so it costs no arena after loading. */
+typedef struct khil_tensor_load {
     const uint8_t *channel_scales; /* per-channel float32 scales in the model (little endian) */
     uint32_t num_scales;
     int32_t quant_dim;
-    uint8_t has_zero_points;
     uint8_t zero_points_all_zero;
+    uint8_t planned;  /* data lives in the arena's activation region */
     /* memory planning: the value must be kept from op `first` to op `last` (inclusive) */
     int32_t first;
     int32_t last;
     int32_t alias_of; /* RESHAPE output: shares the memory of this tensor, or -1 */
     uint64_t offset;  /* byte offset of data in the activation region */
-} khil_tensor;
+} khil_tensor_load;
 
 typedef struct {
     int32_t stride_w, stride_h, dilation_w, dilation_h, pad_w, pad_h;
@@ -64,18 +70,22 @@ typedef struct {
     int32_t input_offset, output_offset;
     int32_t per_channel;      /* mult/shift hold one entry per output channel, else one */
     int32_t *mult;
-    int32_t *shift;
+    int8_t *shift;
+#ifdef KHIL_VARIANTS
     float *fp32_scale; /* KHIL_VARIANT_FP32_REQUANT only */
+#endif
 } khil_conv_params;
 
 typedef struct {
     int32_t input_offset, filter_offset, output_offset;
     int32_t per_channel;
-    int32_t *mult;       /* fixed-point form (TFLite Micro's arithmetic; variant only) */
-    int32_t *shift;
     uint64_t *scale_mant; /* the double effective scale = scale_mant * 2^scale_exp */
     int32_t *scale_exp;
+#ifdef KHIL_VARIANTS
+    int32_t *mult; /* fixed-point form (TFLite Micro's arithmetic), variant only */
+    int8_t *shift;
     float *fp32_scale; /* KHIL_VARIANT_FP32_REQUANT only */
+#endif
     int32_t batches, accum_depth, output_depth;
 } khil_fc_params;
 
@@ -100,10 +110,12 @@ typedef struct khil_op {
     uint8_t kind;     /* khil_op_kind */
     uint8_t builtin;  /* TFLite builtin code, for messages */
     int16_t index;    /* operator index in subgraph 0 */
-    int32_t in[3];    /* tensor indices, -1 when absent */
-    int32_t out;
+    int16_t in[3];    /* tensor indices, -1 when absent */
+    int16_t out;
     int32_t act_min, act_max;
+#ifdef KHIL_VARIANTS
     uint32_t variant; /* KHIL_VARIANT_* bits (host investigation builds only) */
+#endif
     union {
         khil_conv_params conv;
         khil_fc_params fc;
@@ -112,6 +124,13 @@ typedef struct khil_op {
         khil_softmax_params softmax;
     } p;
 } khil_op;
+
+/* The arithmetic variant bits of an op: always 0 outside host investigation builds. */
+#ifdef KHIL_VARIANTS
+#define KHIL_OP_VARIANT(op) ((op)->variant)
+#else
+#define KHIL_OP_VARIANT(op) 0u
+#endif
 
 /* Writes a one-line message into err: supports %s, %d (int), %u (unsigned), %z (size_t). */
 void khil_fmt(char *err, size_t err_len, const char *fmt, ...);
@@ -124,8 +143,10 @@ void khil_kernel_average_pool(const khil_op *op, khil_tensor *t);
 void khil_kernel_add(const khil_op *op, khil_tensor *t);
 void khil_kernel_softmax(const khil_op *op, khil_tensor *t);
 
-/* Memory planner: places tensors with planned=1 in the activation region; returns its size. */
-uint64_t khil_plan_memory(khil_tensor *tensors, int32_t num_tensors, size_t alignment);
+/* Memory planner: places tensors with planned=1 in the activation region (writes their
+ * offsets) and returns the region's size. */
+uint64_t khil_plan_memory(const khil_tensor *tensors, khil_tensor_load *load, int32_t n,
+                          size_t alignment);
 
 /* Loads a little-endian int32 from possibly unaligned model memory. */
 static inline int32_t khil_load_i32(const uint8_t *p)

@@ -59,7 +59,9 @@ typedef struct khil_interp {
     size_t model_len;
     uint8_t *arena;
     size_t arena_len;
-    size_t arena_peak; /* bytes used: tensor data + op parameters + bookkeeping */
+    size_t arena_peak;       /* bytes used: tensor data + op parameters + bookkeeping */
+    size_t activation_bytes; /* of which: planned activation tensors */
+    size_t persistent_bytes; /* of which: tensor/op records and per-channel parameters */
     struct khil_tensor *tensors;
     int32_t num_tensors;
     struct khil_op *ops;

@@ -3,7 +3,8 @@
  * activation memory in the caller's arena.
  *
  * Arena layout: [activation region, planned from the bottom | ... | persistent data, allocated
- * downwards from the top: tensor and operator records, per-channel multipliers]. */
+ * downwards from the top: tensor and operator records, per-channel multipliers]. While loading,
+ * the bottom of the arena holds load-only tensor records (khil_tensor_load) instead. */
 #include <stdarg.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ typedef struct {
     size_t usable;          /* arena bytes from base */
     size_t persist_used;    /* bytes taken from the top */
     size_t persist_wanted;  /* bytes asked for, even past the end (for the message) */
+    size_t scratch_used;    /* load-only records at the bottom */
+    khil_tensor_load *tl;   /* load-only tensor records, one per tensor */
     uint32_t variant;
     khil_fb_vector buffers;
 } loader;
@@ -49,7 +52,7 @@ static void *persist_alloc(loader *ld, size_t n)
 {
     n = (n + PERSIST_ALIGN - 1) & ~(size_t)(PERSIST_ALIGN - 1);
     ld->persist_wanted += n;
-    if (ld->persist_wanted > ld->usable) {
+    if (ld->persist_wanted + ld->scratch_used > ld->usable) {
         return NULL;
     }
     ld->persist_used = ld->persist_wanted;
@@ -61,8 +64,9 @@ static void *persist_alloc(loader *ld, size_t n)
 static khil_status fail_arena_metadata(loader *ld)
 {
     khil_fmt(ld->err, ld->err_len,
-             "model needs more than %z arena bytes (metadata alone), arena has %z",
-             ld->persist_wanted, ld->ip->arena_len);
+             "model needs more than %z arena bytes (for its records alone), arena has %z",
+             (size_t)(ld->base - ld->ip->arena) + ld->scratch_used + ld->persist_wanted,
+             ld->ip->arena_len);
     return KHIL_ERR_ARENA;
 }
 
@@ -98,7 +102,8 @@ static uint32_t type_size(uint8_t type)
 
 /* ---------------------------------------------------------------- tensors */
 
-static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khil_tensor *t)
+static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khil_tensor *t,
+                                khil_tensor_load *tl)
 {
     khil_fb *fb = &ld->fb;
     khil_fb_vector shape = khil_fb_vec(fb, &tt, TENSOR_SHAPE, 4);
@@ -110,9 +115,9 @@ static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khi
     if (fb->bad) {
         return fail_corrupt(ld, "a tensor");
     }
-    t->first = -1;
-    t->last = -1;
-    t->alias_of = -1;
+    tl->first = -1;
+    tl->last = -1;
+    tl->alias_of = -1;
     if (shape.count > KHIL_MAX_DIMS) {
         khil_fmt(ld->err, ld->err_len, "tensor %d has %u dimensions, at most %d supported",
                  (int)index, (unsigned)shape.count, KHIL_MAX_DIMS);
@@ -202,13 +207,12 @@ static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khi
         }
         if (sc.count > 0) {
             t->scale = khil_fb_vec_f32(fb, sc, 0);
-            t->channel_scales = fb->buf + sc.pos;
-            t->num_scales = sc.count;
-            t->quant_dim = qdim;
+            tl->channel_scales = fb->buf + sc.pos;
+            tl->num_scales = sc.count;
+            tl->quant_dim = qdim;
         }
-        t->zero_points_all_zero = 1;
+        tl->zero_points_all_zero = 1;
         if (zp.count > 0) {
-            t->has_zero_points = 1;
             int64_t z0 = khil_fb_vec_i64(fb, zp, 0);
             if (z0 < -32768 || z0 > 65535) {
                 khil_fmt(ld->err, ld->err_len, "tensor %d has zero point out of range",
@@ -218,12 +222,12 @@ static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khi
             t->zero_point = (int32_t)z0;
             for (uint32_t i = 0; i < zp.count; i++) {
                 if (khil_fb_vec_i64(fb, zp, i) != 0) {
-                    t->zero_points_all_zero = 0;
+                    tl->zero_points_all_zero = 0;
                 }
             }
         }
     } else {
-        t->zero_points_all_zero = 1;
+        tl->zero_points_all_zero = 1;
     }
     return KHIL_OK;
 }
@@ -241,6 +245,11 @@ static khil_tensor *tensor(op_ctx *c, int32_t i)
     return &c->ld->ip->tensors[i];
 }
 
+static khil_tensor_load *tensor_load(op_ctx *c, int32_t i)
+{
+    return &c->ld->tl[i];
+}
+
 static khil_status want_type(op_ctx *c, int32_t ti, uint8_t type, const char *role)
 {
     khil_tensor *t = tensor(c, ti);
@@ -255,7 +264,7 @@ static khil_status want_type(op_ctx *c, int32_t ti, uint8_t type, const char *ro
 static khil_status want_quantized(op_ctx *c, int32_t ti, const char *role)
 {
     khil_tensor *t = tensor(c, ti);
-    if (t->num_scales == 0 || !khil_scale_ok(t->scale)) {
+    if (tensor_load(c, ti)->num_scales == 0 || !khil_scale_ok(t->scale)) {
         khil_fmt(c->ld->err, c->ld->err_len, "%s %s (op %d) has no quantization scale", c->name,
                  role, (int)c->op->index);
         return KHIL_ERR_UNSUPPORTED_TYPE;
@@ -337,11 +346,11 @@ static khil_status check_bias(op_ctx *c, int32_t channels)
  * For FULLY_CONNECTED (mant/exp2 non-NULL) the double scale itself is kept too: LiteRT's
  * reference FC requantises with round(double(acc) * effective_scale). */
 static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quant_dim,
-                                       int32_t **mult, int32_t **shift, int32_t *per_channel,
+                                       int32_t **mult, int8_t **shift, int32_t *per_channel,
                                        uint64_t **mant, int32_t **exp2, float **fp32_scale)
 {
     khil_tensor *in = tensor(c, c->op->in[0]);
-    khil_tensor *f = tensor(c, c->op->in[1]);
+    khil_tensor_load *f = tensor_load(c, c->op->in[1]);
     khil_tensor *out = tensor(c, c->op->out);
     int pc = f->num_scales > 1;
     if (pc && (f->num_scales != (uint32_t)channels || f->quant_dim != quant_dim)) {
@@ -354,10 +363,12 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
         return KHIL_ERR_UNSUPPORTED_TYPE;
     }
     int32_t n = pc ? channels : 1;
-    *mult = persist_alloc(c->ld, (size_t)n * sizeof(int32_t));
-    *shift = persist_alloc(c->ld, (size_t)n * sizeof(int32_t));
-    if (*mult == NULL || *shift == NULL) {
-        return fail_arena_metadata(c->ld);
+    if (mult != NULL) {
+        *mult = persist_alloc(c->ld, (size_t)n * sizeof(int32_t));
+        *shift = persist_alloc(c->ld, (size_t)n * sizeof(int8_t));
+        if (*mult == NULL || *shift == NULL) {
+            return fail_arena_metadata(c->ld);
+        }
     }
     if (mant != NULL) {
         *mant = persist_alloc(c->ld, (size_t)n * sizeof(uint64_t));
@@ -366,7 +377,7 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
             return fail_arena_metadata(c->ld);
         }
     }
-    if (c->ld->variant & KHIL_VARIANT_FP32_REQUANT) {
+    if (fp32_scale != NULL) {
         *fp32_scale = persist_alloc(c->ld, (size_t)n * sizeof(float));
         if (*fp32_scale == NULL) {
             return fail_arena_metadata(c->ld);
@@ -385,15 +396,19 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
         } else {
             eff = (double)in->scale * (double)fs / (double)out->scale;
         }
+        int32_t m;
         int s;
-        if (khil_quantize_multiplier(eff, &(*mult)[i], &s, single) != 0 || s > 30) {
+        if (khil_quantize_multiplier(eff, &m, &s, single) != 0 || s > 30) {
             return shape_error(c, "effective requantisation scale out of range");
         }
-        (*shift)[i] = s;
+        if (mult != NULL) {
+            (*mult)[i] = m;
+            (*shift)[i] = (int8_t)s;
+        }
         if (mant != NULL) {
             khil_double_parts(eff, &(*mant)[i], &(*exp2)[i]);
         }
-        if (c->ld->variant & KHIL_VARIANT_FP32_REQUANT) {
+        if (fp32_scale != NULL) {
             (*fp32_scale)[i] = in->scale * fs / out->scale;
         }
     }
@@ -475,8 +490,13 @@ static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
     p->input_offset = -in->zero_point;
     p->output_offset = out->zero_point;
     khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+#ifdef KHIL_VARIANTS
+    float **fp32 = (c->ld->variant & KHIL_VARIANT_FP32_REQUANT) ? &p->fp32_scale : NULL;
+#else
+    float **fp32 = NULL;
+#endif
     return requant_multipliers(c, oc, depthwise ? 3 : 0, &p->mult, &p->shift, &p->per_channel,
-                               NULL, NULL, &p->fp32_scale);
+                               NULL, NULL, fp32);
 }
 
 static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
@@ -518,16 +538,26 @@ static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
     if (out->elems != (uint32_t)p->batches * (uint32_t)p->output_depth) {
         return shape_error(c, "output size differs from batches x units");
     }
-    if (w->num_scales <= 1 && (w->zero_point < -128 || w->zero_point > 127)) {
+    const khil_tensor_load *wl = tensor_load(c, op->in[1]);
+    if (wl->num_scales <= 1 && (w->zero_point < -128 || w->zero_point > 127)) {
         return shape_error(c, "weights zero point out of int8 range");
     }
     CHECK(check_bias(c, p->output_depth));
     p->input_offset = -in->zero_point;
-    p->filter_offset = w->num_scales > 1 ? 0 : -w->zero_point;
+    p->filter_offset = wl->num_scales > 1 ? 0 : -w->zero_point;
     p->output_offset = out->zero_point;
     khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
-    return requant_multipliers(c, p->output_depth, 0, &p->mult, &p->shift, &p->per_channel,
-                               &p->scale_mant, &p->scale_exp, &p->fp32_scale);
+#ifdef KHIL_VARIANTS
+    int32_t **mult = (c->ld->variant & KHIL_VARIANT_FC_FIXED_POINT) ? &p->mult : NULL;
+    float **fp32 = (c->ld->variant & KHIL_VARIANT_FP32_REQUANT) ? &p->fp32_scale : NULL;
+    int8_t **shift = &p->shift;
+#else
+    int32_t **mult = NULL;
+    float **fp32 = NULL;
+    int8_t **shift = NULL;
+#endif
+    return requant_multipliers(c, p->output_depth, 0, mult, shift, &p->per_channel,
+                               &p->scale_mant, &p->scale_exp, fp32);
 }
 
 static khil_status prepare_average_pool(op_ctx *c, khil_fb_table opt)
@@ -662,7 +692,7 @@ static khil_status prepare_reshape(op_ctx *c)
         return shape_error(c, "input and output sizes differ");
     }
     /* The output shares the input's memory; the shape input (op->in[1]) is not needed. */
-    out->alias_of = op->in[0];
+    tensor_load(c, op->out)->alias_of = op->in[0];
     op->in[1] = -1;
     return KHIL_OK;
 }
@@ -747,14 +777,15 @@ static khil_status read_op_tensors(loader *ld, khil_fb_table ot, khil_op *op, in
                      (int)index, (unsigned)i, (int)ti, (int)n);
             return KHIL_ERR_PARSE;
         }
-        op->in[i] = ti;
+        op->in[i] = (int16_t)ti;
     }
-    op->out = khil_fb_vec_i32(fb, outs, 0);
-    if (op->out < 0 || op->out >= n) {
+    const int32_t out = khil_fb_vec_i32(fb, outs, 0);
+    if (out < 0 || out >= n) {
         khil_fmt(ld->err, ld->err_len, "op %d output refers to tensor %d of %d", (int)index,
-                 (int)op->out, (int)n);
+                 (int)out, (int)n);
         return KHIL_ERR_PARSE;
     }
+    op->out = (int16_t)out;
     if (ld->ip->tensors[op->out].is_const) {
         khil_fmt(ld->err, ld->err_len, "op %d writes to constant tensor %d", (int)index,
                  (int)op->out);
@@ -834,7 +865,9 @@ static khil_status parse_op(loader *ld, khil_fb_vector opcodes, khil_fb_table ot
         return KHIL_ERR_UNSUPPORTED_OP;
     }
     op->builtin = (uint8_t)builtin;
+#ifdef KHIL_VARIANTS
     op->variant = ld->variant;
+#endif
     CHECK(read_op_tensors(ld, ot, op, index));
     khil_fb_table opt = khil_fb_subtable(fb, &ot, OP_BUILTIN_OPTIONS);
     if (fb->bad) {
@@ -861,19 +894,20 @@ static khil_status parse_op(loader *ld, khil_fb_vector opcodes, khil_fb_table ot
 
 /* ---------------------------------------------------------------- planning */
 
-static int32_t alias_root(khil_tensor *ts, int32_t i)
+static int32_t alias_root(const khil_tensor_load *tl, int32_t i)
 {
     int guard = 0;
-    while (ts[i].alias_of >= 0 && guard++ < 1 << 16) {
-        i = ts[i].alias_of;
+    while (tl[i].alias_of >= 0 && guard++ < 1 << 16) {
+        i = tl[i].alias_of;
     }
     return i;
 }
 
-static void extend_life(khil_tensor *ts, int32_t i, int32_t at)
+static void extend_life(loader *ld, int32_t i, int32_t at)
 {
-    khil_tensor *r = &ts[alias_root(ts, i)];
-    if (r->is_const) {
+    const int32_t root = alias_root(ld->tl, i);
+    khil_tensor_load *r = &ld->tl[root];
+    if (ld->ip->tensors[root].is_const) {
         return;
     }
     r->planned = 1;
@@ -888,45 +922,47 @@ static void extend_life(khil_tensor *ts, int32_t i, int32_t at)
 static khil_status plan(loader *ld, int keep_inputs)
 {
     khil_interp *ip = ld->ip;
-    khil_tensor *ts = ip->tensors;
     const int32_t end = ip->num_ops; /* "after the last op": outputs must survive invoke */
     for (int32_t i = 0; i < ip->num_ops; i++) {
         khil_op *op = &ip->ops[i];
         for (int k = 0; k < 3; k++) {
             if (op->in[k] >= 0) {
-                extend_life(ts, op->in[k], i);
+                extend_life(ld, op->in[k], i);
             }
         }
-        extend_life(ts, op->out, i);
+        extend_life(ld, op->out, i);
     }
     for (int i = 0; i < ip->num_inputs; i++) {
-        extend_life(ts, ip->inputs[i], 0);
+        extend_life(ld, ip->inputs[i], 0);
         if (keep_inputs) {
-            extend_life(ts, ip->inputs[i], end);
+            extend_life(ld, ip->inputs[i], end);
         }
     }
     for (int i = 0; i < ip->num_outputs; i++) {
-        extend_life(ts, ip->outputs[i], end);
+        extend_life(ld, ip->outputs[i], end);
     }
-    uint64_t activation_bytes = khil_plan_memory(ts, ip->num_tensors, ACTIVATION_ALIGN);
-    uint64_t needed64 = (uint64_t)(ld->base - ip->arena) + activation_bytes + ld->persist_used;
+    uint64_t activation_bytes =
+        khil_plan_memory(ip->tensors, ld->tl, ip->num_tensors, ACTIVATION_ALIGN);
+    /* While loading, the bottom of the arena held the load-only records instead. */
+    uint64_t bottom = activation_bytes > ld->scratch_used ? activation_bytes : ld->scratch_used;
+    uint64_t needed64 = (uint64_t)(ld->base - ip->arena) + bottom + ld->persist_used;
     size_t needed = needed64 > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)needed64;
-    if (activation_bytes + ld->persist_used > ld->usable) {
+    if (bottom + ld->persist_used > ld->usable) {
         khil_fmt(ld->err, ld->err_len, "model needs %z arena bytes, arena has %z", needed,
                  ip->arena_len);
         return KHIL_ERR_ARENA;
     }
     ip->arena_peak = needed;
+    ip->activation_bytes = (size_t)activation_bytes;
+    ip->persistent_bytes = ld->persist_used;
     for (int32_t i = 0; i < ip->num_tensors; i++) {
-        khil_tensor *t = &ts[i];
-        if (t->planned) {
-            t->data = ld->base + t->offset;
+        if (ld->tl[i].planned) {
+            ip->tensors[i].data = ld->base + ld->tl[i].offset;
         }
     }
     for (int32_t i = 0; i < ip->num_tensors; i++) {
-        khil_tensor *t = &ts[i];
-        if (t->alias_of >= 0) {
-            t->data = ts[alias_root(ts, i)].data;
+        if (ld->tl[i].alias_of >= 0) {
+            ip->tensors[i].data = ip->tensors[alias_root(ld->tl, i)].data;
         }
     }
     return KHIL_OK;
@@ -1036,6 +1072,13 @@ khil_status khil_load_ex(khil_interp *ip, const uint8_t *model, size_t model_len
     }
     ip->num_tensors = (int32_t)tensors.count;
     ip->num_ops = (int32_t)operators.count;
+    ld.tl = (khil_tensor_load *)(void *)ld.base;
+    ld.scratch_used = sizeof(khil_tensor_load) * tensors.count;
+    if (ld.scratch_used > ld.usable) {
+        ld.persist_wanted = ld.scratch_used;
+        return fail_arena_metadata(&ld);
+    }
+    memset(ld.tl, 0, ld.scratch_used);
     ip->tensors = persist_alloc(&ld, sizeof(khil_tensor) * (tensors.count ? tensors.count : 1));
     ip->ops = persist_alloc(&ld, sizeof(khil_op) * (operators.count ? operators.count : 1));
     if (ip->tensors == NULL || ip->ops == NULL) {
@@ -1046,7 +1089,7 @@ khil_status khil_load_ex(khil_interp *ip, const uint8_t *model, size_t model_len
         if (fb->bad) {
             return fail_corrupt(&ld, "the tensor list");
         }
-        CHECK(parse_tensor(&ld, tt, (int32_t)i, &ip->tensors[i]));
+        CHECK(parse_tensor(&ld, tt, (int32_t)i, &ip->tensors[i], &ld.tl[i]));
     }
     CHECK(read_io(&ld, inputs, ip->inputs, &ip->num_inputs, "inputs"));
     CHECK(read_io(&ld, outputs, ip->outputs, &ip->num_outputs, "outputs"));
@@ -1065,38 +1108,37 @@ khil_status khil_load_ex(khil_interp *ip, const uint8_t *model, size_t model_len
     }
     /* Every tensor an operator reads must be produced earlier, be constant or a model input. */
     for (int32_t i = 0; i < ip->num_tensors; i++) {
-        ip->tensors[i].first = -2; /* reuse as "written at op" marker below */
+        ld.tl[i].first = -2; /* reuse as "written at op" marker below */
     }
     for (int i = 0; i < ip->num_inputs; i++) {
-        ip->tensors[ip->inputs[i]].first = -1;
+        ld.tl[ip->inputs[i]].first = -1;
     }
     for (int32_t i = 0; i < ip->num_ops; i++) {
         khil_op *op = &ip->ops[i];
         for (int k = 0; k < 3; k++) {
             int32_t ti = op->in[k];
-            if (ti >= 0 && !ip->tensors[ti].is_const && ip->tensors[ti].first == -2) {
+            if (ti >= 0 && !ip->tensors[ti].is_const && ld.tl[ti].first == -2) {
                 khil_fmt(err, err_len, "op %d reads tensor %d before anything writes it", (int)i,
                          (int)ti);
                 return KHIL_ERR_PARSE;
             }
         }
-        if (ip->tensors[op->out].first != -2) {
+        if (ld.tl[op->out].first != -2) {
             khil_fmt(err, err_len, "tensor %d is written twice (op %d)", (int)op->out, (int)i);
             return KHIL_ERR_PARSE;
         }
-        ip->tensors[op->out].first = i;
+        ld.tl[op->out].first = i;
     }
     for (int i = 0; i < ip->num_outputs; i++) {
-        khil_tensor *t = &ip->tensors[ip->outputs[i]];
-        if (!t->is_const && t->first == -2) {
+        if (!ip->tensors[ip->outputs[i]].is_const && ld.tl[ip->outputs[i]].first == -2) {
             khil_fmt(err, err_len, "model output %d (tensor %d) is never written", i,
                      (int)ip->outputs[i]);
             return KHIL_ERR_PARSE;
         }
     }
     for (int32_t i = 0; i < ip->num_tensors; i++) {
-        ip->tensors[i].first = -1;
-        ip->tensors[i].last = -1;
+        ld.tl[i].first = -1;
+        ld.tl[i].last = -1;
     }
     CHECK(plan(&ld, (flags & KHIL_LOAD_KEEP_INPUTS) != 0));
     ip->loaded = 1;

@@ -73,7 +73,7 @@ static inline int32_t rescale_input(const khil_op *op, int32_t diff)
 {
     const khil_softmax_params *p = &op->p.softmax;
 #ifdef KHIL_VARIANTS
-    if (op->variant & KHIL_VARIANT_SINGLE_ROUNDING) {
+    if (KHIL_OP_VARIANT(op) & KHIL_VARIANT_SINGLE_ROUNDING) {
         return khil_mbqm_single(diff, p->input_multiplier, p->input_left_shift);
     }
 #endif
