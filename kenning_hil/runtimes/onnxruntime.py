@@ -100,9 +100,13 @@ class ONNXRuntime(Runtime):
             if not Path(self.model_path).is_file():
                 raise ModelLoadError(f"ONNXRuntime: model file {self.model_path} does not exist")
             stat = Path(self.model_path).stat()
-            file_key = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            file_key = (
+                (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size),
+                tuple(self._providers()),
+                self.num_threads,
+            )
             if self.session is not None and file_key == self._loaded_file:
-                return True  # the same, unchanged file is loaded already: keep the session
+                return True  # this unchanged file is loaded with these settings: keep it
             source: Any = str(self.model_path)
             where = str(self.model_path)
         else:
