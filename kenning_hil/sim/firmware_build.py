@@ -69,13 +69,15 @@ def build_firmware(
     ml_region_size: int | None = None,
     extra_cflags: str = "",
     target: str = "firmware",
+    make_vars: dict[str, str] | None = None,
     timeout: float = 300.0,
 ) -> Path:
     """Builds (or brings up to date) the firmware ELF for `board`; returns its path.
 
     `build_dir` (absolute) keeps variant builds apart, e.g. a smaller model/arena region
-    (`ml_region_size`) or test-only `extra_cflags`. `target="drain"` builds the UART drain
-    program used as the throughput baseline.
+    (`ml_region_size`), test-only `extra_cflags` or other board variables (`make_vars`, e.g.
+    BOARD_TIMER=dwt BOARD_TIMING=cycles). `target="drain"` builds the UART drain program used
+    as the throughput baseline.
     """
     if board not in boards():
         raise FirmwareBuildError(
@@ -88,6 +90,7 @@ def build_firmware(
         args.append(f"ML_REGION_SIZE={int(ml_region_size)}")
     if extra_cflags:
         args.append(f"EXTRA_CFLAGS={extra_cflags}")
+    args += [f"{name}={value}" for name, value in (make_vars or {}).items()]
     lock_name = "board-" + str(out_dir).replace("/", "_")
     _make(args, lock_name, f"firmware for {board}", timeout)
     elf = out_dir / (DRAIN_ELF_NAME if target == "drain" else ELF_NAME)

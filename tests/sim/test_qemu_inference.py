@@ -118,3 +118,29 @@ def test_other_mlperf_models_bit_exact(board, client, mlperf_dir, model_name):
         pytest.skip(f"{path} absent")
     counts = run_model(client, path, samples=1)
     assert counts[0] > 100_000
+
+
+def test_dwt_cycle_counter_build_reports_cycles(kws_model):
+    """The hardware timing path (DWT cycle counter, BOARD_TIMING=cycles) builds, runs and
+    names its records as cycles and time. QEMU 7.2 does not emulate DWT (CYCCNT reads 0), so
+    only real boards give non-zero values."""
+    from kenning_hil.sim.firmware_build import FIRMWARE_DIR, build_firmware
+
+    from .conftest import require_simulation
+
+    require_simulation()
+    elf = build_firmware("mps2-an386", build_dir=FIRMWARE_DIR / "build" / "mps2-an386-test-dwt",
+                         make_vars={
+                             "BOARD_TIMER": "dwt", "BOARD_TIMING": "cycles"})
+    with QemuInstance("mps2-an386", elf) as board:
+        client = FrameClient(board.url)
+        try:
+            assert client.connect().success
+            assert client.request(MessageType.MODEL, kws_model.read_bytes(), timeout=120).success
+            assert client.request(MessageType.DATA, bytes(490)).success
+            assert client.request(MessageType.PROCESS, timeout=120).success
+            stats = stats_of(client)
+        finally:
+            client.close()
+    assert stats["target_inference_cycles"] == 0 and stats["target_inference_step"] == 0
+    assert "target_inference_instructions" not in stats

@@ -42,4 +42,13 @@ void board_init(void)
     irq_enable();
 }
 
-board_timing_kind board_timing(void) { return BOARD_TIMING_INSTRUCTIONS; }
+/* Under QEMU (-icount shift=0) the timer counts instructions; on the real FPGA board, built
+ * with BOARD_TIMING=cycles, it counts CPU cycles. */
+board_timing_kind board_timing(void)
+{
+#ifdef KHIL_TIMING_IS_CYCLES
+    return BOARD_TIMING_CYCLES;
+#else
+    return BOARD_TIMING_INSTRUCTIONS;
+#endif
+}

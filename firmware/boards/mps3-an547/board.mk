@@ -1,8 +1,12 @@
-# mps3-an547 (QEMU): Cortex-M55 (soft-float ABI), CMSDK UART, SysTick timer (QEMU has no DWT).
+# mps3-an547: Cortex-M55 (soft-float ABI), CMSDK UART.
+# Timing: under QEMU (the default) SysTick counts instructions (-icount shift=0; QEMU 7.2 has no
+# DWT). On the real FPGA board build with BOARD_TIMER=dwt BOARD_TIMING=cycles.
+BOARD_TIMER ?= systick
+BOARD_TIMING ?= instructions
 CPU_FLAGS := -mcpu=cortex-m55 -mthumb -mfloat-abi=soft
 BOARD_SRCS := boards/mps3-an547/board.c \
               boards/common/cortexm_startup.c \
-              boards/common/timer_systick.c \
+              boards/common/timer_$(BOARD_TIMER).c \
               boards/common/cmsdk_uart.c
 QEMU_MACHINE := mps3-an547
 # Model + tensor arena region (bytes): the whole 4 MiB ISRAM.
