@@ -150,7 +150,10 @@ def run_command(args: argparse.Namespace) -> int:
             partial.save(output)
             print(f"partial measurements: {output}", file=sys.stderr)
         raise
-    result.save(output)
+    try:
+        result.save(output)
+    except OSError as exc:
+        raise ConfigurationError(f"run: cannot write measurements to {output}: {exc}") from exc
     print(format_summary(result.summary(), output))
     return 0
 

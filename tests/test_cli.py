@@ -157,3 +157,10 @@ def test_invalid_json_scenario(tmp_path):
 def test_no_command_prints_usage():
     done = kenning_hil()
     assert done.returncode == 2 and "usage: kenning-hil" in done.stderr
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory")
+    line = error_of(kenning_hil("run", DEMO, "--samples", "2", "--output", blocker / "r.json"))
+    assert "cannot write measurements to" in line
