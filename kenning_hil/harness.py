@@ -332,12 +332,14 @@ class Harness:
         from kenning_hil.core.optimizer import Optimizer
         from kenning_hil.pipeline import build_block
 
+        wrapper = build_block(
+            "model_wrapper", request.model_wrapper, ModelWrapper, "model_wrapper", dataset=None
+        )
         dataset = None
         if request.dataset is not None:
-            dataset = build_block("dataset", request.dataset, Dataset, "dataset")
-        wrapper = build_block(
-            "model_wrapper", request.model_wrapper, ModelWrapper, "model_wrapper", dataset=dataset
-        )
+            entry = with_model_io_spec(request.dataset, wrapper)
+            dataset = build_block("dataset", entry, Dataset, "dataset")
+            wrapper.dataset = dataset
         optimizers = []
         for i, entry in enumerate(request.optimizers):
             params = dict(entry.get("parameters") or {})
@@ -548,6 +550,20 @@ class Harness:
 
     def close(self) -> None:
         self.sessions.close_all()
+
+
+def with_model_io_spec(entry: dict, wrapper: Any) -> dict:
+    """A `random` dataset without an io spec gets the model's: synthetic inputs that fit."""
+    from kenning_hil.registry import resolve_class_path
+
+    params = entry.get("parameters") or {}
+    path = resolve_class_path("dataset", entry["type"])
+    if not path.endswith(".RandomDataset") or "io_spec_path" in params or (
+        "io_specification" in params
+    ):
+        return entry
+    return {"type": entry["type"],
+            "parameters": {**params, "io_specification": wrapper.get_io_specification()}}
 
 
 class _NoRuntime:

@@ -503,8 +503,16 @@ def _user_errors(function, *args, **kwargs):
         skip, message = False, " ".join(str(exc).split("\n"))
     # outside the except block, so the report shows the message, not a chained traceback
     if skip:
-        pytest.skip(message)
+        _skip_at_test(message)
     pytest.fail(message, pytrace=False)
+
+
+def _skip_at_test(message: str) -> None:
+    """Skips, reported at the test's location rather than at this plugin's line."""
+    try:
+        raise pytest.skip.Exception(message, _use_item_location=True)
+    except TypeError:  # a pytest without that keyword
+        pytest.skip(message)
 
 
 # ------------------------------------------------------------------------------ hil
@@ -672,7 +680,7 @@ class SuiteItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.case.source}::{self.name}"
+        return self.path, 0, f"{self.case.source}::{self.name}"
 
 
 # ------------------------------------------------------------------------------ reporting

@@ -1,0 +1,152 @@
+"""Suites collected by a real pytest process: ids, compile counts (also under -n 2),
+incompatible combinations skipped with the reason, pinned targets, --suite."""
+
+import os
+import xml.etree.ElementTree as ET
+
+from tests.plugin.conftest import run, write_target
+
+pytest_plugins = ["pytester"]
+
+# A real optimizer: re-serialises the ONNX model with a metadata property, and counts its
+# compilations in a file (one line per compile, from whichever process compiled).
+OPTIMIZER = '''
+import os
+import onnx
+from kenning_hil.core.optimizer import Optimizer
+
+
+class MetadataOptimizer(Optimizer):
+    arguments_structure = {
+        "tag": {"type": str, "default": "x"},
+        "counter": {"type": str, "required": True},
+    }
+    input_formats = ["onnx"]
+    output_formats = ["onnx"]
+
+    def __init__(self, dataset=None, compiled_model_path=None, tag="x", counter=""):
+        super().__init__(dataset, compiled_model_path)
+        self.tag, self.counter = tag, counter
+
+    def compile(self, input_model_path, io_spec=None):
+        model = onnx.load(str(input_model_path))
+        onnx.helper.set_model_props(model, {"kenning_hil_tag": self.tag})
+        onnx.save(model, str(self.compiled_model_path))
+        self.save_io_specification(input_model_path, io_spec)
+        with open(self.counter, "a") as f:
+            f.write(f"{os.getpid()} {self.tag}\\n")
+
+    def get_framework_and_version(self):
+        return "onnx", onnx.__version__
+'''
+
+SUITE = """
+name: tagged
+dataset: digits
+samples: 20
+thresholds: {{accuracy: 0.8, compiled_size: 64KiB}}
+models:
+  digits: {{model: models/digits/digits-mlp.onnx}}
+optimizers:
+  tag-a: [{{type: metaopt.MetadataOptimizer, parameters: {{tag: a, counter: {counter}}}}}]
+  tag-b: [{{type: metaopt.MetadataOptimizer, parameters: {{tag: {tag_b}, counter: {counter}}}}}]
+"""
+
+
+def tagged_project(project, tag_b: str = "b"):
+    project.makepyfile(metaopt=OPTIMIZER)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(project.path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    counter = project.path / "compiles.txt"
+    (project.path / "suites").mkdir(exist_ok=True)
+    (project.path / "suites" / "tagged.yaml").write_text(
+        SUITE.format(counter=counter, tag_b=tag_b)
+    )
+    for name in ("host-a", "host-b", "host-c"):
+        write_target(project, name, "kind: host\nruntime: onnxruntime\ninstances: 2\n")
+    return counter
+
+
+TARGETS = ("--target=host-a", "--target=host-b", "--target=host-c")
+
+
+def compiles(counter) -> list[str]:
+    return counter.read_text().split()[1::2] if counter.exists() else []
+
+
+def test_six_tests_two_pairs_compile_twice(hil_project, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    counter = tagged_project(hil_project)
+    result = run(hil_project, "suites/tagged.yaml", *TARGETS, "-v")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([
+        "suites/tagged.yaml::digits-tag-a[[]host-a[]] PASSED*",
+        "suites/tagged.yaml::digits-tag-a[[]host-b[]] PASSED*",
+        "suites/tagged.yaml::digits-tag-a[[]host-c[]] PASSED*",
+        "suites/tagged.yaml::digits-tag-b[[]host-a[]] PASSED*",
+    ])
+    assert sorted(compiles(counter)) == ["a", "b"]
+    # in a later run, changing one optimizer parameter recompiles that pair only ('a' comes
+    # from the cache the first run filled)
+    tagged_project(hil_project, tag_b="b2")
+    run(hil_project, "suites/tagged.yaml", *TARGETS).assert_outcomes(passed=6)
+    assert sorted(compiles(counter)) == ["a", "b", "b2"]
+
+
+def test_compile_once_per_pair_under_xdist(hil_project, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    counter = tagged_project(hil_project)
+    result = run(hil_project, "-p", "xdist", "-n", "2", "suites/tagged.yaml", *TARGETS)
+    result.assert_outcomes(passed=6)
+    lines = counter.read_text().splitlines()
+    assert sorted(line.split()[1] for line in lines) == ["a", "b"]
+
+
+def test_incompatible_and_pinned_combinations_skip_with_reason(hil_project):
+    write_target(hil_project, "tiny-ram", "kind: host\nruntime: onnxruntime\n"
+                                          "memory: {ram: 1KiB}\n")
+    (hil_project.path / "mixed.yaml").write_text(
+        """
+models:
+  digits: {model: models/digits/digits-mlp.onnx, dataset: digits, samples: 10}
+  kws:
+    model: mlperf_tiny/kws_ref_model.tflite
+    dataset: random
+  board-only:
+    model: models/digits/digits-mlp.onnx
+    dataset: digits
+    targets: [qemu-m4]
+"""
+    )
+    result = run(hil_project, "mixed.yaml", "--target=host-onnxruntime", "--target=tiny-ram",
+                 "--junitxml=junit.xml", "--models-path=/work/shared/models")
+    result.assert_outcomes(passed=1, skipped=4)
+    skipped = {
+        case.get("name"): case.find("skipped").get("message")
+        for case in ET.parse(hil_project.path / "junit.xml").iter("testcase")
+        if case.find("skipped") is not None
+    }
+    assert skipped == {
+        "digits-none[tiny-ram]": "model of 19770 B is larger than target 'tiny-ram' RAM (1024 B)",
+        "kws-none[host-onnxruntime]":
+            "target 'host-onnxruntime' runs onnx models; this model is tflite",
+        "kws-none[tiny-ram]": "target 'tiny-ram' runs onnx models; this model is tflite",
+        "board-only-none[qemu-m4]":
+            "suite pins target qemu-m4, not selected (run with --target qemu-m4)",
+    }
+
+
+def test_suite_option_and_collection_errors(hil_project):
+    (hil_project.path / "s.yaml").write_text(
+        "models:\n  d: {model: models/digits/digits-mlp.onnx, dataset: digits, samples: 5}\n"
+    )
+    hil_project.makepyfile(test_other="def test_other():\n    pass\n")
+    result = run(hil_project, "--suite=s.yaml", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["s.yaml::d-none[[]host-onnxruntime[]]", "1 test collected*"])
+    assert "test_other" not in result.stdout.str()  # --suite alone runs only the suite
+    (hil_project.path / "bad.yaml").write_text("models:\n  d: {modle: x.onnx}\n")
+    bad = run(hil_project, "bad.yaml")
+    bad.stdout.re_match_lines([r".*bad.yaml: unknown key 'models.d.modle' \(known keys of "
+                               r"models.d: .*"])
+    assert bad.ret != 0
