@@ -20,6 +20,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     "model_wrapper": {
         "onnx": "kenning_hil.modelwrappers.onnx.ONNXWrapper",
         "tflite": "kenning_hil.modelwrappers.tflite.TFLiteWrapper",
+        "torch": "kenning_hil.modelwrappers.torch.PyTorchWrapper",
     },
     "optimizer": {
         "onnxruntime-quant": "kenning_hil.optimizers.onnxruntime_quant.ONNXRuntimeQuantizer",
