@@ -518,10 +518,16 @@ class Runtime(ArgumentsHandler):
             MessageType.STATS: self.upload_stats,
         }
         self._serving = True
+        receive = protocol.receive_message
+        connected, disconnected = ServerStatus.CLIENT_CONNECTED, ServerStatus.CLIENT_DISCONNECTED
+        ready = ServerStatus.DATA_READY
         try:
             while self._serving:
-                status, message = protocol.receive_message(timeout=SERVER_POLL_SECONDS)
-                if status is ServerStatus.CLIENT_CONNECTED:
+                status, message = receive(SERVER_POLL_SECONDS)
+                if status is ready and message is not None:
+                    self._serve_request(protocol, session, handlers, message)
+                    continue
+                if status is connected:
                     session.reset()
                     self._target_steps, self._target_step_starts = [], []
                     # a new session starts from nothing: no io spec left from the last one
@@ -530,13 +536,9 @@ class Runtime(ArgumentsHandler):
                     self._model_loaded_for_session = False
                     self.inference_session_start()
                     continue
-                if status is ServerStatus.CLIENT_DISCONNECTED:
+                if status is disconnected:
                     session.reset()
                     self.inference_session_end()
-                    continue
-                if status is not ServerStatus.DATA_READY or message is None:
-                    continue
-                self._serve_request(protocol, session, handlers, message)
         finally:
             self._serving = False
             self.inference_session_end()
@@ -551,7 +553,7 @@ class Runtime(ArgumentsHandler):
             protocol.request_failure(refusal)
             return
         try:
-            if mtype in (MessageType.IO_SPEC, MessageType.MODEL):
+            if mtype in _WHOLE_MESSAGE_REQUESTS:
                 result = handlers[mtype](message)
             else:
                 result = handlers[mtype](message.payload)
@@ -644,6 +646,10 @@ class Runtime(ArgumentsHandler):
     def close_server(self) -> None:
         """Asks `run_server` to stop (it returns within SERVER_POLL_SECONDS)."""
         self._serving = False
+
+
+# requests whose handler takes the whole message (flags matter), not only the payload
+_WHOLE_MESSAGE_REQUESTS = frozenset({int(MessageType.IO_SPEC), int(MessageType.MODEL)})
 
 
 def _denied(protocol: Any, message_type: MessageType) -> RequestDeniedError:
