@@ -1,0 +1,176 @@
+"""Options: each a flag, an ini key and a fixture; precedence parametrization > command line >
+environment > ini > default; target selection, pinning and availability."""
+
+import json
+
+import pytest
+
+# In-process pytester runs drop modules first imported inside them; numpy cannot be imported
+# twice in one process, so what the plugin imports lazily is imported here, up front.
+import kenning_hil.core.runtime  # noqa: F401
+import kenning_hil.harness  # noqa: F401
+import kenning_hil.pipeline  # noqa: F401
+from tests.plugin.conftest import run, write_target
+
+pytest_plugins = ["pytester"]
+
+SHOW = """
+import json, pytest
+
+def test_show(samples, hil_timeout, baseline_dir, update_baseline, hil_report_dir,
+              compile_cache_dir, target_dirs, models_path, suite, hil_lock_dir, pytestconfig):
+    values = dict(samples=samples, timeout=hil_timeout, baseline=baseline_dir and str(baseline_dir),
+                  update=update_baseline, report=str(hil_report_dir), cache=str(compile_cache_dir),
+                  target_dirs=[str(p) for p in target_dirs], models=str(models_path),
+                  suites=[str(s) for s in suite], locks=hil_lock_dir and str(hil_lock_dir))
+    (pytestconfig.rootpath / "values.json").write_text(json.dumps(values))
+
+@pytest.mark.parametrize("samples", [7], indirect=True)
+@pytest.mark.parametrize("hil_timeout", [1.5], indirect=True)
+def test_param_wins(samples, hil_timeout):
+    assert (samples, hil_timeout) == (7, 1.5)
+"""
+
+
+def values(project) -> dict:
+    return json.loads((project.path / "values.json").read_text())
+
+
+def test_defaults(pytester, monkeypatch):
+    monkeypatch.delenv("KENNING_HIL_MODELS", raising=False)
+    monkeypatch.delenv("KENNING_HIL_LOCK_DIR", raising=False)
+    pytester.makepyfile(test_show=SHOW)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    root = pytester.path
+    assert values(pytester) == {
+        "samples": None, "timeout": 60.0, "baseline": None, "update": False,
+        "report": str(root / "results" / "hil"),
+        "cache": str(root / ".pytest_cache" / "kenning-hil-compile"),
+        "target_dirs": [str(root / "targets")], "models": str(root / ".." / "shared" / "models"),
+        "suites": [], "locks": None,
+    }
+
+
+def test_ini_then_environment_then_command_line(pytester, monkeypatch):
+    pytester.makepyfile(test_show=SHOW)
+    pytester.makeini("""
+        [pytest]
+        hil_samples = 11
+        hil_timeout = 9
+        hil_baseline = base-ini
+        hil_update_baseline = true
+        hil_report = rep-ini
+        hil_compile_cache = cache-ini
+        hil_target_dir = boards-a boards-b
+        hil_models_path = models-ini
+        hil_lock_dir = locks-ini
+    """)
+    monkeypatch.delenv("KENNING_HIL_MODELS", raising=False)
+    monkeypatch.delenv("KENNING_HIL_LOCK_DIR", raising=False)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    root = pytester.path
+    assert values(pytester) == {
+        "samples": 11, "timeout": 9.0, "baseline": str(root / "base-ini"), "update": True,
+        "report": str(root / "rep-ini"), "cache": str(root / "cache-ini"),
+        "target_dirs": [str(root / "boards-a"), str(root / "boards-b"), str(root / "targets")],
+        "models": str(root / "models-ini"), "suites": [], "locks": str(root / "locks-ini"),
+    }
+    monkeypatch.setenv("KENNING_HIL_MODELS", "/env/models")
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    assert values(pytester)["models"] == "/env/models"
+    pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--samples=13", "--hil-timeout=2", "--baseline=b-cli",
+        "--hil-report=r-cli", "--compile-cache=/abs/cache", "--target-dir=t-cli",
+        "--models-path=m-cli", "--hil-lock-dir=l-cli",
+    ).assert_outcomes(passed=2)
+    got = values(pytester)
+    assert (got["samples"], got["timeout"], got["models"]) == (13, 2.0, str(root / "m-cli"))
+    assert got["baseline"] == str(root / "b-cli") and got["cache"] == "/abs/cache"
+    assert got["target_dirs"] == [str(root / "t-cli"), str(root / "targets")]
+    assert got["report"] == str(root / "r-cli") and got["locks"] == str(root / "l-cli")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--target=nope"], "--target: unknown target 'nope' (known: host-onnxruntime; "),
+        (["--samples=0"], "--samples / hil_samples: must be positive, got 0"),
+        (["--update-baseline"], "--update-baseline needs --baseline DIR"),
+        (["--suite=missing.yaml"], "--suite: no such file: "),
+    ],
+)
+def test_usage_errors(pytester, args, message):
+    pytester.makepyfile("def test_x(target):\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+
+
+TARGETED = """
+import pytest
+
+def test_any(target):
+    assert target.name
+
+@pytest.mark.target("board-b")
+def test_pinned(target):
+    assert target.name == "board-b"
+
+@pytest.mark.parametrize("target", ["board-a"], indirect=True)
+def test_own_choice(target):
+    assert target.name == "board-a"
+"""
+
+
+def test_target_selection_pinning_and_parametrization(pytester):
+    for name in ("board-a", "board-b"):
+        write_target(pytester, name, "kind: host\nruntime: onnxruntime\ninstances: 1\n")
+    pytester.makepyfile(test_targets=TARGETED)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-v", "-rs",
+                                          "--target=host-onnxruntime", "--target=board-a")
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines_random([
+        "*test_any[[]host-onnxruntime[]] PASSED*",
+        "*test_any[[]board-a[]] PASSED*",
+        "*test_own_choice[[]board-a[]] PASSED*",
+        "*pinned to target board-b, not selected (run with --target board-b)",
+    ])
+    both = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-v", "--target=board-a,board-b")
+    both.assert_outcomes(passed=4)
+    both.stdout.fnmatch_lines_random(["*test_pinned[[]board-b[]] PASSED*"])
+
+
+def test_unavailable_default_target_skips_but_an_asked_for_one_fails(pytester):
+    write_target(pytester, "host-onnxruntime",
+                 "kind: host\nruntime: onnxruntime\nrequires: [no_such_module_xyz]\n")
+    pytester.makepyfile("def test_x(target):\n    pass\n")
+    default = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-rs")
+    default.assert_outcomes(skipped=1)
+    default.stdout.fnmatch_lines(["*target 'host-onnxruntime' is not available here: Python "
+                                  "module 'no_such_module_xyz' is not installed"])
+    asked = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--target=host-onnxruntime")
+    asked.assert_outcomes(errors=1)  # a fixture failing is an error at setup
+    asked.stdout.fnmatch_lines(["*target 'host-onnxruntime' is not available here*"])
+
+
+LOW_LEVEL = """
+import pytest
+
+@pytest.mark.parametrize("model", ["models/digits/digits-mlp.onnx"], indirect=True)
+@pytest.mark.parametrize("dataset", ["digits"], indirect=True)
+def test_low_level(runtime, dataset, model_wrapper, compiled_model, measurements, protocol):
+    result = runtime.run_client(dataset, model_wrapper, compiled_model)
+    measurements.update_measurements(result)
+    measurements.add_measurement("custom_value", 42)
+    assert result["accuracy"] > 0.9
+    assert len(result["protocol_inference_step"]) == 25
+    assert compiled_model.name == "digits-mlp.onnx"
+"""
+
+
+def test_low_level_fixtures(hil_project):
+    hil_project.makepyfile(test_low=LOW_LEVEL)
+    run(hil_project, "--samples=25").assert_outcomes(passed=1)
+    (saved,) = (hil_project.path / "results" / "tests").glob("*-measurements.json")
+    data = json.loads(saved.read_text())
+    assert data["custom_value"] == [42] and data["total"] == 25
