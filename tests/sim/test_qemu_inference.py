@@ -18,7 +18,13 @@ from .test_host_protocol import litert_reference
 
 pytestmark = pytest.mark.sim
 
-SLOW_MODELS = ["pretrainedResnet_quant.tflite", "ad01_int8.tflite", "vww_96_int8.tflite"]
+# IC (ResNet-8, 98 kB) adds ADD to what KWS covers: every run. VWW (333 kB) and AD (277 kB)
+# take 10-25 s of upload each over the emulated UART: nightly.
+OTHER_MODELS = [
+    "pretrainedResnet_quant.tflite",
+    pytest.param("ad01_int8.tflite", marks=[pytest.mark.slow, pytest.mark.nightly]),
+    pytest.param("vww_96_int8.tflite", marks=[pytest.mark.slow, pytest.mark.nightly]),
+]
 
 
 def stats_of(client: FrameClient) -> dict[str, int]:
@@ -110,8 +116,7 @@ def test_session_through_uart_protocol(board, kws_model, tmp_path):
         protocol.disconnect()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("model_name", SLOW_MODELS)
+@pytest.mark.parametrize("model_name", OTHER_MODELS)
 def test_other_mlperf_models_bit_exact(board, client, mlperf_dir, model_name):
     path = mlperf_dir / model_name
     if not path.is_file():
