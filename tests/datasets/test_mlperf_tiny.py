@@ -1,0 +1,86 @@
+"""EEMBC runner format (MLPerf Tiny datasets): reading, synthetic writing, errors, and the
+exact round trip of quantised samples through the host's quantisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kenning_hil.core.errors import ConfigurationError, InputSizeError
+from kenning_hil.core.iospec import quantize
+from kenning_hil.datasets.mlperf_tiny import (
+    MLPERF_TINY_MODELS,
+    EEMBCDataset,
+    mlperf_tiny_model_path,
+    models_root,
+    write_synthetic_eembc_dataset,
+)
+
+
+def test_reads_bins_and_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    tensors = [rng.integers(-128, 128, (1, 4, 3), dtype=np.int8) for _ in range(3)]
+    for i, t in enumerate(tensors):
+        (tmp_path / f"s{i}.bin").write_bytes(t.tobytes())
+    (tmp_path / "y_labels.csv").write_text("s0.bin,3,2\ns1.bin,3,0\n\ns2.bin,3,1\n")
+    dataset = EEMBCDataset(root=tmp_path, input_shape=[1, 4, 3], subset="all")
+    assert dataset.get_class_names() == ["0", "1", "2"]
+    (x,), (y,) = dataset.get_data()
+    np.testing.assert_array_equal(x, np.concatenate(tensors))
+    np.testing.assert_array_equal(y, [2, 0, 1])
+
+
+def test_synthetic_samples_are_written_once_and_reproducible(tmp_path):
+    params = {"root": str(tmp_path / "kws"), "input_shape": [1, 49, 10, 1],
+              "synthetic_samples": 8, "synthetic_classes": 12, "subset": "all"}
+    first = EEMBCDataset.from_json(params).get_data()[0][0]
+    assert len(list((tmp_path / "kws").glob("*.bin"))) == 8
+    again = EEMBCDataset.from_json({**params, "synthetic_seed": 99}).get_data()[0][0]
+    np.testing.assert_array_equal(first, again)  # files exist: not rewritten
+    assert first.dtype == np.int8 and first.shape == (8, 49, 10, 1)
+
+
+def test_dequantised_samples_requantise_exactly(tmp_path):
+    write_synthetic_eembc_dataset(tmp_path, [1, 640], "int8", 20, 2, seed=3)
+    raw = EEMBCDataset(root=tmp_path, input_shape=[1, 640], subset="all").get_data()[0][0]
+    scale, zero_point = 0.3910152316093445, 89  # the AD model's input quantisation
+    floats = EEMBCDataset(root=tmp_path, input_shape=[1, 640], input_scale=scale,
+                          input_zero_point=zero_point, subset="all").get_data()[0][0]
+    assert floats.dtype == np.float32
+    np.testing.assert_array_equal(quantize(floats, scale, zero_point, "int8"), raw)
+
+
+def test_wrong_file_size_names_the_file(tmp_path):
+    (tmp_path / "a.bin").write_bytes(bytes(10))
+    (tmp_path / "y_labels.csv").write_text("a.bin,2,1\n")
+    dataset = EEMBCDataset(root=tmp_path, input_shape=[1, 4, 4], subset="all")
+    with pytest.raises(InputSizeError, match=r"a\.bin: 10 bytes, expected 16 \(1x4x4 int8\)"):
+        dataset.get_data()
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ("a.bin,2\n", r"y_labels\.csv:1: expected 'file,num_classes,class'"),
+    ("a.bin,2,x\n", "must be integers"),
+    ("a.bin,2,5\n", r"class 5 outside 0\.\.1"),
+    ("missing.bin,2,1\n", "listed file missing.bin missing"),
+])
+def test_bad_label_files_are_named(tmp_path, labels, message):
+    (tmp_path / "a.bin").write_bytes(bytes(16))
+    (tmp_path / "y_labels.csv").write_text(labels)
+    with pytest.raises(ConfigurationError, match=message):
+        EEMBCDataset(root=tmp_path, input_shape=[1, 16], subset="all")
+
+
+def test_models_path_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("KENNING_HIL_MODELS", str(tmp_path))
+    assert models_root() == tmp_path
+    kws = next(m for m in MLPERF_TINY_MODELS if m.name == "kws")
+    assert mlperf_tiny_model_path(kws) == tmp_path / "mlperf_tiny" / "kws_ref_model.tflite"
+
+
+def test_suite_file_expands_to_the_four_models(repo_root):
+    from kenning_hil.suite import load_suite
+
+    suite = load_suite(repo_root / "suites" / "mlperf_tiny.yaml",
+                       search=[repo_root, models_root()])
+    assert sorted(c.model for c in suite.cases) == ["ad", "ic", "kws", "vww"]
