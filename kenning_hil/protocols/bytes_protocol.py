@@ -66,6 +66,7 @@ _ACKNOWLEDGE = int(FlowControl.ACKNOWLEDGE)
 _TRANSMISSION = int(FlowControl.TRANSMISSION)
 _LOGS = int(MessageType.LOGS)
 _PING = int(MessageType.PING)
+_IO_SPEC = int(MessageType.IO_SPEC)
 _STATUS_ACTIONS = {int(k): bytes((int(v),)) for k, v in STATUS_ACTIONS.items()}
 
 
@@ -161,6 +162,8 @@ class BytesProtocol(RuntimeProtocol):
         self._last_answer_frames: tuple[int, list[bytes]] | None = None
         self._session_open = False
         self._role: str | None = None  # "client" or "server", set by initialize_*
+        # encoded frames that never change (payload-less requests, status answers)
+        self._constant_frames: dict[tuple, list[bytes]] = {}
 
     # -- transport hooks -------------------------------------------------------------------
 
@@ -264,13 +267,22 @@ class BytesProtocol(RuntimeProtocol):
         if channel is None:
             raise ConnectionLostError("not connected", self.describe_target(), message_type)
         start = time.monotonic()
-        frames = channel.encode(Message(message_type, payload, flags | _HOST, _REQUEST))
+        frames = self._request_frames(channel, message_type, payload, flags)
         retries_left = self.retries
         try:
-            channel.send_frames(frames)
+            send = channel.transport.send
+            for frame in frames:
+                send(frame)
             deadline = start + timeout
             while True:
                 event = channel.receive(deadline - time.monotonic())
+                if (
+                    type(event) is Message
+                    and event.message_type == message_type
+                    and event.flow_control == _TRANSMISSION
+                ):
+                    self.last_answer = event  # the usual case, checked first
+                    return event
                 if event is None:
                     if not raise_timeout:
                         return None
@@ -328,6 +340,19 @@ class BytesProtocol(RuntimeProtocol):
                 message_type,
                 time.monotonic() - start,
             ) from exc
+
+    def _request_frames(
+        self, channel: MessageChannel, message_type: int, payload: bytes, flags: int
+    ) -> list[bytes]:
+        """The frames of a request; payload-less ones are the same bytes every time."""
+        if payload:
+            return channel.encode(Message(message_type, payload, flags | _HOST, _REQUEST))
+        key = (message_type, flags, channel.max_frame_size)
+        frames = self._constant_frames.get(key)
+        if frames is None:
+            frames = channel.encode(Message(message_type, b"", flags | _HOST, _REQUEST))
+            self._constant_frames[key] = frames
+        return frames
 
     def _record_logs(self, payload: bytes) -> None:
         text = payload.decode("utf-8", errors="replace").rstrip("\n")
@@ -484,7 +509,7 @@ class BytesProtocol(RuntimeProtocol):
                     self._deny(event.message_type, "no session: send a connect PING first")
                     return ServerStatus.DATA_INVALID, None
                 self._current = event
-                if event.message_type == MessageType.IO_SPEC and _is_packed_io_spec(event):
+                if event.message_type == _IO_SPEC and _is_packed_io_spec(event):
                     try:
                         event.payload = _packed_io_spec_to_json(event.payload)
                     except ConfigurationError as exc:
@@ -591,10 +616,18 @@ class BytesProtocol(RuntimeProtocol):
         channel = self.channel
         if channel is None:
             return False
-        frames = channel.encode(Message(message_type, payload, flags, flow))
+        if len(payload) <= 1:  # status answers: a handful of distinct frames, encoded once
+            key = (message_type, flags, payload, flow, channel.max_frame_size)
+            frames = self._constant_frames.get(key)
+            if frames is None:
+                frames = channel.encode(Message(message_type, payload, flags, flow))
+                self._constant_frames[key] = frames
+        else:
+            frames = channel.encode(Message(message_type, payload, flags, flow))
         self._last_answer_frames = (message_type, frames)
         try:
-            channel.send_frames(frames)
+            for frame in frames:
+                channel.transport.send(frame)
         except TransportClosedError as exc:
             log.info("client %s gone while answering: %s", channel.name, exc.reason)
             self._drop_client()

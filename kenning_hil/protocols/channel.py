@@ -12,12 +12,20 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from kenning_hil.core.protocol import FlowControl, Message, message_type_name
+from kenning_hil.core.protocol import Flag, FlowControl, Message, message_type_name
 from kenning_hil.protocols.chunking import AssemblyError, MessageAssembler, encode_message
-from kenning_hil.protocols.frame import ChecksumPolicy, Frame, FrameDecoder, FrameError
+from kenning_hil.protocols.frame import (
+    HEADER_SIZE,
+    ChecksumPolicy,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+)
 from kenning_hil.protocols.transport import Transport
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 << 20
+_CHUNK_FLAGS = int(Flag.FIRST | Flag.LAST)
 
 
 @dataclass(slots=True)
@@ -71,6 +79,17 @@ class MessageChannel:
 
     def encode(self, message: Message, count: int = 0) -> list[bytes]:
         """The frames of `message`, kept by callers that may have to retransmit them."""
+        if len(message.payload) <= self.max_frame_size - HEADER_SIZE:
+            return [  # one frame: skip the generator
+                encode_frame(
+                    message.message_type,
+                    message.flow_control,
+                    (message.flags & ~_CHUNK_FLAGS) | _CHUNK_FLAGS,
+                    message.payload,
+                    count=count,
+                    compute_checksum=self.compute_checksum,
+                )
+            ]
         return list(encode_message(message, self.max_frame_size, self.compute_checksum, count))
 
     # -- receiving --------------------------------------------------------------------------
@@ -83,7 +102,12 @@ class MessageChannel:
         deadline = None if timeout is None else time.monotonic() + timeout
         decoder = self.decoder
         while True:
-            event = self._events.popleft() if self._events else decoder.next()
+            if self._events:
+                event = self._events.popleft()
+            elif decoder.pending:
+                event = decoder.next()
+            else:
+                event = None  # nothing buffered: go straight to the transport
             if event is None:
                 now = time.monotonic()
                 wait = None if deadline is None else deadline - now

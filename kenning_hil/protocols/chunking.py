@@ -88,6 +88,12 @@ class MessageAssembler:
         """Returns the completed message, None while one is incomplete (or a frame was
         discarded); raises AssemblyError for frames that break the rules."""
         flags = frame.flags
+        if flags & _CHUNK_FLAGS == _CHUNK_FLAGS and not self._open:
+            # the common case: a whole message in one frame, nothing else in flight
+            self._discarding = False
+            if len(frame.payload) > self.max_message_size:
+                self._check_size(len(frame.payload), frame)
+            return Message(frame.message_type, frame.payload, flags, frame.flow_control)
         if frame.flow_control in _SINGLE_FRAME_FLOWS:
             return Message(frame.message_type, frame.payload, flags, frame.flow_control)
         key = (frame.message_type, frame.flow_control)

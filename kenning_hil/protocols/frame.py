@@ -41,6 +41,7 @@ MAX_PLAUSIBLE_TYPE = 0xFF
 WHOLE_TRANSMISSION = 0xFFFFFFFF
 
 _HEADER = struct.Struct("<IBBHI")  # id bits 0-31, id bits 32-39, checksum, flags, size
+_unpack_header = _HEADER.unpack_from
 _TYPE_MASK = (1 << 38) - 1
 _HAS_PAYLOAD = int(Flag.HAS_PAYLOAD)
 # below this many bytes a Python loop beats numpy's call overhead
@@ -58,27 +59,39 @@ class FrameFormatError(KenningHILError):
     """Bytes that do not form a valid frame (raised by the one-shot `decode_frame`)."""
 
 
+_numpy = None
+
+
 def xor_bytes(data: bytes | bytearray | memoryview) -> int:
     """XOR of all bytes of `data`."""
-    if len(data) < _SMALL_XOR:
+    size = len(data)
+    if size < _SMALL_XOR:
         acc = 0
         for byte in data:
             acc ^= byte
         return acc
-    import numpy as np  # lazily: keeps `import kenning_hil.protocols.frame` light
+    global _numpy
+    if _numpy is None:
+        import numpy  # lazily: keeps `import kenning_hil.protocols.frame` light
 
-    view = np.frombuffer(data, dtype=np.uint8)
-    words = len(view) // 8
-    acc = 0
-    if words:
-        folded = int(np.bitwise_xor.reduce(view[: words * 8].view(np.uint64)))
-        folded ^= folded >> 32
-        folded ^= folded >> 16
-        folded ^= folded >> 8
-        acc = folded & 0xFF
-    for byte in view[words * 8 :].tobytes():
+        _numpy = numpy
+    words = size >> 3
+    # XOR 64-bit words in C, then fold the word to a byte
+    folded = int(_numpy.bitwise_xor.reduce(_numpy.frombuffer(data, _numpy.uint64, words)))
+    folded ^= folded >> 32
+    folded ^= folded >> 16
+    folded ^= folded >> 8
+    acc = folded & 0xFF
+    for byte in memoryview(data)[words << 3 :]:
         acc ^= byte
     return acc
+
+
+def _xor32(value: int) -> int:
+    """XOR of the 4 bytes of a 32-bit value."""
+    value ^= value >> 16
+    value ^= value >> 8
+    return value & 0xFF
 
 
 def pack_header(
@@ -108,17 +121,22 @@ def encode_frame(
     if not 0 <= message_type <= _TYPE_MASK:
         raise ValueError(f"message type {message_type} does not fit in 38 bits")
     if payload:
-        flags |= _HAS_PAYLOAD
+        flags = (flags | _HAS_PAYLOAD) & 0xFFFF
         size = len(payload)
     else:
-        flags &= ~_HAS_PAYLOAD
-        size = count
-    header = pack_header(message_type, flow_control, 0, flags, size)
+        flags = flags & ~_HAS_PAYLOAD & 0xFFFF
+        size = count & 0xFFFFFFFF
+    low = message_type & 0xFFFFFFFF
+    high = ((message_type >> 32) & 0x3F) | ((flow_control & 0x3) << 6)
+    checksum = 0
     if compute_checksum:
-        checksum = CHECKSUM_MAGIC ^ xor_bytes(header)
+        # the header's bytes XORed arithmetically: no packing twice
+        checksum = (
+            CHECKSUM_MAGIC ^ _xor32(low) ^ high ^ (flags & 0xFF) ^ (flags >> 8) ^ _xor32(size)
+        )
         if payload:
             checksum ^= xor_bytes(payload)
-        header = header[:CHECKSUM_OFFSET] + bytes((checksum,)) + header[CHECKSUM_OFFSET + 1 :]
+    header = _HEADER.pack(low, high, checksum, flags, size)
     return header + payload if payload else header
 
 
@@ -278,7 +296,9 @@ class FrameDecoder:
             available = len(buf) - pos
             if available < HEADER_SIZE:
                 return None
-            mtype, flow, csum, flags, size = _parse_header(buf, pos)
+            low, high, csum, flags, size = _unpack_header(buf, pos)
+            mtype = low | ((high & 0x3F) << 32)
+            flow = high >> 6
             if mtype > MAX_PLAUSIBLE_TYPE:
                 error = self._skip_byte(
                     "garbage", mtype, flow, "bytes that do not start a frame header"
@@ -304,8 +324,11 @@ class FrameDecoder:
             # while resynchronising a zero checksum proves nothing (the zeros of a message id
             # shifted by a byte look like one), so it must verify like any other value
             if self._verify and (csum != 0 or self._resyncing):
-                with memoryview(buf) as view:
-                    valid = xor_bytes(view[pos:end]) == CHECKSUM_MAGIC
+                if pos == 0 and end == len(buf):
+                    valid = xor_bytes(buf) == CHECKSUM_MAGIC
+                else:
+                    with memoryview(buf) as view:
+                        valid = xor_bytes(view[pos:end]) == CHECKSUM_MAGIC
                 if not valid:
                     error = self._skip_byte(
                         "checksum",

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Per-inference protocol overhead over TCP loopback, and UART upload throughput over a pty.
+
+TCP: one inference = DATA (3,136-byte input) -> PROCESS -> OUTPUT (40-byte output), against
+`kenning-hil serve --runtime echo` (a runtime that does no work) in its own process. Next to
+it, measured in the same run and interleaved with it, a raw-socket exchange with the same
+three round trips and byte counts (3,148 -> 13, 12 -> 13, 12 -> 52 bytes, TCP_NODELAY), its
+server also a Python process of its own. Reports p50 and p99 in microseconds; the last line
+is the ratio of the p50s.
+
+UART: a MODEL upload through `UARTProtocol` over a socat pty pair at 115200 baud (124-byte
+chunks in 136-byte frames), against the line-rate limit of 11,520 B/s. A pty moves bytes as
+fast as the processes do and ignores the baud rate, so the measured rate says what the
+protocol stack sustains, not what a real 115200 line would give.
+
+    .venv/bin/python benchmarks/bench_protocol.py [--samples N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kenning_hil.protocols.bytes_protocol import NetworkProtocol, UARTProtocol  # noqa: E402
+from kenning_hil.targets.process import (  # noqa: E402
+    env_with_package_path,
+    python_command,
+    start_logged,
+    stop,
+    wait_for_line,
+)
+
+# 28x28 float32 in, 10 float32 out: 3,136 and 40 bytes, as in the issue
+SPEC = {
+    "input": [{"name": "x", "shape": [1, 28, 28], "dtype": "float32"}],
+    "output": [{"name": "y", "shape": [1, 10], "dtype": "float32"}],
+}
+INPUT = bytes(3136)
+RAW_SIZES = ((3148, 13), (12, 13), (12, 52))
+
+RAW_SERVER = r"""
+import socket, sys
+sizes = ((3148, 13), (12, 13), (12, 52))
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+print(listener.getsockname()[1], flush=True)
+conn, _ = listener.accept()
+conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+buf = bytearray(65536)
+view = memoryview(buf)
+answers = [bytes(n) for _, n in sizes]
+while True:
+    for (want, _), answer in zip(sizes, answers):
+        got = 0
+        while got < want:
+            n = conn.recv_into(view[got:want])
+            if not n:
+                sys.exit(0)
+            got += n
+        conn.sendall(answer)
+"""
+
+
+def percentile_us(samples_ns: list[int], q: float) -> float:
+    return float(np.percentile(np.asarray(samples_ns, dtype=np.int64), q)) / 1e3
+
+
+class RawClient:
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.requests = [bytes(n) for n, _ in RAW_SIZES]
+        self.view = memoryview(bytearray(65536))
+
+    def inference(self) -> None:
+        sock, view = self.sock, self.view
+        for request, (_, want) in zip(self.requests, RAW_SIZES):
+            sock.sendall(request)
+            got = 0
+            while got < want:
+                got += sock.recv_into(view[got:want])
+
+
+def protocol_inference(client: NetworkProtocol) -> None:
+    if not (client.upload_input(INPUT) and client.request_processing()):
+        raise RuntimeError("echo server refused a request")
+    ok, output = client.download_output()
+    if not ok or len(output) != 40:
+        raise RuntimeError(f"unexpected OUTPUT answer: {ok}, {len(output or b'')} bytes")
+
+
+def timed(function, count: int) -> list[int]:
+    clock = time.perf_counter_ns
+    out = []
+    for _ in range(count):
+        start = clock()
+        function()
+        out.append(clock() - start)
+    return out
+
+
+def bench_tcp(samples: int, rounds: int, workdir: Path) -> float:
+    raw_server = subprocess.Popen(
+        [sys.executable, "-c", RAW_SERVER], stdout=subprocess.PIPE, text=True
+    )
+    log = workdir / "serve-tcp.log"
+    server = start_logged(
+        [
+            *python_command(),
+            "serve",
+            "--runtime",
+            "echo",
+            "--runtime-parameters",
+            '{"disable_performance_measurements": true}',
+            "--port",
+            "0",
+            "--log-level",
+            "WARNING",
+        ],
+        log,
+        env_with_package_path(),
+    )
+    try:
+        raw = RawClient(int(raw_server.stdout.readline()))
+        address = wait_for_line(server, log, r"listening on (\S+)", 60, "echo server").group(1)
+        host, port = address.rsplit(":", 1)
+        client = NetworkProtocol(host=host, port=int(port))
+        client.initialize_client()
+        assert client.upload_io_specification_dict(SPEC) and client.upload_model_bytes(b"-")
+        # warm up both paths, then interleave blocks so that machine noise hits both alike
+        timed(raw.inference, 200)
+        timed(lambda: protocol_inference(client), 200)
+        raw_ns: list[int] = []
+        proto_ns: list[int] = []
+        block = max(1, samples // rounds)
+        for _ in range(rounds):
+            raw_ns += timed(raw.inference, block)
+            proto_ns += timed(lambda: protocol_inference(client), block)
+        client.disconnect()
+        raw.sock.close()
+    finally:
+        stop(server)
+        raw_server.kill()
+        raw_server.wait()
+    raw_p50, proto_p50 = percentile_us(raw_ns, 50), percentile_us(proto_ns, 50)
+    raw_p99, proto_p99 = percentile_us(raw_ns, 99), percentile_us(proto_ns, 99)
+    print(f"TCP loopback, {len(proto_ns)} inferences each (DATA 3,136 B + PROCESS + OUTPUT 40 B)")
+    print(f"  raw socket exchange : p50 {raw_p50:8.1f} us   p99 {raw_p99:8.1f} us")
+    print(f"  kenning-hil protocol: p50 {proto_p50:8.1f} us   p99 {proto_p99:8.1f} us")
+    print(f"  overhead per inference at p50: {proto_p50 - raw_p50:.1f} us")
+    return proto_p50 / raw_p50
+
+
+def bench_uart(model_bytes: int, workdir: Path) -> None:
+    if shutil.which("socat") is None:
+        print("UART over a pty: skipped (socat is not installed)")
+        return
+    server_end, client_end = workdir / "pty-server", workdir / "pty-client"
+    socat = subprocess.Popen(
+        ["socat", f"pty,raw,echo=0,link={server_end}", f"pty,raw,echo=0,link={client_end}"],
+        stderr=subprocess.DEVNULL,
+    )
+    server = None
+    try:
+        deadline = time.monotonic() + 10
+        while not (server_end.exists() and client_end.exists()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("socat did not create the pty pair")
+            time.sleep(0.01)
+        log = workdir / "serve-uart.log"
+        server = start_logged(
+            [
+                *python_command(),
+                "serve",
+                "--runtime",
+                "echo",
+                "--serial",
+                str(server_end),
+                "--log-level",
+                "WARNING",
+            ],
+            log,
+            env_with_package_path(),
+        )
+        wait_for_line(server, log, r"listening on", 60, "echo server on a pty")
+        client = UARTProtocol(port=str(client_end), baudrate=115200)
+        client.initialize_client()
+        assert client.upload_io_specification_dict(SPEC)
+        model = bytes(range(256)) * (model_bytes // 256)
+        timeout = client.model_timeout(len(model))
+        start = time.perf_counter()
+        assert client.upload_model_bytes(model)
+        seconds = time.perf_counter() - start
+        client.disconnect()
+    finally:
+        if server is not None:
+            stop(server)
+        socat.terminate()
+        socat.wait(5)
+    line_rate = 115200 / 10
+    payload_rate = line_rate * 124 / 136  # 12 header bytes in every 136-byte frame
+    measured = len(model) / seconds
+    print(f"UART MODEL upload over a pty at 115200 baud: {len(model)} bytes in {seconds:.3f} s")
+    print(f"  measured payload throughput: {measured:,.0f} B/s")
+    print(
+        f"  line-rate limit: {line_rate:,.0f} B/s raw, {payload_rate:,.0f} B/s of payload in "
+        f"124-byte chunks; measured = {measured / line_rate:.1f}x the line rate"
+    )
+    print(
+        "  (a pty ignores the baud rate; on a real 115200 line this upload takes at least "
+        f"{len(model) / payload_rate:.1f} s, and the host's timeout for it is scaled to "
+        f"{timeout:.1f} s)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=4000, help="inferences per variant")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved blocks")
+    parser.add_argument("--model-bytes", type=int, default=64 * 1024, help="UART upload size")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        bench_uart(args.model_bytes, workdir)
+        ratio = bench_tcp(args.samples, args.rounds, workdir)
+    print(json.dumps({"protocol_overhead_ratio": round(ratio, 3)}))
+    print(f"protocol overhead ratio: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
