@@ -17,57 +17,43 @@ static inline int32_t scale_down(int32_t x, int32_t multiplier, int32_t shift, u
 
 static inline int8_t add_one(const khil_add_params *p, const khil_op *op, int32_t a, int32_t b)
 {
+    (void)op;
     const int32_t sa = (int32_t)((uint32_t)(a + p->input1_offset) << p->left_shift);
     const int32_t sb = (int32_t)((uint32_t)(b + p->input2_offset) << p->left_shift);
     const int32_t ra = scale_down(sa, p->input1_multiplier, p->input1_shift, KHIL_OP_VARIANT(op));
     const int32_t rb = scale_down(sb, p->input2_multiplier, p->input2_shift, KHIL_OP_VARIANT(op));
     int32_t v = scale_down(ra + rb, p->output_multiplier, p->output_shift, KHIL_OP_VARIANT(op)) +
                 p->output_offset;
-    v = v < op->act_min ? op->act_min : (v > op->act_max ? op->act_max : v);
+    v = v < p->act_min ? p->act_min : (v > p->act_max ? p->act_max : v);
     return (int8_t)v;
 }
 
 void khil_kernel_add(const khil_op *op, khil_tensor *t)
 {
-    const khil_add_params *p = &op->p.add;
-    const khil_tensor *ta = &t[op->in[0]];
-    const khil_tensor *tb = &t[op->in[1]];
-    const khil_tensor *to = &t[op->out];
-    const int8_t *a = (const int8_t *)ta->data;
-    const int8_t *b = (const int8_t *)tb->data;
-    int8_t *y = (int8_t *)to->data;
+    const khil_add_params *p = op->params;
+    const int8_t *a = (const int8_t *)t[op->in[0]].data;
+    const int8_t *b = (const int8_t *)t[op->in[1]].data;
+    int8_t *y = (int8_t *)t[op->out].data;
 
-    if (!p->broadcast) {
-        for (uint32_t i = 0; i < to->elems; i++) {
+    if (p->ndim == 0) {
+        for (uint32_t i = 0; i < p->elems; i++) {
             y[i] = add_one(p, op, a[i], b[i]);
         }
         return;
     }
-    /* Strides of each input over the output's dimensions; 0 where the input is broadcast. */
-    const int nd = to->ndim;
-    int32_t sa[KHIL_MAX_DIMS], sb[KHIL_MAX_DIMS], idx[KHIL_MAX_DIMS];
-    int32_t stride_a = 1, stride_b = 1;
-    for (int d = nd - 1; d >= 0; d--) {
-        const int ka = d - (nd - ta->ndim), kb = d - (nd - tb->ndim);
-        const int32_t da = ka >= 0 ? ta->dims[ka] : 1;
-        const int32_t db = kb >= 0 ? tb->dims[kb] : 1;
-        sa[d] = da == 1 ? 0 : stride_a;
-        sb[d] = db == 1 ? 0 : stride_b;
-        stride_a *= da;
-        stride_b *= db;
-        idx[d] = 0;
-    }
+    const int nd = p->ndim;
+    int32_t idx[KHIL_MAX_DIMS] = {0};
     int32_t oa = 0, ob = 0;
-    for (uint32_t i = 0; i < to->elems; i++) {
+    for (uint32_t i = 0; i < p->elems; i++) {
         y[i] = add_one(p, op, a[oa], b[ob]);
         for (int d = nd - 1; d >= 0; d--) { /* odometer increment of the output index */
-            oa += sa[d];
-            ob += sb[d];
-            if (++idx[d] < to->dims[d]) {
+            oa += p->stride1[d];
+            ob += p->stride2[d];
+            if (++idx[d] < p->out_dims[d]) {
                 break;
             }
-            oa -= sa[d] * idx[d];
-            ob -= sb[d] * idx[d];
+            oa -= p->stride1[d] * idx[d];
+            ob -= p->stride2[d] * idx[d];
             idx[d] = 0;
         }
     }

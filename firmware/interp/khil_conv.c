@@ -14,32 +14,40 @@ static inline int8_t conv_output(const khil_op *op, const khil_conv_params *p, i
 {
     const int32_t q = p->per_channel ? ch : 0;
 #ifdef KHIL_VARIANTS
-    if (KHIL_OP_VARIANT(op) & KHIL_VARIANT_FP32_REQUANT) {
-        return (int8_t)khil_requant_fp32(acc, p->fp32_scale[q], p->output_offset, op->act_min,
-                                         op->act_max);
+    if (op->variant & KHIL_VARIANT_FP32_REQUANT) {
+        return (int8_t)khil_requant_fp32(acc, p->fp32_scale[q], p->output_offset, p->act_min,
+                                         p->act_max);
     }
 #endif
+    (void)op;
     acc = khil_requant(acc, p->mult[q], p->shift[q], KHIL_OP_VARIANT(op)) + p->output_offset;
-    return (int8_t)clamp(acc, op->act_min, op->act_max);
+    return (int8_t)clamp(acc, p->act_min, p->act_max);
+}
+
+uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
+{
+    (void)p;
+    return 0;
 }
 
 void khil_kernel_conv(const khil_op *op, khil_tensor *t)
 {
-    const khil_conv_params *p = &op->p.conv;
-    const khil_tensor *in = &t[op->in[0]];
-    const khil_tensor *f = &t[op->in[1]];
-    const khil_tensor *out = &t[op->out];
-    const uint8_t *bias = op->in[2] >= 0 ? t[op->in[2]].data : NULL;
-    const int8_t *x = (const int8_t *)in->data;
-    const int8_t *w = (const int8_t *)f->data;
-    int8_t *y = (int8_t *)out->data;
-    const int32_t batches = in->dims[0], ih = in->dims[1], iw = in->dims[2], ic = in->dims[3];
-    const int32_t kh = f->dims[1], kw = f->dims[2], fic = f->dims[3];
-    const int32_t oh = out->dims[1], ow = out->dims[2], oc = out->dims[3];
-    const int32_t groups = ic / fic;
-    const int32_t per_group = oc / groups;
+    const khil_conv_params *p = op->params;
+    const int8_t *x = (const int8_t *)t[op->in[0]].data;
+    const int8_t *w = p->weights;
+    int8_t *y = (int8_t *)t[op->out].data;
+    const int32_t ih = p->in_h, iw = p->in_w, ic = p->in_c;
+    const int32_t kh = p->k_h, kw = p->k_w, fic = p->f_in_c;
+    const int32_t oh = p->out_h, ow = p->out_w, oc = p->out_c;
+    const int32_t per_group = oc / (ic / fic);
 
-    for (int32_t b = 0; b < batches; b++) {
+    for (int32_t b = 0; b < p->batches; b++) {
         for (int32_t oy = 0; oy < oh; oy++) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
             for (int32_t ox = 0; ox < ow; ox++) {
@@ -64,8 +72,8 @@ void khil_kernel_conv(const khil_op *op, khil_tensor *t)
                             }
                         }
                     }
-                    if (bias != NULL) {
-                        acc += khil_load_i32(bias + 4 * c);
+                    if (p->bias != NULL) {
+                        acc += khil_load_i32(p->bias + 4 * c);
                     }
                     y[((b * oh + oy) * ow + ox) * oc + c] = conv_output(op, p, acc, c);
                 }
@@ -76,20 +84,16 @@ void khil_kernel_conv(const khil_op *op, khil_tensor *t)
 
 void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
 {
-    const khil_conv_params *p = &op->p.conv;
-    const khil_tensor *in = &t[op->in[0]];
-    const khil_tensor *f = &t[op->in[1]];
-    const khil_tensor *out = &t[op->out];
-    const uint8_t *bias = op->in[2] >= 0 ? t[op->in[2]].data : NULL;
-    const int8_t *x = (const int8_t *)in->data;
-    const int8_t *w = (const int8_t *)f->data;
-    int8_t *y = (int8_t *)out->data;
-    const int32_t batches = in->dims[0], ih = in->dims[1], iw = in->dims[2], ic = in->dims[3];
-    const int32_t kh = f->dims[1], kw = f->dims[2];
-    const int32_t oh = out->dims[1], ow = out->dims[2], oc = out->dims[3];
+    const khil_conv_params *p = op->params;
+    const int8_t *x = (const int8_t *)t[op->in[0]].data;
+    const int8_t *w = p->weights;
+    int8_t *y = (int8_t *)t[op->out].data;
+    const int32_t ih = p->in_h, iw = p->in_w, ic = p->in_c;
+    const int32_t kh = p->k_h, kw = p->k_w;
+    const int32_t oh = p->out_h, ow = p->out_w, oc = p->out_c;
     const int32_t dm = p->depth_multiplier;
 
-    for (int32_t b = 0; b < batches; b++) {
+    for (int32_t b = 0; b < p->batches; b++) {
         for (int32_t oy = 0; oy < oh; oy++) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
             for (int32_t ox = 0; ox < ow; ox++) {
@@ -113,8 +117,8 @@ void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
                                 acc += wv * (xv + p->input_offset);
                             }
                         }
-                        if (bias != NULL) {
-                            acc += khil_load_i32(bias + 4 * o);
+                        if (p->bias != NULL) {
+                            acc += khil_load_i32(p->bias + 4 * o);
                         }
                         y[((b * oh + oy) * ow + ox) * oc + o] = conv_output(op, p, acc, o);
                     }

@@ -5,12 +5,39 @@
 #include "khil_internal.h"
 #include "khil_quant.h"
 
+uint32_t khil_fully_connected_scratch_bytes(const khil_fc_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+static inline int8_t fc_output(const khil_op *op, const khil_fc_params *p, int32_t acc,
+                               int32_t unit)
+{
+    const int32_t q = p->per_channel ? unit : 0;
+#ifdef KHIL_VARIANTS
+    if (op->variant & KHIL_VARIANT_FP32_REQUANT) {
+        return (int8_t)khil_requant_fp32(acc, p->fp32_scale[q], p->output_offset, p->act_min,
+                                         p->act_max);
+    }
+    if (op->variant & KHIL_VARIANT_FC_FIXED_POINT) {
+        acc = khil_requant(acc, p->mult[q], p->shift[q], op->variant);
+    } else
+#endif
+    {
+        (void)op;
+        acc = khil_mul_round_double(acc, p->scale_mant[q], p->scale_exp[q]);
+    }
+    acc += p->output_offset;
+    acc = acc < p->act_min ? p->act_min : (acc > p->act_max ? p->act_max : acc);
+    return (int8_t)acc;
+}
+
 void khil_kernel_fully_connected(const khil_op *op, khil_tensor *t)
 {
-    const khil_fc_params *p = &op->p.fc;
+    const khil_fc_params *p = op->params;
     const int8_t *x = (const int8_t *)t[op->in[0]].data;
-    const int8_t *w = (const int8_t *)t[op->in[1]].data;
-    const uint8_t *bias = op->in[2] >= 0 ? t[op->in[2]].data : NULL;
+    const int8_t *w = p->weights;
     int8_t *y = (int8_t *)t[op->out].data;
     const int32_t depth = p->accum_depth, units = p->output_depth;
 
@@ -22,26 +49,10 @@ void khil_kernel_fully_connected(const khil_op *op, khil_tensor *t)
             for (int32_t d = 0; d < depth; d++) {
                 acc += (wu[d] + p->filter_offset) * (xb[d] + p->input_offset);
             }
-            if (bias != NULL) {
-                acc += khil_load_i32(bias + 4 * u);
+            if (p->bias != NULL) {
+                acc += khil_load_i32(p->bias + 4 * u);
             }
-            const int32_t q = p->per_channel ? u : 0;
-#ifdef KHIL_VARIANTS
-            if (KHIL_OP_VARIANT(op) & KHIL_VARIANT_FP32_REQUANT) {
-                y[b * units + u] = (int8_t)khil_requant_fp32(acc, p->fp32_scale[q], p->output_offset,
-                                                             op->act_min, op->act_max);
-                continue;
-            }
-            if (KHIL_OP_VARIANT(op) & KHIL_VARIANT_FC_FIXED_POINT) {
-                acc = khil_requant(acc, p->mult[q], p->shift[q], KHIL_OP_VARIANT(op));
-            } else
-#endif
-            {
-                acc = khil_mul_round_double(acc, p->scale_mant[q], p->scale_exp[q]);
-            }
-            acc += p->output_offset;
-            acc = acc < op->act_min ? op->act_min : (acc > op->act_max ? op->act_max : acc);
-            y[b * units + u] = (int8_t)acc;
+            y[b * units + u] = fc_output(op, p, acc, u);
         }
     }
 }

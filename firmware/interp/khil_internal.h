@@ -1,10 +1,16 @@
 /* Internal data structures of the interpreter, shared by the loader and the kernels.
- * Everything here lives in the caller's arena; nothing is heap-allocated. */
+ * Everything here lives in the caller's arena; nothing is heap-allocated.
+ *
+ * After loading, the arena holds: the activation region (planned tensors and per-op scratch),
+ * one compact record per tensor the kernels touch at run time (activations, model inputs and
+ * outputs), one record per operator and its parameter block. Weights and biases are read in
+ * place from the model through pointers in the parameter blocks. */
 #ifndef KHIL_INTERNAL_H
 #define KHIL_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "khil_interp.h"
 
@@ -35,50 +41,37 @@ typedef enum {
     KHIL_OP_SOFTMAX
 } khil_op_kind;
 
-/* A tensor as the kernels see it (persistent, one per model tensor). */
+/* A tensor the kernels or the API touch at run time. */
 typedef struct khil_tensor {
+    uint8_t *data;
+    const uint8_t *shape; /* ndim little-endian int32 dimensions, in the model */
+    uint32_t bytes;
     uint8_t type;
     uint8_t ndim;
-    uint8_t is_const; /* data points into the model's buffers */
-    uint8_t reserved;
-    int32_t dims[KHIL_MAX_DIMS];
-    uint32_t elems;
-    uint32_t bytes;
-    uint8_t *data;
+    uint16_t reserved;
     float scale;
     int32_t zero_point;
 } khil_tensor;
 
-/* What only loading needs about a tensor: lives in the (not yet used) activation region while
- * the model is parsed and planned, so it costs no arena after loading. */
-typedef struct khil_tensor_load {
-    const uint8_t *channel_scales; /* per-channel float32 scales in the model (little endian) */
-    uint32_t num_scales;
-    int32_t quant_dim;
-    uint8_t zero_points_all_zero;
-    uint8_t planned;  /* data lives in the arena's activation region */
-    /* memory planning: the value must be kept from op `first` to op `last` (inclusive) */
-    int32_t first;
-    int32_t last;
-    int32_t alias_of; /* RESHAPE output: shares the memory of this tensor, or -1 */
-    uint64_t offset;  /* byte offset of data in the activation region */
-} khil_tensor_load;
-
+/* Convolution geometry and requantisation (CONV_2D and DEPTHWISE_CONV_2D). */
 typedef struct {
-    int32_t stride_w, stride_h, dilation_w, dilation_h, pad_w, pad_h;
-    int32_t depth_multiplier; /* depthwise only */
-    int32_t input_offset, output_offset;
-    int32_t per_channel;      /* mult/shift hold one entry per output channel, else one */
-    int32_t *mult;
+    const int8_t *weights; /* [out_c][k_h][k_w][f_in_c] (conv) or [k_h][k_w][out_c] (dw) */
+    const uint8_t *bias;   /* out_c little-endian int32, or NULL */
+    int32_t *mult;         /* one per output channel when per_channel, else one */
     int8_t *shift;
 #ifdef KHIL_VARIANTS
     float *fp32_scale; /* KHIL_VARIANT_FP32_REQUANT only */
 #endif
+    int32_t per_channel;
+    int32_t batches, in_h, in_w, in_c, k_h, k_w, f_in_c, out_h, out_w, out_c;
+    int32_t stride_w, stride_h, dilation_w, dilation_h, pad_w, pad_h;
+    int32_t depth_multiplier; /* depthwise only */
+    int32_t input_offset, output_offset, act_min, act_max;
 } khil_conv_params;
 
 typedef struct {
-    int32_t input_offset, filter_offset, output_offset;
-    int32_t per_channel;
+    const int8_t *weights; /* [output_depth][accum_depth] */
+    const uint8_t *bias;
     uint64_t *scale_mant; /* the double effective scale = scale_mant * 2^scale_exp */
     int32_t *scale_exp;
 #ifdef KHIL_VARIANTS
@@ -86,11 +79,14 @@ typedef struct {
     int8_t *shift;
     float *fp32_scale; /* KHIL_VARIANT_FP32_REQUANT only */
 #endif
+    int32_t per_channel;
     int32_t batches, accum_depth, output_depth;
+    int32_t input_offset, filter_offset, output_offset, act_min, act_max;
 } khil_fc_params;
 
 typedef struct {
-    int32_t stride_w, stride_h, filter_w, filter_h, pad_w, pad_h;
+    int32_t batches, in_h, in_w, channels, out_h, out_w;
+    int32_t stride_w, stride_h, filter_w, filter_h, pad_w, pad_h, act_min, act_max;
 } khil_pool_params;
 
 typedef struct {
@@ -98,7 +94,13 @@ typedef struct {
     int32_t input1_multiplier, input1_shift;
     int32_t input2_multiplier, input2_shift;
     int32_t output_multiplier, output_shift;
-    int32_t broadcast;
+    int32_t act_min, act_max;
+    uint32_t elems;
+    /* Broadcasting (ndim > 0): output dims and each input's strides over them (0: repeated). */
+    int32_t ndim;
+    int32_t out_dims[KHIL_MAX_DIMS];
+    int32_t stride1[KHIL_MAX_DIMS];
+    int32_t stride2[KHIL_MAX_DIMS];
 } khil_add_params;
 
 typedef struct {
@@ -107,23 +109,33 @@ typedef struct {
 } khil_softmax_params;
 
 typedef struct khil_op {
-    uint8_t kind;     /* khil_op_kind */
-    uint8_t builtin;  /* TFLite builtin code, for messages */
-    int16_t index;    /* operator index in subgraph 0 */
-    int16_t in[3];    /* tensor indices, -1 when absent */
+    uint8_t kind;    /* khil_op_kind */
+    uint8_t builtin; /* TFLite builtin code, for messages */
+    int16_t index;   /* operator index in subgraph 0 */
+    int16_t in[2];   /* run-time tensor records of the activation inputs, -1 when absent */
     int16_t out;
-    int32_t act_min, act_max;
+    int16_t reserved;
+    void *params;     /* khil_*_params of the kind */
+    uint8_t *scratch; /* per-op scratch in the activation region, or NULL */
 #ifdef KHIL_VARIANTS
     uint32_t variant; /* KHIL_VARIANT_* bits (host investigation builds only) */
 #endif
-    union {
-        khil_conv_params conv;
-        khil_fc_params fc;
-        khil_pool_params pool;
-        khil_add_params add;
-        khil_softmax_params softmax;
-    } p;
 } khil_op;
+
+/* What only loading needs to know about a tensor (or an op's scratch buffer): lives at the
+ * bottom of the not yet used activation region, so it costs no arena after loading. */
+typedef struct khil_plan_entry {
+    uint32_t bytes;
+    uint32_t offset; /* in the activation region, once planned */
+    int16_t first;   /* the value must be kept from op `first` to op `last` (inclusive) */
+    int16_t last;
+    int16_t alias_of; /* RESHAPE output: shares the memory of this tensor, or -1 */
+    int16_t record;   /* index of its run-time record, or -1 */
+    uint8_t is_const; /* data in the model */
+    uint8_t planned;  /* gets memory in the activation region */
+    uint8_t needs_record;
+    uint8_t reserved;
+} khil_plan_entry;
 
 /* The arithmetic variant bits of an op: always 0 outside host investigation builds. */
 #ifdef KHIL_VARIANTS
@@ -135,7 +147,7 @@ typedef struct khil_op {
 /* Writes a one-line message into err: supports %s, %d (int), %u (unsigned), %z (size_t). */
 void khil_fmt(char *err, size_t err_len, const char *fmt, ...);
 
-/* Kernels: each runs one operator on planned tensors. */
+/* Kernels: each runs one operator; t holds the run-time tensor records. */
 void khil_kernel_conv(const khil_op *op, khil_tensor *t);
 void khil_kernel_depthwise(const khil_op *op, khil_tensor *t);
 void khil_kernel_fully_connected(const khil_op *op, khil_tensor *t);
@@ -143,17 +155,22 @@ void khil_kernel_average_pool(const khil_op *op, khil_tensor *t);
 void khil_kernel_add(const khil_op *op, khil_tensor *t);
 void khil_kernel_softmax(const khil_op *op, khil_tensor *t);
 
-/* Memory planner: places tensors with planned=1 in the activation region (writes their
- * offsets) and returns the region's size. */
-uint64_t khil_plan_memory(const khil_tensor *tensors, khil_tensor_load *load, int32_t n,
-                          size_t alignment);
+/* Scratch bytes a kernel needs for these parameters (0 for none). */
+uint32_t khil_conv_scratch_bytes(const khil_conv_params *p);
+uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p);
+uint32_t khil_fully_connected_scratch_bytes(const khil_fc_params *p);
 
-/* Loads a little-endian int32 from possibly unaligned model memory. */
+/* Memory planner: gives every entry with planned=1 an offset such that entries alive at the
+ * same time do not overlap; returns the size of the activation region (UINT64_MAX-safe). */
+uint64_t khil_plan_memory(khil_plan_entry *entries, int32_t n, uint32_t alignment);
+
+/* Loads an int32 from possibly unaligned model memory (one LDR on Cortex-M4/M55; both the
+ * MCUs and the hosts we build for are little endian, as the TFLite format). */
 static inline int32_t khil_load_i32(const uint8_t *p)
 {
-    uint32_t v = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-                 ((uint32_t)p[3] << 24);
-    return (int32_t)v;
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
 #endif /* KHIL_INTERNAL_H */

@@ -58,7 +58,9 @@ static khil_status describe(const khil_interp *ip, int32_t index, khil_tensor_in
     memset(out, 0, sizeof *out);
     out->type = t->type;
     out->ndim = t->ndim;
-    memcpy(out->dims, t->dims, sizeof(int32_t) * t->ndim);
+    for (int d = 0; d < t->ndim && d < KHIL_MAX_DIMS; d++) {
+        out->dims[d] = khil_load_i32(t->shape + 4 * d);
+    }
     out->bytes = t->bytes;
     out->data = t->data;
     out->scale = t->scale;

@@ -2,9 +2,10 @@
  * will touch, derives the fixed-point parameters the way LiteRT's Prepare() does, and plans
  * activation memory in the caller's arena.
  *
- * Arena layout: [activation region, planned from the bottom | ... | persistent data, allocated
- * downwards from the top: tensor and operator records, per-channel multipliers]. While loading,
- * the bottom of the arena holds load-only tensor records (khil_tensor_load) instead. */
+ * Arena layout after loading: [activation region, planned from the bottom | ... | persistent
+ * data, allocated downwards from the top: run-time tensor and operator records, parameter
+ * blocks, per-channel multipliers]. While loading, the bottom holds the planner's entries
+ * instead (khil_plan_entry), so they cost nothing once the model runs. */
 #include <stdarg.h>
 #include <string.h>
 
@@ -33,6 +34,9 @@ enum { OP_OPCODE_INDEX = 0, OP_INPUTS = 1, OP_OUTPUTS = 2, OP_BUILTIN_OPTIONS = 
 enum { BUFFER_DATA = 0, BUFFER_OFFSET = 1, BUFFER_SIZE = 2 };
 enum { BUILTIN_CUSTOM = 32 };
 
+/* Effective filter extents beyond this are rejected: keeps all index arithmetic in int32. */
+#define MAX_FILTER_EXTENT 65536
+
 typedef struct {
     khil_interp *ip;
     khil_fb fb;
@@ -42,11 +46,29 @@ typedef struct {
     size_t usable;          /* arena bytes from base */
     size_t persist_used;    /* bytes taken from the top */
     size_t persist_wanted;  /* bytes asked for, even past the end (for the message) */
-    size_t scratch_used;    /* load-only records at the bottom */
-    khil_tensor_load *tl;   /* load-only tensor records, one per tensor */
+    size_t scratch_used;    /* planner entries at the bottom while loading */
+    khil_plan_entry *plan;  /* one per tensor, then one per op (its scratch buffer) */
     uint32_t variant;
     khil_fb_vector buffers;
+    khil_fb_vector tensors;
 } loader;
+
+/* Everything about one model tensor, read (and checked) from the flatbuffer on demand. */
+typedef struct {
+    uint8_t type;
+    uint8_t ndim;
+    const uint8_t *shape;
+    int32_t dims[KHIL_MAX_DIMS];
+    uint32_t elems;
+    uint32_t bytes;
+    const uint8_t *data; /* constant data in the model, or NULL */
+    float scale;         /* 0 when not quantised */
+    int32_t zero_point;
+    const uint8_t *channel_scales; /* float32 scales in the model, num_scales of them */
+    uint32_t num_scales;
+    int32_t quant_dim;
+    int zero_points_all_zero;
+} tensor_view;
 
 static void *persist_alloc(loader *ld, size_t n)
 {
@@ -76,6 +98,14 @@ static khil_status fail_corrupt(loader *ld, const char *what)
     return KHIL_ERR_PARSE;
 }
 
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        khil_status s_ = (expr);                                                                   \
+        if (s_ != KHIL_OK) {                                                                       \
+            return s_;                                                                             \
+        }                                                                                          \
+    } while (0)
+
 static uint32_t type_size(uint8_t type)
 {
     switch (type) {
@@ -102,50 +132,49 @@ static uint32_t type_size(uint8_t type)
 
 /* ---------------------------------------------------------------- tensors */
 
-static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khil_tensor *t,
-                                khil_tensor_load *tl)
+static khil_status view_tensor(loader *ld, int32_t index, tensor_view *v)
 {
     khil_fb *fb = &ld->fb;
+    memset(v, 0, sizeof *v);
+    khil_fb_table tt = khil_fb_vec_table(fb, ld->tensors, (uint32_t)index);
     khil_fb_vector shape = khil_fb_vec(fb, &tt, TENSOR_SHAPE, 4);
-    t->type = khil_fb_u8(fb, &tt, TENSOR_TYPE, 0);
+    v->type = khil_fb_u8(fb, &tt, TENSOR_TYPE, 0);
     uint32_t buffer = khil_fb_u32(fb, &tt, TENSOR_BUFFER, 0);
     khil_fb_table q = khil_fb_subtable(fb, &tt, TENSOR_QUANTIZATION);
     int has_sparsity = khil_fb_has(fb, &tt, TENSOR_SPARSITY);
-    uint64_t external = khil_fb_u32(fb, &tt, TENSOR_EXTERNAL_BUFFER, 0);
+    uint32_t external = khil_fb_u32(fb, &tt, TENSOR_EXTERNAL_BUFFER, 0);
     if (fb->bad) {
         return fail_corrupt(ld, "a tensor");
     }
-    tl->first = -1;
-    tl->last = -1;
-    tl->alias_of = -1;
     if (shape.count > KHIL_MAX_DIMS) {
         khil_fmt(ld->err, ld->err_len, "tensor %d has %u dimensions, at most %d supported",
                  (int)index, (unsigned)shape.count, KHIL_MAX_DIMS);
         return KHIL_ERR_UNSUPPORTED_TYPE;
     }
-    t->ndim = (uint8_t)shape.count;
+    v->ndim = (uint8_t)shape.count;
+    v->shape = fb->buf + shape.pos;
     uint64_t elems = 1;
     for (uint32_t d = 0; d < shape.count; d++) {
-        int32_t v = khil_fb_vec_i32(fb, shape, d);
-        if (v < 0) {
+        int32_t n = khil_fb_vec_i32(fb, shape, d);
+        if (n < 0) {
             khil_fmt(ld->err, ld->err_len, "tensor %d has a dynamic dimension (%d)", (int)index,
-                     (int)v);
+                     (int)n);
             return KHIL_ERR_UNSUPPORTED_TYPE;
         }
-        t->dims[d] = v;
-        elems *= (uint64_t)v;
+        v->dims[d] = n;
+        elems *= (uint64_t)n;
         if (elems > 0x7fffffffu) {
             khil_fmt(ld->err, ld->err_len, "tensor %d is too large", (int)index);
             return KHIL_ERR_PARSE;
         }
     }
-    uint32_t esize = type_size(t->type);
-    t->elems = (uint32_t)elems;
+    const uint32_t esize = type_size(v->type);
     if (elems * esize > 0x7fffffffu) {
         khil_fmt(ld->err, ld->err_len, "tensor %d is too large", (int)index);
         return KHIL_ERR_PARSE;
     }
-    t->bytes = (uint32_t)(elems * esize);
+    v->elems = (uint32_t)elems;
+    v->bytes = (uint32_t)(elems * esize);
     if (has_sparsity || external) {
         khil_fmt(ld->err, ld->err_len, "tensor %d uses %s, not supported", (int)index,
                  has_sparsity ? "sparse storage" : "an external buffer");
@@ -184,20 +213,20 @@ static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khi
         if (p != NULL) {
             if (esize == 0) {
                 khil_fmt(ld->err, ld->err_len, "tensor %d has unsupported type %s", (int)index,
-                         khil_type_name(t->type));
+                         khil_type_name(v->type));
                 return KHIL_ERR_UNSUPPORTED_TYPE;
             }
-            if (n != t->bytes) {
+            if (n != v->bytes) {
                 khil_fmt(ld->err, ld->err_len,
                          "tensor %d has %u bytes of data, its shape needs %u", (int)index,
-                         (unsigned)n, (unsigned)t->bytes);
+                         (unsigned)n, (unsigned)v->bytes);
                 return KHIL_ERR_PARSE;
             }
-            t->is_const = 1;
-            t->data = (uint8_t *)(uintptr_t)p; /* read-only: kernels never write inputs */
+            v->data = p;
         }
     }
 
+    v->zero_points_all_zero = 1;
     if (q.pos != 0) {
         khil_fb_vector sc = khil_fb_vec(fb, &q, QUANT_SCALE, 4);
         khil_fb_vector zp = khil_fb_vec(fb, &q, QUANT_ZERO_POINT, 8);
@@ -206,12 +235,11 @@ static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khi
             return fail_corrupt(ld, "quantization parameters");
         }
         if (sc.count > 0) {
-            t->scale = khil_fb_vec_f32(fb, sc, 0);
-            tl->channel_scales = fb->buf + sc.pos;
-            tl->num_scales = sc.count;
-            tl->quant_dim = qdim;
+            v->scale = khil_fb_vec_f32(fb, sc, 0);
+            v->channel_scales = fb->buf + sc.pos;
+            v->num_scales = sc.count;
+            v->quant_dim = qdim;
         }
-        tl->zero_points_all_zero = 1;
         if (zp.count > 0) {
             int64_t z0 = khil_fb_vec_i64(fb, zp, 0);
             if (z0 < -32768 || z0 > 65535) {
@@ -219,15 +247,13 @@ static khil_status parse_tensor(loader *ld, khil_fb_table tt, int32_t index, khi
                          (int)index);
                 return KHIL_ERR_PARSE;
             }
-            t->zero_point = (int32_t)z0;
+            v->zero_point = (int32_t)z0;
             for (uint32_t i = 0; i < zp.count; i++) {
                 if (khil_fb_vec_i64(fb, zp, i) != 0) {
-                    tl->zero_points_all_zero = 0;
+                    v->zero_points_all_zero = 0;
                 }
             }
         }
-    } else {
-        tl->zero_points_all_zero = 1;
     }
     return KHIL_OK;
 }
@@ -238,33 +264,25 @@ typedef struct {
     loader *ld;
     khil_op *op;
     const char *name;
+    int32_t in[3]; /* model tensor indices, -1 when absent */
+    int32_t out;
+    tensor_view v[3];
+    tensor_view vo;
 } op_ctx;
 
-static khil_tensor *tensor(op_ctx *c, int32_t i)
+static khil_status want_type(op_ctx *c, const tensor_view *v, uint8_t type, const char *role)
 {
-    return &c->ld->ip->tensors[i];
-}
-
-static khil_tensor_load *tensor_load(op_ctx *c, int32_t i)
-{
-    return &c->ld->tl[i];
-}
-
-static khil_status want_type(op_ctx *c, int32_t ti, uint8_t type, const char *role)
-{
-    khil_tensor *t = tensor(c, ti);
-    if (t->type != type) {
+    if (v->type != type) {
         khil_fmt(c->ld->err, c->ld->err_len, "unsupported tensor type %s for %s %s (op %d)",
-                 khil_type_name(t->type), c->name, role, (int)c->op->index);
+                 khil_type_name(v->type), c->name, role, (int)c->op->index);
         return KHIL_ERR_UNSUPPORTED_TYPE;
     }
     return KHIL_OK;
 }
 
-static khil_status want_quantized(op_ctx *c, int32_t ti, const char *role)
+static khil_status want_quantized(op_ctx *c, const tensor_view *v, const char *role)
 {
-    khil_tensor *t = tensor(c, ti);
-    if (tensor_load(c, ti)->num_scales == 0 || !khil_scale_ok(t->scale)) {
+    if (v->num_scales == 0 || !khil_scale_ok(v->scale)) {
         khil_fmt(c->ld->err, c->ld->err_len, "%s %s (op %d) has no quantization scale", c->name,
                  role, (int)c->op->index);
         return KHIL_ERR_UNSUPPORTED_TYPE;
@@ -272,13 +290,22 @@ static khil_status want_quantized(op_ctx *c, int32_t ti, const char *role)
     return KHIL_OK;
 }
 
-static khil_status want_ndim(op_ctx *c, int32_t ti, int ndim, const char *role)
+static khil_status want_ndim(op_ctx *c, const tensor_view *v, int ndim, const char *role)
 {
-    khil_tensor *t = tensor(c, ti);
-    if (t->ndim != ndim) {
+    if (v->ndim != ndim) {
         khil_fmt(c->ld->err, c->ld->err_len, "%s %s (op %d) has %d dimensions, expected %d",
-                 c->name, role, (int)c->op->index, (int)t->ndim, ndim);
+                 c->name, role, (int)c->op->index, (int)v->ndim, ndim);
         return KHIL_ERR_PARSE;
+    }
+    return KHIL_OK;
+}
+
+static khil_status want_const(op_ctx *c, const tensor_view *v, const char *role)
+{
+    if (v->data == NULL) {
+        khil_fmt(c->ld->err, c->ld->err_len, "%s %s (op %d) is not a constant tensor",
+                 c->name, role, (int)c->op->index);
+        return KHIL_ERR_UNSUPPORTED_TYPE;
     }
     return KHIL_OK;
 }
@@ -289,13 +316,11 @@ static khil_status shape_error(op_ctx *c, const char *what)
     return KHIL_ERR_PARSE;
 }
 
-#define CHECK(expr)                                                                                \
-    do {                                                                                           \
-        khil_status s_ = (expr);                                                                   \
-        if (s_ != KHIL_OK) {                                                                       \
-            return s_;                                                                             \
-        }                                                                                          \
-    } while (0)
+static void *op_params(op_ctx *c, size_t size)
+{
+    c->op->params = persist_alloc(c->ld, size);
+    return c->op->params;
+}
 
 /* TFLite ComputeOutSize (in 64 bits: corrupt models must not overflow). */
 static int64_t out_size(int padding, int64_t in, int64_t filter, int64_t stride, int64_t dilation)
@@ -314,9 +339,6 @@ static int32_t padding_before(int64_t stride, int64_t dilation, int64_t in, int6
     return total > 0 ? (int32_t)(total / 2) : 0;
 }
 
-/* Effective filter extents beyond this are rejected: keeps all index arithmetic in int32. */
-#define MAX_FILTER_EXTENT 65536
-
 static khil_status check_activation(op_ctx *c, int act)
 {
     if (act != KHIL_ACT_NONE && act != KHIL_ACT_RELU && act != KHIL_ACT_RELU6 &&
@@ -328,30 +350,32 @@ static khil_status check_activation(op_ctx *c, int act)
     return KHIL_OK;
 }
 
-static khil_status check_bias(op_ctx *c, int32_t channels)
+/* The optional bias: int32, one per output channel, constant. */
+static khil_status check_bias(op_ctx *c, int32_t channels, const uint8_t **bias)
 {
-    int32_t b = c->op->in[2];
-    if (b < 0) {
+    *bias = NULL;
+    if (c->in[2] < 0) {
         return KHIL_OK;
     }
+    const tensor_view *b = &c->v[2];
     CHECK(want_type(c, b, KHIL_TYPE_INT32, "bias"));
-    if (tensor(c, b)->elems != (uint32_t)channels) {
+    CHECK(want_const(c, b, "bias"));
+    if (b->elems != (uint32_t)channels) {
         return shape_error(c, "bias size differs from the number of output channels");
     }
+    *bias = b->data;
     return KHIL_OK;
 }
 
 /* Per-channel requantisation, as LiteRT's PopulateConvolutionQuantizationParams (and the FC
  * Prepare): effective_scale = double(input_scale) * double(filter_scale[c]) / double(output).
- * For FULLY_CONNECTED (mant/exp2 non-NULL) the double scale itself is kept too: LiteRT's
- * reference FC requantises with round(double(acc) * effective_scale). */
+ * For FULLY_CONNECTED (mant/exp2 non-NULL) the double scale itself is kept: LiteRT's reference
+ * FC requantises with round(double(acc) * effective_scale). */
 static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quant_dim,
                                        int32_t **mult, int8_t **shift, int32_t *per_channel,
                                        uint64_t **mant, int32_t **exp2, float **fp32_scale)
 {
-    khil_tensor *in = tensor(c, c->op->in[0]);
-    khil_tensor_load *f = tensor_load(c, c->op->in[1]);
-    khil_tensor *out = tensor(c, c->op->out);
+    const tensor_view *in = &c->v[0], *f = &c->v[1], *out = &c->vo;
     int pc = f->num_scales > 1;
     if (pc && (f->num_scales != (uint32_t)channels || f->quant_dim != quant_dim)) {
         return shape_error(c, "per-channel filter scales do not match the output channels");
@@ -417,25 +441,25 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
 
 static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
 {
-    khil_op *op = c->op;
     khil_fb *fb = &c->ld->fb;
-    if (op->in[0] < 0 || op->in[1] < 0) {
+    if (c->in[0] < 0 || c->in[1] < 0) {
         return shape_error(c, "missing input or filter");
     }
-    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input"));
-    CHECK(want_type(c, op->in[1], KHIL_TYPE_INT8, "filter"));
-    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
-    CHECK(want_quantized(c, op->in[0], "input"));
-    CHECK(want_quantized(c, op->in[1], "filter"));
-    CHECK(want_quantized(c, op->out, "output"));
-    CHECK(want_ndim(c, op->in[0], 4, "input"));
-    CHECK(want_ndim(c, op->in[1], 4, "filter"));
-    CHECK(want_ndim(c, op->out, 4, "output"));
-    khil_tensor *in = tensor(c, op->in[0]);
-    khil_tensor *f = tensor(c, op->in[1]);
-    khil_tensor *out = tensor(c, op->out);
-    khil_conv_params *p = &op->p.conv;
-
+    const tensor_view *in = &c->v[0], *f = &c->v[1], *out = &c->vo;
+    CHECK(want_type(c, in, KHIL_TYPE_INT8, "input"));
+    CHECK(want_type(c, f, KHIL_TYPE_INT8, "filter"));
+    CHECK(want_type(c, out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, in, "input"));
+    CHECK(want_quantized(c, f, "filter"));
+    CHECK(want_quantized(c, out, "output"));
+    CHECK(want_const(c, f, "filter"));
+    CHECK(want_ndim(c, in, 4, "input"));
+    CHECK(want_ndim(c, f, 4, "filter"));
+    CHECK(want_ndim(c, out, 4, "output"));
+    khil_conv_params *p = op_params(c, sizeof(khil_conv_params));
+    if (p == NULL) {
+        return fail_arena_metadata(c->ld);
+    }
     int padding = khil_fb_u8(fb, &opt, 0, 0);
     p->stride_w = khil_fb_i32(fb, &opt, 1, 0);
     p->stride_h = khil_fb_i32(fb, &opt, 2, 0);
@@ -458,61 +482,71 @@ static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
         p->dilation_h > 4096) {
         return shape_error(c, "invalid padding, stride or dilation");
     }
-    const int32_t batches = in->dims[0], ih = in->dims[1], iw = in->dims[2], ic = in->dims[3];
-    const int32_t kh = f->dims[1], kw = f->dims[2];
-    const int32_t oc = out->dims[3];
-    if (out->dims[0] != batches || kh < 1 || kw < 1 || ic < 1 || oc < 1) {
+    p->batches = in->dims[0];
+    p->in_h = in->dims[1];
+    p->in_w = in->dims[2];
+    p->in_c = in->dims[3];
+    p->k_h = f->dims[1];
+    p->k_w = f->dims[2];
+    p->f_in_c = f->dims[3];
+    p->out_h = out->dims[1];
+    p->out_w = out->dims[2];
+    p->out_c = out->dims[3];
+    if (out->dims[0] != p->batches || p->k_h < 1 || p->k_w < 1 || p->in_c < 1 || p->out_c < 1) {
         return shape_error(c, "inconsistent shapes");
     }
     if (depthwise) {
-        if (f->dims[0] != 1 || f->dims[3] != oc || oc % ic != 0) {
+        if (f->dims[0] != 1 || f->dims[3] != p->out_c || p->out_c % p->in_c != 0) {
             return shape_error(c, "filter shape does not match input and output channels");
         }
-        p->depth_multiplier = oc / ic;
+        p->depth_multiplier = p->out_c / p->in_c;
     } else {
-        if (f->dims[0] != oc || f->dims[3] < 1 || ic % f->dims[3] != 0 ||
-            oc % (ic / f->dims[3]) != 0) {
+        if (f->dims[0] != p->out_c || p->f_in_c < 1 || p->in_c % p->f_in_c != 0 ||
+            p->out_c % (p->in_c / p->f_in_c) != 0) {
             return shape_error(c, "filter shape does not match input and output channels");
         }
     }
-    if ((int64_t)(kh - 1) * p->dilation_h + 1 > MAX_FILTER_EXTENT ||
-        (int64_t)(kw - 1) * p->dilation_w + 1 > MAX_FILTER_EXTENT) {
+    if ((int64_t)(p->k_h - 1) * p->dilation_h + 1 > MAX_FILTER_EXTENT ||
+        (int64_t)(p->k_w - 1) * p->dilation_w + 1 > MAX_FILTER_EXTENT) {
         return shape_error(c, "filter extent too large");
     }
-    int64_t oh = out_size(padding, ih, kh, p->stride_h, p->dilation_h);
-    int64_t ow = out_size(padding, iw, kw, p->stride_w, p->dilation_w);
-    if (oh != out->dims[1] || ow != out->dims[2]) {
+    int64_t oh = out_size(padding, p->in_h, p->k_h, p->stride_h, p->dilation_h);
+    int64_t ow = out_size(padding, p->in_w, p->k_w, p->stride_w, p->dilation_w);
+    if (oh != p->out_h || ow != p->out_w) {
         return shape_error(c, "output size does not follow from padding and strides");
     }
-    p->pad_h = padding_before(p->stride_h, p->dilation_h, ih, kh, oh);
-    p->pad_w = padding_before(p->stride_w, p->dilation_w, iw, kw, ow);
-    CHECK(check_bias(c, oc));
+    p->pad_h = padding_before(p->stride_h, p->dilation_h, p->in_h, p->k_h, oh);
+    p->pad_w = padding_before(p->stride_w, p->dilation_w, p->in_w, p->k_w, ow);
+    CHECK(check_bias(c, p->out_c, &p->bias));
+    p->weights = (const int8_t *)f->data;
     p->input_offset = -in->zero_point;
     p->output_offset = out->zero_point;
-    khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+    khil_activation_range_int8(act, out->scale, out->zero_point, &p->act_min, &p->act_max);
 #ifdef KHIL_VARIANTS
     float **fp32 = (c->ld->variant & KHIL_VARIANT_FP32_REQUANT) ? &p->fp32_scale : NULL;
 #else
     float **fp32 = NULL;
 #endif
-    return requant_multipliers(c, oc, depthwise ? 3 : 0, &p->mult, &p->shift, &p->per_channel,
-                               NULL, NULL, fp32);
+    return requant_multipliers(c, p->out_c, depthwise ? 3 : 0, &p->mult, &p->shift,
+                               &p->per_channel, NULL, NULL, fp32);
 }
 
 static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
 {
     khil_op *op = c->op;
     khil_fb *fb = &c->ld->fb;
-    if (op->in[0] < 0 || op->in[1] < 0) {
+    if (c->in[0] < 0 || c->in[1] < 0) {
         return shape_error(c, "missing input or weights");
     }
-    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input"));
-    CHECK(want_type(c, op->in[1], KHIL_TYPE_INT8, "weights"));
-    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
-    CHECK(want_quantized(c, op->in[0], "input"));
-    CHECK(want_quantized(c, op->in[1], "weights"));
-    CHECK(want_quantized(c, op->out, "output"));
-    CHECK(want_ndim(c, op->in[1], 2, "weights"));
+    const tensor_view *in = &c->v[0], *w = &c->v[1], *out = &c->vo;
+    CHECK(want_type(c, in, KHIL_TYPE_INT8, "input"));
+    CHECK(want_type(c, w, KHIL_TYPE_INT8, "weights"));
+    CHECK(want_type(c, out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, in, "input"));
+    CHECK(want_quantized(c, w, "weights"));
+    CHECK(want_quantized(c, out, "output"));
+    CHECK(want_const(c, w, "weights"));
+    CHECK(want_ndim(c, w, 2, "weights"));
     int act = khil_fb_u8(fb, &opt, 0, 0);
     int weights_format = khil_fb_u8(fb, &opt, 1, 0);
     if (fb->bad) {
@@ -525,10 +559,10 @@ static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
                  (int)op->index, weights_format);
         return KHIL_ERR_UNSUPPORTED_TYPE;
     }
-    khil_tensor *in = tensor(c, op->in[0]);
-    khil_tensor *w = tensor(c, op->in[1]);
-    khil_tensor *out = tensor(c, op->out);
-    khil_fc_params *p = &op->p.fc;
+    khil_fc_params *p = op_params(c, sizeof(khil_fc_params));
+    if (p == NULL) {
+        return fail_arena_metadata(c->ld);
+    }
     p->output_depth = w->dims[0];
     p->accum_depth = w->dims[1];
     if (p->accum_depth < 1 || p->output_depth < 1 || in->elems % (uint32_t)p->accum_depth != 0) {
@@ -538,15 +572,15 @@ static khil_status prepare_fully_connected(op_ctx *c, khil_fb_table opt)
     if (out->elems != (uint32_t)p->batches * (uint32_t)p->output_depth) {
         return shape_error(c, "output size differs from batches x units");
     }
-    const khil_tensor_load *wl = tensor_load(c, op->in[1]);
-    if (wl->num_scales <= 1 && (w->zero_point < -128 || w->zero_point > 127)) {
+    if (w->num_scales <= 1 && (w->zero_point < -128 || w->zero_point > 127)) {
         return shape_error(c, "weights zero point out of int8 range");
     }
-    CHECK(check_bias(c, p->output_depth));
+    CHECK(check_bias(c, p->output_depth, &p->bias));
+    p->weights = (const int8_t *)w->data;
     p->input_offset = -in->zero_point;
-    p->filter_offset = wl->num_scales > 1 ? 0 : -w->zero_point;
+    p->filter_offset = w->num_scales > 1 ? 0 : -w->zero_point;
     p->output_offset = out->zero_point;
-    khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+    khil_activation_range_int8(act, out->scale, out->zero_point, &p->act_min, &p->act_max);
 #ifdef KHIL_VARIANTS
     int32_t **mult = (c->ld->variant & KHIL_VARIANT_FC_FIXED_POINT) ? &p->mult : NULL;
     float **fp32 = (c->ld->variant & KHIL_VARIANT_FP32_REQUANT) ? &p->fp32_scale : NULL;
@@ -564,17 +598,19 @@ static khil_status prepare_average_pool(op_ctx *c, khil_fb_table opt)
 {
     khil_op *op = c->op;
     khil_fb *fb = &c->ld->fb;
-    if (op->in[0] < 0) {
+    if (c->in[0] < 0) {
         return shape_error(c, "missing input");
     }
-    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input"));
-    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
-    CHECK(want_quantized(c, op->out, "output"));
-    CHECK(want_ndim(c, op->in[0], 4, "input"));
-    CHECK(want_ndim(c, op->out, 4, "output"));
-    khil_tensor *in = tensor(c, op->in[0]);
-    khil_tensor *out = tensor(c, op->out);
-    khil_pool_params *p = &op->p.pool;
+    const tensor_view *in = &c->v[0], *out = &c->vo;
+    CHECK(want_type(c, in, KHIL_TYPE_INT8, "input"));
+    CHECK(want_type(c, out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, out, "output"));
+    CHECK(want_ndim(c, in, 4, "input"));
+    CHECK(want_ndim(c, out, 4, "output"));
+    khil_pool_params *p = op_params(c, sizeof(khil_pool_params));
+    if (p == NULL) {
+        return fail_arena_metadata(c->ld);
+    }
     int padding = khil_fb_u8(fb, &opt, 0, 0);
     p->stride_w = khil_fb_i32(fb, &opt, 1, 0);
     p->stride_h = khil_fb_i32(fb, &opt, 2, 0);
@@ -595,15 +631,21 @@ static khil_status prepare_average_pool(op_ctx *c, khil_fb_table opt)
                  "AVERAGE_POOL_2D (op %d): input and output quantization differ", (int)op->index);
         return KHIL_ERR_UNSUPPORTED_TYPE;
     }
-    int64_t oh = out_size(padding, in->dims[1], p->filter_h, p->stride_h, 1);
-    int64_t ow = out_size(padding, in->dims[2], p->filter_w, p->stride_w, 1);
-    if (out->dims[0] != in->dims[0] || out->dims[3] != in->dims[3] || oh != out->dims[1] ||
-        ow != out->dims[2]) {
+    p->batches = in->dims[0];
+    p->in_h = in->dims[1];
+    p->in_w = in->dims[2];
+    p->channels = in->dims[3];
+    p->out_h = out->dims[1];
+    p->out_w = out->dims[2];
+    int64_t oh = out_size(padding, p->in_h, p->filter_h, p->stride_h, 1);
+    int64_t ow = out_size(padding, p->in_w, p->filter_w, p->stride_w, 1);
+    if (out->dims[0] != p->batches || out->dims[3] != p->channels || oh != p->out_h ||
+        ow != p->out_w) {
         return shape_error(c, "output shape does not follow from input, padding and strides");
     }
-    p->pad_h = padding_before(p->stride_h, 1, in->dims[1], p->filter_h, oh);
-    p->pad_w = padding_before(p->stride_w, 1, in->dims[2], p->filter_w, ow);
-    khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+    p->pad_h = padding_before(p->stride_h, 1, p->in_h, p->filter_h, oh);
+    p->pad_w = padding_before(p->stride_w, 1, p->in_w, p->filter_w, ow);
+    khil_activation_range_int8(act, out->scale, out->zero_point, &p->act_min, &p->act_max);
     return KHIL_OK;
 }
 
@@ -611,45 +653,48 @@ static khil_status prepare_average_pool(op_ctx *c, khil_fb_table opt)
  * left_shift 20, then the sum requantised to the output. */
 static khil_status prepare_add(op_ctx *c, khil_fb_table opt)
 {
-    khil_op *op = c->op;
     khil_fb *fb = &c->ld->fb;
-    if (op->in[0] < 0 || op->in[1] < 0) {
+    if (c->in[0] < 0 || c->in[1] < 0) {
         return shape_error(c, "missing input");
     }
-    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input1"));
-    CHECK(want_type(c, op->in[1], KHIL_TYPE_INT8, "input2"));
-    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
-    CHECK(want_quantized(c, op->in[0], "input1"));
-    CHECK(want_quantized(c, op->in[1], "input2"));
-    CHECK(want_quantized(c, op->out, "output"));
+    const tensor_view *a = &c->v[0], *b = &c->v[1], *out = &c->vo;
+    CHECK(want_type(c, a, KHIL_TYPE_INT8, "input1"));
+    CHECK(want_type(c, b, KHIL_TYPE_INT8, "input2"));
+    CHECK(want_type(c, out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, a, "input1"));
+    CHECK(want_quantized(c, b, "input2"));
+    CHECK(want_quantized(c, out, "output"));
     int act = khil_fb_u8(fb, &opt, 0, 0);
     if (fb->bad) {
         return fail_corrupt(c->ld, "operator options");
     }
     CHECK(check_activation(c, act));
-    khil_tensor *a = tensor(c, op->in[0]);
-    khil_tensor *b = tensor(c, op->in[1]);
-    khil_tensor *out = tensor(c, op->out);
-    khil_add_params *p = &op->p.add;
-
+    khil_add_params *p = op_params(c, sizeof(khil_add_params));
+    if (p == NULL) {
+        return fail_arena_metadata(c->ld);
+    }
     /* Broadcast check: aligned from the last dimension, each pair equal or one of them 1. */
-    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    const int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     if (out->ndim != nd) {
         return shape_error(c, "output rank differs from the broadcast rank");
     }
-    p->broadcast = 0;
-    for (int i = 0; i < nd; i++) {
-        int32_t da = i < nd - a->ndim ? 1 : a->dims[i - (nd - a->ndim)];
-        int32_t db = i < nd - b->ndim ? 1 : b->dims[i - (nd - b->ndim)];
-        int32_t want = da == 1 ? db : da;
-        if ((da != db && da != 1 && db != 1) || out->dims[i] != want) {
+    int broadcast = a->ndim != b->ndim;
+    int32_t sa = 1, sb = 1;
+    for (int i = nd - 1; i >= 0; i--) {
+        const int32_t da = i < nd - a->ndim ? 1 : a->dims[i - (nd - a->ndim)];
+        const int32_t db = i < nd - b->ndim ? 1 : b->dims[i - (nd - b->ndim)];
+        if ((da != db && da != 1 && db != 1) || out->dims[i] != (da == 1 ? db : da)) {
             return shape_error(c, "input shapes are not broadcast-compatible with the output");
         }
+        broadcast |= da != db;
+        p->out_dims[i] = out->dims[i];
+        p->stride1[i] = da == 1 ? 0 : sa;
+        p->stride2[i] = db == 1 ? 0 : sb;
+        sa *= da;
+        sb *= db;
     }
-    if (a->ndim != b->ndim || memcmp(a->dims, b->dims, sizeof(int32_t) * a->ndim) != 0) {
-        p->broadcast = 1;
-    }
-
+    p->ndim = broadcast ? nd : 0;
+    p->elems = out->elems;
     p->input1_offset = -a->zero_point;
     p->input2_offset = -b->zero_point;
     p->output_offset = out->zero_point;
@@ -670,51 +715,46 @@ static khil_status prepare_add(op_ctx *c, khil_fb_table opt)
     if (bad || s1 > 0 || s2 > 0 || s3 > 0) {
         return shape_error(c, "quantization scales need a multiplier above one");
     }
-    khil_activation_range_int8(act, out->scale, out->zero_point, &op->act_min, &op->act_max);
+    khil_activation_range_int8(act, out->scale, out->zero_point, &p->act_min, &p->act_max);
     return KHIL_OK;
 }
 
 static khil_status prepare_reshape(op_ctx *c)
 {
-    khil_op *op = c->op;
-    if (op->in[0] < 0) {
+    if (c->in[0] < 0) {
         return shape_error(c, "missing input");
     }
-    khil_tensor *in = tensor(c, op->in[0]);
-    khil_tensor *out = tensor(c, op->out);
+    const tensor_view *in = &c->v[0], *out = &c->vo;
     if (in->type != out->type) {
         return shape_error(c, "input and output types differ");
     }
     if (type_size(in->type) == 0) {
-        return want_type(c, op->in[0], KHIL_TYPE_INT8, "input");
+        return want_type(c, in, KHIL_TYPE_INT8, "input");
     }
     if (in->elems != out->elems) {
         return shape_error(c, "input and output sizes differ");
     }
-    /* The output shares the input's memory; the shape input (op->in[1]) is not needed. */
-    tensor_load(c, op->out)->alias_of = op->in[0];
-    op->in[1] = -1;
+    /* The output shares the input's memory; the shape input is not needed at run time. */
+    c->ld->plan[c->out].alias_of = (int16_t)c->in[0];
     return KHIL_OK;
 }
 
 /* LiteRT activations.cc SoftmaxPrepare, kReference int8 path (PreprocessSoftmaxScaling). */
 static khil_status prepare_softmax(op_ctx *c, khil_fb_table opt)
 {
-    khil_op *op = c->op;
     khil_fb *fb = &c->ld->fb;
-    if (op->in[0] < 0) {
+    if (c->in[0] < 0) {
         return shape_error(c, "missing input");
     }
-    CHECK(want_type(c, op->in[0], KHIL_TYPE_INT8, "input"));
-    CHECK(want_type(c, op->out, KHIL_TYPE_INT8, "output"));
-    CHECK(want_quantized(c, op->in[0], "input"));
-    CHECK(want_quantized(c, op->out, "output"));
+    const tensor_view *in = &c->v[0], *out = &c->vo;
+    CHECK(want_type(c, in, KHIL_TYPE_INT8, "input"));
+    CHECK(want_type(c, out, KHIL_TYPE_INT8, "output"));
+    CHECK(want_quantized(c, in, "input"));
+    CHECK(want_quantized(c, out, "output"));
     float beta = khil_fb_f32(fb, &opt, 0, 0.0f);
     if (fb->bad) {
         return fail_corrupt(c->ld, "operator options");
     }
-    khil_tensor *in = tensor(c, op->in[0]);
-    khil_tensor *out = tensor(c, op->out);
     if (in->ndim < 1 || in->elems != out->elems || in->ndim != out->ndim ||
         in->dims[in->ndim - 1] < 1) {
         return shape_error(c, "input and output shapes differ");
@@ -724,10 +764,13 @@ static khil_status prepare_softmax(op_ctx *c, khil_fb_table opt)
     if (out->zero_point != -128 || d > 0.001f * want || d < -0.001f * want) {
         khil_fmt(c->ld->err, c->ld->err_len,
                  "SOFTMAX (op %d): int8 output must have scale 1/256 and zero point -128",
-                 (int)op->index);
+                 (int)c->op->index);
         return KHIL_ERR_UNSUPPORTED_TYPE;
     }
-    khil_softmax_params *p = &op->p.softmax;
+    khil_softmax_params *p = op_params(c, sizeof(khil_softmax_params));
+    if (p == NULL) {
+        return fail_arena_metadata(c->ld);
+    }
     p->depth = in->dims[in->ndim - 1];
     p->outer = (int32_t)(in->elems / (uint32_t)p->depth);
     const int scaled_diff_integer_bits = 5;
@@ -741,7 +784,7 @@ static khil_status prepare_softmax(op_ctx *c, khil_fb_table opt)
     int shift;
     if (khil_quantize_multiplier(real, &p->input_multiplier, &shift, single) != 0 || shift < 0 ||
         shift > 30) {
-        return shape_error(c, "input scale times beta is too small");
+        return shape_error(c, "input scale times beta is out of range");
     }
     p->input_left_shift = shift;
     /* CalculateInputRadius(5, shift): floor(31 * 2^26 / 2^shift) */
@@ -754,7 +797,7 @@ static khil_status prepare_softmax(op_ctx *c, khil_fb_table opt)
 
 /* ---------------------------------------------------------------- operators */
 
-static khil_status read_op_tensors(loader *ld, khil_fb_table ot, khil_op *op, int32_t index)
+static khil_status read_op_tensors(loader *ld, khil_fb_table ot, op_ctx *c, int32_t index)
 {
     khil_fb *fb = &ld->fb;
     khil_fb_vector ins = khil_fb_vec(fb, &ot, OP_INPUTS, 4);
@@ -762,11 +805,10 @@ static khil_status read_op_tensors(loader *ld, khil_fb_table ot, khil_op *op, in
     if (fb->bad) {
         return fail_corrupt(ld, "an operator");
     }
-    op->in[0] = op->in[1] = op->in[2] = -1;
+    c->in[0] = c->in[1] = c->in[2] = -1;
     if (ins.count > 3 || outs.count != 1) {
-        khil_fmt(ld->err, ld->err_len, "%s (op %d) has %u inputs and %u outputs",
-                 khil_op_name(op->builtin), (int)index, (unsigned)ins.count,
-                 (unsigned)outs.count);
+        khil_fmt(ld->err, ld->err_len, "%s (op %d) has %u inputs and %u outputs", c->name,
+                 (int)index, (unsigned)ins.count, (unsigned)outs.count);
         return KHIL_ERR_PARSE;
     }
     const int32_t n = ld->ip->num_tensors;
@@ -777,28 +819,45 @@ static khil_status read_op_tensors(loader *ld, khil_fb_table ot, khil_op *op, in
                      (int)index, (unsigned)i, (int)ti, (int)n);
             return KHIL_ERR_PARSE;
         }
-        op->in[i] = (int16_t)ti;
+        c->in[i] = ti;
+        if (ti >= 0) {
+            CHECK(view_tensor(ld, ti, &c->v[i]));
+        }
     }
-    const int32_t out = khil_fb_vec_i32(fb, outs, 0);
-    if (out < 0 || out >= n) {
+    c->out = khil_fb_vec_i32(fb, outs, 0);
+    if (c->out < 0 || c->out >= n) {
         khil_fmt(ld->err, ld->err_len, "op %d output refers to tensor %d of %d", (int)index,
-                 (int)out, (int)n);
+                 (int)c->out, (int)n);
         return KHIL_ERR_PARSE;
     }
-    op->out = (int16_t)out;
-    if (ld->ip->tensors[op->out].is_const) {
+    CHECK(view_tensor(ld, c->out, &c->vo));
+    if (ld->plan[c->out].is_const) {
         khil_fmt(ld->err, ld->err_len, "op %d writes to constant tensor %d", (int)index,
-                 (int)op->out);
+                 (int)c->out);
         return KHIL_ERR_PARSE;
     }
     for (int i = 0; i < 3; i++) {
-        if (op->in[i] == op->out) {
+        if (c->in[i] == c->out) {
             khil_fmt(ld->err, ld->err_len, "op %d reads and writes tensor %d", (int)index,
-                     (int)op->out);
+                     (int)c->out);
             return KHIL_ERR_PARSE;
         }
     }
     return KHIL_OK;
+}
+
+static uint32_t scratch_bytes(const khil_op *op)
+{
+    switch ((khil_op_kind)op->kind) {
+    case KHIL_OP_CONV:
+        return khil_conv_scratch_bytes(op->params);
+    case KHIL_OP_DEPTHWISE:
+        return khil_depthwise_scratch_bytes(op->params);
+    case KHIL_OP_FULLY_CONNECTED:
+        return khil_fully_connected_scratch_bytes(op->params);
+    default:
+        return 0;
+    }
 }
 
 static khil_status parse_op(loader *ld, khil_fb_vector opcodes, khil_fb_table ot, int32_t index)
@@ -806,6 +865,7 @@ static khil_status parse_op(loader *ld, khil_fb_vector opcodes, khil_fb_table ot
     khil_fb *fb = &ld->fb;
     khil_op *op = &ld->ip->ops[index];
     op->index = (int16_t)index;
+    op->in[0] = op->in[1] = op->out = -1;
     uint32_t opcode_index = khil_fb_u32(fb, &ot, OP_OPCODE_INDEX, 0);
     if (fb->bad) {
         return fail_corrupt(ld, "an operator");
@@ -850,7 +910,7 @@ static khil_status parse_op(loader *ld, khil_fb_vector opcodes, khil_fb_table ot
         khil_fb_vector name = khil_fb_vec(fb, &oc, OPCODE_CUSTOM_CODE, 1);
         char buf[40];
         uint32_t n = name.count < sizeof buf - 1 ? name.count : (uint32_t)sizeof buf - 1;
-        for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t i = 0; i < n && !fb->bad; i++) {
             char ch = (char)fb->buf[name.pos + i];
             buf[i] = (ch >= 32 && ch < 127) ? ch : '?';
         }
@@ -868,64 +928,145 @@ static khil_status parse_op(loader *ld, khil_fb_vector opcodes, khil_fb_table ot
 #ifdef KHIL_VARIANTS
     op->variant = ld->variant;
 #endif
-    CHECK(read_op_tensors(ld, ot, op, index));
+    op_ctx c;
+    memset(&c, 0, sizeof c);
+    c.ld = ld;
+    c.op = op;
+    c.name = khil_op_name(builtin);
+    CHECK(read_op_tensors(ld, ot, &c, index));
+    /* Data flow: every tensor read is constant, a model input or written by an earlier op
+     * (plan[].first marks "written" while operators are parsed). */
+    for (int k = 0; k < 3; k++) {
+        const int32_t ti = c.in[k];
+        if (ti >= 0 && !ld->plan[ti].is_const && ld->plan[ti].first == -2) {
+            khil_fmt(ld->err, ld->err_len, "op %d reads tensor %d before anything writes it",
+                     (int)index, (int)ti);
+            return KHIL_ERR_PARSE;
+        }
+    }
+    if (ld->plan[c.out].first != -2) {
+        khil_fmt(ld->err, ld->err_len, "tensor %d is written twice (op %d)", (int)c.out,
+                 (int)index);
+        return KHIL_ERR_PARSE;
+    }
+    ld->plan[c.out].first = (int16_t)index;
     khil_fb_table opt = khil_fb_subtable(fb, &ot, OP_BUILTIN_OPTIONS);
     if (fb->bad) {
         return fail_corrupt(ld, "operator options");
     }
-    op_ctx c = {ld, op, khil_op_name(builtin)};
-    switch (op->kind) {
+    khil_status s;
+    switch ((khil_op_kind)op->kind) {
     case KHIL_OP_CONV:
-        return prepare_conv(&c, opt, 0);
+        s = prepare_conv(&c, opt, 0);
+        break;
     case KHIL_OP_DEPTHWISE:
-        return prepare_conv(&c, opt, 1);
+        s = prepare_conv(&c, opt, 1);
+        break;
     case KHIL_OP_FULLY_CONNECTED:
-        return prepare_fully_connected(&c, opt);
+        s = prepare_fully_connected(&c, opt);
+        break;
     case KHIL_OP_AVERAGE_POOL:
-        return prepare_average_pool(&c, opt);
+        s = prepare_average_pool(&c, opt);
+        break;
     case KHIL_OP_ADD:
-        return prepare_add(&c, opt);
+        s = prepare_add(&c, opt);
+        break;
     case KHIL_OP_RESHAPE:
-        return prepare_reshape(&c);
+        s = prepare_reshape(&c);
+        break;
     default:
-        return prepare_softmax(&c, opt);
+        s = prepare_softmax(&c, opt);
+        break;
     }
+    CHECK(s);
+    /* Run-time records: the activation inputs (ADD reads two) and the output. Weights and
+     * biases are reached through the parameter block. */
+    op->in[0] = (int16_t)c.in[0];
+    ld->plan[c.in[0]].needs_record = 1;
+    if (op->kind == KHIL_OP_ADD) {
+        op->in[1] = (int16_t)c.in[1];
+        ld->plan[c.in[1]].needs_record = 1;
+    }
+    op->out = (int16_t)c.out;
+    ld->plan[c.out].needs_record = 1;
+    khil_plan_entry *scratch = &ld->plan[ld->ip->num_tensors + index];
+    scratch->bytes = scratch_bytes(op);
+    scratch->planned = scratch->bytes > 0;
+    scratch->first = scratch->last = (int16_t)index;
+    scratch->alias_of = -1;
+    scratch->record = -1;
+    return KHIL_OK;
 }
 
 /* ---------------------------------------------------------------- planning */
 
-static int32_t alias_root(const khil_tensor_load *tl, int32_t i)
+static int32_t alias_root(const khil_plan_entry *e, int32_t i)
 {
     int guard = 0;
-    while (tl[i].alias_of >= 0 && guard++ < 1 << 16) {
-        i = tl[i].alias_of;
+    while (e[i].alias_of >= 0 && guard++ < 1 << 16) {
+        i = e[i].alias_of;
     }
     return i;
 }
 
 static void extend_life(loader *ld, int32_t i, int32_t at)
 {
-    const int32_t root = alias_root(ld->tl, i);
-    khil_tensor_load *r = &ld->tl[root];
-    if (ld->ip->tensors[root].is_const) {
+    khil_plan_entry *r = &ld->plan[alias_root(ld->plan, i)];
+    if (r->is_const) {
         return;
     }
     r->planned = 1;
     if (r->first < 0 || at < r->first) {
-        r->first = at;
+        r->first = (int16_t)at;
     }
     if (at > r->last) {
-        r->last = at;
+        r->last = (int16_t)at;
     }
+}
+
+/* Model tensor indices in ops and IO become run-time record indices. */
+static khil_status make_records(loader *ld)
+{
+    khil_interp *ip = ld->ip;
+    int32_t count = 0;
+    for (int32_t i = 0; i < ip->num_tensors; i++) {
+        ld->plan[i].record = ld->plan[i].needs_record ? (int16_t)count++ : -1;
+    }
+    ip->tensors = persist_alloc(ld, sizeof(khil_tensor) * (size_t)(count ? count : 1));
+    if (ip->tensors == NULL) {
+        return fail_arena_metadata(ld);
+    }
+    ip->num_tensors = count;
+    for (int32_t i = 0; i < (int32_t)ld->tensors.count; i++) {
+        if (ld->plan[i].record < 0) {
+            continue;
+        }
+        tensor_view v;
+        CHECK(view_tensor(ld, i, &v));
+        khil_tensor *t = &ip->tensors[ld->plan[i].record];
+        t->data = (uint8_t *)(uintptr_t)v.data; /* constants are only read */
+        t->shape = v.shape;
+        t->bytes = v.bytes;
+        t->type = v.type;
+        t->ndim = v.ndim;
+        t->scale = v.scale;
+        t->zero_point = v.zero_point;
+    }
+    return KHIL_OK;
 }
 
 static khil_status plan(loader *ld, int keep_inputs)
 {
     khil_interp *ip = ld->ip;
+    const int32_t n = (int32_t)ld->tensors.count;
     const int32_t end = ip->num_ops; /* "after the last op": outputs must survive invoke */
+    for (int32_t i = 0; i < n; i++) {
+        ld->plan[i].first = -1;
+        ld->plan[i].last = -1;
+    }
     for (int32_t i = 0; i < ip->num_ops; i++) {
         khil_op *op = &ip->ops[i];
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 2; k++) {
             if (op->in[k] >= 0) {
                 extend_life(ld, op->in[k], i);
             }
@@ -941,13 +1082,15 @@ static khil_status plan(loader *ld, int keep_inputs)
     for (int i = 0; i < ip->num_outputs; i++) {
         extend_life(ld, ip->outputs[i], end);
     }
-    uint64_t activation_bytes =
-        khil_plan_memory(ip->tensors, ld->tl, ip->num_tensors, ACTIVATION_ALIGN);
-    /* While loading, the bottom of the arena held the load-only records instead. */
+    const uint64_t activation_bytes = khil_plan_memory(ld->plan, n + ip->num_ops,
+                                                       ACTIVATION_ALIGN);
+    /* While loading, the bottom of the arena held the planner's entries instead. */
     uint64_t bottom = activation_bytes > ld->scratch_used ? activation_bytes : ld->scratch_used;
-    uint64_t needed64 = (uint64_t)(ld->base - ip->arena) + bottom + ld->persist_used;
+    uint64_t needed64 = activation_bytes == UINT64_MAX
+                            ? UINT64_MAX
+                            : (uint64_t)(ld->base - ip->arena) + bottom + ld->persist_used;
     size_t needed = needed64 > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)needed64;
-    if (bottom + ld->persist_used > ld->usable) {
+    if (activation_bytes == UINT64_MAX || bottom + ld->persist_used > ld->usable) {
         khil_fmt(ld->err, ld->err_len, "model needs %z arena bytes, arena has %z", needed,
                  ip->arena_len);
         return KHIL_ERR_ARENA;
@@ -955,17 +1098,40 @@ static khil_status plan(loader *ld, int keep_inputs)
     ip->arena_peak = needed;
     ip->activation_bytes = (size_t)activation_bytes;
     ip->persistent_bytes = ld->persist_used;
-    for (int32_t i = 0; i < ip->num_tensors; i++) {
-        if (ld->tl[i].planned) {
-            ip->tensors[i].data = ld->base + ld->tl[i].offset;
+    /* Entries are read before any activation memory is handed out (they live there). */
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t r = ld->plan[i].record;
+        const khil_plan_entry *root = &ld->plan[alias_root(ld->plan, i)];
+        if (r >= 0 && root->planned) {
+            ip->tensors[r].data = ld->base + root->offset;
+        } else if (r >= 0 && root->record >= 0 && root != &ld->plan[i]) {
+            ip->tensors[r].data = ip->tensors[root->record].data; /* alias of a constant */
         }
     }
-    for (int32_t i = 0; i < ip->num_tensors; i++) {
-        if (ld->tl[i].alias_of >= 0) {
-            ip->tensors[i].data = ip->tensors[alias_root(ld->tl, i)].data;
-        }
+    for (int32_t i = 0; i < ip->num_ops; i++) {
+        const khil_plan_entry *s = &ld->plan[n + i];
+        ip->ops[i].scratch = s->planned ? ld->base + s->offset : NULL;
     }
     return KHIL_OK;
+}
+
+/* Ops and IO switch from model tensor indices to run-time record indices. */
+static void use_record_indices(loader *ld)
+{
+    khil_interp *ip = ld->ip;
+    for (int32_t i = 0; i < ip->num_ops; i++) {
+        khil_op *op = &ip->ops[i];
+        for (int k = 0; k < 2; k++) {
+            op->in[k] = op->in[k] >= 0 ? ld->plan[op->in[k]].record : -1;
+        }
+        op->out = ld->plan[op->out].record;
+    }
+    for (int i = 0; i < ip->num_inputs; i++) {
+        ip->inputs[i] = ld->plan[ip->inputs[i]].record;
+    }
+    for (int i = 0; i < ip->num_outputs; i++) {
+        ip->outputs[i] = ld->plan[ip->outputs[i]].record;
+    }
 }
 
 /* ---------------------------------------------------------------- entry point */
@@ -980,16 +1146,19 @@ static khil_status read_io(loader *ld, khil_fb_vector v, int32_t *dst, int *coun
     }
     for (uint32_t i = 0; i < v.count; i++) {
         int32_t ti = khil_fb_vec_i32(&ld->fb, v, i);
-        if (ti < 0 || ti >= ld->ip->num_tensors) {
+        if (ti < 0 || ti >= (int32_t)ld->tensors.count) {
             khil_fmt(ld->err, ld->err_len, "model %s %u refers to tensor %d of %d", what,
-                     (unsigned)i, (int)ti, (int)ld->ip->num_tensors);
+                     (unsigned)i, (int)ti, (int)ld->tensors.count);
             return KHIL_ERR_PARSE;
         }
-        if (type_size(ld->ip->tensors[ti].type) == 0) {
+        tensor_view tv;
+        CHECK(view_tensor(ld, ti, &tv));
+        if (type_size(tv.type) == 0) {
             khil_fmt(ld->err, ld->err_len, "unsupported tensor type %s for model %s %u",
-                     khil_type_name(ld->ip->tensors[ti].type), what, (unsigned)i);
+                     khil_type_name(tv.type), what, (unsigned)i);
             return KHIL_ERR_UNSUPPORTED_TYPE;
         }
+        ld->plan[ti].needs_record = 1;
         dst[i] = ti;
     }
     *count = (int)v.count;
@@ -1058,46 +1227,51 @@ khil_status khil_load_ex(khil_interp *ip, const uint8_t *model, size_t model_len
         return KHIL_ERR_PARSE;
     }
     khil_fb_table sg = khil_fb_vec_table(fb, subgraphs, 0);
-    khil_fb_vector tensors = khil_fb_vec(fb, &sg, SUBGRAPH_TENSORS, 4);
+    ld.tensors = khil_fb_vec(fb, &sg, SUBGRAPH_TENSORS, 4);
     khil_fb_vector inputs = khil_fb_vec(fb, &sg, SUBGRAPH_INPUTS, 4);
     khil_fb_vector outputs = khil_fb_vec(fb, &sg, SUBGRAPH_OUTPUTS, 4);
     khil_fb_vector operators = khil_fb_vec(fb, &sg, SUBGRAPH_OPERATORS, 4);
     if (fb->bad) {
         return fail_corrupt(&ld, "subgraph 0");
     }
-    if (tensors.count > 0x7fff || operators.count > 0x7fff) {
+    if (ld.tensors.count > 0x7fff || operators.count > 0x7fff) {
         khil_fmt(err, err_len, "model has %u tensors and %u operators, too many",
-                 (unsigned)tensors.count, (unsigned)operators.count);
+                 (unsigned)ld.tensors.count, (unsigned)operators.count);
         return KHIL_ERR_PARSE;
     }
-    ip->num_tensors = (int32_t)tensors.count;
+    ip->num_tensors = (int32_t)ld.tensors.count;
     ip->num_ops = (int32_t)operators.count;
-    ld.tl = (khil_tensor_load *)(void *)ld.base;
-    ld.scratch_used = sizeof(khil_tensor_load) * tensors.count;
+
+    /* Planner entries (one per tensor, one per op's scratch) at the bottom of the arena. */
+    ld.plan = (khil_plan_entry *)(void *)ld.base;
+    ld.scratch_used = sizeof(khil_plan_entry) * (ld.tensors.count + operators.count);
     if (ld.scratch_used > ld.usable) {
-        ld.persist_wanted = ld.scratch_used;
         return fail_arena_metadata(&ld);
     }
-    memset(ld.tl, 0, ld.scratch_used);
-    ip->tensors = persist_alloc(&ld, sizeof(khil_tensor) * (tensors.count ? tensors.count : 1));
+    memset(ld.plan, 0, ld.scratch_used);
     ip->ops = persist_alloc(&ld, sizeof(khil_op) * (operators.count ? operators.count : 1));
-    if (ip->tensors == NULL || ip->ops == NULL) {
+    if (ip->ops == NULL) {
         return fail_arena_metadata(&ld);
     }
-    for (uint32_t i = 0; i < tensors.count; i++) {
-        khil_fb_table tt = khil_fb_vec_table(fb, tensors, i);
-        if (fb->bad) {
-            return fail_corrupt(&ld, "the tensor list");
-        }
-        CHECK(parse_tensor(&ld, tt, (int32_t)i, &ip->tensors[i], &ld.tl[i]));
+    for (uint32_t i = 0; i < ld.tensors.count; i++) {
+        tensor_view v;
+        CHECK(view_tensor(&ld, (int32_t)i, &v));
+        khil_plan_entry *e = &ld.plan[i];
+        e->bytes = v.bytes;
+        e->is_const = v.data != NULL;
+        e->first = -2; /* not written yet (see parse_op) */
+        e->last = -1;
+        e->alias_of = -1;
+        e->record = -1;
     }
     CHECK(read_io(&ld, inputs, ip->inputs, &ip->num_inputs, "inputs"));
     CHECK(read_io(&ld, outputs, ip->outputs, &ip->num_outputs, "outputs"));
     for (int i = 0; i < ip->num_inputs; i++) {
-        if (ip->tensors[ip->inputs[i]].is_const) {
+        if (ld.plan[ip->inputs[i]].is_const) {
             khil_fmt(err, err_len, "model input %d is a constant tensor", i);
             return KHIL_ERR_PARSE;
         }
+        ld.plan[ip->inputs[i]].first = -1; /* "written" before the first op */
     }
     for (uint32_t i = 0; i < operators.count; i++) {
         khil_fb_table ot = khil_fb_vec_table(fb, operators, i);
@@ -1106,41 +1280,17 @@ khil_status khil_load_ex(khil_interp *ip, const uint8_t *model, size_t model_len
         }
         CHECK(parse_op(&ld, opcodes, ot, (int32_t)i));
     }
-    /* Every tensor an operator reads must be produced earlier, be constant or a model input. */
-    for (int32_t i = 0; i < ip->num_tensors; i++) {
-        ld.tl[i].first = -2; /* reuse as "written at op" marker below */
-    }
-    for (int i = 0; i < ip->num_inputs; i++) {
-        ld.tl[ip->inputs[i]].first = -1;
-    }
-    for (int32_t i = 0; i < ip->num_ops; i++) {
-        khil_op *op = &ip->ops[i];
-        for (int k = 0; k < 3; k++) {
-            int32_t ti = op->in[k];
-            if (ti >= 0 && !ip->tensors[ti].is_const && ld.tl[ti].first == -2) {
-                khil_fmt(err, err_len, "op %d reads tensor %d before anything writes it", (int)i,
-                         (int)ti);
-                return KHIL_ERR_PARSE;
-            }
-        }
-        if (ld.tl[op->out].first != -2) {
-            khil_fmt(err, err_len, "tensor %d is written twice (op %d)", (int)op->out, (int)i);
-            return KHIL_ERR_PARSE;
-        }
-        ld.tl[op->out].first = i;
-    }
     for (int i = 0; i < ip->num_outputs; i++) {
-        if (!ip->tensors[ip->outputs[i]].is_const && ld.tl[ip->outputs[i]].first == -2) {
+        const khil_plan_entry *e = &ld.plan[ip->outputs[i]];
+        if (!e->is_const && e->first == -2) {
             khil_fmt(err, err_len, "model output %d (tensor %d) is never written", i,
                      (int)ip->outputs[i]);
             return KHIL_ERR_PARSE;
         }
     }
-    for (int32_t i = 0; i < ip->num_tensors; i++) {
-        ld.tl[i].first = -1;
-        ld.tl[i].last = -1;
-    }
+    CHECK(make_records(&ld));
     CHECK(plan(&ld, (flags & KHIL_LOAD_KEEP_INPUTS) != 0));
+    use_record_indices(&ld);
     ip->loaded = 1;
     return KHIL_OK;
 }
@@ -1150,7 +1300,6 @@ khil_status khil_load(khil_interp *ip, const uint8_t *model, size_t model_len, u
 {
     return khil_load_ex(ip, model, model_len, arena, arena_len, 0, err, err_len);
 }
-
 /* ---------------------------------------------------------------- messages */
 
 static void put(char *err, size_t err_len, size_t *n, char ch)

@@ -4,13 +4,11 @@
 
 void khil_kernel_average_pool(const khil_op *op, khil_tensor *t)
 {
-    const khil_pool_params *p = &op->p.pool;
-    const khil_tensor *in = &t[op->in[0]];
-    const khil_tensor *out = &t[op->out];
-    const int8_t *x = (const int8_t *)in->data;
-    int8_t *y = (int8_t *)out->data;
-    const int32_t batches = in->dims[0], ih = in->dims[1], iw = in->dims[2], ch = in->dims[3];
-    const int32_t oh = out->dims[1], ow = out->dims[2];
+    const khil_pool_params *p = op->params;
+    const int8_t *x = (const int8_t *)t[op->in[0]].data;
+    int8_t *y = (int8_t *)t[op->out].data;
+    const int32_t batches = p->batches, ih = p->in_h, iw = p->in_w, ch = p->channels;
+    const int32_t oh = p->out_h, ow = p->out_w;
 
     for (int32_t b = 0; b < batches; b++) {
         for (int32_t oy = 0; oy < oh; oy++) {
@@ -34,7 +32,7 @@ void khil_kernel_average_pool(const khil_op *op, khil_tensor *t)
                     } else {
                         acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
                     }
-                    acc = acc < op->act_min ? op->act_min : (acc > op->act_max ? op->act_max : acc);
+                    acc = acc < p->act_min ? p->act_min : (acc > p->act_max ? p->act_max : acc);
                     y[((b * oh + oy) * ow + ox) * ch + c] = (int8_t)acc;
                 }
             }

@@ -71,7 +71,7 @@ static int32_t one_over_one_plus_x(int32_t a)
 
 static inline int32_t rescale_input(const khil_op *op, int32_t diff)
 {
-    const khil_softmax_params *p = &op->p.softmax;
+    const khil_softmax_params *p = op->params;
 #ifdef KHIL_VARIANTS
     if (KHIL_OP_VARIANT(op) & KHIL_VARIANT_SINGLE_ROUNDING) {
         return khil_mbqm_single(diff, p->input_multiplier, p->input_left_shift);
@@ -95,7 +95,7 @@ static inline int count_leading_zeros(uint32_t x)
 
 void khil_kernel_softmax(const khil_op *op, khil_tensor *t)
 {
-    const khil_softmax_params *p = &op->p.softmax;
+    const khil_softmax_params *p = op->params;
     const int8_t *x = (const int8_t *)t[op->in[0]].data;
     int8_t *y = (int8_t *)t[op->out].data;
     const int32_t depth = p->depth;
