@@ -60,16 +60,19 @@ class TCPConnection(Transport):
 
     def _set_receive_timeout(self, timeout: float | None) -> None:
         """Bounds each blocking recv in the kernel (SO_RCVTIMEO): one system call per read
-        instead of poll + recv. Changed only when the bound moves noticeably, so a read may
-        wait up to 10 ms (or 2 %) longer than asked."""
+        instead of poll + recv. Changed only when needed: a read may wait up to 10 ms (or 2 %)
+        longer than asked, or return early (the caller then reads again), so requests with
+        different timeouts do not cost a system call each."""
         current = self._receive_timeout
         if timeout is None:
             if current is None:
                 return
         else:
             timeout = max(timeout, 0.001)
-            if current is not None and 0 < current - max(0.01, 0.02 * timeout) <= timeout <= (
-                current * 1.5
+            if (
+                current is not None
+                and current > 0
+                and current - max(0.01, 0.02 * timeout) <= timeout <= current * 8
             ):
                 return
         seconds = 0.0 if timeout is None else timeout  # 0 = no bound
