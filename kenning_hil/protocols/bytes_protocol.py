@@ -785,6 +785,8 @@ class UARTProtocol(BytesProtocol):
             "description": "Serial device path or pyserial URL",
             "type": str,
             "required": True,
+            # --port is the TCP port's flag; both fill the same `port` parameter
+            "argparse_name": "--serial",
         },
         "baudrate": {"description": "Line rate in baud", "type": int, "default": 115200},
         "max_frame_size": {
