@@ -25,6 +25,19 @@ def require_simulation() -> None:
             pytest.skip(f"{tool} not installed (Debian: {package})")
 
 
+@pytest.fixture(autouse=True)
+def no_qemu_left_behind():
+    """After every test of this folder: no QEMU process of ours is still alive."""
+    yield
+    import psutil
+
+    left = [p for p in psutil.Process().children(recursive=True)
+            if "qemu" in p.name() and p.status() != psutil.STATUS_ZOMBIE]
+    for process in left:
+        process.kill()
+    assert not left, f"QEMU processes left running: {[p.pid for p in left]}"
+
+
 @pytest.fixture(scope="session")
 def proto_lib() -> ProtoLib:
     if shutil.which("gcc") is None:

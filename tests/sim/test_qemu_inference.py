@@ -65,6 +65,7 @@ def test_kws_bit_exact_with_instruction_counts(board, client, kws_model):
     assert stats["model_size"] == kws_model.stat().st_size
     assert 1_000 < stats["peak_allocated"] < stats["arena_size"]
     assert "target_inference_step" not in stats  # instructions are not time
+    assert stats["uart_rx_overruns"] == 0  # no byte lost at full speed
 
 
 def test_instruction_count_is_deterministic_and_follows_virtual_time(firmware_elf, kws_model):
