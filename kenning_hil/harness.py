@@ -457,6 +457,12 @@ class Harness:
                 raise
             self.uploads += int(protocol.uploaded)
             instance = session.instance.name
+            session_info = {
+                "instance": instance,
+                "model_uploaded": protocol.uploaded,  # False: the board already had it
+                "boots_in_this_process": self.sessions.boots,
+                **{k: v for k, v in session.info.items() if k != "stats_seen"},
+            }
         measurements = measurements if isinstance(measurements, Measurements) else Measurements(
             dict(measurements)
         )
@@ -484,7 +490,7 @@ class Harness:
             index,
             {
                 **result.summary(),
-                "instance": instance,
+                "session": session_info,
                 "started": start,
                 "finished": time.time(),
                 "compiled_model_path": str(compiled),

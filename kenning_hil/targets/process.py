@@ -26,11 +26,13 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 
 def start_logged(cmd: Sequence[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
-    """Starts `cmd` with stdout and stderr appended to `log_path`."""
+    """Starts `cmd` with stdout and stderr appended to `log_path`; the process's
+    ``log_offset`` attribute is where its output starts in the file."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
+        offset = log.tell()
         try:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 list(cmd),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -40,6 +42,8 @@ def start_logged(cmd: Sequence[str], log_path: Path, env: dict | None = None) ->
             )
         except OSError as exc:
             raise TargetError(f"cannot start {cmd[0]}: {exc.strerror}") from exc
+    proc.log_offset = offset
+    return proc
 
 
 def log_tail(log_path: Path, lines: int = 5) -> str:
@@ -51,15 +55,23 @@ def log_tail(log_path: Path, lines: int = 5) -> str:
 
 
 def wait_for_line(
-    proc: subprocess.Popen, log_path: Path, pattern: str, timeout: float, what: str
+    proc: subprocess.Popen,
+    log_path: Path,
+    pattern: str,
+    timeout: float,
+    what: str,
+    offset: int = 0,
 ) -> re.Match:
-    """Polls the log until `pattern` matches; TargetError if the process exits or time runs out."""
+    """Polls the log from byte `offset` (where this process's output starts) until `pattern`
+    matches; TargetError if the process exits or time runs out."""
     regex = re.compile(pattern)
     start = time.monotonic()
     delay = 0.01
     while True:
         try:
-            text = log_path.read_text(errors="replace")
+            with open(log_path, "rb") as log:
+                log.seek(offset)
+                text = log.read().decode(errors="replace")
         except OSError:
             text = ""
         match = regex.search(text)

@@ -97,3 +97,40 @@ def test_baseline_recorded_then_regressions_fail(hil_project):
         r", tolerance 100% \(limit [\d.]+ (µs|ns); measured is above\); median 95% CI "
         r"\[[\d.]+ µs, [\d.]+ µs\] over 300 samples", out), out
     assert f"baseline file {path}" in out and "--update-baseline accepts the new values" in out
+
+
+BOOT_ONCE = """
+import pytest
+
+@pytest.mark.parametrize("run", range(3))
+def test_same_model(hil, run):
+    hil.run(model="models/digits/digits-mlp.onnx", dataset="digits", samples=5)
+
+def test_other_model(hil):
+    hil.run(model="other.onnx", dataset="digits", samples=5)
+
+def test_first_model_again(hil):
+    hil.run(model="models/digits/digits-mlp.onnx", dataset="digits", samples=5)
+"""
+
+
+def test_board_boots_once_and_model_uploads_once_per_process(hil_project):
+    # a byte-different copy of the model (one more producer string) is another model
+    import onnx
+
+    model = onnx.load(str(REPO / "models" / "digits" / "digits-mlp.onnx"))
+    model.producer_name = "copy"
+    onnx.save(model, str(hil_project.path / "other.onnx"))
+    hil_project.makepyfile(test_boot=BOOT_ONCE)
+    run(hil_project, "-p", "no:randomly").assert_outcomes(passed=5)
+    sessions = {}
+    for path in (hil_project.path / "results" / "tests").glob("*.json"):
+        record = json.loads(path.read_text())
+        sessions[record["test"].split("::")[1]] = record["session"]
+    order = ["test_same_model[host-onnxruntime-0]", "test_same_model[host-onnxruntime-1]",
+             "test_same_model[host-onnxruntime-2]", "test_other_model[host-onnxruntime]",
+             "test_first_model_again[host-onnxruntime]"]
+    assert [sessions[t]["model_uploaded"] for t in order] == [True, False, False, True, True]
+    assert {sessions[t]["boots_in_this_process"] for t in order} == {1}
+    assert len({sessions[t]["pid"] for t in order}) == 1  # one server for all five tests
+    assert len(list((hil_project.path / "results" / "targets").glob("*.log"))) == 1

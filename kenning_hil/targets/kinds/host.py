@@ -75,7 +75,8 @@ class HostKind(TargetKind):
         protocol = None
         try:
             match = wait_for_line(
-                proc, log_path, LISTENING, context.timeouts.boot, f"target '{desc.name}' server"
+                proc, log_path, LISTENING, context.timeouts.boot, f"target '{desc.name}' server",
+                offset=proc.log_offset,
             )
             host, port = match.group("host").strip("[]"), int(match.group("port"))
             protocol = build_protocol(
