@@ -290,6 +290,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses a target runs once per selected target (ids: target names)."""
     if "target" not in metafunc.fixturenames:
         return
+    definitions = getattr(metafunc.definition, "_fixtureinfo", None)
+    chosen = definitions.name2fixturedefs.get("target") if definitions is not None else None
+    if chosen and chosen[-1].func.__module__ != __name__:
+        return  # a project's own fixture named `target` shadows ours: leave it alone
     for mark in metafunc.definition.iter_markers("parametrize"):
         argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
         names = [n.strip() for n in argnames.split(",")] if isinstance(argnames, str) else argnames

@@ -174,3 +174,19 @@ def test_low_level_fixtures(hil_project):
     (saved,) = (hil_project.path / "results" / "tests").glob("*-measurements.json")
     data = json.loads(saved.read_text())
     assert data["custom_value"] == [42] and data["total"] == 25
+
+
+def test_a_projects_own_target_fixture_is_left_alone(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.fixture
+        def target():
+            return "the project's own"
+
+        def test_own(target):
+            assert target == "the project's own"
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*::test_own PASSED*"])  # not parametrized by target
