@@ -1,0 +1,356 @@
+"""`kind: qemu`: a simulated Cortex-M board, `qemu-system-arm` running the reference firmware,
+reached over its UART on a loopback TCP socket.
+
+Every test process starts its own QEMU per pool instance it holds (`private_sessions`), so a
+pool of N means at most N boards busy at once. The firmware ELF is built on first use with
+``make -C firmware BOARD=<machine>`` when the Arm toolchain is there (make is incremental,
+and parallel workers share a file lock, so it builds once). A QEMU that dies during a
+session fails the test with an error naming the target and QEMU's exit code; the session is
+then closed, so the next test boots a fresh QEMU.
+
+Timing: QEMU runs with ``-icount shift=S`` (default 0), so each guest instruction advances
+the virtual clock by 2**S ns and the firmware's timer counts instructions. The firmware
+reports the count of its last inference in STATS; this kind asks for STATS after every
+inference and hands the run one count per inference (``target_inference_instructions``,
+already divided by 2**S), so latency statistics of a QEMU target are instruction counts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from kenning_hil.core.errors import ConfigurationError, KenningHILError
+from kenning_hil.core.measurements import Measurements
+from kenning_hil.protocols.bytes_protocol import UARTProtocol
+from kenning_hil.protocols.uart import SerialTransport
+from kenning_hil.sim.firmware_build import (
+    ELF_NAME,
+    FIRMWARE_DIR,
+    TOOLCHAIN,
+    TOOLCHAIN_PACKAGES,
+    FirmwareBuildError,
+    boards,
+    build_firmware,
+)
+from kenning_hil.sim.qemu import DEFAULT_QEMU, QemuError, QemuInstance
+from kenning_hil.targets.errors import TargetError
+from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetSession
+
+PROJECT_ROOT = FIRMWARE_DIR.parent
+INSTRUCTIONS_KEY = "target_inference_instructions"
+QEMU_PACKAGE = "qemu-system-arm"
+
+
+class QemuUARTProtocol(UARTProtocol):
+    """UARTProtocol to a QEMU board: names the target in every error and turns the
+    firmware's last-inference instruction count into one count per inference.
+
+    Statistics are kept as lists growing since the connect, as a Kenning server keeps them,
+    so a session shared by several runs can tell each run's values apart.
+    """
+
+    def __init__(
+        self, label: str = "", count_instructions: bool = True, icount_shift: int = 0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.label = label or self.port
+        self.count_instructions = count_instructions
+        self.icount_shift = icount_shift
+        self._instructions: list[int] = []
+        self._history: dict[str, list] = {}
+        self.board: QemuInstance | None = None  # the QEMU this protocol talks to
+
+    def describe_target(self) -> str:
+        return self.label
+
+    def open_client_transport(self) -> SerialTransport:
+        return _LabelledSerialTransport(self.label, self.port, self.baudrate, self.max_frame_size)
+
+    def initialize_client(self) -> bool:
+        self._instructions = []
+        self._history = {}
+        return super().initialize_client()
+
+    def download_output(self) -> tuple[bool, bytes | None]:
+        ok, data = super().download_output()
+        if ok and self.count_instructions:
+            # the firmware keeps only its last inference's count: collect it now
+            counts = super().download_statistics().get_values(INSTRUCTIONS_KEY)
+            if counts:
+                self._instructions.append(int(counts[-1]) >> self.icount_shift)
+        return ok, data
+
+    def download_statistics(self, final: bool = False) -> Measurements:
+        stats = super().download_statistics(final=final)
+        for key, values in stats.to_dict().items():
+            if isinstance(values, list) and not (
+                key == INSTRUCTIONS_KEY and self.count_instructions
+            ):
+                self._history.setdefault(key, []).extend(values)
+        result = Measurements({key: list(values) for key, values in self._history.items()})
+        if self.count_instructions and self._instructions:
+            result.data[INSTRUCTIONS_KEY] = list(self._instructions)
+        return result
+
+
+class _LabelledSerialTransport(SerialTransport):
+    """A serial transport whose name (used in every protocol error) is the target's."""
+
+    def __init__(self, label: str, *args: Any):
+        super().__init__(*args)
+        self._label = label
+
+    @property
+    def name(self) -> str:
+        return self._label
+
+
+@cache
+def _qemu_machines(binary: str) -> frozenset[str]:
+    """Machine names `binary -M help` lists (empty when it cannot be run)."""
+    try:
+        done = subprocess.run(
+            [binary, "-M", "help"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(
+        line.split()[0] for line in done.stdout.splitlines()[1:] if line.strip()
+    )
+
+
+_built_this_process: set[Path] = set()
+
+
+class QemuKind(TargetKind):
+    name = "qemu"
+    summary = "a simulated board: qemu-system-arm running the reference firmware, UART over TCP"
+    properties = {
+        "machine": {"type": "string", "description": "QEMU machine (-M), e.g. mps2-an386"},
+        "firmware": {
+            "type": "string",
+            "description": "firmware ELF, relative to this file's directory or the project "
+            "(default firmware/build/<machine>/kenning-hil.elf; built when missing)",
+        },
+        "icount": {
+            "description": "-icount shift (each instruction takes 2**shift ns of virtual "
+            "time; default 0), or false to run without -icount",
+            "anyOf": [{"type": "integer", "minimum": 0, "maximum": 10}, {"const": False}],
+        },
+        "qemu": {"type": "string", "description": "QEMU binary (default qemu-system-arm)"},
+        "qemu_args": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "extra qemu-system-arm arguments",
+        },
+    }
+    required = ("machine",)
+    private_sessions = True
+
+    @classmethod
+    def check(cls, description) -> None:
+        opts = description.options
+        if "firmware" not in opts and opts["machine"] not in boards():
+            raise ConfigurationError(
+                f"{description.source}: key 'firmware' is needed: there is no reference "
+                f"firmware board named '{opts['machine']}' (boards: {', '.join(boards())})"
+            )
+        if opts.get("icount", 0) is False and description.timing == "instructions":
+            raise ConfigurationError(
+                f"{description.source}: 'timing: instructions' needs -icount (key 'icount' is "
+                f"false): without it the firmware's timer measures host time, not instructions"
+            )
+        if isinstance(description.instances, list):
+            raise ConfigurationError(
+                f"{description.source}: key 'instances' of a qemu target is a number of "
+                f"simultaneous boards, got a list"
+            )
+        protocol = description.protocol or {"type": "uart"}
+        if protocol.get("type") != "uart":
+            raise ConfigurationError(
+                f"{description.source}: key 'protocol.type' must be 'uart' for a qemu target "
+                f"(QEMU exposes the board's UART), got {protocol.get('type')!r}"
+            )
+
+    # -- configuration ----------------------------------------------------------------------
+
+    @property
+    def machine(self) -> str:
+        return self.description.options["machine"]
+
+    @property
+    def icount_shift(self) -> int | None:
+        shift = self.description.options.get("icount", 0)
+        return None if shift is False else int(shift)
+
+    @property
+    def qemu_binary(self) -> str:
+        return self.description.options.get("qemu", DEFAULT_QEMU)
+
+    @property
+    def counts_instructions(self) -> bool:
+        timing = self.description.timing
+        return self.icount_shift is not None and timing in (None, "instructions")
+
+    def firmware_path(self) -> Path:
+        """The ELF: an absolute path, else the first of (this file's directory, the project)
+        that has it, else the one a build would make."""
+        given = self.description.options.get("firmware")
+        if given is None:
+            return FIRMWARE_DIR / "build" / self.machine / ELF_NAME
+        path = Path(given).expanduser()
+        if path.is_absolute():
+            return path
+        candidates = [Path(self.description.source).parent / path, PROJECT_ROOT / path]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate.resolve()
+        for candidate in candidates:
+            if _build_dir(candidate.resolve()) is not None:
+                return candidate.resolve()
+        return candidates[0].resolve()
+
+    def _why_not_buildable(self, elf: Path) -> str | None:
+        if _build_dir(elf) is None:
+            return f"it is not a firmware build output (firmware/build/<dir>/{ELF_NAME})"
+        if self.machine not in boards():
+            return f"there is no firmware board named '{self.machine}'"
+        for tool, package in ((TOOLCHAIN, TOOLCHAIN_PACKAGES), ("make", "make")):
+            if shutil.which(tool) is None:
+                return f"{tool} not found (Debian: {package})"
+        return None
+
+    def availability(self) -> tuple[bool, str]:
+        binary = self.qemu_binary
+        if shutil.which(binary) is None:
+            return False, f"{binary} not found (Debian package {QEMU_PACKAGE})"
+        machines = _qemu_machines(binary)
+        if machines and self.machine not in machines:
+            return False, f"{binary} does not emulate machine '{self.machine}'"
+        elf = self.firmware_path()
+        note = ""
+        if not elf.is_file():
+            why = self._why_not_buildable(elf)
+            if why is not None:
+                return False, f"firmware {elf} not found and cannot be built: {why}"
+            note = ", firmware built on first use"
+        return True, f"QEMU {self.machine}, up to {len(self.instances())} at once{note}"
+
+    def describe(self) -> str:
+        return f"QEMU {self.machine} running {self.firmware_path()}"
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def ensure_firmware(self) -> Path:
+        """The ELF, built (or brought up to date) once per process when it is a build output
+        and the toolchain is here; TargetError naming the target when it cannot be had."""
+        elf = self.firmware_path()
+        if elf in _built_this_process:
+            return elf
+        why = self._why_not_buildable(elf)
+        if why is None:
+            try:
+                build_firmware(self.machine, build_dir=_build_dir(elf))
+            except FirmwareBuildError as exc:
+                raise TargetError(f"target '{self.description.name}': {exc}") from exc
+            _built_this_process.add(elf)
+        elif not elf.is_file():
+            raise TargetError(
+                f"target '{self.description.name}': firmware {elf} not found and cannot be "
+                f"built: {why}"
+            )
+        return elf
+
+    def _protocol(self, label: str, url: str, context: OpenContext) -> QemuUARTProtocol:
+        spec = dict(self.description.protocol or {"type": "uart"})
+        params = {k: v for k, v in spec.items() if k not in ("type", "parameters")}
+        params.update(spec.get("parameters") or {})
+        params["port"] = url
+        params.setdefault("timeout", context.timeouts.request)
+        params.setdefault("process_timeout", context.timeouts.request)
+        try:
+            return QemuUARTProtocol.from_json(
+                params,
+                label=label,
+                count_instructions=self.counts_instructions,
+                icount_shift=self.icount_shift or 0,
+            )
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{self.description.source}: key 'protocol': {exc}") from exc
+
+    @contextmanager
+    def open(self, instance: Instance, context: OpenContext) -> Iterator[TargetSession]:
+        desc = self.description
+        elf = self.ensure_firmware()
+        qemu = QemuInstance(
+            self.machine,
+            elf,
+            icount_shift=self.icount_shift,
+            qemu_binary=self.qemu_binary,
+            extra_args=desc.options.get("qemu_args", ()),
+            start_timeout=context.timeouts.boot,
+        )
+        where = f"'{desc.name}' instance {instance.name}"
+        try:
+            qemu.start()
+        except QemuError as exc:
+            raise TargetError(f"target {where}: {exc}") from exc
+        protocol = None
+        try:
+            label = f"{where} (QEMU {self.machine}, pid {qemu.pid}, {qemu.url})"
+            protocol = self._protocol(label, qemu.url, context)
+            protocol.board = qemu
+            protocol.initialize_client()
+            yield TargetSession(
+                desc.name,
+                instance,
+                protocol,
+                info={
+                    "machine": self.machine,
+                    "firmware": str(elf),
+                    "url": qemu.url,
+                    "pid": qemu.pid,
+                    "icount_shift": self.icount_shift,
+                    "timing": "instructions" if self.counts_instructions else desc.timing,
+                },
+            )
+        except KenningHILError as exc:
+            if qemu.process is not None and qemu.process.poll() is not None:
+                raise TargetError(
+                    f"{exc}; QEMU of target {where} exited with code "
+                    f"{qemu.process.returncode} during the session{_tail(qemu.log())}"
+                ) from exc
+            raise
+        finally:
+            if protocol is not None and qemu.running:
+                try:
+                    protocol.disconnect()
+                except KenningHILError:  # the board is stopped next anyway
+                    pass
+            elif protocol is not None and protocol.channel is not None:
+                protocol.channel.close()
+            qemu.stop()
+
+    def alive(self, session: TargetSession) -> bool:
+        """Whether the QEMU behind `session` still runs (a dead one is not reused)."""
+        protocol = session.protocol
+        board = getattr(protocol, "board", None)
+        return protocol.connected and board is not None and board.running
+
+
+def _build_dir(elf: Path) -> Path | None:
+    """The build folder of `elf` when it is `firmware/build/<dir>/kenning-hil.elf`."""
+    if elf.name == ELF_NAME and elf.parent.parent == FIRMWARE_DIR / "build":
+        return elf.parent
+    return None
+
+
+def _tail(text: str, limit: int = 300) -> str:
+    text = " | ".join(line for line in text.strip().splitlines() if line.strip())
+    return f" (QEMU output: {text[-limit:]})" if text else ""
