@@ -87,13 +87,6 @@ def xor_bytes(data: bytes | bytearray | memoryview) -> int:
     return acc
 
 
-def _xor32(value: int) -> int:
-    """XOR of the 4 bytes of a 32-bit value."""
-    value ^= value >> 16
-    value ^= value >> 8
-    return value & 0xFF
-
-
 def pack_header(
     message_type: int, flow_control: int, checksum: int, flags: int, size: int
 ) -> bytes:
@@ -130,10 +123,11 @@ def encode_frame(
     high = ((message_type >> 32) & 0x3F) | ((flow_control & 0x3) << 6)
     checksum = 0
     if compute_checksum:
-        # the header's bytes XORed arithmetically: no packing twice
-        checksum = (
-            CHECKSUM_MAGIC ^ _xor32(low) ^ high ^ (flags & 0xFF) ^ (flags >> 8) ^ _xor32(size)
-        )
+        # the header's bytes XORed from its fields (XOR is linear: fold once), no packing twice
+        folded = low ^ size ^ flags ^ high
+        folded ^= folded >> 16
+        folded ^= folded >> 8
+        checksum = CHECKSUM_MAGIC ^ (folded & 0xFF)
         if payload:
             checksum ^= xor_bytes(payload)
     header = _HEADER.pack(low, high, checksum, flags, size)
@@ -321,15 +315,24 @@ class FrameDecoder:
             if available < length:
                 return None
             end = pos + length
+            if length > HEADER_SIZE:
+                if pos == 0 and end == len(buf) and isinstance(buf, bytes):
+                    payload = buf[HEADER_SIZE:]
+                else:
+                    with memoryview(buf) as view:
+                        payload = bytes(view[pos + HEADER_SIZE : end])
+            else:
+                payload = b""
             # while resynchronising a zero checksum proves nothing (the zeros of a message id
             # shifted by a byte look like one), so it must verify like any other value
             if self._verify and (csum != 0 or self._resyncing):
-                if pos == 0 and end == len(buf):
-                    valid = xor_bytes(buf) == CHECKSUM_MAGIC
-                else:
-                    with memoryview(buf) as view:
-                        valid = xor_bytes(view[pos:end]) == CHECKSUM_MAGIC
-                if not valid:
+                # the header's bytes XORed from its fields (XOR is linear: fold once)
+                folded = low ^ size ^ flags ^ high ^ csum
+                folded ^= folded >> 16
+                folded ^= folded >> 8
+                if payload:
+                    folded ^= xor_bytes(payload)
+                if folded & 0xFF != CHECKSUM_MAGIC:
                     error = self._skip_byte(
                         "checksum",
                         mtype,
@@ -340,14 +343,6 @@ class FrameDecoder:
                     if error is not None:
                         return error
                     continue
-            if length > HEADER_SIZE:
-                if pos == 0 and end == len(buf) and isinstance(buf, bytes):
-                    payload = buf[HEADER_SIZE:]
-                else:
-                    with memoryview(buf) as view:
-                        payload = bytes(view[pos + HEADER_SIZE : end])
-            else:
-                payload = b""
             self._pos = end
             self._resyncing = False
             self.frames += 1
