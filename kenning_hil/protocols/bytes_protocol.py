@@ -195,6 +195,9 @@ class BytesProtocol(RuntimeProtocol):
     def initialize_client(self) -> bool:
         """Connects to the target; raises ConnectionLostError naming it when that fails."""
         self._role = "client"
+        if self.channel is not None:  # a reconnect: let the old connection go first
+            self.channel.close()
+            self.channel = None
         self.channel = self._make_channel(self.open_client_transport())
         if self.ping_sessions:
             try:
@@ -401,6 +404,18 @@ class BytesProtocol(RuntimeProtocol):
             return False
         self.channel.transport.send(data)
         return True
+
+    def receive_data(
+        self, connection: object = None, mask: int = 0
+    ) -> tuple[ServerStatus, bytes | None]:
+        """Reads the bytes waiting on the connection, without decoding them (seed)."""
+        if self.channel is None:
+            return ServerStatus.NOTHING, None
+        try:
+            data = self.channel.transport.receive(0)
+        except TransportClosedError:
+            return ServerStatus.CLIENT_DISCONNECTED, None
+        return (ServerStatus.DATA_READY, data) if data else (ServerStatus.NOTHING, None)
 
     def receive_confirmation(self) -> tuple[bool, bytes | None]:
         answer = self.last_answer

@@ -11,7 +11,6 @@ from __future__ import annotations
 import select
 import time
 
-from kenning_hil.core.errors import import_optional
 from kenning_hil.core.protocol import ConnectionLostError
 from kenning_hil.protocols.frame import UART_MAX_FRAME_SIZE
 from kenning_hil.protocols.transport import Transport, TransportClosedError
@@ -34,7 +33,8 @@ class SerialTransport(Transport):
         baudrate: int = DEFAULT_BAUDRATE,
         max_frame_size: int = UART_MAX_FRAME_SIZE,
     ):
-        serial = import_optional("serial", "dev", "UART targets")
+        import serial  # pyserial: a core dependency, imported when a port is opened
+
         self._port_name = port
         self.max_frame_size = max_frame_size
         self.line_rate = line_rate(baudrate)
@@ -94,8 +94,8 @@ class SerialTransport(Transport):
             self._serial.reset_input_buffer()
         except (self._serial_error, OSError):
             pass
-        deadline = time.monotonic() + 0.01
-        while self.receive(0) and time.monotonic() < deadline + 1:
+        deadline = time.monotonic() + 1.0  # a device that never stops talking: give up
+        while self.receive(0) and time.monotonic() < deadline:
             pass
 
     def close(self) -> None:
