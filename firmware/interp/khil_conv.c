@@ -1,5 +1,12 @@
 /* CONV_2D and DEPTHWISE_CONV_2D, int8 with per-channel requantisation: the arithmetic of
- * LiteRT's reference_integer_ops::ConvPerChannel / DepthwiseConvPerChannel. */
+ * LiteRT's reference_integer_ops::ConvPerChannel / DepthwiseConvPerChannel.
+ *
+ * CONV_2D runs as a GEMM: for two output pixels at a time, their receptive fields become two
+ * int16 columns (input offset added, padding as zeros, khil_gemm.h layout) in the op's scratch
+ * buffer, and every pair of output channels takes four dual-MAC dot products over them.
+ * DEPTHWISE_CONV_2D (depth multiplier 1) works on four channels per word with 16-bit MACs.
+ * Other shapes (grouped convolution, depth multipliers > 1) take the plain reference loops. */
+#include "khil_gemm.h"
 #include "khil_internal.h"
 #include "khil_quant.h"
 
@@ -24,10 +31,17 @@ static inline int8_t conv_output(const khil_op *op, const khil_conv_params *p, i
     return (int8_t)clamp(acc, p->act_min, p->act_max);
 }
 
+static int conv_as_gemm(const khil_conv_params *p)
+{
+    return p->f_in_c == p->in_c; /* no groups */
+}
+
 uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
 {
-    (void)p;
-    return 0;
+    if (!conv_as_gemm(p)) {
+        return 0;
+    }
+    return 2u * khil_column_bytes(p->k_h * p->k_w * p->f_in_c);
 }
 
 uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
@@ -36,12 +50,86 @@ uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
     return 0;
 }
 
-void khil_kernel_conv(const khil_op *op, khil_tensor *t)
+static inline int32_t bias_of(const khil_conv_params *p, int32_t c)
 {
-    const khil_conv_params *p = op->params;
-    const int8_t *x = (const int8_t *)t[op->in[0]].data;
+    return p->bias != NULL ? khil_load_i32(p->bias + 4 * c) : 0;
+}
+
+/* The receptive field of output pixel (b, oy, ox) as a column. */
+static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixel, int16_t *col)
+{
+    const int32_t ox = pixel % p->out_w;
+    const int32_t rest = pixel / p->out_w;
+    const int32_t oy = rest % p->out_h;
+    const int32_t b = rest / p->out_h;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    const int32_t k4 = (p->k_h * p->k_w * p->f_in_c) & ~3;
+    const int32_t ic = p->in_c;
+    int32_t k = 0;
+    for (int32_t fy = 0; fy < p->k_h; fy++) {
+        const int32_t iy = iy0 + p->dilation_h * fy;
+        const int row_inside = iy >= 0 && iy < p->in_h;
+        for (int32_t fx = 0; fx < p->k_w; fx++, k += ic) {
+            const int32_t ix = ix0 + p->dilation_w * fx;
+            if (row_inside && ix >= 0 && ix < p->in_w) {
+                const int8_t *src = x + ((b * p->in_h + iy) * p->in_w + ix) * ic;
+                khil_column_put(col, k, src, ic, p->input_offset, k4);
+            } else {
+                khil_column_zero(col, k, ic, k4);
+            }
+        }
+    }
+}
+
+static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
+{
+    const int32_t k = p->k_h * p->k_w * p->f_in_c;
+    const int32_t oc = p->out_c;
+    const int32_t pixels = p->batches * p->out_h * p->out_w;
+    int16_t *col0 = (int16_t *)(void *)op->scratch;
+    int16_t *col1 = col0 + khil_column_bytes(k) / 2;
+    for (int32_t pix = 0; pix < pixels; pix += 2) {
+        const int two = pix + 1 < pixels;
+        conv_column(p, x, pix, col0);
+        if (two) {
+            conv_column(p, x, pix + 1, col1);
+        }
+        int8_t *y0 = y + pix * oc;
+        int8_t *y1 = y0 + oc;
+        int32_t c = 0;
+        for (; c + 1 < oc; c += 2) {
+            const int8_t *wa = p->weights + c * k;
+            const int32_t ba = bias_of(p, c), bb = bias_of(p, c + 1);
+            if (two) {
+                int32_t s[4] = {ba, ba, bb, bb};
+                khil_dot_2x2(wa, wa + k, col0, col1, k, s);
+                y0[c] = conv_output(op, p, s[0], c);
+                y1[c] = conv_output(op, p, s[1], c);
+                y0[c + 1] = conv_output(op, p, s[2], c + 1);
+                y1[c + 1] = conv_output(op, p, s[3], c + 1);
+            } else {
+                int32_t s[2] = {ba, bb};
+                khil_dot_2x1(wa, wa + k, col0, k, s);
+                y0[c] = conv_output(op, p, s[0], c);
+                y0[c + 1] = conv_output(op, p, s[1], c + 1);
+            }
+        }
+        if (c < oc) {
+            const int8_t *wa = p->weights + c * k;
+            y0[c] = conv_output(op, p, khil_dot_1x1(wa, col0, k, bias_of(p, c)), c);
+            if (two) {
+                y1[c] = conv_output(op, p, khil_dot_1x1(wa, col1, k, bias_of(p, c)), c);
+            }
+        }
+    }
+}
+
+/* Grouped convolution: the reference loops. */
+static void conv_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
+                         int8_t *y)
+{
     const int8_t *w = p->weights;
-    int8_t *y = (int8_t *)t[op->out].data;
     const int32_t ih = p->in_h, iw = p->in_w, ic = p->in_c;
     const int32_t kh = p->k_h, kw = p->k_w, fic = p->f_in_c;
     const int32_t oh = p->out_h, ow = p->out_w, oc = p->out_c;
@@ -82,12 +170,90 @@ void khil_kernel_conv(const khil_op *op, khil_tensor *t)
     }
 }
 
-void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
+void khil_kernel_conv(const khil_op *op, khil_tensor *t)
 {
     const khil_conv_params *p = op->params;
     const int8_t *x = (const int8_t *)t[op->in[0]].data;
-    const int8_t *w = p->weights;
     int8_t *y = (int8_t *)t[op->out].data;
+    if (conv_as_gemm(p)) {
+        conv_gemm(op, p, x, y);
+    } else {
+        conv_generic(op, p, x, y);
+    }
+}
+
+/* Depth multiplier 1: four channels per word. For output pixel (oy, ox) only the taps inside
+ * the input are visited (the reference skips the others), so no padding values are needed. */
+static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const int8_t *x,
+                             int8_t *y)
+{
+    const int32_t ih = p->in_h, iw = p->in_w, ch = p->in_c;
+    const int32_t kh = p->k_h, kw = p->k_w;
+    const int32_t dh = p->dilation_h, dw = p->dilation_w;
+    const uint32_t off2 = khil_dup16(p->input_offset);
+    const int32_t ch4 = ch & ~3;
+    for (int32_t b = 0; b < p->batches; b++) {
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            /* taps fy with 0 <= iy0 + dh * fy < ih */
+            int32_t fy0 = iy0 < 0 ? (-iy0 + dh - 1) / dh : 0;
+            int32_t fy1 = ih - iy0 <= 0 ? 0 : (ih - iy0 + dh - 1) / dh;
+            fy1 = fy1 < kh ? fy1 : kh;
+            for (int32_t ox = 0; ox < p->out_w; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                int32_t fx0 = ix0 < 0 ? (-ix0 + dw - 1) / dw : 0;
+                int32_t fx1 = iw - ix0 <= 0 ? 0 : (iw - ix0 + dw - 1) / dw;
+                fx1 = fx1 < kw ? fx1 : kw;
+                /* first valid tap, as an element index (never forms an out-of-range pointer) */
+                const int32_t first = ((b * ih + iy0 + dh * fy0) * iw + ix0 + dw * fx0) * ch;
+                const int32_t nfy = fy1 - fy0, nfx = fx1 - fx0;
+                const int8_t *wfirst = p->weights + (fy0 * kw + fx0) * ch;
+                int8_t *yp = y + ((b * p->out_h + oy) * p->out_w + ox) * ch;
+                int32_t c = 0;
+                for (; c < ch4; c += 4) {
+                    int32_t s0 = bias_of(p, c), s1 = bias_of(p, c + 1);
+                    int32_t s2 = bias_of(p, c + 2), s3 = bias_of(p, c + 3);
+                    for (int32_t fy = 0; fy < nfy; fy++) {
+                        const int8_t *xr = x + first + dh * fy * iw * ch + c;
+                        const int8_t *wr = wfirst + fy * kw * ch + c;
+                        for (int32_t fx = 0; fx < nfx; fx++) {
+                            const uint32_t xv = khil_ld32(xr + dw * fx * ch);
+                            const uint32_t wv = khil_ld32(wr + fx * ch);
+                            const uint32_t x02 = khil_sxtab16(off2, xv);
+                            const uint32_t x13 = khil_sxtab16(off2, khil_ror8(xv));
+                            const uint32_t w02 = khil_sxtb16(wv);
+                            const uint32_t w13 = khil_sxtb16(khil_ror8(wv));
+                            s0 = khil_smlabb(x02, w02, s0);
+                            s2 = khil_smlatt(x02, w02, s2);
+                            s1 = khil_smlabb(x13, w13, s1);
+                            s3 = khil_smlatt(x13, w13, s3);
+                        }
+                    }
+                    yp[c] = conv_output(op, p, s0, c);
+                    yp[c + 1] = conv_output(op, p, s1, c + 1);
+                    yp[c + 2] = conv_output(op, p, s2, c + 2);
+                    yp[c + 3] = conv_output(op, p, s3, c + 3);
+                }
+                for (; c < ch; c++) {
+                    int32_t s0 = bias_of(p, c);
+                    for (int32_t fy = 0; fy < nfy; fy++) {
+                        for (int32_t fx = 0; fx < nfx; fx++) {
+                            const int32_t xv = x[first + (dh * fy * iw + dw * fx) * ch + c];
+                            s0 += wfirst[(fy * kw + fx) * ch + c] * (xv + p->input_offset);
+                        }
+                    }
+                    yp[c] = conv_output(op, p, s0, c);
+                }
+            }
+        }
+    }
+}
+
+/* Depth multipliers above 1: the reference loops. */
+static void depthwise_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
+                              int8_t *y)
+{
+    const int8_t *w = p->weights;
     const int32_t ih = p->in_h, iw = p->in_w, ic = p->in_c;
     const int32_t kh = p->k_h, kw = p->k_w;
     const int32_t oh = p->out_h, ow = p->out_w, oc = p->out_c;
@@ -125,5 +291,17 @@ void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
                 }
             }
         }
+    }
+}
+
+void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
+{
+    const khil_conv_params *p = op->params;
+    const int8_t *x = (const int8_t *)t[op->in[0]].data;
+    int8_t *y = (int8_t *)t[op->out].data;
+    if (p->depth_multiplier == 1) {
+        depthwise_packed(op, p, x, y);
+    } else {
+        depthwise_generic(op, p, x, y);
     }
 }

@@ -247,6 +247,11 @@ static khil_status view_tensor(loader *ld, int32_t index, tensor_view *v)
                          (int)index);
                 return KHIL_ERR_PARSE;
             }
+            if (v->type == KHIL_TYPE_INT8 && (z0 < -128 || z0 > 127)) {
+                khil_fmt(ld->err, ld->err_len, "int8 tensor %d has zero point %d", (int)index,
+                         (int)z0);
+                return KHIL_ERR_PARSE;
+            }
             v->zero_point = (int32_t)z0;
             for (uint32_t i = 0; i < zp.count; i++) {
                 if (khil_fb_vec_i64(fb, zp, i) != 0) {

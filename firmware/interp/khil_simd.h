@@ -1,0 +1,122 @@
+/* Packed 16-bit SIMD primitives of the Armv7E-M DSP extension (Cortex-M4, M7, M33, M55), as
+ * ACLE intrinsics from the compiler's arm_acle.h where __ARM_FEATURE_DSP is set, and as
+ * portable C with the same results elsewhere. The kernels are written once in terms of these,
+ * so the host build runs (and the host tests check) exactly the algorithm the MCU runs.
+ *
+ * A word holds four int8 (bytes 0..3) or two int16 (bits 0..15 "bottom", 16..31 "top"). */
+#ifndef KHIL_SIMD_H
+#define KHIL_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define KHIL_HAVE_DSP 1
+#else
+#define KHIL_HAVE_DSP 0
+#endif
+
+/* Unaligned 32-bit load/store (single LDR/STR on Armv7-M). */
+static inline uint32_t khil_ld32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void khil_st32(void *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+static inline uint32_t khil_ror8(uint32_t x)
+{
+    return (x >> 8) | (x << 24);
+}
+
+#if KHIL_HAVE_DSP
+
+/* (int16)byte0 | (int16)byte2 << 16 */
+static inline uint32_t khil_sxtb16(uint32_t x)
+{
+    return (uint32_t)__sxtb16((int32_t)x);
+}
+
+/* a + sxtb16(x), halfwise */
+static inline uint32_t khil_sxtab16(uint32_t a, uint32_t x)
+{
+    return (uint32_t)__sxtab16((int32_t)a, (int32_t)x);
+}
+
+/* acc + a.bottom * b.bottom + a.top * b.top */
+static inline int32_t khil_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlad((int32_t)a, (int32_t)b, acc);
+}
+
+/* acc + a.bottom * b.bottom */
+static inline int32_t khil_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlabb((int32_t)a, (int32_t)b, acc);
+}
+
+/* acc + a.top * b.top */
+static inline int32_t khil_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlatt((int32_t)a, (int32_t)b, acc);
+}
+
+#else /* portable C, bit-identical */
+
+static inline int32_t khil_bottom16(uint32_t x)
+{
+    return (int32_t)(int16_t)(uint16_t)(x & 0xffffu);
+}
+
+static inline int32_t khil_top16(uint32_t x)
+{
+    return (int32_t)(int16_t)(uint16_t)(x >> 16);
+}
+
+static inline uint32_t khil_pack16(int32_t bottom, int32_t top)
+{
+    return ((uint32_t)bottom & 0xffffu) | ((uint32_t)top << 16);
+}
+
+static inline uint32_t khil_sxtb16(uint32_t x)
+{
+    return khil_pack16((int8_t)(uint8_t)(x & 0xffu), (int8_t)(uint8_t)((x >> 16) & 0xffu));
+}
+
+static inline uint32_t khil_sxtab16(uint32_t a, uint32_t x)
+{
+    return khil_pack16(khil_bottom16(a) + (int8_t)(uint8_t)(x & 0xffu),
+                       khil_top16(a) + (int8_t)(uint8_t)((x >> 16) & 0xffu));
+}
+
+static inline int32_t khil_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(khil_bottom16(a) * khil_bottom16(b)) +
+                     (uint32_t)(khil_top16(a) * khil_top16(b)));
+}
+
+static inline int32_t khil_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(khil_bottom16(a) * khil_bottom16(b)));
+}
+
+static inline int32_t khil_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(khil_top16(a) * khil_top16(b)));
+}
+
+#endif
+
+/* Both halves set to v (an int16 value). */
+static inline uint32_t khil_dup16(int32_t v)
+{
+    return ((uint32_t)v & 0xffffu) | ((uint32_t)v << 16);
+}
+
+#endif /* KHIL_SIMD_H */
