@@ -1,8 +1,10 @@
 """Thresholds and baselines: what a measured result must reach, and what it must not regress from.
 
 Metric names are flat: dataset metrics as the dataset reports them (``accuracy``,
-``top_3``, ``mse`` ...), ``latency.p50|p95|p99|max|mean|min`` (seconds), ``compiled_size``
-(bytes) and ``ram`` (bytes, when the target reports peak allocation).
+``top_3``, ``mse`` ...), ``latency.p50|p95|p99|max|mean|min`` (seconds), or
+``instructions.<stat>`` / ``cycles.<stat>`` on targets that count instead of timing (QEMU
+boards count instructions), ``compiled_size`` (bytes) and ``ram`` (bytes, when the target
+reports peak allocation).
 
 Latency against a baseline is judged on the median, robustly: the measured median's
 distribution-free 95% confidence interval (from order statistics of the binomial(n, 1/2)
@@ -29,13 +31,17 @@ LATENCY_STATS = ("mean", "p50", "p95", "p99", "min", "max")
 # quality metrics whose smaller values are better
 _LOWER_IS_BETTER = re.compile(r"(error|loss|mse|mae|rmse|distance|false_)", re.IGNORECASE)
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_COUNT_UNITS = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+COUNT_PREFIXES = ("instructions", "cycles")  # per-inference counts made by the target
 _COMPARISON = re.compile(r"^\s*(>=|<=|>|<|==)?\s*([-+]?[0-9.eE+-]+)\s*([A-Za-zµ]*)\s*$")
 
 
 def metric_class(name: str) -> str:
-    """'latency', 'size' or 'quality'."""
+    """'latency', 'count' (instructions or cycles per inference), 'size' or 'quality'."""
     if name.startswith("latency.") or name == "latency":
         return "latency"
+    if name.split(".", 1)[0] in COUNT_PREFIXES and "." in name:
+        return "count"
     if name in ("compiled_size", "ram", "size"):
         return "size"
     return "quality"
@@ -46,7 +52,8 @@ def lower_is_better(name: str) -> bool:
 
 
 def parse_value(metric: str, text: Any, source: str) -> float:
-    """A number, with a unit for latency (s, ms, us, ns) or size (B, KiB, MiB, ...)."""
+    """A number, with a unit for latency (s, ms, us, ns), count (k, M, G) or size (B, KiB,
+    MiB, ...)."""
     if isinstance(text, bool):
         raise ConfigurationError(f"{source}: threshold '{metric}': expected a number, got {text!r}")
     if isinstance(text, (int, float)):
@@ -68,6 +75,8 @@ def parse_value(metric: str, text: Any, source: str) -> float:
     kind = metric_class(metric)
     if kind == "latency" and unit in _TIME_UNITS:
         return value * _TIME_UNITS[unit]
+    if kind == "count" and unit in _COUNT_UNITS:
+        return value * _COUNT_UNITS[unit]
     if kind == "size":
         from kenning_hil.targets.description import parse_size
 
@@ -114,6 +123,12 @@ def parse_threshold(metric: str, spec: Any, source: str) -> Threshold:
     if metric == "latency" or (metric.startswith("latency.") and metric[8:] not in LATENCY_STATS):
         raise ConfigurationError(
             f"{source}: threshold '{metric}': latency thresholds are latency.<stat> with "
+            f"<stat> one of {', '.join(LATENCY_STATS)}"
+        )
+    family, _, stat = metric.partition(".")
+    if family in COUNT_PREFIXES and stat not in LATENCY_STATS:
+        raise ConfigurationError(
+            f"{source}: threshold '{metric}': {family} thresholds are {family}.<stat> with "
             f"<stat> one of {', '.join(LATENCY_STATS)}"
         )
     if isinstance(spec, Mapping):
@@ -176,9 +191,21 @@ def format_metric(metric: str, value: float | None) -> str:
     kind = metric_class(metric)
     if kind == "latency":
         return format_seconds(value)
+    if kind == "count":
+        return format_count(value, metric.split(".", 1)[0])
     if kind == "size":
         return f"{int(round(value))} B"
     return f"{value:.4g}"
+
+
+def format_count(value: float, unit: str) -> str:
+    """'37.55 M instructions', '49.7 k cycles'."""
+    magnitude = abs(value)
+    if magnitude >= 1e6:
+        return f"{value / 1e6:.2f} M {unit}"
+    if magnitude >= 1e4:
+        return f"{value / 1e3:.1f} k {unit}"
+    return f"{value:.0f} {unit}"
 
 
 def format_seconds(value: float) -> str:
@@ -217,6 +244,8 @@ class Tolerance:
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "quality": Tolerance(rel=0.0, abs=0.01),
     "latency": Tolerance(rel=0.10, abs=20e-6),
+    # instruction counts are deterministic for the same inputs (to one timer tick)
+    "count": Tolerance(rel=0.01, abs=0.0),
     "size": Tolerance(rel=0.0, abs=0.0),
 }
 
@@ -346,6 +375,8 @@ def compare_to_baseline(
                 continue  # tails are kept for information; the verdict is on the median
             verdict_latency(verdict, float(base), latency_samples, tolerances, min_latency_samples)
             continue
+        if kind == "count" and not metric.endswith(".p50"):
+            continue  # as for latency, the verdict is on the median
         if metric not in values:
             verdict.notes.append(f"{metric} is in the baseline but was not measured")
             continue

@@ -35,6 +35,17 @@ from kenning_hil.targets.target import Target
 
 TARGET_STEP = "target_inference_step"
 PROTOCOL_STEP = "protocol_inference_step"
+TARGET_INSTRUCTIONS = "target_inference_instructions"
+TARGET_CYCLES = "target_inference_cycles"
+# Where per-inference latency comes from (the first one measured) and its unit: time on the
+# target, else a count the target makes (instructions under QEMU, cycles on a board without a
+# clock frequency), else the host-timed PROCESS round trip.
+LATENCY_SOURCES = (
+    (TARGET_STEP, "s"),
+    (TARGET_INSTRUCTIONS, "instructions"),
+    (TARGET_CYCLES, "cycles"),
+    (PROTOCOL_STEP, "s"),
+)
 
 
 class Incompatible(KenningHILError):
@@ -47,7 +58,8 @@ class Incompatible(KenningHILError):
 
 @dataclass(frozen=True)
 class Latency:
-    """Per-inference latency in seconds, and which measurement it comes from."""
+    """Per-inference latency in `unit` (seconds, or instructions / cycles counted by the
+    target), and which measurement it comes from."""
 
     count: int
     mean: float
@@ -56,25 +68,35 @@ class Latency:
     p99: float
     min: float
     max: float
-    source: str  # target_inference_step (timed on the target) or protocol_inference_step
+    source: str  # one of LATENCY_SOURCES
     samples: tuple[float, ...] = field(default=(), repr=False)
+    unit: str = "s"  # "s", "instructions" or "cycles"
+
+    @property
+    def metric_prefix(self) -> str:
+        """How thresholds and baselines name these values: latency.p95 (seconds),
+        instructions.p95, cycles.p95."""
+        return "latency" if self.unit == "s" else self.unit
 
     @classmethod
     def from_measurements(cls, measurements: Mapping) -> Latency | None:
-        from kenning_hil.core.measurements import LatencyStats
+        import numpy as np
 
-        for source in (TARGET_STEP, PROTOCOL_STEP):
+        for source, unit in LATENCY_SOURCES:
             values = measurements.get(source)
             if values:
-                stats = LatencyStats.from_ns(values)
+                # times arrive in ns; counts are kept as counted
+                samples = np.asarray(values, dtype=np.float64) / (1e9 if unit == "s" else 1.0)
+                p50, p95, p99 = np.percentile(samples, [50, 95, 99], method="linear")
                 return cls(
-                    stats.count, stats.mean, stats.p50, stats.p95, stats.p99, stats.min,
-                    stats.max, source, tuple(v / 1e9 for v in values),
+                    int(samples.size), float(samples.mean()), float(p50), float(p95),
+                    float(p99), float(samples.min()), float(samples.max()), source,
+                    tuple(float(v) for v in samples), unit,
                 )
         return None
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("count", *LATENCY_STATS, "source")}
+        return {k: getattr(self, k) for k in ("count", *LATENCY_STATS, "source", "unit")}
 
 
 @dataclass
@@ -110,7 +132,7 @@ class Result:
         values: dict[str, float] = dict(self.metrics)
         if self.latency is not None:
             for stat in LATENCY_STATS:
-                values[f"latency.{stat}"] = getattr(self.latency, stat)
+                values[f"{self.latency.metric_prefix}.{stat}"] = getattr(self.latency, stat)
         if self.compiled_size is not None:
             values["compiled_size"] = float(self.compiled_size)
         if self.ram is not None:
@@ -522,7 +544,8 @@ class Harness:
         use_baseline: bool = True,
     ) -> Verdict:
         """Threshold misses and baseline regressions as messages (empty: passed)."""
-        verdict = Verdict(failures=check_thresholds(result.values(), thresholds))
+        applicable, skipped = split_timing_thresholds(result, thresholds)
+        verdict = Verdict(failures=check_thresholds(result.values(), applicable), notes=skipped)
         if self.baselines is None or not use_baseline:
             return verdict
         baseline_id = baseline_id or result.test_id
@@ -544,7 +567,8 @@ class Harness:
                 f"(run with --update-baseline to record one)"
             )
             return verdict
-        samples = list(result.latency.samples) if result.latency else None
+        timed = result.latency is not None and result.latency.unit == "s"
+        samples = list(result.latency.samples) if timed else None  # seconds only
         compared = compare_to_baseline(stored, result.values(), samples, tolerances)
         verdict.notes.extend(compared.notes)
         for comparison in compared.regressions:
@@ -556,6 +580,31 @@ class Harness:
 
     def close(self) -> None:
         self.sessions.close_all()
+
+
+def split_timing_thresholds(
+    result: Result, thresholds: Sequence[Threshold]
+) -> tuple[list[Threshold], list[str]]:
+    """(thresholds to check, notes). A latency threshold in a unit the target does not
+    measure does not apply to it: seconds on a QEMU board that counts instructions, or
+    instructions on a host. One suite can so bound both, each where it makes sense."""
+    if result.latency is None:
+        return list(thresholds), []
+    measured = result.latency.metric_prefix
+    applicable, notes = [], []
+    for threshold in thresholds:
+        family = threshold.metric.split(".", 1)[0]
+        if family in TIMING_METRIC_PREFIXES and family != measured:
+            notes.append(
+                f"threshold '{threshold.describe()}' not checked: target '{result.target}' "
+                f"measures latency in {result.latency.unit} ({result.latency.source})"
+            )
+        else:
+            applicable.append(threshold)
+    return applicable, notes
+
+
+TIMING_METRIC_PREFIXES = ("latency", "instructions", "cycles")
 
 
 def with_model_io_spec(entry: dict, wrapper: Any) -> dict:

@@ -595,6 +595,7 @@ def record(node, result) -> None:
         put("latency_p50", result.latency.p50)
         put("latency_p95", result.latency.p95)
         put("latency_source", result.latency.source)
+        put("latency_unit", result.latency.unit)
     put("compiled_size", result.compiled_size)
     put("hil_results", str(result.path) if result.path else None)
     if MEASUREMENTS_KEY in node.stash:

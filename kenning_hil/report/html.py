@@ -23,7 +23,8 @@ def result_table(result: Any) -> str:
     if result.latency is not None:
         for stat in ("p50", "p95", "p99", "max", "mean"):
             value = getattr(result.latency, stat)
-            rows.append((f"latency {stat}", format_metric("latency", value)))
+            metric = f"{result.latency.metric_prefix}.{stat}"  # seconds or a count
+            rows.append((f"latency {stat}", format_metric(metric, value)))
         rows.append(("latency from", result.latency.source))
     if result.compiled_size is not None:
         rows.append(("compiled size", f"{result.compiled_size} B"
@@ -48,7 +49,8 @@ def result_extras(
     extras = []
     for result in results:
         extras.append(make_html(result_table(result)))
-        if result.latency is not None and result.latency.samples:
+        # the figure is drawn in milliseconds: counted latencies (instructions) have none
+        if result.latency is not None and result.latency.samples and result.latency.unit == "s":
             png = latency_samples_png(result.latency.samples, result.test_id, result.latency.source)
             if png is not None:
                 extras.append(make_png(base64.b64encode(png).decode(), name="latency"))

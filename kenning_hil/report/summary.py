@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from kenning_hil.baseline import format_seconds
+from kenning_hil.baseline import format_count, format_seconds
 
 # record_property names: what JUnit XML carries and CI dashboards read
 PROPERTY_NAMES = (
@@ -18,6 +18,7 @@ PROPERTY_NAMES = (
     "latency_p50",
     "latency_p95",
     "latency_source",
+    "latency_unit",
     "compiled_size",
     "hil_results",
 )
@@ -35,6 +36,7 @@ class SummaryRow:
     compiled_size: int | None = None
     reason: str = ""
     results: str | None = None
+    latency_unit: str = "s"  # or instructions / cycles counted by the target
 
     @classmethod
     def from_properties(
@@ -64,14 +66,15 @@ class SummaryRow:
             compiled_size=None if size is None else int(size),
             reason=reason,
             results=props.get("hil_results"),
+            latency_unit=str(props.get("latency_unit") or "s"),
         )
 
 
-def _cell(value: float | None, kind: str) -> str:
+def _cell(value: float | None, kind: str, unit: str = "s") -> str:
     if value is None:
         return "-"
     if kind == "latency":
-        return format_seconds(value)
+        return format_seconds(value) if unit == "s" else format_count(value, unit)
     if kind == "size":
         return f"{int(value)} B"
     return f"{value:.4f}"
@@ -83,8 +86,8 @@ def _row_cells(row: SummaryRow) -> list[str]:
         row.test,
         row.target,
         _cell(row.accuracy, "quality"),
-        _cell(row.latency_p50, "latency"),
-        _cell(row.latency_p95, "latency"),
+        _cell(row.latency_p50, "latency", row.latency_unit),
+        _cell(row.latency_p95, "latency", row.latency_unit),
         _cell(row.compiled_size, "size"),
         verdict,
     ]
@@ -171,7 +174,8 @@ def write_session_report(rows: Sequence[SummaryRow], directory: Path) -> Path:
 
 def latency_overview(rows: Sequence[SummaryRow], directory: Path) -> Path | None:
     """A horizontal bar chart of p50 with p95 markers, one bar per test."""
-    timed = [r for r in rows if r.latency_p50 is not None]
+    # seconds only: a count (instructions) has no place on a time axis
+    timed = [r for r in rows if r.latency_p50 is not None and r.latency_unit == "s"]
     if not timed:
         return None
     try:
