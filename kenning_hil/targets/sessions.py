@@ -94,6 +94,9 @@ class SessionManager:
         failed = False
         try:
             entry = self._open.get(key)
+            if entry is not None and not target.kind.alive(entry.session):
+                self._close(key)  # its board died while idle (e.g. a killed emulator)
+                entry = None
             if entry is None:
                 entry = self._boot(target, lease)
                 self._open[key] = entry

@@ -126,6 +126,11 @@ class TargetKind:
         """How this target is reached, for listings."""
         return self.summary
 
+    def alive(self, session: TargetSession) -> bool:
+        """Whether a session kept open between uses can still be used (a kind that can tell
+        its board died says no, and the next use boots a fresh one)."""
+        return True
+
 
 def _builtin_kind_names() -> list[str]:
     return sorted(
