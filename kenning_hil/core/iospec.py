@@ -224,6 +224,18 @@ def _ordered(entries: list[dict]) -> list[dict]:
     return list(entries)
 
 
+def raw_tensor_io_specification(spec: dict) -> dict:
+    """The io spec a target sees when the host quantises and dequantises itself: tensors in
+    compiled order, in the model's own dtypes, without quantisation parameters or `order`,
+    so the target neither quantises the (already int8) inputs nor dequantises its outputs."""
+    dropped = ("prequantized_dtype", "scale", "zero_point", "order")
+
+    def raw(entries: list[dict]) -> list[dict]:
+        return [{k: v for k, v in e.items() if k not in dropped} for e in _ordered(entries)]
+
+    return {"input": raw(spec["input"]), "output": raw(spec["output"])}
+
+
 def numpy_dtype(entry: dict) -> np.dtype:
     """The entry's dtype as a numpy dtype."""
     return _check_dtype(entry.get("dtype"), _entry_name(entry), "dtype", kinds="biuf")

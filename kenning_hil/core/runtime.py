@@ -39,6 +39,7 @@ from kenning_hil.core.iospec import (
     numpy_dtype,
     output_entries,
     quantize_entry,
+    raw_tensor_io_specification,
     tensor_shape,
     validate_io_specification,
 )
@@ -367,8 +368,12 @@ class Runtime(ArgumentsHandler):
         the target and its reason when the target refuses either."""
         protocol = self._require_protocol("upload_essentials")
         if self.io_specification is not None:
+            spec = self.io_specification
+            if getattr(protocol, "host_quantization", False):
+                # int8 travels both ways: the target must take and give raw model tensors
+                spec = raw_tensor_io_specification(spec)
             if hasattr(protocol, "upload_io_specification_dict"):
-                accepted = protocol.upload_io_specification_dict(self.io_specification)
+                accepted = protocol.upload_io_specification_dict(spec)
             else:
                 accepted = protocol.upload_io_specification(io_spec_path(compiled_model_path))
             if not accepted:

@@ -3,7 +3,8 @@ the same accuracy as the local run:
 
 - over a serial line (a socat pty pair) the host quantises float inputs per the io spec, int8
   bytes cross the wire, and int8 outputs are dequantised on the host (as with firmware);
-- over TCP float32 travels and the served runtime quantises (Kenning's TCP behaviour).
+- over TCP float32 travels and the served runtime quantises (Kenning's TCP behaviour), or,
+  with `host_quantization`, int8 travels as over a serial line.
 """
 
 from __future__ import annotations
@@ -69,6 +70,20 @@ def test_float_over_tcp_matches_local(tmp_path, digits_onnx, digits_int8_tflite,
     remote = _remote_run(tmp_path, digits_onnx, runtime, ["--port", "0"], tcp)
     assert remote["total"] == 359
     assert remote["accuracy"] == _local_accuracy(digits_onnx, digits_int8_tflite, runtime) > 0.95
+
+
+def test_int8_over_tcp_with_host_quantization_matches_local(
+    tmp_path, digits_onnx, digits_int8_tflite
+):
+    def tcp(address: str) -> dict:
+        host, port = address.rsplit(":", 1)
+        parameters = {"host": host, "port": int(port), "host_quantization": True}
+        return {"type": "tcp", "parameters": parameters}
+
+    remote = _remote_run(tmp_path, digits_onnx, "litert", ["--port", "0"], tcp)
+    assert remote["total"] == 359
+    local = _local_accuracy(digits_onnx, digits_int8_tflite, "litert")
+    assert remote["accuracy"] == local > 0.95
 
 
 def test_int8_over_serial_line_matches_local(tmp_path, digits_onnx, digits_int8_tflite):
