@@ -28,6 +28,7 @@ from typing import Any
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
 from kenning_hil.core.measurements import Measurements
 from kenning_hil.protocols.bytes_protocol import UARTProtocol
+from kenning_hil.protocols.transport import TransportClosedError
 from kenning_hil.protocols.uart import SerialTransport
 from kenning_hil.sim.firmware_build import (
     ELF_NAME,
@@ -70,7 +71,9 @@ class QemuUARTProtocol(UARTProtocol):
         return self.label
 
     def open_client_transport(self) -> SerialTransport:
-        return _LabelledSerialTransport(self.label, self.port, self.baudrate, self.max_frame_size)
+        return _BoardUARTTransport(
+            self.label, self.board, self.port, self.baudrate, self.max_frame_size
+        )
 
     def initialize_client(self) -> bool:
         self._instructions = []
@@ -99,16 +102,43 @@ class QemuUARTProtocol(UARTProtocol):
         return result
 
 
-class _LabelledSerialTransport(SerialTransport):
-    """A serial transport whose name (used in every protocol error) is the target's."""
+class _BoardUARTTransport(SerialTransport):
+    """The socket to QEMU's UART. Its name (in every protocol error) is the target's, and a
+    connection that closed because QEMU died says so, with QEMU's exit code and output."""
 
-    def __init__(self, label: str, *args: Any):
+    def __init__(self, label: str, board: QemuInstance | None, *args: Any):
         super().__init__(*args)
         self._label = label
+        self._board = board
 
     @property
     def name(self) -> str:
         return self._label
+
+    def send(self, data: bytes) -> None:
+        try:
+            super().send(data)
+        except TransportClosedError as exc:
+            raise self._explained(exc) from exc
+
+    def receive(self, timeout: float | None) -> bytes:
+        try:
+            return super().receive(timeout)
+        except TransportClosedError as exc:
+            raise self._explained(exc) from exc
+
+    def _explained(self, exc: TransportClosedError) -> TransportClosedError:
+        process = self._board.process if self._board is not None else None
+        if process is None:
+            return exc
+        try:
+            # the socket closes as QEMU exits: give the exit a moment to be reaped
+            code = process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return exc  # QEMU still runs: the connection broke for another reason
+        return TransportClosedError(
+            f"{exc.reason}; QEMU exited with code {code}{_tail(self._board.log())}", self.name
+        )
 
 
 @cache
@@ -305,7 +335,7 @@ class QemuKind(TargetKind):
         try:
             label = f"{where} (QEMU {self.machine}, pid {qemu.pid}, {qemu.url})"
             protocol = self._protocol(label, qemu.url, context)
-            protocol.board = qemu
+            protocol.board = qemu  # before connecting: the transport reports QEMU's exit
             protocol.initialize_client()
             yield TargetSession(
                 desc.name,
@@ -320,13 +350,6 @@ class QemuKind(TargetKind):
                     "timing": "instructions" if self.counts_instructions else desc.timing,
                 },
             )
-        except KenningHILError as exc:
-            if qemu.process is not None and qemu.process.poll() is not None:
-                raise TargetError(
-                    f"{exc}; QEMU of target {where} exited with code "
-                    f"{qemu.process.returncode} during the session{_tail(qemu.log())}"
-                ) from exc
-            raise
         finally:
             if protocol is not None and qemu.running:
                 try:
