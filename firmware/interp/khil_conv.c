@@ -41,7 +41,7 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
     if (!conv_as_gemm(p)) {
         return 0;
     }
-    return 2u * khil_column_bytes(p->k_h * p->k_w * p->f_in_c);
+    return khil_columns4_bytes(p->k_h * p->k_w * p->f_in_c);
 }
 
 uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
@@ -55,8 +55,50 @@ static inline int32_t bias_of(const khil_conv_params *p, int32_t c)
     return p->bias != NULL ? khil_load_i32(p->bias + 4 * c) : 0;
 }
 
-/* The receptive field of output pixel (b, oy, ox) as a column. */
-static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixel, int16_t *col)
+/* Requantisation of output channel c, prepared once and applied to several accumulators. */
+typedef struct {
+    khil_rq rq;
+    int32_t offset, lo, hi;
+#ifdef KHIL_VARIANTS
+    const khil_op *op;
+    int32_t channel;
+#endif
+} channel_out;
+
+static inline channel_out channel_out_make(const khil_op *op, const khil_conv_params *p,
+                                           int32_t c)
+{
+    channel_out o;
+    const int32_t q = p->per_channel ? c : 0;
+    o.rq = khil_rq_make(p->mult[q], p->shift[q]);
+    o.offset = p->output_offset;
+    o.lo = p->act_min;
+    o.hi = p->act_max;
+#ifdef KHIL_VARIANTS
+    o.op = op;
+    o.channel = c;
+#else
+    (void)op;
+#endif
+    return o;
+}
+
+static inline int8_t channel_out_apply(const channel_out *o, const khil_conv_params *p,
+                                       int32_t acc)
+{
+#ifdef KHIL_VARIANTS
+    if (o->op->variant != 0) {
+        return conv_output(o->op, p, acc, o->channel);
+    }
+#else
+    (void)p;
+#endif
+    return (int8_t)clamp(khil_rq_apply(&o->rq, acc) + o->offset, o->lo, o->hi);
+}
+
+/* The receptive field of output pixel `pixel` (batch-major) as column j. */
+static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixel, int16_t *col,
+                        int32_t j)
 {
     const int32_t ox = pixel % p->out_w;
     const int32_t rest = pixel / p->out_w;
@@ -74,52 +116,39 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
             const int32_t ix = ix0 + p->dilation_w * fx;
             if (row_inside && ix >= 0 && ix < p->in_w) {
                 const int8_t *src = x + ((b * p->in_h + iy) * p->in_w + ix) * ic;
-                khil_column_put(col, k, src, ic, p->input_offset, k4);
+                khil_columns4_put(col, j, k, src, ic, p->input_offset, k4);
             } else {
-                khil_column_zero(col, k, ic, k4);
+                khil_columns4_zero(col, j, k, ic, k4);
             }
         }
     }
 }
 
+/* Four output pixels at a time: their columns, then each output channel's weight row once. */
 static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
 {
     const int32_t k = p->k_h * p->k_w * p->f_in_c;
     const int32_t oc = p->out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
-    int16_t *col0 = (int16_t *)(void *)op->scratch;
-    int16_t *col1 = col0 + khil_column_bytes(k) / 2;
-    for (int32_t pix = 0; pix < pixels; pix += 2) {
-        const int two = pix + 1 < pixels;
-        conv_column(p, x, pix, col0);
-        if (two) {
-            conv_column(p, x, pix + 1, col1);
-        }
-        int8_t *y0 = y + pix * oc;
-        int8_t *y1 = y0 + oc;
-        int32_t c = 0;
-        for (; c + 1 < oc; c += 2) {
-            const int8_t *wa = p->weights + c * k;
-            const int32_t ba = bias_of(p, c), bb = bias_of(p, c + 1);
-            if (two) {
-                int32_t s[4] = {ba, ba, bb, bb};
-                khil_dot_2x2(wa, wa + k, col0, col1, k, s);
-                y0[c] = conv_output(op, p, s[0], c);
-                y1[c] = conv_output(op, p, s[1], c);
-                y0[c + 1] = conv_output(op, p, s[2], c + 1);
-                y1[c + 1] = conv_output(op, p, s[3], c + 1);
+    int16_t *col = (int16_t *)(void *)op->scratch;
+    for (int32_t pix = 0; pix < pixels; pix += 4) {
+        const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
+        for (int32_t j = 0; j < 4; j++) {
+            if (j < n) {
+                conv_column(p, x, pix + j, col, j);
             } else {
-                int32_t s[2] = {ba, bb};
-                khil_dot_2x1(wa, wa + k, col0, k, s);
-                y0[c] = conv_output(op, p, s[0], c);
-                y0[c + 1] = conv_output(op, p, s[1], c + 1);
+                khil_columns4_zero(col, j, 0, k, k & ~3);
             }
         }
-        if (c < oc) {
-            const int8_t *wa = p->weights + c * k;
-            y0[c] = conv_output(op, p, khil_dot_1x1(wa, col0, k, bias_of(p, c)), c);
-            if (two) {
-                y1[c] = conv_output(op, p, khil_dot_1x1(wa, col1, k, bias_of(p, c)), c);
+        int8_t *yp = y + pix * oc;
+        const int8_t *w = p->weights;
+        for (int32_t c = 0; c < oc; c++, w += k) {
+            const int32_t bias = bias_of(p, c);
+            int32_t s[4] = {bias, bias, bias, bias};
+            khil_dot_1x4(w, col, k, s);
+            const channel_out o = channel_out_make(op, p, c);
+            for (int32_t j = 0; j < n; j++) {
+                yp[j * oc + c] = channel_out_apply(&o, p, s[j]);
             }
         }
     }
@@ -220,19 +249,23 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
                             const uint32_t xv = khil_ld32(xr + dw * fx * ch);
                             const uint32_t wv = khil_ld32(wr + fx * ch);
                             const uint32_t x02 = khil_sxtab16(off2, xv);
-                            const uint32_t x13 = khil_sxtab16(off2, khil_ror8(xv));
+                            const uint32_t x13 = khil_sxtab16_ror8(off2, xv);
                             const uint32_t w02 = khil_sxtb16(wv);
-                            const uint32_t w13 = khil_sxtb16(khil_ror8(wv));
+                            const uint32_t w13 = khil_sxtb16_ror8(wv);
                             s0 = khil_smlabb(x02, w02, s0);
                             s2 = khil_smlatt(x02, w02, s2);
                             s1 = khil_smlabb(x13, w13, s1);
                             s3 = khil_smlatt(x13, w13, s3);
                         }
                     }
-                    yp[c] = conv_output(op, p, s0, c);
-                    yp[c + 1] = conv_output(op, p, s1, c + 1);
-                    yp[c + 2] = conv_output(op, p, s2, c + 2);
-                    yp[c + 3] = conv_output(op, p, s3, c + 3);
+                    const channel_out o0 = channel_out_make(op, p, c);
+                    yp[c] = channel_out_apply(&o0, p, s0);
+                    const channel_out o1 = channel_out_make(op, p, c + 1);
+                    yp[c + 1] = channel_out_apply(&o1, p, s1);
+                    const channel_out o2 = channel_out_make(op, p, c + 2);
+                    yp[c + 2] = channel_out_apply(&o2, p, s2);
+                    const channel_out o3 = channel_out_make(op, p, c + 3);
+                    yp[c + 3] = channel_out_apply(&o3, p, s3);
                 }
                 for (; c < ch; c++) {
                     int32_t s0 = bias_of(p, c);

@@ -70,7 +70,7 @@ static void fc_gemm(const khil_op *op, const khil_fc_params *p, const int8_t *x,
             const int32_t ba = bias_of(p, u), bb = bias_of(p, u + 1);
             if (two) {
                 int32_t s[4] = {ba, ba, bb, bb};
-                khil_dot_2x2(wa, wa + k, col0, col1, k, s);
+                khil_dot_2x2(wa, col0, k, s);
                 y0[u] = fc_output(op, p, s[0], u);
                 y1[u] = fc_output(op, p, s[1], u);
                 y0[u + 1] = fc_output(op, p, s[2], u + 1);

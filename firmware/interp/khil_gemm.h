@@ -41,7 +41,7 @@ static inline void khil_column_put(int16_t *col, int32_t k0, const int8_t *src, 
         for (int32_t i = 0; i < n; i += 4) {
             const uint32_t x = khil_ld32(src + i);
             dst[0] = khil_sxtab16(off2, x);
-            dst[1] = khil_sxtab16(off2, khil_ror8(x));
+            dst[1] = khil_sxtab16_ror8(off2, x);
             dst += 2;
         }
         return;
@@ -59,40 +59,127 @@ static inline void khil_column_zero(int16_t *col, int32_t k0, int32_t n, int32_t
     }
 }
 
-/* s[0] += wa.c0, s[1] += wa.c1, s[2] += wb.c0, s[3] += wb.c1 over k values. */
-static inline void khil_dot_2x2(const int8_t *wa, const int8_t *wb, const int16_t *c0,
-                                const int16_t *c1, int32_t k, int32_t *s)
+/* Four columns interleaved (for khil_dot_1x4): block i of column j is words 8i+2j, 8i+2j+1;
+ * then the K % 4 tail values of column j at int16 index 16*blocks + 4j. */
+static inline uint32_t khil_columns4_bytes(int32_t k)
+{
+    return 2u * (4u * (uint32_t)(k & ~3) + 16u);
+}
+
+static inline int32_t khil_columns4_slot(int32_t k, int32_t j, int32_t k_blocks4)
+{
+    if (k >= k_blocks4) {
+        return 4 * k_blocks4 + 4 * j + (k - k_blocks4);
+    }
+    const int32_t jj = k & 3;
+    return 4 * (k & ~3) + 4 * j + 2 * (jj & 1) + (jj >> 1);
+}
+
+/* Column j, positions k0 .. k0+n: src[i] + offset (fast for whole blocks). */
+static inline void khil_columns4_put(int16_t *col, int32_t j, int32_t k0, const int8_t *src,
+                                     int32_t n, int32_t offset, int32_t k_blocks4)
+{
+    if (((k0 | n) & 3) == 0 && k0 + n <= k_blocks4) {
+        uint32_t *dst = (uint32_t *)(void *)col + 2 * k0 + 2 * j;
+        const uint32_t off2 = khil_dup16(offset);
+        for (int32_t i = 0; i < n; i += 4) {
+            const uint32_t x = khil_ld32(src + i);
+            dst[0] = khil_sxtab16(off2, x);
+            dst[1] = khil_sxtab16_ror8(off2, x);
+            dst += 8;
+        }
+        return;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        col[khil_columns4_slot(k0 + i, j, k_blocks4)] = (int16_t)(src[i] + offset);
+    }
+}
+
+static inline void khil_columns4_zero(int16_t *col, int32_t j, int32_t k0, int32_t n,
+                                      int32_t k_blocks4)
+{
+    for (int32_t i = 0; i < n; i++) {
+        col[khil_columns4_slot(k0 + i, j, k_blocks4)] = 0;
+    }
+}
+
+/* s[j] += w . column j, j = 0..3, over k values: one weight word widened once serves four
+ * columns (8 SMLAD per word load). */
+static inline void khil_dot_1x4(const int8_t *w, const int16_t *col, int32_t k, int32_t *s)
+{
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    const int32_t blocks = k >> 2;
+    const uint32_t *p = (const uint32_t *)(const void *)col;
+    const uint32_t *end = p + 8 * blocks;
+    while (p != end) {
+        const uint32_t a = khil_ld32(w);
+        w += 4;
+        const uint32_t a02 = khil_sxtb16(a);
+        const uint32_t a13 = khil_sxtb16_ror8(a);
+        s0 = khil_smlad(a02, p[0], s0);
+        s0 = khil_smlad(a13, p[1], s0);
+        s1 = khil_smlad(a02, p[2], s1);
+        s1 = khil_smlad(a13, p[3], s1);
+        s2 = khil_smlad(a02, p[4], s2);
+        s2 = khil_smlad(a13, p[5], s2);
+        s3 = khil_smlad(a02, p[6], s3);
+        s3 = khil_smlad(a13, p[7], s3);
+        p += 8;
+    }
+    const int16_t *tail = (const int16_t *)(const void *)p;
+    for (int32_t t = 0; t < (k & 3); t++) {
+        const int32_t wv = w[t];
+        s0 += wv * tail[t];
+        s1 += wv * tail[4 + t];
+        s2 += wv * tail[8 + t];
+        s3 += wv * tail[12 + t];
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/* s[0] += wa.c0, s[1] += wa.c1, s[2] += wb.c0, s[3] += wb.c1 over k values, where wb = wa + k
+ * (consecutive weight rows) and c1 = c0 + khil_column_bytes(k) / 2 (consecutive columns).
+ * Written so that few values are live at once: the inner loop fits the Cortex-M registers. */
+static inline void khil_dot_2x2(const int8_t *wa, const int16_t *c0, int32_t k, int32_t *s)
 {
     int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
     const int32_t blocks = k >> 2;
+    const int32_t col_words = (int32_t)(khil_column_bytes(k) / 4);
     const uint32_t *p = (const uint32_t *)(const void *)c0;
-    const uint32_t *q = (const uint32_t *)(const void *)c1;
-    for (int32_t i = 0; i < blocks; i++) {
+    const uint32_t *end = p + 2 * blocks;
+    while (p != end) {
         const uint32_t a = khil_ld32(wa);
-        const uint32_t b = khil_ld32(wb);
+        const uint32_t b = khil_ld32(wa + k);
         wa += 4;
-        wb += 4;
-        const uint32_t a1 = khil_sxtb16(a), a2 = khil_sxtb16(khil_ror8(a));
-        const uint32_t b1 = khil_sxtb16(b), b2 = khil_sxtb16(khil_ror8(b));
-        uint32_t x1 = p[0], x2 = p[1];
+        const uint32_t a02 = khil_sxtb16(a);
+        const uint32_t x02 = p[0];
+        const uint32_t y02 = p[col_words];
+        s00 = khil_smlad(a02, x02, s00);
+        s01 = khil_smlad(a02, y02, s01);
+        const uint32_t b02 = khil_sxtb16(b);
+        s10 = khil_smlad(b02, x02, s10);
+        s11 = khil_smlad(b02, y02, s11);
+        const uint32_t a13 = khil_sxtb16_ror8(a);
+        const uint32_t x13 = p[1];
+        const uint32_t y13 = p[col_words + 1];
         p += 2;
-        s00 = khil_smlad(a1, x1, s00);
-        s00 = khil_smlad(a2, x2, s00);
-        s10 = khil_smlad(b1, x1, s10);
-        s10 = khil_smlad(b2, x2, s10);
-        x1 = q[0];
-        x2 = q[1];
-        q += 2;
-        s01 = khil_smlad(a1, x1, s01);
-        s01 = khil_smlad(a2, x2, s01);
-        s11 = khil_smlad(b1, x1, s11);
-        s11 = khil_smlad(b2, x2, s11);
+        s00 = khil_smlad(a13, x13, s00);
+        s01 = khil_smlad(a13, y13, s01);
+        const uint32_t b13 = khil_sxtb16_ror8(b);
+        s10 = khil_smlad(b13, x13, s10);
+        s11 = khil_smlad(b13, y13, s11);
     }
+    const int16_t *c1 = c0 + 2 * col_words;
+    const int8_t *wb = wa + k;
     for (int32_t j = blocks * 4; j < k; j++) {
-        s00 += wa[j - blocks * 4] * c0[j];
-        s01 += wa[j - blocks * 4] * c1[j];
-        s10 += wb[j - blocks * 4] * c0[j];
-        s11 += wb[j - blocks * 4] * c1[j];
+        const int32_t i = j - blocks * 4;
+        s00 += wa[i] * c0[j];
+        s01 += wa[i] * c1[j];
+        s10 += wb[i] * c0[j];
+        s11 += wb[i] * c1[j];
     }
     s[0] = s00;
     s[1] = s01;
@@ -115,9 +202,9 @@ static inline void khil_dot_2x1(const int8_t *wa, const int8_t *wb, const int16_
         const uint32_t x1 = p[0], x2 = p[1];
         p += 2;
         s0 = khil_smlad(khil_sxtb16(a), x1, s0);
-        s0 = khil_smlad(khil_sxtb16(khil_ror8(a)), x2, s0);
+        s0 = khil_smlad(khil_sxtb16_ror8(a), x2, s0);
         s1 = khil_smlad(khil_sxtb16(b), x1, s1);
-        s1 = khil_smlad(khil_sxtb16(khil_ror8(b)), x2, s1);
+        s1 = khil_smlad(khil_sxtb16_ror8(b), x2, s1);
     }
     for (int32_t j = blocks * 4; j < k; j++) {
         s0 += wa[j - blocks * 4] * c0[j];
@@ -136,7 +223,7 @@ static inline int32_t khil_dot_1x1(const int8_t *wa, const int16_t *c0, int32_t 
         const uint32_t a = khil_ld32(wa);
         wa += 4;
         s = khil_smlad(khil_sxtb16(a), p[0], s);
-        s = khil_smlad(khil_sxtb16(khil_ror8(a)), p[1], s);
+        s = khil_smlad(khil_sxtb16_ror8(a), p[1], s);
         p += 2;
     }
     for (int32_t j = blocks * 4; j < k; j++) {

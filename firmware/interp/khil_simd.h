@@ -43,6 +43,22 @@ static inline uint32_t khil_sxtb16(uint32_t x)
     return (uint32_t)__sxtb16((int32_t)x);
 }
 
+/* sxtb16(ror(x, 8)): bytes 1 and 3 (one instruction: SXTB16 with rotation) */
+static inline uint32_t khil_sxtb16_ror8(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* a + sxtb16(ror(x, 8)), halfwise */
+static inline uint32_t khil_sxtab16_ror8(uint32_t a, uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+    return r;
+}
+
 /* a + sxtb16(x), halfwise */
 static inline uint32_t khil_sxtab16(uint32_t a, uint32_t x)
 {
@@ -99,6 +115,16 @@ static inline int32_t khil_smlad(uint32_t a, uint32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(khil_bottom16(a) * khil_bottom16(b)) +
                      (uint32_t)(khil_top16(a) * khil_top16(b)));
+}
+
+static inline uint32_t khil_sxtb16_ror8(uint32_t x)
+{
+    return khil_sxtb16(khil_ror8(x));
+}
+
+static inline uint32_t khil_sxtab16_ror8(uint32_t a, uint32_t x)
+{
+    return khil_sxtab16(a, khil_ror8(x));
 }
 
 static inline int32_t khil_smlabb(uint32_t a, uint32_t b, int32_t acc)
