@@ -34,8 +34,12 @@ PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
 
 
 def pytest_run(project: Path, *args: str) -> tuple[float, str]:
+    # bytecode caching on, as on a lab machine: without it every worker process recompiles
+    # (and pytest re-rewrites) every module it imports, which the warm-up run cannot amortise
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
-    done = subprocess.run([*PYTEST, *args], cwd=project, capture_output=True, text=True)
+    done = subprocess.run([*PYTEST, *args], cwd=project, capture_output=True, text=True,
+                          env=env)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-2000:])

@@ -695,7 +695,8 @@ class SuiteItem(pytest.Item):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     results = item.stash.get(RESULT_KEY, None)
-    if results and report.when == "call" and item.config.pluginmanager.hasplugin("html"):
+    # pytest-html registers itself whenever installed: build extras only for an --html run
+    if results and report.when == "call" and item.config.getoption("htmlpath", None):
         try:
             from pytest_html import extras
         except ImportError:
