@@ -52,8 +52,14 @@ def test_host_session_is_reused_and_rebooted_after_a_failure(manager):
     with manager.use(board, "t4") as third:  # ... and the next one boots a fresh server
         assert third.info["pid"] != first.info["pid"] and third.protocol.connected
     assert manager.boots == 2
+    # a server that died while idle is noticed at the next use and booted afresh
+    os.kill(third.info["pid"], 9)
+    third.handle.wait()
+    with manager.use(board, "t5") as fourth:
+        assert fourth.info["pid"] != third.info["pid"] and fourth.protocol.connected
+    assert manager.boots == 3
     manager.close_all()
-    assert not server_alive(third)
+    assert not server_alive(fourth)
 
 
 def test_leases_are_kept_only_when_workers_fit_the_pool(tmp_path):

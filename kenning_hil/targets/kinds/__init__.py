@@ -73,6 +73,7 @@ class TargetSession:
     protocol: Any
     info: dict = field(default_factory=dict)
     loaded_model: str | None = None
+    handle: Any = field(default=None, repr=False)  # the kind's own object (e.g. its process)
 
 
 class TargetKind:

@@ -49,6 +49,9 @@ class HostKind(TargetKind):
             return False, "this installation has no target server (Runtime.run_server)"
         return True, f"local server, up to {len(self.instances())} at once"
 
+    def alive(self, session: TargetSession) -> bool:
+        return session.handle is None or session.handle.poll() is None
+
     def serve_command(self) -> list[str]:
         desc = self.description
         command = [
@@ -89,6 +92,7 @@ class HostKind(TargetKind):
                 instance,
                 protocol,
                 info={"address": f"{host}:{port}", "pid": proc.pid, "log": str(log_path)},
+                handle=proc,
             )
         finally:
             if protocol is not None:
