@@ -630,7 +630,7 @@ class SuiteFile(pytest.File):
         try:
             suite = load_suite(self.path, search=[options.rootdir, options.models_path])
         except KenningHILError as exc:
-            raise SuiteError(str(exc)) from None
+            raise self.CollectError(str(exc)) from None  # shown as its message alone
         given = options.targets
         hil_mark = pytest.mark.hil
         marks = {}
@@ -656,10 +656,6 @@ class SuiteFile(pytest.File):
                 yield item
 
 
-class SuiteError(Exception):
-    """A suite file is invalid: shown as one line at collection."""
-
-
 class SuiteItem(pytest.Item):
     def __init__(self, *, case, target_name: str, **kwargs):
         super().__init__(**kwargs)
@@ -678,11 +674,6 @@ class SuiteItem(pytest.Item):
         request = RunRequest(case.model_wrapper, case.dataset, case.optimizers, samples, case.model)
         result = _user_errors(state.harness.run, target, request, self.nodeid)
         finish(self, state.harness, result, case.thresholds, case.tolerances, True, self.nodeid)
-
-    def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, SuiteError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
         return self.path, 0, f"{self.case.source}::{self.name}"

@@ -150,3 +150,4 @@ def test_suite_option_and_collection_errors(hil_project):
     bad.stdout.re_match_lines([r".*bad.yaml: unknown key 'models.d.modle' \(known keys of "
                                r"models.d: .*"])
     assert bad.ret != 0
+    assert "pytest_plugin.py" not in bad.stdout.str()  # the message alone, no traceback
