@@ -317,15 +317,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def resolve_target(config: pytest.Config, value: Any):
     """A Target from a name or a Target. An unavailable target fails the test, except the
     default host target when no target was asked for: that one skips (e.g. no onnxruntime)."""
-    from kenning_hil.core.errors import KenningHILError
     from kenning_hil.targets.catalog import DEFAULT_TARGET
     from kenning_hil.targets.target import Target
 
     state = hil_state(config)
-    try:
-        target = value if isinstance(value, Target) else state.target(str(value))
-    except KenningHILError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    if not isinstance(value, Target):
+        value = _user_errors(state.target, str(value))
+    target = value
     available, reason = state.availability(target)
     if not available:
         message = f"target '{target.name}' is not available here: {reason}"
