@@ -21,8 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 system-deps:
 	./scripts/install-system-deps.sh
 
+DEMO_TARGETS ?= --target=host-onnxruntime --target=host-litert --target=host-tflm --target=qemu-m4
+
+# The main job: the digits suite (fp32 and int8) on the host runtimes and the simulated
+# Cortex-M4, then MLPerf Tiny on LiteRT and the simulated board (skipped with the reason
+# when the external models are absent). Each writes a report and prints its path.
 demo: setup
-	$(VENV)/bin/kenning-hil run scenarios/digits-onnxruntime.json --output $(RESULTS)/demo/digits-onnxruntime.json
+	$(VENV)/bin/pytest -p no:cacheprovider -n 2 suites/digits.yaml $(DEMO_TARGETS) \
+		--hil-report $(RESULTS)/demo/digits
+	$(VENV)/bin/pytest -p no:cacheprovider -n 2 suites/mlperf_tiny.yaml \
+		--target=host-litert --target=qemu-m4 --samples 10 --hil-report $(RESULTS)/demo/mlperf_tiny
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
