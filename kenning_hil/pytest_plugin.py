@@ -288,12 +288,8 @@ def _pinned(item_or_definition: Any) -> list[str] | None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses a target runs once per selected target (ids: target names)."""
-    if "target" not in metafunc.fixturenames:
+    if not _uses_our_target(metafunc.definition):
         return
-    definitions = getattr(metafunc.definition, "_fixtureinfo", None)
-    chosen = definitions.name2fixturedefs.get("target") if definitions is not None else None
-    if chosen and chosen[-1].func.__module__ != __name__:
-        return  # a project's own fixture named `target` shadows ours: leave it alone
     for mark in metafunc.definition.iter_markers("parametrize"):
         argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
         names = [n.strip() for n in argnames.split(",")] if isinstance(argnames, str) else argnames
@@ -312,6 +308,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             return
         selected = chosen
     metafunc.parametrize("target", selected, indirect=True, ids=selected)
+
+
+def _uses_our_target(item: Any) -> bool:
+    """Whether a test function uses this plugin's `target` fixture (a project's own fixture
+    of that name shadows ours, and is then left alone)."""
+    if "target" not in getattr(item, "fixturenames", ()):
+        return False
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get("target") if info is not None else None
+    return not defs or defs[-1].func.__module__ == __name__
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # a test that runs on a target is a HIL test: `-m hil` / `-m "not hil"` select by it
+    for item in items:
+        if _uses_our_target(item) and item.get_closest_marker("hil") is None:
+            item.add_marker("hil")
 
 
 def resolve_target(config: pytest.Config, value: Any):

@@ -190,3 +190,16 @@ def test_a_projects_own_target_fixture_is_left_alone(pytester):
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*::test_own PASSED*"])  # not parametrized by target
+
+
+def test_tests_on_targets_are_marked_hil(pytester):
+    pytester.makepyfile("""
+        def test_board(target):
+            pass
+
+        def test_plain():
+            pass
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-m", "not hil", "-v")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*::test_plain PASSED*"])
