@@ -229,13 +229,15 @@ class HILState:
         options = config.stash[OPTIONS_KEY]
         self.options = options
         self.catalog = _catalog(config)
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        # an xdist worker learns its id and the worker count from the controller (the
+        # environment may carry an outer run's values)
+        workerinput = getattr(config, "workerinput", {})
         sessions = SessionManager(
             workdir=options.report_dir / "targets",
             lock_dir=options.lock_dir,
             default_timeout=options.timeout,
-            holder=f"pytest {worker}",
-            workers=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+            holder=f"pytest {workerinput.get('workerid', 'main')}",
+            workers=int(workerinput.get("workercount", 1)),
         )
         self.harness = Harness(
             sessions,
