@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -102,6 +103,12 @@ def protocol_inference(client: NetworkProtocol) -> None:
         raise RuntimeError(f"unexpected OUTPUT answer: {ok}, {len(output or b'')} bytes")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; clock-tick resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(function, count: int) -> list[int]:
     clock = time.perf_counter_ns
     out = []
@@ -146,9 +153,13 @@ def bench_tcp(samples: int, rounds: int, workdir: Path) -> float:
         raw_ns: list[int] = []
         proto_ns: list[int] = []
         block = max(1, samples // rounds)
+        client_cpu = server_cpu = 0.0
         for _ in range(rounds):
             raw_ns += timed(raw.inference, block)
+            cpu, server_before = time.process_time(), process_cpu_seconds(server.pid)
             proto_ns += timed(lambda: protocol_inference(client), block)
+            client_cpu += time.process_time() - cpu
+            server_cpu += process_cpu_seconds(server.pid) - server_before
         client.disconnect()
         raw.sock.close()
     finally:
@@ -161,6 +172,10 @@ def bench_tcp(samples: int, rounds: int, workdir: Path) -> float:
     print(f"  raw socket exchange : p50 {raw_p50:8.1f} us   p99 {raw_p99:8.1f} us")
     print(f"  kenning-hil protocol: p50 {proto_p50:8.1f} us   p99 {proto_p99:8.1f} us")
     print(f"  overhead per inference at p50: {proto_p50 - raw_p50:.1f} us")
+    print(
+        f"  CPU per inference: client {client_cpu / len(proto_ns) * 1e6:.1f} us, "
+        f"server {server_cpu / len(proto_ns) * 1e6:.1f} us (user + system)"
+    )
     return proto_p50 / raw_p50
 
 

@@ -99,8 +99,27 @@ class MessageChannel:
 
         Raises TransportClosedError when the peer goes away.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
         decoder = self.decoder
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._events and decoder.pending == 0:
+            # the usual case: nothing buffered, one read brings one whole frame
+            data = self.transport.receive(timeout)
+            if data:
+                decoder.feed(data)
+                self._last_bytes_at = time.monotonic()
+                frame = decoder.next()
+                if type(frame) is Frame and decoder.pending == 0:
+                    try:
+                        message = self.assembler.add(frame)
+                    except AssemblyError as exc:
+                        return self._assembly_error(exc)
+                    if message is not None:
+                        return message
+                elif frame is not None:
+                    self._events.append(frame)
+            elif timeout is not None and timeout <= 0:
+                return None
+            # anything else (a partial frame, several frames, an early wake-up) below
         while True:
             if self._events:
                 event = self._events.popleft()
@@ -131,15 +150,20 @@ class MessageChannel:
             try:
                 message = self.assembler.add(event)
             except AssemblyError as exc:
-                return Corruption(
-                    "assembly",
-                    exc.frame.message_type,
-                    exc.frame.flow_control,
-                    f"{message_type_name(exc.frame.message_type)} "
-                    f"{_flow_name(exc.frame.flow_control)}: {exc.reason}",
-                )
+                return self._assembly_error(exc)
             if message is not None:
                 return message
+
+    @staticmethod
+    def _assembly_error(exc: AssemblyError) -> Corruption:
+        frame = exc.frame
+        return Corruption(
+            "assembly",
+            frame.message_type,
+            frame.flow_control,
+            f"{message_type_name(frame.message_type)} {_flow_name(frame.flow_control)}: "
+            f"{exc.reason}",
+        )
 
     def discard_input(self) -> None:
         """Forgets everything received so far (stale bytes from an earlier session)."""

@@ -228,14 +228,19 @@ def fuzz_pty(proc, port: str, examples: int, quiet: float) -> FuzzCounts:
         counts.frames += len(frames)
         counts.bytes += len(stream)
         check_answers(drain(), counts)
-        # still alive and back in sync: a connect PING is answered
+        # still alive and back in sync: a connect PING is answered (late answers to the
+        # burst may come first; they must be well-formed too)
         line.send(encode_frame(MessageType.PING, FlowControl.REQUEST, CONNECT))
-        reply = drain()
         decoder = FrameDecoder()
-        decoder.feed(reply)
         frames_back = []
-        while (frame := decoder.next()) is not None:
-            frames_back.append(frame)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            decoder.feed(line.receive(0.1))
+            while (frame := decoder.next()) is not None:
+                frames_back.append(frame)
+            if any(f.message_type == MessageType.PING for f in frames_back):
+                break
+        assert decoder.errors == 0, f"malformed server output: {frames_back}"
         pings = [f for f in frames_back if f.message_type == MessageType.PING]
         if not pings:
             counts.hangs += 1
