@@ -6,8 +6,8 @@
 #include "khil_internal.h"
 #include "khil_quant.h"
 
-/* Symmetric weights (the int8 spec): the input rows become int16 columns (khil_gemm.h) and
- * pairs of units take dual-MAC dot products; asymmetric weights take the reference loop. */
+/* Symmetric weights (the int8 spec): two units at a time take dual-MAC dot products straight
+ * from the int8 input (no scratch); asymmetric weights take the reference loop. */
 static int fc_packed(const khil_fc_params *p)
 {
     return p->filter_offset == 0;
@@ -15,10 +15,8 @@ static int fc_packed(const khil_fc_params *p)
 
 uint32_t khil_fully_connected_scratch_bytes(const khil_fc_params *p)
 {
-    if (!fc_packed(p)) {
-        return 0;
-    }
-    return (p->batches > 1 ? 2u : 1u) * khil_column_bytes(p->accum_depth);
+    (void)p;
+    return 0;
 }
 
 static inline int32_t bias_of(const khil_fc_params *p, int32_t u)
@@ -48,46 +46,24 @@ static inline int8_t fc_output(const khil_op *op, const khil_fc_params *p, int32
     return (int8_t)acc;
 }
 
-static void fc_gemm(const khil_op *op, const khil_fc_params *p, const int8_t *x, int8_t *y)
+static void fc_packed_rows(const khil_op *op, const khil_fc_params *p, const int8_t *x,
+                           int8_t *y)
 {
     const int32_t k = p->accum_depth, units = p->output_depth;
-    const int32_t k4 = k & ~3;
-    int16_t *col0 = (int16_t *)(void *)op->scratch;
-    int16_t *col1 = col0 + khil_column_bytes(k) / 2;
-    for (int32_t b = 0; b < p->batches; b += 2) {
-        const int two = b + 1 < p->batches;
-        khil_column_put(col0, 0, x + b * k, k4, p->input_offset, k4);
-        khil_column_put(col0, k4, x + b * k + k4, k - k4, p->input_offset, k4);
-        if (two) {
-            khil_column_put(col1, 0, x + (b + 1) * k, k4, p->input_offset, k4);
-            khil_column_put(col1, k4, x + (b + 1) * k + k4, k - k4, p->input_offset, k4);
-        }
-        int8_t *y0 = y + b * units;
-        int8_t *y1 = y0 + units;
+    for (int32_t b = 0; b < p->batches; b++) {
+        const int8_t *xb = x + b * k;
+        int8_t *yb = y + b * units;
         int32_t u = 0;
         for (; u + 1 < units; u += 2) {
-            const int8_t *wa = p->weights + u * k;
-            const int32_t ba = bias_of(p, u), bb = bias_of(p, u + 1);
-            if (two) {
-                int32_t s[4] = {ba, ba, bb, bb};
-                khil_dot_2x2(wa, col0, k, s);
-                y0[u] = fc_output(op, p, s[0], u);
-                y1[u] = fc_output(op, p, s[1], u);
-                y0[u + 1] = fc_output(op, p, s[2], u + 1);
-                y1[u + 1] = fc_output(op, p, s[3], u + 1);
-            } else {
-                int32_t s[2] = {ba, bb};
-                khil_dot_2x1(wa, wa + k, col0, k, s);
-                y0[u] = fc_output(op, p, s[0], u);
-                y0[u + 1] = fc_output(op, p, s[1], u + 1);
-            }
+            int32_t s[2] = {bias_of(p, u), bias_of(p, u + 1)};
+            khil_dot_2x1_direct(p->weights + u * k, xb, k, p->input_offset, s);
+            yb[u] = fc_output(op, p, s[0], u);
+            yb[u + 1] = fc_output(op, p, s[1], u + 1);
         }
-        if (u < units) {
-            const int8_t *wa = p->weights + u * k;
-            y0[u] = fc_output(op, p, khil_dot_1x1(wa, col0, k, bias_of(p, u)), u);
-            if (two) {
-                y1[u] = fc_output(op, p, khil_dot_1x1(wa, col1, k, bias_of(p, u)), u);
-            }
+        for (; u < units; u++) {
+            const int32_t acc = khil_dot_1x1_direct(p->weights + u * k, xb, k, p->input_offset,
+                                                    bias_of(p, u));
+            yb[u] = fc_output(op, p, acc, u);
         }
     }
 }
@@ -100,7 +76,7 @@ void khil_kernel_fully_connected(const khil_op *op, khil_tensor *t)
     int8_t *y = (int8_t *)t[op->out].data;
     const int32_t depth = p->accum_depth, units = p->output_depth;
     if (fc_packed(p)) {
-        fc_gemm(op, p, x, y);
+        fc_packed_rows(op, p, x, y);
         return;
     }
 
