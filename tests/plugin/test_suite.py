@@ -130,9 +130,9 @@ def test_ten_thousand_cases_expand_fast():
         "models": {f"m{i}": {"model": f"m{i}.onnx"} for i in range(100)},
         "optimizers": {f"o{j}": [{"type": "x", "parameters": {"j": j}}] for j in range(100)},
     }
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a loaded machine must not fail this
     suite = parse_suite(data, "big.yaml", "big")
     pairs = suite.expand(["host-onnxruntime"])
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(pairs) == 10_000
     assert elapsed < 1.5, elapsed
