@@ -103,10 +103,36 @@ def protocol_inference(client: NetworkProtocol) -> None:
         raise RuntimeError(f"unexpected OUTPUT answer: {ok}, {len(output or b'')} bytes")
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc; clock-tick resolution)."""
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (Linux /proc; clock-tick resolution)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+class CPUMeter:
+    """Adds up the user and system CPU time of this process and of another one."""
+
+    def __init__(self, other_pid: int):
+        self.other_pid = other_pid
+        self.totals = [0.0, 0.0, 0.0, 0.0]  # own user, own system, other user, other system
+
+    def __enter__(self):
+        own = os.times()
+        self._start = (own.user, own.system, *process_cpu_seconds(self.other_pid))
+        return self
+
+    def __exit__(self, *exc):
+        own = os.times()
+        now = (own.user, own.system, *process_cpu_seconds(self.other_pid))
+        self.totals = [t + b - a for t, a, b in zip(self.totals, self._start, now)]
+
+    def describe(self, count: int) -> str:
+        us = [t / count * 1e6 for t in self.totals]
+        return (
+            f"client {us[0]:.0f} user + {us[1]:.0f} sys, "
+            f"server {us[2]:.0f} user + {us[3]:.0f} sys us per inference"
+        )
 
 
 def timed(function, count: int) -> list[int]:
@@ -153,13 +179,12 @@ def bench_tcp(samples: int, rounds: int, workdir: Path) -> float:
         raw_ns: list[int] = []
         proto_ns: list[int] = []
         block = max(1, samples // rounds)
-        client_cpu = server_cpu = 0.0
+        raw_cpu, proto_cpu = CPUMeter(raw_server.pid), CPUMeter(server.pid)
         for _ in range(rounds):
-            raw_ns += timed(raw.inference, block)
-            cpu, server_before = time.process_time(), process_cpu_seconds(server.pid)
-            proto_ns += timed(lambda: protocol_inference(client), block)
-            client_cpu += time.process_time() - cpu
-            server_cpu += process_cpu_seconds(server.pid) - server_before
+            with raw_cpu:
+                raw_ns += timed(raw.inference, block)
+            with proto_cpu:
+                proto_ns += timed(lambda: protocol_inference(client), block)
         client.disconnect()
         raw.sock.close()
     finally:
@@ -172,10 +197,8 @@ def bench_tcp(samples: int, rounds: int, workdir: Path) -> float:
     print(f"  raw socket exchange : p50 {raw_p50:8.1f} us   p99 {raw_p99:8.1f} us")
     print(f"  kenning-hil protocol: p50 {proto_p50:8.1f} us   p99 {proto_p99:8.1f} us")
     print(f"  overhead per inference at p50: {proto_p50 - raw_p50:.1f} us")
-    print(
-        f"  CPU per inference: client {client_cpu / len(proto_ns) * 1e6:.1f} us, "
-        f"server {server_cpu / len(proto_ns) * 1e6:.1f} us (user + system)"
-    )
+    print(f"  CPU, raw socket exchange : {raw_cpu.describe(len(raw_ns))}")
+    print(f"  CPU, kenning-hil protocol: {proto_cpu.describe(len(proto_ns))}")
     return proto_p50 / raw_p50
 
 

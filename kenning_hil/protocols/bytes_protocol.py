@@ -171,6 +171,7 @@ class BytesProtocol(RuntimeProtocol):
         self._role: str | None = None  # "client" or "server", set by initialize_*
         # encoded frames that never change (payload-less requests, status answers)
         self._constant_frames: dict[tuple, list[bytes]] = {}
+        self._ok_frames: dict[int, list[bytes]] = {}
 
     # -- transport hooks -------------------------------------------------------------------
 
@@ -284,10 +285,13 @@ class BytesProtocol(RuntimeProtocol):
             for frame in frames:
                 send(frame)
             deadline = start + timeout
+            wait = timeout  # the nominal timeout first: the transport's bound stays as it is
             while True:
-                event = channel.receive(deadline - time.monotonic())
+                event = channel.receive(wait)
+                wait = deadline - time.monotonic()
                 if (
-                    type(event) is Message
+                    event is not None
+                    and type(event) is not Corruption
                     and event.message_type == message_type
                     and event.flow_control == _TRANSMISSION
                 ):
@@ -608,8 +612,22 @@ class BytesProtocol(RuntimeProtocol):
             return False
         self._current = None
         mtype = current.message_type
+        frames = self._ok_frames.get(mtype)
+        if frames is not None and self.channel is not None:  # status answers, encoded once
+            self._last_answer_frames = (mtype, frames)
+            try:
+                for frame in frames:
+                    self.channel.transport.send(frame)
+            except TransportClosedError as exc:
+                log.info("client %s gone while answering: %s", self.target_name, exc.reason)
+                self._drop_client()
+                return False
+            return True
         payload = _STATUS_ACTIONS.get(mtype, data or b"")
-        return self._send_answer(mtype, _SUCCESS | _IS_KENNING, payload)
+        sent = self._send_answer(mtype, _SUCCESS | _IS_KENNING, payload)
+        if mtype in _STATUS_ACTIONS and self._last_answer_frames is not None:
+            self._ok_frames[mtype] = self._last_answer_frames[1]
+        return sent
 
     def request_failure(self, reason: str = "") -> bool:
         """Answers the request being served with ERROR; `reason` goes to the host as LOGS."""

@@ -89,11 +89,12 @@ class MessageAssembler:
         discarded); raises AssemblyError for frames that break the rules."""
         flags = frame.flags
         if flags & _CHUNK_FLAGS == _CHUNK_FLAGS and not self._open:
-            # the common case: a whole message in one frame, nothing else in flight
+            # the common case: a whole message in one frame, nothing else in flight; a Frame
+            # is a Message, so it is handed on as it is
             self._discarding = False
             if len(frame.payload) > self.max_message_size:
                 self._check_size(len(frame.payload), frame)
-            return Message(frame.message_type, frame.payload, flags, frame.flow_control)
+            return frame
         if frame.flow_control in _SINGLE_FRAME_FLOWS:
             return Message(frame.message_type, frame.payload, flags, frame.flow_control)
         key = (frame.message_type, frame.flow_control)

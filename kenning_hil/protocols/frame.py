@@ -25,7 +25,7 @@ import struct
 from enum import Enum
 
 from kenning_hil.core.errors import KenningHILError
-from kenning_hil.core.protocol import Flag, FlowControl, message_type_name
+from kenning_hil.core.protocol import Flag, FlowControl, Message, message_type_name
 
 HEADER_SIZE = 12
 CHECKSUM_MAGIC = 0x4B
@@ -134,11 +134,12 @@ def encode_frame(
     return header + payload if payload else header
 
 
-class Frame:
+class Frame(Message):
     """One decoded frame. `size_field` is the raw size field (the count for payload-less
-    ACKNOWLEDGE / REQUEST_RETRANSMIT frames)."""
+    ACKNOWLEDGE / REQUEST_RETRANSMIT frames). A frame that holds a whole message (FIRST and
+    LAST) is handed on as that message, without copying it into a new object."""
 
-    __slots__ = ("message_type", "flow_control", "flags", "payload", "checksum", "size_field")
+    __slots__ = ("checksum", "size_field")
 
     def __init__(
         self,
@@ -166,10 +167,14 @@ class Frame:
             compute_checksum=compute_checksum,
         )
 
+    _FIELDS = ("message_type", "flow_control", "flags", "payload", "checksum", "size_field")
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Frame):
             return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+        return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
+
+    __hash__ = None  # mutable, compared by value
 
     def __repr__(self) -> str:
         return (

@@ -88,7 +88,8 @@ class TCPConnection(Transport):
             if timeout is not None and timeout <= 0:
                 data = self._sock.recv(_RECV_BLOCK, socket.MSG_DONTWAIT)
             else:
-                self._set_receive_timeout(timeout)
+                if timeout != self._receive_timeout:
+                    self._set_receive_timeout(timeout)
                 data = self._sock.recv(_RECV_BLOCK)
         except BlockingIOError:  # the time ran out
             if self._listener is not None:
