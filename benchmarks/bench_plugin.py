@@ -100,7 +100,7 @@ def bench_pool(root: Path, tests: int, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tests", type=int, default=12, help="tests in the pool suite")
+    parser.add_argument("--tests", type=int, default=24, help="tests in the pool suite")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each mode")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-plugin-") as tmp:
