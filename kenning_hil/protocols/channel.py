@@ -106,16 +106,18 @@ class MessageChannel:
             data = self.transport.receive(timeout)
             if data:
                 decoder.feed(data)
-                self._last_bytes_at = time.monotonic()
                 frame = decoder.next()
-                if type(frame) is Frame and decoder.pending == 0:
+                if decoder.pending:  # a frame still arriving: its stall is timed from now
+                    self._last_bytes_at = time.monotonic()
+                elif type(frame) is Frame:
                     try:
                         message = self.assembler.add(frame)
                     except AssemblyError as exc:
                         return self._assembly_error(exc)
                     if message is not None:
                         return message
-                elif frame is not None:
+                    frame = None
+                if frame is not None:
                     self._events.append(frame)
             elif timeout is not None and timeout <= 0:
                 return None

@@ -336,7 +336,11 @@ class FrameDecoder:
                 folded ^= folded >> 16
                 folded ^= folded >> 8
                 if payload:
-                    folded ^= xor_bytes(payload)
+                    if len(payload) < _SMALL_XOR:  # status bytes, short outputs: no call
+                        for byte in payload:
+                            folded ^= byte
+                    else:
+                        folded ^= xor_bytes(payload)
                 if folded & 0xFF != CHECKSUM_MAGIC:
                     error = self._skip_byte(
                         "checksum",
