@@ -17,6 +17,9 @@ from kenning_hil.core.errors import import_optional
 # Lanes of one vectorized loop, in bytes: a 256-bit register. LLVM splits it into narrower
 # instructions on targets without AVX, so it is safe for any x86/Arm CPU.
 VECTOR_BYTES = 32
+# Below this many loop iterations per call (symbolic batch counted as 1), waking the thread pool
+# costs more than it saves (the digits MLP's layers): such kernels stay on one thread.
+MIN_PARALLEL_WORK = 1 << 16
 
 
 def _int_extent(sch: Any, loop: Any) -> int | None:
@@ -55,8 +58,12 @@ def schedule_block(sch: Any, block: Any, kinds: str) -> None:
         sch.vectorize(inner)
     else:
         outer_loops = spatial[:-1] if len(spatial) > 1 else spatial
+    work = 1
+    for loop in loops:
+        work *= _int_extent(sch, loop) or 1
     outer = sch.fuse(*outer_loops) if len(outer_loops) > 1 else outer_loops[0]
-    sch.parallel(outer)
+    if work >= MIN_PARALLEL_WORK:
+        sch.parallel(outer)
     if reduction:
         # Accumulate in a thread-local buffer LLVM keeps in vector registers, not in memory.
         write_back = sch.cache_write(block, 0, "local")
