@@ -47,6 +47,9 @@ def schedule_block(sch: Any, block: Any, kinds: str) -> None:
     reduction = [loop for loop, kind in zip(loops, kinds) if kind == "R"]
     if not spatial or len(spatial) + len(reduction) != len(loops):
         return
+    work = 1  # computed before the split below invalidates the loop handles
+    for loop in loops:
+        work *= _int_extent(sch, loop) or 1
     sch.reorder(*spatial, *reduction)
     inner = spatial[-1]
     lanes = _lanes(_int_extent(sch, inner), _block_lanes(sch, block))
@@ -58,9 +61,6 @@ def schedule_block(sch: Any, block: Any, kinds: str) -> None:
         sch.vectorize(inner)
     else:
         outer_loops = spatial[:-1] if len(spatial) > 1 else spatial
-    work = 1
-    for loop in loops:
-        work *= _int_extent(sch, loop) or 1
     outer = sch.fuse(*outer_loops) if len(outer_loops) > 1 else outer_loops[0]
     if work >= MIN_PARALLEL_WORK:
         sch.parallel(outer)
