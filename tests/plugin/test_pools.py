@@ -92,15 +92,21 @@ def test_killed_worker_releases_its_board(hil_project):
     log = hil_project.path / "holds.jsonl"
     # the killer comes first in the file, so xdist starts it at once on one worker
     hil_project.makepyfile(test_killer=HOLDER.format(hold=0, tests=KILLER.format(log=str(log))))
-    holder_tests(hil_project, 3, hold=0.2)
+    holder_tests(hil_project, 5, hold=0.2)
     result = run(hil_project, "-p", "xdist", "-n", "2", "--max-worker-restart=2",
                  "--target=pool1", "test_killer.py", "test_holders.py")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=5, failed=1)
     result.stdout.re_match_lines([r".*worker 'gw\d' crashed while running "
                                   r"'test_killer.py::test_0_killer\[pool1\]'"])
     records = holds(hil_project)
     killed = next(r for r in records if r.get("killed"))
     others = [r for r in records if not r.get("killed")]
-    assert len(others) == 3
-    # the others got the board only after its holder died, while they were waiting for it
-    assert all(r["start"] > killed["start"] + 0.9 for r in others)
+    assert len(others) == 5
+    # on a loaded machine the other worker may take the board first; whoever held it before
+    # the killer released it before, and whoever came after got it only once the killer died
+    for r in others:
+        if r["start"] < killed["start"]:
+            assert r["end"] <= killed["start"]
+        else:
+            assert r["start"] > killed["start"] + 0.9
+    assert any(r["start"] > killed["start"] for r in others), "no holder waited for the killer"
