@@ -9,8 +9,8 @@ For llvm, TVM's default `tvm.compile` pipeline neither fuses operators nor sched
 (plain single-threaded loops: ~25x slower than ONNX Runtime on a ResNet-18), so `cpu_pipeline`
 fuses them and applies the CPU `dlight` rules plus `tvm_cpu_schedule.CPUFallback` (parallel,
 vectorized loops), without tuning. Plain "llvm" code runs on any x86-64 CPU (SSE2 only);
-'{"kind": "llvm", "mcpu": "native"}' (TVM 0.27 no longer parses "llvm -mcpu=native") uses this
-machine's vector extensions (AVX2/AVX-512); such a library only runs on CPUs that have them,
+'{"kind": "llvm", "mcpu": "skylake-avx512"}' (TVM 0.27 parses no "-mcpu=" strings, and its LLVM
+rejects mcpu "native" with the wheel's triple) uses AVX-512; such a library needs that CPU,
 and the compile cache key holds the target string, not the host: don't share it between hosts.
 """
 
@@ -97,7 +97,7 @@ class TVMCompiler(Optimizer):
     arguments_structure = {
         "target": {
             "description": "TVM target: a kind such as 'llvm' or 'cuda', or a JSON dict such as "
-            "'{\"kind\": \"llvm\", \"mcpu\": \"native\"}' (host-specific code)",
+            "'{\"kind\": \"llvm\", \"mcpu\": \"skylake-avx512\"}' (CPU-specific code)",
             "type": str,
             "default": "llvm",
         },
