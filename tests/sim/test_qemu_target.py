@@ -306,6 +306,30 @@ def test_missing_firmware_is_built_on_first_use(tmp_path, sessions):
         shutil.rmtree(build_dir, ignore_errors=True)
 
 
+def test_instruction_counts_per_inference_and_icount_shift(tmp_path, sessions, small_model):
+    """One count per inference, in instructions whatever the -icount shift (QEMU's virtual
+    clock runs 2**shift ns per instruction; the kind divides it out). With `timing:
+    protocol` the firmware's single last-inference count is kept under another name, so
+    latency comes from the host-timed round trip."""
+    x = [np.full((1, 256), v, dtype=np.int8) for v in (-100, 0, 100)]
+    counts = {}
+    for name, extra in (("shift0", "icount: 0\n"), ("shift2", "icount: 2\n"),
+                        ("protocol", "timing: protocol\n")):
+        (tmp_path / name).mkdir()
+        target = describe(tmp_path / name, f"kind: qemu\nname: {name}\nmachine: mps2-an386\n"
+                                            f"{extra}")
+        with sessions.use(target) as session:
+            run_on_board(session, small_model, x)
+            counts[name] = session.protocol.download_statistics().to_dict()
+    shift0 = counts["shift0"]["target_inference_instructions"]
+    shift2 = counts["shift2"]["target_inference_instructions"]
+    assert len(shift0) == len(shift2) == 3
+    tick = 40  # the an386 timer's resolution in instructions (25 MHz)
+    assert all(abs(a - b) <= tick for a, b in zip(shift0, shift2)), (shift0, shift2)
+    assert "target_inference_instructions" not in counts["protocol"]
+    assert abs(counts["protocol"]["last_inference_instructions"][-1] - shift0[-1]) <= tick
+
+
 # ------------------------------------------------------------------------------- bit-exactness
 
 

@@ -45,6 +45,7 @@ from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetS
 
 PROJECT_ROOT = FIRMWARE_DIR.parent
 INSTRUCTIONS_KEY = "target_inference_instructions"
+LAST_INSTRUCTIONS_KEY = "last_inference_instructions"
 QEMU_PACKAGE = "qemu-system-arm"
 
 
@@ -92,9 +93,12 @@ class QemuUARTProtocol(UARTProtocol):
     def download_statistics(self, final: bool = False) -> Measurements:
         stats = super().download_statistics(final=final)
         for key, values in stats.to_dict().items():
-            if isinstance(values, list) and not (
-                key == INSTRUCTIONS_KEY and self.count_instructions
-            ):
+            if key == INSTRUCTIONS_KEY:
+                if self.count_instructions:
+                    continue  # collected per inference instead
+                # one count, of the last inference only: not a latency of the run
+                key = LAST_INSTRUCTIONS_KEY
+            if isinstance(values, list):
                 self._history.setdefault(key, []).extend(values)
         result = Measurements({key: list(values) for key, values in self._history.items()})
         if self.count_instructions and self._instructions:
