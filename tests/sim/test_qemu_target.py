@@ -468,6 +468,9 @@ def test_2_fresh_board(hil, target_session):
     record(test="fresh", pid=target_session.info["pid"])
     result = hil.run(model=MODEL, dataset=random_inputs(5))
     assert result.latency.unit == "instructions" and result.latency.count == 5
+    # a second run in the same session (model already there) gets only its own statistics
+    again = hil.run(model=MODEL, dataset=random_inputs(3))
+    assert again.latency.count == 3 and again.ram == result.ram > 0
     target_session.protocol.board.kill()  # dies while idle, between tests
 
 def test_3_after_idle_death(hil, target_session):
