@@ -147,8 +147,15 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
             int32_t s[4] = {bias, bias, bias, bias};
             khil_dot_1x4(w, col, k, s);
             const channel_out o = channel_out_make(op, p, c);
-            for (int32_t j = 0; j < n; j++) {
-                yp[j * oc + c] = channel_out_apply(&o, p, s[j]);
+            if (n == 4) {
+                yp[c] = channel_out_apply(&o, p, s[0]);
+                yp[oc + c] = channel_out_apply(&o, p, s[1]);
+                yp[2 * oc + c] = channel_out_apply(&o, p, s[2]);
+                yp[3 * oc + c] = channel_out_apply(&o, p, s[3]);
+            } else {
+                for (int32_t j = 0; j < n; j++) {
+                    yp[j * oc + c] = channel_out_apply(&o, p, s[j]);
+                }
             }
         }
     }

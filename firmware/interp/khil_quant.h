@@ -91,7 +91,7 @@ static inline khil_rq khil_rq_make(int32_t mult, int shift)
     q.mult = mult;
     q.left = shift > 0 ? shift : 0;
     q.right = shift > 0 ? 0 : -shift;
-    q.mask = (int32_t)((1LL << q.right) - 1);
+    q.mask = (int32_t)((1u << q.right) - 1u);
     q.half = q.mask >> 1;
     return q;
 }
@@ -99,7 +99,21 @@ static inline khil_rq khil_rq_make(int32_t mult, int shift)
 static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
 {
     const int32_t a = (int32_t)((uint32_t)acc << q->left);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    /* SMULL + 64-bit add + funnel shift: GCC hoists the multiplier's sign extension out of
+     * kernel loops and then computes the product with three multiplies instead of SMULL. */
+    uint32_t lo;
+    int32_t hi;
+    __asm__("smull %0, %1, %2, %3\n\t"
+            "adds  %0, %0, #0x40000000\n\t"
+            "adc   %1, %1, #0"
+            : "=&r"(lo), "=&r"(hi)
+            : "r"(a), "r"(q->mult)
+            : "cc");
+    const int32_t v = (int32_t)((lo >> 31) | ((uint32_t)hi << 1));
+#else
     const int32_t v = (int32_t)(((int64_t)a * q->mult + (1LL << 30)) >> 31);
+#endif
     return (v >> q->right) + ((v & q->mask) > (q->half - (v >> 31)) ? 1 : 0);
 }
 
