@@ -218,6 +218,51 @@ void khil_kernel_conv(const khil_op *op, khil_tensor *t)
     }
 }
 
+/* One row of three taps for four channels: s[j] += sum over taps t of w[t][j] * (x[t][j] + off),
+ * taps `step` bytes apart in both the input and the weights (dilation 1, one channel block). */
+static inline void depthwise_row3(const int8_t *x, const int8_t *w, int32_t step, uint32_t off2,
+                                  int32_t *s)
+{
+#if KHIL_HAVE_DSP
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    uint32_t xv, wv, t1, t2;
+    const int32_t step2 = 2 * step;
+#define KHIL_DW_TAP(ADDR_X, ADDR_W)                                                                \
+    "ldr     %[xv], " ADDR_X "\n\t"                                                               \
+    "ldr     %[wv], " ADDR_W "\n\t"                                                               \
+    "sxtab16 %[t1], %[off2], %[xv]\n\t"                                                           \
+    "sxtb16  %[t2], %[wv]\n\t"                                                                    \
+    "smlabb  %[s0], %[t1], %[t2], %[s0]\n\t"                                                      \
+    "smlatt  %[s2], %[t1], %[t2], %[s2]\n\t"                                                      \
+    "sxtab16 %[t1], %[off2], %[xv], ror #8\n\t"                                                   \
+    "sxtb16  %[t2], %[wv], ror #8\n\t"                                                            \
+    "smlabb  %[s1], %[t1], %[t2], %[s1]\n\t"                                                      \
+    "smlatt  %[s3], %[t1], %[t2], %[s3]\n\t"
+    __asm__(KHIL_DW_TAP("[%[x]]", "[%[w]]") KHIL_DW_TAP("[%[x], %[step]]", "[%[w], %[step]]")
+                KHIL_DW_TAP("[%[x], %[step2]]", "[%[w], %[step2]]")
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xv] "=&r"(xv),
+              [wv] "=&r"(wv), [t1] "=&r"(t1), [t2] "=&r"(t2)
+            : [x] "r"(x), [w] "r"(w), [step] "r"(step), [step2] "r"(step2), [off2] "r"(off2)
+            : "memory");
+#undef KHIL_DW_TAP
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+#else
+    for (int32_t t = 0; t < 3; t++) {
+        const uint32_t xv = khil_ld32(x + t * step);
+        const uint32_t wv = khil_ld32(w + t * step);
+        const uint32_t x02 = khil_sxtab16(off2, xv), x13 = khil_sxtab16_ror8(off2, xv);
+        const uint32_t w02 = khil_sxtb16(wv), w13 = khil_sxtb16_ror8(wv);
+        s[0] = khil_smlabb(x02, w02, s[0]);
+        s[2] = khil_smlatt(x02, w02, s[2]);
+        s[1] = khil_smlabb(x13, w13, s[1]);
+        s[3] = khil_smlatt(x13, w13, s[3]);
+    }
+#endif
+}
+
 /* Depth multiplier 1: four channels per word. For output pixel (oy, ox) only the taps inside
  * the input are visited (the reference skips the others), so no padding values are needed. */
 static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const int8_t *x,
@@ -249,7 +294,19 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
                 for (; c < ch4; c += 4) {
                     int32_t s0 = bias_of(p, c), s1 = bias_of(p, c + 1);
                     int32_t s2 = bias_of(p, c + 2), s3 = bias_of(p, c + 3);
-                    for (int32_t fy = 0; fy < nfy; fy++) {
+                    int32_t acc[4] = {s0, s1, s2, s3};
+                    int32_t fy = 0;
+                    if (nfx == 3 && dw == 1) { /* three taps per row: the 3x3 interior */
+                        for (; fy < nfy; fy++) {
+                            depthwise_row3(x + first + dh * fy * iw * ch + c,
+                                           wfirst + fy * kw * ch + c, ch, off2, acc);
+                        }
+                    }
+                    s0 = acc[0];
+                    s1 = acc[1];
+                    s2 = acc[2];
+                    s3 = acc[3];
+                    for (; fy < nfy; fy++) {
                         const int8_t *xr = x + first + dh * fy * iw * ch + c;
                         const int8_t *wr = wfirst + fy * kw * ch + c;
                         for (int32_t fx = 0; fx < nfx; fx++) {
