@@ -1,63 +1,18 @@
 /* Building blocks of the matrix kernels (CONV_2D as GEMM, FULLY_CONNECTED): int16 "columns"
  * of input values (input offset already added) laid out for dual 16-bit MACs, and dot products
- * of int8 weight rows with them, two rows by two columns at a time.
+ * of int8 weight rows with them.
  *
- * Column layout for K values x[0..K): each full block of four, x[4i..4i+3], is two words
- * (x0, x2) and (x1, x3) (bottom, top halves): the order in which SXTB16 widens a weight word
- * and its 8-bit rotation, so one weight word meets its inputs with two SMLADs and no
- * shuffling. The K % 4 tail values follow as plain int16. Sums are order-independent integer
- * sums, so the result is bit-identical to the reference loop. */
+ * Each full block of four values x[4i..4i+3] of a column is two words (x0, x2) and (x1, x3)
+ * (bottom, top halves): the order in which SXTB16 widens a weight word and its 8-bit rotation,
+ * so one weight word meets its inputs with two SMLADs and no shuffling. The K % 4 tail values
+ * are kept as plain int16. Sums are order-independent integer sums, so the result is
+ * bit-identical to the reference loop. */
 #ifndef KHIL_GEMM_H
 #define KHIL_GEMM_H
 
 #include <stdint.h>
 
 #include "khil_simd.h"
-
-/* Bytes of one column of K values (4-byte multiple). */
-static inline uint32_t khil_column_bytes(int32_t k)
-{
-    return ((uint32_t)k * 2u + 3u) & ~3u;
-}
-
-/* Position (in int16 units) of value k in a column of K values. */
-static inline int32_t khil_column_slot(int32_t k, int32_t k_blocks4)
-{
-    if (k >= k_blocks4) {
-        return k;
-    }
-    const int32_t j = k & 3;
-    return (k & ~3) + 2 * (j & 1) + (j >> 1);
-}
-
-/* Writes n values src[0..n) + offset at column positions k0.. (k0 and n multiples of 4 when
- * fast is set: whole blocks, one word load and two SXTAB16 per four values). */
-static inline void khil_column_put(int16_t *col, int32_t k0, const int8_t *src, int32_t n,
-                                   int32_t offset, int32_t k_blocks4)
-{
-    if (((k0 | n) & 3) == 0 && k0 + n <= k_blocks4) {
-        uint32_t *dst = (uint32_t *)(void *)(col + k0);
-        const uint32_t off2 = khil_dup16(offset);
-        for (int32_t i = 0; i < n; i += 4) {
-            const uint32_t x = khil_ld32(src + i);
-            dst[0] = khil_sxtab16(off2, x);
-            dst[1] = khil_sxtab16_ror8(off2, x);
-            dst += 2;
-        }
-        return;
-    }
-    for (int32_t i = 0; i < n; i++) {
-        col[khil_column_slot(k0 + i, k_blocks4)] = (int16_t)(src[i] + offset);
-    }
-}
-
-/* Zeros at column positions k0 .. k0+n (padding: contributes nothing, as in the reference). */
-static inline void khil_column_zero(int16_t *col, int32_t k0, int32_t n, int32_t k_blocks4)
-{
-    for (int32_t i = 0; i < n; i++) {
-        col[khil_column_slot(k0 + i, k_blocks4)] = 0;
-    }
-}
 
 /* Four columns interleaved (for khil_dot_1x4): block i of column j is words 8i+2j, 8i+2j+1;
  * then the K % 4 tail values of column j at int16 index 16*blocks + 4j. */
@@ -169,98 +124,6 @@ static inline void khil_dot_1x4(const int8_t *w, const int16_t *col, int32_t k, 
     s[1] = s1;
     s[2] = s2;
     s[3] = s3;
-}
-
-/* s[0] += wa.c0, s[1] += wa.c1, s[2] += wb.c0, s[3] += wb.c1 over k values, where wb = wa + k
- * (consecutive weight rows) and c1 = c0 + khil_column_bytes(k) / 2 (consecutive columns).
- * Written so that few values are live at once: the inner loop fits the Cortex-M registers. */
-static inline void khil_dot_2x2(const int8_t *wa, const int16_t *c0, int32_t k, int32_t *s)
-{
-    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
-    const int32_t blocks = k >> 2;
-    const int32_t col_words = (int32_t)(khil_column_bytes(k) / 4);
-    const uint32_t *p = (const uint32_t *)(const void *)c0;
-    const uint32_t *end = p + 2 * blocks;
-    while (p != end) {
-        const uint32_t a = khil_ld32(wa);
-        const uint32_t b = khil_ld32(wa + k);
-        wa += 4;
-        const uint32_t a02 = khil_sxtb16(a);
-        const uint32_t x02 = p[0];
-        const uint32_t y02 = p[col_words];
-        s00 = khil_smlad(a02, x02, s00);
-        s01 = khil_smlad(a02, y02, s01);
-        const uint32_t b02 = khil_sxtb16(b);
-        s10 = khil_smlad(b02, x02, s10);
-        s11 = khil_smlad(b02, y02, s11);
-        const uint32_t a13 = khil_sxtb16_ror8(a);
-        const uint32_t x13 = p[1];
-        const uint32_t y13 = p[col_words + 1];
-        p += 2;
-        s00 = khil_smlad(a13, x13, s00);
-        s01 = khil_smlad(a13, y13, s01);
-        const uint32_t b13 = khil_sxtb16_ror8(b);
-        s10 = khil_smlad(b13, x13, s10);
-        s11 = khil_smlad(b13, y13, s11);
-    }
-    const int16_t *c1 = c0 + 2 * col_words;
-    const int8_t *wb = wa + k;
-    for (int32_t j = blocks * 4; j < k; j++) {
-        const int32_t i = j - blocks * 4;
-        s00 += wa[i] * c0[j];
-        s01 += wa[i] * c1[j];
-        s10 += wb[i] * c0[j];
-        s11 += wb[i] * c1[j];
-    }
-    s[0] = s00;
-    s[1] = s01;
-    s[2] = s10;
-    s[3] = s11;
-}
-
-/* s[0] += wa.c0, s[1] += wb.c0 over k values. */
-static inline void khil_dot_2x1(const int8_t *wa, const int8_t *wb, const int16_t *c0, int32_t k,
-                                int32_t *s)
-{
-    int32_t s0 = s[0], s1 = s[1];
-    const int32_t blocks = k >> 2;
-    const uint32_t *p = (const uint32_t *)(const void *)c0;
-    for (int32_t i = 0; i < blocks; i++) {
-        const uint32_t a = khil_ld32(wa);
-        const uint32_t b = khil_ld32(wb);
-        wa += 4;
-        wb += 4;
-        const uint32_t x1 = p[0], x2 = p[1];
-        p += 2;
-        s0 = khil_smlad(khil_sxtb16(a), x1, s0);
-        s0 = khil_smlad(khil_sxtb16_ror8(a), x2, s0);
-        s1 = khil_smlad(khil_sxtb16(b), x1, s1);
-        s1 = khil_smlad(khil_sxtb16_ror8(b), x2, s1);
-    }
-    for (int32_t j = blocks * 4; j < k; j++) {
-        s0 += wa[j - blocks * 4] * c0[j];
-        s1 += wb[j - blocks * 4] * c0[j];
-    }
-    s[0] = s0;
-    s[1] = s1;
-}
-
-/* Returns s + wa.c0 over k values. */
-static inline int32_t khil_dot_1x1(const int8_t *wa, const int16_t *c0, int32_t k, int32_t s)
-{
-    const int32_t blocks = k >> 2;
-    const uint32_t *p = (const uint32_t *)(const void *)c0;
-    for (int32_t i = 0; i < blocks; i++) {
-        const uint32_t a = khil_ld32(wa);
-        wa += 4;
-        s = khil_smlad(khil_sxtb16(a), p[0], s);
-        s = khil_smlad(khil_sxtb16_ror8(a), p[1], s);
-        p += 2;
-    }
-    for (int32_t j = blocks * 4; j < k; j++) {
-        s += wa[j - blocks * 4] * c0[j];
-    }
-    return s;
 }
 
 /* s[r] += (row r of w, rows k apart) . (x + offset), r = 0..1, straight from the int8 input:
