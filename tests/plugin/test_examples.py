@@ -68,9 +68,10 @@ def test_tightened_threshold_fails_readably_after_saving_results(hil_project):
 
 def test_baseline_recorded_then_regressions_fail(hil_project):
     # a purely relative tolerance (the example's absolute 100 µs would hide a baseline
-    # tightened below the ~30 µs this model takes), wide enough for a loaded machine
+    # tightened below the ~30 µs this model takes), wide enough for a loaded machine (the
+    # same run was seen 2.4x slower the second time in CI); a 10x tighter baseline still fails
     copy_example(hil_project, "test_digits_latency.py",
-                 ('{"rel": "50%", "abs": "100us"}', '{"rel": "100%"}'))
+                 ('{"rel": "50%", "abs": "100us"}', '{"rel": "400%"}'))
     first = run(hil_project, "--target=host-onnxruntime", "--baseline=baselines",
                 "--update-baseline")
     first.assert_outcomes(passed=1)
@@ -94,7 +95,7 @@ def test_baseline_recorded_then_regressions_fail(hil_project):
         r"tolerance 0\.01 \(limit 0\.989; measured is below\)", out), out
     assert re.search(
         r"baseline regression: latency\.p50 regressed: measured [\d.]+ µs, baseline [\d.]+ (µs|ns)"
-        r", tolerance 100% \(limit [\d.]+ (µs|ns); measured is above\); median 95% CI "
+        r", tolerance 400% \(limit [\d.]+ (µs|ns); measured is above\); median 95% CI "
         r"\[[\d.]+ µs, [\d.]+ µs\] over 300 samples", out), out
     assert f"baseline file {path}" in out and "--update-baseline accepts the new values" in out
 
