@@ -9,8 +9,10 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kenning_hil.core.args import ArgumentsHandler
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, InputSizeError
 from kenning_hil.core.iospec import io_spec_path, load_io_specification, save_io_specification
 
 
@@ -110,3 +112,64 @@ class Optimizer(ArgumentsHandler):
         if io_spec is None:
             return
         save_io_specification(io_spec_path(self.compiled_model_path), io_spec)
+
+
+class CalibratedOptimizer(Optimizer):
+    """An Optimizer that calibrates quantisation on samples drawn from its Dataset."""
+
+    arguments_structure = {
+        "calibration_percentage": {
+            "description": "Fraction of the dataset's train split used for calibration",
+            "type": float,
+            "default": 0.25,
+        },
+        "calibration_max_samples": {
+            "description": "Upper bound on calibration samples",
+            "type": int,
+            "default": 500,
+        },
+        "calibration_seed": {
+            "description": "Seed of the calibration sample draw",
+            "type": int,
+            "default": 12345,
+        },
+    }
+
+    def __init__(self, dataset: Any = None, compiled_model_path: Path | None = None,
+                 calibration_percentage: float = 0.25, calibration_max_samples: int = 500,
+                 calibration_seed: int = 12345):
+        super().__init__(dataset, compiled_model_path)
+        self.calibration_percentage = calibration_percentage
+        self.calibration_max_samples = calibration_max_samples
+        self.calibration_seed = calibration_seed
+
+    def calibration_samples(
+        self, model_path: Path, input_shapes: list[list[int | None]]
+    ) -> list[list[np.ndarray]]:
+        """Up to `calibration_max_samples` samples (float32 arrays, one per model input),
+        each checked against `input_shapes` (None: any size). Errors name the model, the
+        dataset and the shapes."""
+        owner, dataset_name = type(self).__name__, type(self.dataset).__name__
+        if self.dataset is None:
+            raise ConfigurationError(
+                f"{owner}: int8 quantisation of {model_path} needs a dataset for calibration"
+            )
+        generator = self.dataset.calibration_dataset_generator(
+            self.calibration_percentage, self.calibration_seed
+        )
+        samples = []
+        for index, sample in zip(range(self.calibration_max_samples), generator):
+            arrays = [np.asarray(a, dtype=np.float32) for a in sample]
+            if len(arrays) != len(input_shapes) or any(
+                len(a.shape) != len(e) or any(x is not None and x != y for x, y in zip(e, a.shape))
+                for a, e in zip(arrays, input_shapes)
+            ):
+                expected = [[-1 if x is None else x for x in e] for e in input_shapes]
+                raise InputSizeError(
+                    f"{owner}: calibration sample {index} from {dataset_name} has shape(s) "
+                    f"{[list(a.shape) for a in arrays]}, model {model_path} takes {expected}"
+                )
+            samples.append(arrays)
+        if not samples:
+            raise ConfigurationError(f"{owner}: dataset {dataset_name} gave no calibration samples")
+        return samples

@@ -17,7 +17,7 @@ import numpy as np
 from kenning_hil.core.errors import ConfigurationError, InputSizeError, ModelLoadError
 from kenning_hil.core.errors import import_optional as _import_optional
 from kenning_hil.core.iospec import io_spec_path, save_io_specification
-from kenning_hil.core.optimizer import Optimizer
+from kenning_hil.core.optimizer import CalibratedOptimizer
 
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
 QUANT_TYPES = ("int8", "uint8")
@@ -27,7 +27,7 @@ def _quantization():
     return _import_optional("onnxruntime.quantization", "onnx", "ONNX int8 quantisation")
 
 
-class ONNXRuntimeQuantizer(Optimizer):
+class ONNXRuntimeQuantizer(CalibratedOptimizer):
     """Static int8 (QDQ) post-training quantisation of ONNX models."""
 
     input_formats = ["onnx"]
@@ -57,36 +57,17 @@ class ONNXRuntimeQuantizer(Optimizer):
             "enum": list(CALIBRATION_METHODS),
             "default": "MinMax",
         },
-        "calibration_percentage": {
-            "description": "Fraction of the dataset's train split used for calibration",
-            "type": float,
-            "default": 0.25,
-        },
-        "calibration_max_samples": {
-            "description": "Upper bound on calibration samples",
-            "type": int,
-            "default": 500,
-        },
-        "calibration_seed": {
-            "description": "Seed of the calibration sample draw",
-            "type": int,
-            "default": 12345,
-        },
     }
 
     def __init__(self, dataset: Any = None, compiled_model_path: Path | None = None,
                  activation_type: str = "int8", weight_type: str = "int8",
                  per_channel: bool = True, calibration_method: str = "MinMax",
-                 calibration_percentage: float = 0.25, calibration_max_samples: int = 500,
-                 calibration_seed: int = 12345):
-        super().__init__(dataset, compiled_model_path)
+                 **calibration: Any):
+        super().__init__(dataset, compiled_model_path, **calibration)
         self.activation_type = activation_type
         self.weight_type = weight_type
         self.per_channel = per_channel
         self.calibration_method = calibration_method
-        self.calibration_percentage = calibration_percentage
-        self.calibration_max_samples = calibration_max_samples
-        self.calibration_seed = calibration_seed
 
     def get_framework_and_version(self) -> tuple[str, str]:
         ort = _import_optional("onnxruntime", "onnx", "ONNX int8 quantisation")
@@ -145,36 +126,14 @@ class ONNXRuntimeQuantizer(Optimizer):
 
     def _calibration_feeds(self, path: Path, graph_inputs: list) -> list[dict[str, np.ndarray]]:
         """Calibration feeds {input name: array}, each checked against the graph's inputs."""
-        expected = []
-        for value in graph_inputs:
-            dims = value.type.tensor_type.shape.dim
-            expected.append([d.dim_value if d.dim_value > 0 else None for d in dims])
-        feeds = []
-        generator = self.dataset.calibration_dataset_generator(
-            self.calibration_percentage, self.calibration_seed
-        )
-        for index, sample in enumerate(generator):
-            if index >= self.calibration_max_samples:
-                break
-            arrays = [np.asarray(a, dtype=np.float32) for a in sample]
-            if len(arrays) != len(expected) or any(
-                len(a.shape) != len(e) or any(x is not None and x != y for x, y in zip(e, a.shape))
-                for a, e in zip(arrays, expected)
-            ):
-                raise InputSizeError(
-                    f"ONNXRuntimeQuantizer: calibration sample {index} from "
-                    f"{type(self.dataset).__name__} has shape(s) "
-                    f"{[list(a.shape) for a in arrays]}, model {path} takes "
-                    f"{[[-1 if x is None else x for x in e] for e in expected]}"
-                )
-            feeds.append({v.name: a for v, a in zip(graph_inputs, arrays)})
-        if not feeds:
-            raise ConfigurationError(
-                f"ONNXRuntimeQuantizer: dataset {type(self.dataset).__name__} gave no "
-                "calibration samples"
-            )
-        return feeds
-
+        shapes = [
+            [d.dim_value if d.dim_value > 0 else None for d in v.type.tensor_type.shape.dim]
+            for v in graph_inputs
+        ]
+        return [
+            {v.name: a for v, a in zip(graph_inputs, arrays)}
+            for arrays in self.calibration_samples(path, shapes)
+        ]
 
 def _ListDataReader(base: type, feeds: list[dict[str, np.ndarray]]):
     """A CalibrationDataReader (ONNX Runtime's interface) over prepared feeds."""

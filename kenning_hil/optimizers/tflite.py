@@ -12,16 +12,13 @@ torchao, and int8 model I/O is not its default path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from kenning_hil.core.errors import ConfigurationError, InputSizeError, ModelLoadError
+from kenning_hil.core.errors import ModelLoadError
 from kenning_hil.core.errors import import_optional as _import_optional
 from kenning_hil.core.iospec import io_spec_path, save_io_specification
-from kenning_hil.core.optimizer import Optimizer
+from kenning_hil.core.optimizer import CalibratedOptimizer
 from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_model
 
 QUANTIZATION_TYPES = ("int8", "float32")
@@ -61,7 +58,7 @@ def _keep_source_names(spec: dict, source_spec: dict | None) -> dict:
     return spec
 
 
-class TFLiteCompiler(Optimizer):
+class TFLiteCompiler(CalibratedOptimizer):
     """Converts ONNX, Keras or SavedModel models to (int8-quantised) TensorFlow Lite."""
 
     input_formats = ["onnx", "keras", "saved_model"]
@@ -75,31 +72,12 @@ class TFLiteCompiler(Optimizer):
             "enum": list(QUANTIZATION_TYPES),
             "default": "int8",
         },
-        "calibration_percentage": {
-            "description": "Fraction of the dataset's train split used for calibration",
-            "type": float,
-            "default": 0.25,
-        },
-        "calibration_max_samples": {
-            "description": "Upper bound on calibration samples",
-            "type": int,
-            "default": 500,
-        },
-        "calibration_seed": {
-            "description": "Seed of the calibration sample draw",
-            "type": int,
-            "default": 12345,
-        },
     }
 
     def __init__(self, dataset: Any = None, compiled_model_path: Path | None = None,
-                 quantization: str = "int8", calibration_percentage: float = 0.25,
-                 calibration_max_samples: int = 500, calibration_seed: int = 12345):
-        super().__init__(dataset, compiled_model_path)
+                 quantization: str = "int8", **calibration: Any):
+        super().__init__(dataset, compiled_model_path, **calibration)
         self.quantization = quantization
-        self.calibration_percentage = calibration_percentage
-        self.calibration_max_samples = calibration_max_samples
-        self.calibration_seed = calibration_seed
 
     def get_framework_and_version(self) -> tuple[str, str]:
         return "tensorflow", _tensorflow().__version__
@@ -112,7 +90,7 @@ class TFLiteCompiler(Optimizer):
         converter, input_shapes = self._converter(input_model_path, model_format)
         tf = _tensorflow()
         if self.quantization == "int8":
-            samples = self._calibration_samples(input_model_path, input_shapes)
+            samples = self.calibration_samples(input_model_path, input_shapes)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: iter(samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -168,39 +146,3 @@ class TFLiteCompiler(Optimizer):
             [1 if d is None else int(d) for d in specs[name].shape] for name in sorted(specs)
         ]
         return tf.lite.TFLiteConverter.from_saved_model(str(path)), shapes
-
-    def _calibration_samples(
-        self, path: Path, input_shapes: list[list[int]]
-    ) -> list[list[np.ndarray]]:
-        """Calibration samples drawn from the dataset, checked against the model's inputs."""
-        if self.dataset is None:
-            raise ConfigurationError(
-                f"TFLiteCompiler: int8 quantisation of {path} needs a dataset for calibration"
-            )
-        samples = []
-        for index, sample in enumerate(self._draw()):
-            arrays = [np.asarray(a, dtype=np.float32) for a in sample]
-            shapes = [list(a.shape) for a in arrays]
-            if len(arrays) != len(input_shapes) or any(
-                s != list(expected) for s, expected in zip(shapes, input_shapes)
-            ):
-                raise InputSizeError(
-                    f"TFLiteCompiler: calibration sample {index} from "
-                    f"{type(self.dataset).__name__} has shape(s) {shapes}, model {path} takes "
-                    f"{[list(s) for s in input_shapes]}"
-                )
-            samples.append(arrays)
-        if not samples:
-            raise ConfigurationError(
-                f"TFLiteCompiler: dataset {type(self.dataset).__name__} gave no calibration samples"
-            )
-        return samples
-
-    def _draw(self) -> Iterator[list]:
-        generator = self.dataset.calibration_dataset_generator(
-            self.calibration_percentage, self.calibration_seed
-        )
-        for count, sample in enumerate(generator):
-            if count >= self.calibration_max_samples:
-                break
-            yield sample
