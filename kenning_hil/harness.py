@@ -281,10 +281,13 @@ class SessionProtocol:
             values = stats[key]
             if not isinstance(values, list):
                 continue
-            before = seen.get(key, 0)
-            seen[key] = len(values)
-            if len(values) >= before:  # shorter: the target started counting afresh
-                stats[key] = values[before:]
+            before = seen.get(key, [])
+            seen[key] = list(values)
+            # only a list that extends the previous one accumulates since connection; a
+            # snapshot (firmware's peak_allocated, a last-inference count) or a series the
+            # target restarted is this run's own and is kept whole
+            if before and len(values) > len(before) and values[: len(before)] == before:
+                stats[key] = values[len(before):]
         return stats
 
     def upload_model(self, path: Path) -> bool:
