@@ -102,6 +102,34 @@ class TargetKind:
     def check(cls, description: TargetDescription) -> None:
         """Cross-key checks the schema cannot express; raises ConfigurationError."""
 
+    @classmethod
+    def check_endpoint_pool(
+        cls, description: TargetDescription, key: str, plural: str, unit: str,
+        expected: str, valid: Any = lambda spec: isinstance(spec, str),
+    ) -> None:
+        """For kinds whose instances are endpoints reached from here (a port, an address):
+        the pool is `key` alone, or `instances` listing one endpoint per `unit`. Fills
+        ``description.instances`` from `key` in the first case."""
+        pool = description.instances
+        if not pool or isinstance(pool, int):
+            if key not in description.options:
+                hint = f" ({expected})" if expected != f"a {key}" else ""
+                raise ConfigurationError(
+                    f"{description.source}: kind '{cls.name}' needs key '{key}'{hint} or "
+                    f"'instances' as a list of {plural}"
+                )
+            if isinstance(pool, int) and pool != 1:
+                raise ConfigurationError(
+                    f"{description.source}: key 'instances' of a {cls.name} target must list "
+                    f"one {key} per {unit}, got {pool}"
+                )
+            description.instances = [description.options[key]]
+        for spec in description.instances:
+            if not valid(spec):
+                raise ConfigurationError(
+                    f"{description.source}: key 'instances': expected {expected}, got {spec!r}"
+                )
+
     def instances(self) -> list[Instance]:
         pool = self.description.instances
         if isinstance(pool, int):

@@ -48,24 +48,7 @@ class SerialKind(TargetKind):
 
     @classmethod
     def check(cls, description) -> None:
-        pool = description.instances
-        if not pool or isinstance(pool, int):
-            if "port" not in description.options:
-                raise ConfigurationError(
-                    f"{description.source}: kind 'serial' needs key 'port' or 'instances' as a "
-                    f"list of ports"
-                )
-            if isinstance(pool, int) and pool != 1:
-                raise ConfigurationError(
-                    f"{description.source}: key 'instances' of a serial target must list one "
-                    f"port per board, got {pool}"
-                )
-            description.instances = [description.options["port"]]
-        for port in description.instances:
-            if not isinstance(port, str):
-                raise ConfigurationError(
-                    f"{description.source}: key 'instances': expected a port, got {port!r}"
-                )
+        cls.check_endpoint_pool(description, "port", "ports", "board", "a port")
         if "flash" in description.options and "firmware" not in description.options:
             if "{firmware}" in description.options["flash"]:
                 raise ConfigurationError(

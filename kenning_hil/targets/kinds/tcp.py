@@ -6,7 +6,6 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetSession
 
 ADDRESS_SCHEMA = {"type": "string", "pattern": r"^[^\s:]+:[0-9]{1,5}$", "description": "host:port"}
@@ -28,24 +27,10 @@ class TcpKind(TargetKind):
 
     @classmethod
     def check(cls, description) -> None:
-        pool = description.instances
-        if not pool or isinstance(pool, int):
-            if "address" not in description.options:
-                raise ConfigurationError(
-                    f"{description.source}: kind 'tcp' needs key 'address' (host:port) "
-                    f"or 'instances' as a list of addresses"
-                )
-            if isinstance(pool, int) and pool != 1:
-                raise ConfigurationError(
-                    f"{description.source}: key 'instances' of a tcp target must list one "
-                    f"address per server, got {pool}"
-                )
-            description.instances = [description.options["address"]]
-        for address in description.instances:
-            if not isinstance(address, str) or ":" not in address:
-                raise ConfigurationError(
-                    f"{description.source}: key 'instances': expected host:port, got {address!r}"
-                )
+        cls.check_endpoint_pool(
+            description, "address", "addresses", "server", "host:port",
+            lambda address: isinstance(address, str) and ":" in address,
+        )
 
     def instances(self) -> list[Instance]:
         return [
