@@ -302,12 +302,38 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- report ----------------------------------------------------------------------------------
+
+
+def add_report_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="render a results directory's session report again (report.md, report.rst)",
+        description="Render report.md, report.rst and the latency figure of a results "
+        "directory (a pytest run's --hil-report) from its summary.json, and print the "
+        "summary table.",
+    )
+    parser.add_argument("directory", type=Path, help="results directory with summary.json")
+    parser.set_defaults(handler=report_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from kenning_hil.report.session import rerender
+    from kenning_hil.report.summary import format_table, load_rows
+
+    path = rerender(args.directory)
+    print(format_table(load_rows(args.directory / "summary.json")))
+    print(f"report: {path} ({path.with_suffix('.rst').name})")
+    return 0
+
+
 # --- entry point -----------------------------------------------------------------------------
 
 SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_run_command,
     add_targets_command,
     add_serve_command,
+    add_report_command,
 ]
 
 

@@ -756,12 +756,13 @@ class HILReporter:
         for line in format_table(self.rows).splitlines():
             terminalreporter.write_line(line)
         report_dir = self.config.stash[OPTIONS_KEY].report_dir
-        terminalreporter.write_line(f"results: {report_dir} (report.md, tests/*.json)")
+        terminalreporter.write_line(
+            f"results: {report_dir} (report.md, report.rst, tests/*.json)")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.rows:
             return
-        from kenning_hil.report.summary import write_session_report
+        from kenning_hil.report.session import write_session_report
 
         try:
             write_session_report(self.rows, self.config.stash[OPTIONS_KEY].report_dir)

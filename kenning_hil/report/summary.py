@@ -1,13 +1,12 @@
-"""Summary rows of HIL tests, the terminal table and the session Markdown report."""
+"""Summary rows of HIL tests (one per test, from its recorded properties) and the terminal
+table; the session report built from them is in `kenning_hil.report.session`."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from kenning_hil.baseline import format_count, format_seconds
 
@@ -80,7 +79,7 @@ def _cell(value: float | None, kind: str, unit: str = "s") -> str:
     return f"{value:.4f}"
 
 
-def _row_cells(row: SummaryRow) -> list[str]:
+def row_cells(row: SummaryRow) -> list[str]:
     verdict = row.outcome if not row.reason else f"{row.outcome}: {row.reason}"
     return [
         row.test,
@@ -98,7 +97,7 @@ HEADERS = ["test", "target", "accuracy", "p50", "p95", "size", "result"]
 
 def format_table(rows: Sequence[SummaryRow], id_width: int = 60, reason_width: int = 100) -> str:
     """A plain-text table; long test ids (kept: their end) and reasons are shortened."""
-    table = [HEADERS, *(_row_cells(r) for r in rows)]
+    table = [HEADERS, *(row_cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS) - 1)]
     widths[0] = min(widths[0], id_width)
     lines = []
@@ -110,84 +109,6 @@ def format_table(rows: Sequence[SummaryRow], id_width: int = 60, reason_width: i
         last = line[-1] if len(line[-1]) <= reason_width else line[-1][: reason_width - 1] + "…"
         lines.append("  ".join([*cells, last]).rstrip())
     return "\n".join(lines)
-
-
-def render_markdown(rows: Sequence[SummaryRow], title: str = "kenning-hil report",
-                    figures: Mapping[str, str] | None = None) -> str:
-    """The session report: a table per target plus links to each test's results."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.outcome] = counts.get(row.outcome, 0) + 1
-    lines = [
-        f"# {title}",
-        "",
-        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}; "
-        + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())),
-        "",
-    ]
-    for target in sorted({r.target for r in rows}):
-        lines += [f"## {target}", ""]
-        lines.append(
-            "| test | accuracy | latency p50 | latency p95 | latency from | size | result |"
-        )
-        lines.append("|---|---|---|---|---|---|---|")
-        for row in (r for r in rows if r.target == target):
-            cells = _row_cells(row)
-            test = f"[{row.test}]({quote(row.results)})" if row.results else row.test
-            result = cells[6].replace("|", "\\|")
-            lines.append(
-                f"| {test} | {cells[2]} | {cells[3]} | {cells[4]} | "
-                f"{row.latency_source or '-'} | {cells[5]} | {result} |"
-            )
-        lines.append("")
-    for caption, path in (figures or {}).items():
-        lines += [f"![{caption}]({path})", ""]
-    return "\n".join(lines)
-
-
-def write_session_report(rows: Sequence[SummaryRow], directory: Path) -> Path:
-    """Writes report.md (and summary.json, and a latency figure when matplotlib is there)."""
-    from kenning_hil.core.measurements import write_json_atomic
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    relative_rows = []
-    for row in rows:
-        data = asdict(row)
-        if row.results:
-            try:
-                data["results"] = str(Path(row.results).resolve().relative_to(directory.resolve()))
-            except ValueError:
-                pass
-        relative_rows.append(SummaryRow(**data))
-    figures = {}
-    figure = latency_overview(relative_rows, directory)
-    if figure is not None:
-        figures["Latency per test (p50 bar, p95 whisker)"] = figure.name
-    write_json_atomic(directory / "summary.json", [asdict(r) for r in rows])
-    path = directory / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render_markdown(relative_rows, figures=figures))
-    tmp.replace(path)
-    return path
-
-
-def latency_overview(rows: Sequence[SummaryRow], directory: Path) -> Path | None:
-    """A horizontal bar chart of p50 with p95 markers, one bar per test."""
-    # seconds only: a count (instructions) has no place on a time axis
-    timed = [r for r in rows if r.latency_p50 is not None and r.latency_unit == "s"]
-    if not timed:
-        return None
-    try:
-        from kenning_hil.report.figures import latency_bars_png
-    except ImportError:
-        return None
-    data = latency_bars_png([(r.test, r.latency_p50, r.latency_p95) for r in timed[:60]])
-    if data is None:
-        return None
-    path = directory / "latency.png"
-    path.write_bytes(data)
-    return path
 
 
 def load_rows(path: Path) -> list[SummaryRow]:

@@ -1,10 +1,14 @@
-"""Report artifacts: the summary table and Markdown report from rows, and pytest-html extras
-from a real run."""
+"""Report artifacts: the summary table and the Markdown and RST session reports from rows,
+`kenning-hil report` rendering them again, and pytest-html extras from a real run."""
 
 import base64
 import re
 
-from kenning_hil.report.summary import SummaryRow, format_table, load_rows, write_session_report
+import pytest
+
+from kenning_hil.cli import main
+from kenning_hil.report.session import rst_escape, write_session_report
+from kenning_hil.report.summary import SummaryRow, format_table, load_rows
 from tests.plugin.conftest import REPO, run
 
 pytest_plugins = ["pytester"]
@@ -55,6 +59,57 @@ def test_markdown_report(tmp_path):
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
     assert "![Latency per test" in text
     assert load_rows(tmp_path / "summary.json") == ROWS
+
+
+def rst_to_doctree(text: str):
+    """Parses RST with docutils, failing on any warning (a broken table, a stray markup)."""
+    docutils_core = pytest.importorskip("docutils.core", reason="docutils (dev extra) missing")
+    return docutils_core.publish_doctree(
+        text, settings_overrides={"halt_level": 2, "report_level": 2, "warning_stream": False})
+
+
+def test_rst_report_is_valid_rst_with_tables_links_and_the_figure(tmp_path):
+    write_session_report(ROWS, tmp_path)
+    text = (tmp_path / "report.rst").read_text()
+    tree = rst_to_doctree(text)
+    assert tree.astext().startswith("kenning-hil report")
+    tables = list(tree.findall(lambda n: n.tagname == "table"))
+    assert len(tables) == 3  # one per target
+    cells = [entry.astext() for entry in tree.findall(lambda n: n.tagname == "entry")]
+    # test ids, units and reasons come through unmangled by RST markup
+    assert "suites/s.yaml::kws-int8[qemu-m4]" in cells
+    assert "failed: accuracy = 0.81 is below the threshold 0.9" in cells
+    assert "120.000 ms" in cells and "-" in cells
+    links = [(n.astext(), n["refuri"]) for n in tree.findall(lambda n: n.tagname == "reference")]
+    assert links == [("tests/test_a.py::test_acc[host]", "/tmp/r/tests/a.json")]
+    figures = [n["uri"] for n in tree.findall(lambda n: n.tagname == "image")]
+    assert figures == ["latency.png"]
+
+
+@pytest.mark.parametrize("text", ["a_b_ *x* `y` |z| [1]_", "- starts a list", "1. item",
+                                  "#3", "back\\slash", "<not a link>"])
+def test_rst_escape_keeps_text_literal(text):
+    tree = rst_to_doctree(f".. list-table::\n\n   * - {rst_escape(text)}\n")
+    assert [e.astext() for e in tree.findall(lambda n: n.tagname == "entry")] == [text]
+
+
+def test_report_command_renders_again_from_summary_json(tmp_path, capsys):
+    write_session_report(ROWS, tmp_path)
+    (tmp_path / "report.md").unlink()
+    (tmp_path / "report.rst").unlink()
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "suites/s.yaml::kws-int8[qemu-m4]" in out and "report.md" in out
+    assert "## qemu-m4" in (tmp_path / "report.md").read_text()
+    rst_to_doctree((tmp_path / "report.rst").read_text())
+
+
+def test_report_command_names_a_missing_or_broken_summary(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'summary.json'}: no such file" in capsys.readouterr().err
+    (tmp_path / "summary.json").write_text('[{"nope": 1}]')
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a kenning-hil summary" in capsys.readouterr().err
 
 
 def test_pytest_html_extras(hil_project):
