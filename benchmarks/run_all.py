@@ -2,6 +2,8 @@
 """Runs every `benchmarks/bench_*.py` in turn, streaming its output, and ends with a summary
 (each benchmark's last line, its exit code and wall time). Exit code: 1 if any failed.
 
+The plugin benchmark runs last, so `make bench` ends with its board-pool wall-time ratio.
+
     .venv/bin/python benchmarks/run_all.py [NAME_SUBSTRING ...]
 """
 
@@ -13,11 +15,12 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
+RUN_LAST = "bench_plugin.py"
 
 
 def main(argv: list[str] | None = None) -> int:
     filters = sys.argv[1:] if argv is None else argv
-    benches = sorted(BENCH_DIR.glob("bench_*.py"))
+    benches = sorted(BENCH_DIR.glob("bench_*.py"), key=lambda b: (b.name == RUN_LAST, b.name))
     if filters:
         benches = [b for b in benches if any(f in b.name for f in filters)]
     if not benches:
