@@ -176,6 +176,7 @@ def resolve_options(config: pytest.Config) -> HILOptions:
 
 
 OPTIONS_KEY = pytest.StashKey[HILOptions]()
+CATALOG_KEY = pytest.StashKey[Any]()
 STATE_KEY = pytest.StashKey["HILState"]()
 
 
@@ -264,9 +265,23 @@ class HILState:
 
 
 def _catalog(config: pytest.Config):
+    """The run's target catalog, scanned once per process (collection checks pins with it)."""
     from kenning_hil.targets.catalog import TargetCatalog
 
-    return TargetCatalog(config.stash[OPTIONS_KEY].target_dirs)
+    if CATALOG_KEY not in config.stash:
+        config.stash[CATALOG_KEY] = TargetCatalog(config.stash[OPTIONS_KEY].target_dirs)
+    return config.stash[CATALOG_KEY]
+
+
+def _known_target_names(config: pytest.Config) -> list[str]:
+    """Every target the catalog knows (selected or not); a catalog error is a collection
+    error naming its file."""
+    from kenning_hil.core.errors import KenningHILError
+
+    try:
+        return _catalog(config).names()
+    except KenningHILError as exc:
+        raise pytest.Collector.CollectError(str(exc)) from None
 
 
 def hil_state(config: pytest.Config) -> HILState:
@@ -301,6 +316,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     pinned = _pinned(metafunc.definition)
     selected = options.targets
     if pinned is not None:
+        # a misspelled pin would otherwise skip quietly as "not selected"
+        known = _known_target_names(metafunc.config)
+        unknown = [name for name in pinned if name not in known]
+        if unknown:
+            marker = ", ".join(repr(name) for name in pinned)
+            raise pytest.Collector.CollectError(
+                f"{metafunc.definition.nodeid}: marker target({marker}): unknown target "
+                f"'{unknown[0]}' (known targets: {', '.join(known)})"
+            )
         chosen = [t for t in selected if t in pinned]
         if not chosen:
             reason = (f"pinned to target {', '.join(pinned)}, not selected "
@@ -644,6 +668,11 @@ class SuiteFile(pytest.File):
             suite = load_suite(self.path, search=[options.rootdir, options.models_path])
         except KenningHILError as exc:
             raise self.CollectError(str(exc)) from None  # shown as its message alone
+        known = _known_target_names(self.config)
+        try:
+            suite.check_targets(known)
+        except KenningHILError as exc:
+            raise self.CollectError(str(exc)) from None
         given = options.targets
         hil_mark = pytest.mark.hil
         marks = {}

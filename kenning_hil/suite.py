@@ -29,7 +29,7 @@ large suite stays fast; compatibility (format, memory) is decided when a test ru
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,7 @@ class SuiteCase:
     tolerances: dict[str, Tolerance]
     marks: list[str] = field(default_factory=list)
     targets: list[str] | None = None  # None: every target given by --target
+    targets_key: str = "targets"  # the suite key the pin came from, for error messages
 
     @property
     def name(self) -> str:
@@ -151,6 +152,17 @@ class Suite:
             for case in self.cases
             for target in (case.targets if case.targets is not None else given_targets)
         ]
+
+    def check_targets(self, known: Collection[str]) -> None:
+        """Raises for a pinned target name that no target description defines (a typo would
+        otherwise skip its tests as "not selected")."""
+        for case in self.cases:
+            for target in case.targets or ():
+                if target not in known:
+                    raise ConfigurationError(
+                        f"{self.source}: key '{case.targets_key}': unknown target '{target}' "
+                        f"(known targets: {', '.join(sorted(known)) or 'none'})"
+                    )
 
 
 def parse_dataset(spec: Any, named: dict[str, dict], source: str, where: str) -> dict:
@@ -256,6 +268,9 @@ def parse_suite(
                 }
                 tolerance = {**(data.get("tolerance") or {}), **(model_spec.get("tolerance") or {})}
                 targets = row.get("targets", model_spec.get("targets", suite_targets))
+                targets_key = (f"matrix.{index}.targets" if "targets" in row else
+                               f"models.{model_name}.targets" if "targets" in model_spec
+                               else "targets")
                 cases.append(
                     SuiteCase(
                         suite=name,
@@ -271,6 +286,7 @@ def parse_suite(
                         marks=[*data.get("marks", []), *model_spec.get("marks", []),
                                *row.get("marks", [])],
                         targets=None if targets is None else list(targets),
+                        targets_key=targets_key,
                     )
                 )
     return Suite(name, source, cases)

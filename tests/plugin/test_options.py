@@ -140,6 +140,31 @@ def test_target_selection_pinning_and_parametrization(pytester):
     both.stdout.fnmatch_lines_random(["*test_pinned[[]board-b[]] PASSED*"])
 
 
+def test_a_pin_to_an_unknown_target_is_a_collection_error(pytester):
+    """A typo in a pin used to skip the test quietly as "not selected"; known targets that
+    are merely not selected still skip (test_target_selection_pinning_and_parametrization)."""
+    write_target(pytester, "board-a", "kind: host\nruntime: onnxruntime\n")
+    pytester.makepyfile(test_pins="""
+        import pytest
+
+        @pytest.mark.target("board-a", "host-onnxruntme")
+        def test_typo(target):
+            pass
+
+        def test_fine(target):
+            pass
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-rs")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors stop the run
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "test_pins.py::test_typo: marker target('board-a', 'host-onnxruntme'): unknown target "
+        "'host-onnxruntme' (known targets: board-a, host-onnxruntime)",
+    ])
+    assert "not selected" not in result.stdout.str()
+    assert "pytest_plugin.py" not in result.stdout.str()  # the message alone
+
+
 def test_unavailable_default_target_skips_but_an_asked_for_one_fails(pytester):
     write_target(pytester, "host-onnxruntime",
                  "kind: host\nruntime: onnxruntime\nrequires: [no_such_module_xyz]\n")

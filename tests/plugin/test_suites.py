@@ -106,6 +106,7 @@ def test_compile_once_per_pair_under_xdist(hil_project, monkeypatch):
 def test_incompatible_and_pinned_combinations_skip_with_reason(hil_project):
     write_target(hil_project, "tiny-ram", "kind: host\nruntime: onnxruntime\n"
                                           "memory: {ram: 1KiB}\n")
+    write_target(hil_project, "spare-board", "kind: host\nruntime: onnxruntime\n")
     (hil_project.path / "mixed.yaml").write_text(
         """
 models:
@@ -116,7 +117,7 @@ models:
   board-only:
     model: models/digits/digits-mlp.onnx
     dataset: digits
-    targets: [qemu-m4]
+    targets: [spare-board]
 """
     )
     result = run(hil_project, "mixed.yaml", "--target=host-onnxruntime", "--target=tiny-ram",
@@ -132,8 +133,8 @@ models:
         "kws-none[host-onnxruntime]":
             "target 'host-onnxruntime' runs onnx models; this model is tflite",
         "kws-none[tiny-ram]": "target 'tiny-ram' runs onnx models; this model is tflite",
-        "board-only-none[qemu-m4]":
-            "suite pins target qemu-m4, not selected (run with --target qemu-m4)",
+        "board-only-none[spare-board]":
+            "suite pins target spare-board, not selected (run with --target spare-board)",
     }
 
 
@@ -151,3 +152,28 @@ def test_suite_option_and_collection_errors(hil_project):
                                r"models.d: .*"])
     assert bad.ret != 0
     assert "pytest_plugin.py" not in bad.stdout.str()  # the message alone, no traceback
+
+
+def test_unknown_suite_targets_are_collection_errors(hil_project):
+    """A misspelled target in a suite used to skip its tests as "not selected"; now it is a
+    collection error naming the suite file, the key and the known targets."""
+    write_target(hil_project, "spare-board", "kind: host\nruntime: onnxruntime\n")
+    model = "{model: models/digits/digits-mlp.onnx, dataset: digits}"
+    cases = {
+        "top.yaml": (f"targets: [host-onnxruntme]\nmodels:\n  d: {model}\n", "targets"),
+        "model.yaml": ("models:\n  d: {model: models/digits/digits-mlp.onnx, "
+                       "dataset: digits, targets: [spare-bord]}\n", "models.d.targets"),
+        "row.yaml": (f"models:\n  d: {model}\nmatrix:\n  - {{models: [d], "
+                     f"targets: [spare-board, qemu-m5]}}\n", "matrix.0.targets"),
+    }
+    for name, (text, _) in cases.items():
+        (hil_project.path / name).write_text(text)
+    result = run(hil_project, *cases, "--collect-only", "-q")
+    assert result.ret == 2  # collection errors
+    typos = {"top.yaml": "host-onnxruntme", "model.yaml": "spare-bord", "row.yaml": "qemu-m5"}
+    for name, (_, key) in cases.items():
+        result.stdout.fnmatch_lines([
+            f"*{name}: key '{key}': unknown target '{typos[name]}' (known targets: "
+            f"host-onnxruntime, spare-board)",
+        ])
+    assert "not selected" not in result.stdout.str()
