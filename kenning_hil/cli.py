@@ -302,6 +302,66 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- suite -----------------------------------------------------------------------------------
+
+
+def add_suite_command(subparsers: Any) -> None:
+    from kenning_hil.settings import OPTIONS
+
+    parser = subparsers.add_parser(
+        "suite",
+        help="run suite YAML files on targets without pytest (same tests, ids, baselines)",
+        description="Run the tests of suite files on targets, one after another: compile "
+        "(cached), run on a free board of each target's pool, judge thresholds and baselines, "
+        "write per-test results and the session report, print the summary table. Test ids "
+        "are those of `pytest SUITE --target ...` run from --rootdir, so both share baselines "
+        "and results; the hil_* keys of the project's pytest configuration (pytest.ini, "
+        "pyproject.toml, tox.ini, setup.cfg in --rootdir) apply as in pytest. Exit code 1 "
+        "when a test failed.",
+    )
+    parser.add_argument("suites", nargs="+", type=Path, metavar="SUITE", help="suite YAML file")
+    for option in OPTIONS:
+        if option.dest == "suite":
+            continue
+        kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
+        if option.kind in ("list", "pathlist"):
+            kwargs.update(action="append", default=None, metavar="NAME")
+        elif option.kind == "bool":
+            kwargs.update(action="store_true", default=None)
+        else:
+            kwargs.update(default=None, type={"int": int, "float": float}.get(option.kind, str))
+        parser.add_argument(option.flag, **kwargs)
+    parser.add_argument("--rootdir", type=Path, default=Path("."),
+                        help="project root: relative paths and test ids start here (default: .)")
+    parser.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT",
+                        help="run only tests whose id contains TEXT (repeatable: any of them)")
+    parser.set_defaults(handler=suite_command)
+
+
+def suite_command(args: argparse.Namespace) -> int:
+    from kenning_hil.report.summary import format_table
+    from kenning_hil.settings import OPTIONS, HILSettings, read_ini
+    from kenning_hil.suite_run import run_suites
+
+    rootdir = args.rootdir.resolve()
+    values = {option.dest: getattr(args, option.dest, None) for option in OPTIONS}
+    values["suite"] = [str(path.resolve()) for path in args.suites]
+    ini, ini_file = read_ini(rootdir)
+    ini.pop("suite", None)  # the suites to run are the ones named here
+    settings = HILSettings.resolve(rootdir, values, ini)
+    if ini_file:
+        print(f"settings: {ini_file}")
+    missing = [str(p) for p in settings.suites if not p.is_file()]
+    if missing:
+        raise ConfigurationError(f"no such suite file: {', '.join(missing)}")
+    outcome = run_suites(settings, args.select)
+    print(format_table(outcome.rows))
+    counts = ", ".join(f"{outcome.count(o)} {o}" for o in ("passed", "failed", "skipped")
+                       if outcome.count(o))
+    print(f"{counts}; results: {settings.report_dir} (report: {outcome.report})")
+    return 1 if outcome.failed else 0
+
+
 # --- report ----------------------------------------------------------------------------------
 
 
@@ -333,6 +393,7 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_run_command,
     add_targets_command,
     add_serve_command,
+    add_suite_command,
     add_report_command,
 ]
 

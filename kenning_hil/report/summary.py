@@ -113,3 +113,20 @@ def format_table(rows: Sequence[SummaryRow], id_width: int = 60, reason_width: i
 
 def load_rows(path: Path) -> list[SummaryRow]:
     return [SummaryRow(**row) for row in json.loads(Path(path).read_text())]
+
+
+def result_properties(result) -> list[tuple[str, object]]:
+    """A run's record_property pairs (PROPERTY_NAMES; absent values left out): what the
+    plugin records on a test and what `SummaryRow.from_properties` reads back."""
+    latency = result.latency
+    pairs = [
+        ("target", result.target),
+        ("accuracy", result.metrics.get("accuracy")),
+        ("latency_p50", latency.p50 if latency else None),
+        ("latency_p95", latency.p95 if latency else None),
+        ("latency_source", latency.source if latency else None),
+        ("latency_unit", latency.unit if latency else None),
+        ("compiled_size", result.compiled_size),
+        ("hil_results", str(result.path) if result.path else None),
+    ]
+    return [(name, value) for name, value in pairs if value is not None]
