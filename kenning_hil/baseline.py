@@ -15,6 +15,7 @@ latency verdict is given at all (a note says so).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -416,11 +417,43 @@ def verdict_latency(
     verdict.comparisons.append(Comparison(metric, base, median, tol, regressed, detail))
 
 
+NAME_LIMIT = 200  # characters of a readable file name stem (file systems allow 255 bytes)
+HASH_SEPARATOR = "~"  # never in a readable stem, so hashed and plain names cannot meet
+
+
+def readable_stem(test_id: str) -> str:
+    """The id with path separators as dots, '::' as '__' and anything else unsafe as '_'."""
+    path, sep, rest = test_id.partition("::")
+    if not sep:
+        path, rest = "", test_id
+    name = path.replace("/", ".") + ("__" if sep else "") + rest.replace("::", "__")
+    return re.sub(r"[^A-Za-z0-9._\[\]-]", "_", name)
+
+
+def id_of_stem(stem: str) -> str:
+    """The one test id a readable stem stands for: the inverse of `readable_stem` for ids it
+    maps without loss (dots of the file path before its suffix were '/', '__' was '::')."""
+    path, sep, rest = stem.partition("__")
+    if not sep:
+        return stem
+    head, dot, suffix = path.rpartition(".")
+    path = head.replace(".", "/") + dot + suffix
+    return path + "::" + rest.replace("__", "::")
+
+
 def baseline_file_name(test_id: str) -> str:
-    """A readable file name for a test id (the id itself is stored inside)."""
-    name = test_id.replace("::", "__").replace("/", ".")
-    name = re.sub(r"[^A-Za-z0-9._\[\]-]+", "_", name)
-    return name[:200] + ".json"
+    """A readable, collision-free file name for a test id (the id itself is stored inside).
+
+    The readable stem alone is used when it reads back to exactly this id (so two ids never
+    share it); otherwise, and always when cut to length, a hash of the full id follows it:
+    ``test_c[a_b].json`` for ``test_c[a_b]``, ``test_c[a_b]~1f0e2d3c4b5a.json`` for
+    ``test_c[a b]``.
+    """
+    stem = readable_stem(test_id)
+    if len(stem) <= NAME_LIMIT and id_of_stem(stem) == test_id:
+        return stem + ".json"
+    digest = hashlib.sha256(test_id.encode("utf-8")).hexdigest()[:12]
+    return f"{stem[:NAME_LIMIT]}{HASH_SEPARATOR}{digest}.json"
 
 
 class BaselineStore:

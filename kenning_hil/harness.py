@@ -18,10 +18,12 @@ from typing import Any
 
 from kenning_hil.baseline import (
     DEFAULT_TOLERANCES,
+    HASH_SEPARATOR,
     LATENCY_STATS,
     BaselineStore,
     Threshold,
     Tolerance,
+    baseline_file_name,
     baseline_record,
     check_thresholds,
     compare_to_baseline,
@@ -525,11 +527,11 @@ class Harness:
         return result
 
     def result_path(self, test_id: str, index: int = 0) -> Path:
-        from kenning_hil.baseline import baseline_file_name
-
+        """<results>/tests/<name>.json, named as baselines are (one file per test id); a
+        test's later runs get '~<index>' (a '-<index>' could be another test's own name)."""
         name = baseline_file_name(test_id)
         if index:
-            name = name[: -len(".json")] + f"-{index}.json"
+            name = name[: -len(".json")] + f"{HASH_SEPARATOR}{index}.json"
         return self.results_dir / "tests" / name
 
     def write(self, test_id: str, index: int, record: dict) -> Path:
