@@ -189,16 +189,31 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(HILReporter(config), "kenning-hil-reporter")
     if options.update_baseline and options.baseline_dir is None:
         raise pytest.UsageError("--update-baseline needs --baseline DIR (where to write them)")
-    if options.suites:
-        missing = [str(p) for p in options.suites if not p.is_file()]
-        if missing:
-            raise pytest.UsageError(f"--suite: no such file: {', '.join(missing)}")
-        args = [str(p) for p in options.suites]
-        source = getattr(config, "args_source", None)
-        if source is not None and source != pytest.Config.ArgsSource.ARGS:
-            config.args[:] = args  # only suites were asked for: not the testpaths too
-        else:
-            config.args.extend(a for a in args if a not in config.args)
+    _add_suites_to_args(config, options)
+
+
+def _add_suites_to_args(config: pytest.Config, options: HILOptions) -> None:
+    """Suites join the paths pytest collects. `--suite` always adds; with no path arguments
+    it runs only the suites (not `testpaths`). The ini key `hil_suite` works like
+    `testpaths`: its suites join the default collection only when no path arguments are
+    given, so `pytest test_x.py::test_g` runs just that test."""
+    if not options.suites:
+        return
+    source = getattr(config, "args_source", None)
+    no_paths = source is not None and source != pytest.Config.ArgsSource.ARGS
+    from_command_line = options.sources.get("suite") == "command line"
+    if not (from_command_line or no_paths):
+        options.suites = []  # paths were given: the ini's suites are not part of this run
+        return
+    missing = [str(p) for p in options.suites if not p.is_file()]
+    if missing:
+        flag = "--suite" if from_command_line else "hil_suite (ini)"
+        raise pytest.UsageError(f"{flag}: no such file: {', '.join(missing)}")
+    args = [str(p) for p in options.suites]
+    if from_command_line and no_paths:
+        config.args[:] = args  # only suites were asked for: not the testpaths too
+    else:
+        config.args.extend(a for a in args if a not in config.args)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -177,3 +177,30 @@ def test_unknown_suite_targets_are_collection_errors(hil_project):
             f"host-onnxruntime, spare-board)",
         ])
     assert "not selected" not in result.stdout.str()
+
+
+def test_ini_suites_join_only_runs_without_path_arguments(hil_project):
+    """`hil_suite` in the ini works like `testpaths`: its suites are collected by a bare
+    `pytest`, but not when the command line names paths; `--suite` always adds."""
+    ini = hil_project.path / "tox.ini"
+    ini.write_text(ini.read_text().rstrip()
+                   + "\ntestpaths = checks\nhil_suite = matrices/s1.yaml\n")
+    suite = "models:\n  d: {model: models/digits/digits-mlp.onnx, dataset: digits, samples: 5}\n"
+    (hil_project.path / "matrices").mkdir()
+    (hil_project.path / "matrices" / "s1.yaml").write_text(suite)
+    (hil_project.path / "matrices" / "s2.yaml").write_text(suite)
+    (hil_project.path / "checks").mkdir()
+    (hil_project.path / "checks" / "test_x.py").write_text("def test_g():\n    pass\n")
+    bare = run(hil_project, "-v")  # runs the suite on a real server, and the testpaths
+    bare.assert_outcomes(passed=2)
+    bare.stdout.fnmatch_lines_random(["matrices/s1.yaml::d-none[[]host-onnxruntime[]] PASSED*",
+                                      "checks/test_x.py::test_g PASSED*"])
+    one = run(hil_project, "checks/test_x.py::test_g", "-v")
+    one.assert_outcomes(passed=1)
+    assert "s1.yaml" not in one.stdout.str()
+    added = run(hil_project, "checks/test_x.py", "--suite=matrices/s2.yaml", "--collect-only",
+                "-q")
+    added.stdout.fnmatch_lines(["checks/test_x.py::test_g",
+                                "matrices/s2.yaml::d-none[[]host-onnxruntime[]]",
+                                "2 tests collected*"])
+    assert "s1.yaml" not in added.stdout.str()
