@@ -363,14 +363,42 @@ def compare_to_baseline(
     latency_samples: Sequence[float] | None,
     tolerances: Mapping[str, Tolerance] = DEFAULT_TOLERANCES,
     min_latency_samples: int = 10,
+    samples: int | None = None,
+    latency_source: str | None = None,
+    label: str = "",
 ) -> BaselineVerdict:
-    """Compares measured `values` (and latency samples, seconds) with a baseline record."""
+    """Compares measured `values` (and latency samples, seconds) with a baseline record.
+
+    Only like is compared with like: quality metrics when this run has as many samples as
+    the baseline recorded (accuracy on 20 samples says little about accuracy on 450), and
+    latency or counts when both come from the same measurement (`latency_source`). What is
+    not compared gets a note saying why; a record without those facts is compared as is.
+    """
     verdict = BaselineVerdict()
     stored = baseline.get("metrics", {})
+    where = f"baseline {label}" if label else "the baseline"
+    recorded = baseline.get("samples")
+    same_samples = not (_is_number(recorded) and samples is not None and recorded != samples)
+    if not same_samples:
+        verdict.notes.append(
+            f"{where} was recorded on {recorded:g} samples, this run has {samples}: quality "
+            f"not compared; re-record with --update-baseline"
+        )
+    recorded_source = baseline.get("latency_source")
+    same_source = not (recorded_source and latency_source and recorded_source != latency_source)
+    if not same_source:
+        verdict.notes.append(
+            f"{where} has latency from {recorded_source}, this run from {latency_source}: "
+            f"latency not compared; re-record with --update-baseline"
+        )
     for metric, base in sorted(stored.items()):
-        if not isinstance(base, (int, float)) or isinstance(base, bool):
+        if not _is_number(base):
             continue
         kind = metric_class(metric)
+        if (kind == "quality" and not same_samples) or (
+            kind in ("latency", "count") and not same_source
+        ):
+            continue
         if kind == "latency":
             if metric != "latency.p50":
                 continue  # tails are kept for information; the verdict is on the median
@@ -390,6 +418,10 @@ def compare_to_baseline(
             regressed = measured < base - allowed
         verdict.comparisons.append(Comparison(metric, float(base), measured, tol, regressed))
     return verdict
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def verdict_latency(

@@ -574,7 +574,12 @@ class Harness:
             return verdict
         timed = result.latency is not None and result.latency.unit == "s"
         samples = list(result.latency.samples) if timed else None  # seconds only
-        compared = compare_to_baseline(stored, result.values(), samples, tolerances)
+        compared = compare_to_baseline(
+            stored, result.values(), samples, tolerances,
+            samples=result.samples,
+            latency_source=result.latency.source if result.latency else None,
+            label=str(verdict.baseline_path),
+        )
         verdict.notes.extend(compared.notes)
         for comparison in compared.regressions:
             verdict.failures.append(

@@ -126,6 +126,42 @@ def test_quality_and_size_regressions():
     assert not compare_to_baseline(record(accuracy=0.95), {"accuracy": 0.941}, None).regressions
 
 
+def test_only_like_is_compared_with_like():
+    stored = {
+        "samples": 20, "latency_source": "target_inference_step",
+        "metrics": {"accuracy": 1.0, "compiled_size": 1000, "latency.p50": 1e-3},
+    }
+    slower = [5e-3] * 50
+    measured = {"accuracy": 0.9777, "compiled_size": 1000}
+    # another sample count: quality is not compared (size and latency still are)
+    verdict = compare_to_baseline(stored, measured, slower, samples=450,
+                                  latency_source="target_inference_step", label="b/t.json")
+    assert {c.metric for c in verdict.comparisons} == {"compiled_size", "latency.p50"}
+    assert [c.metric for c in verdict.regressions] == ["latency.p50"]
+    assert verdict.notes == [
+        "baseline b/t.json was recorded on 20 samples, this run has 450: quality not "
+        "compared; re-record with --update-baseline"
+    ]
+    # another latency source: latency is not compared, quality is (same sample count)
+    verdict = compare_to_baseline(stored, measured, slower, samples=20,
+                                  latency_source="protocol_inference_step", label="b/t.json")
+    assert {c.metric for c in verdict.comparisons} == {"accuracy", "compiled_size"}
+    assert [c.metric for c in verdict.regressions] == ["accuracy"]
+    assert verdict.notes == [
+        "baseline b/t.json has latency from target_inference_step, this run from "
+        "protocol_inference_step: latency not compared; re-record with --update-baseline"
+    ]
+    # counts made by the target follow latency
+    counted = {"samples": 20, "latency_source": "target_inference_instructions",
+               "metrics": {"instructions.p50": 1e6}}
+    verdict = compare_to_baseline(counted, {"instructions.p50": 2e6}, None, samples=20,
+                                  latency_source="target_inference_cycles")
+    assert verdict.comparisons == [] and "latency not compared" in verdict.notes[0]
+    verdict = compare_to_baseline(counted, {"instructions.p50": 2e6}, None, samples=20,
+                                  latency_source="target_inference_instructions")
+    assert [c.metric for c in verdict.regressions] == ["instructions.p50"]
+
+
 def test_latency_regression_is_judged_on_the_median_ci():
     rng = np.random.default_rng(1)
     base = 1e-3
