@@ -505,6 +505,8 @@ class BaselineStore:
             record = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ConfigurationError(f"{path}: baseline is not valid JSON: {exc}") from exc
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read baseline {path}: {os_reason(exc)}") from None
         if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
             raise ConfigurationError(f"{path}: baseline must be an object with a 'metrics' object")
         if record.get("test") not in (None, test_id):
@@ -514,7 +516,19 @@ class BaselineStore:
     def save(self, test_id: str, record: dict) -> Path:
         from kenning_hil.core.measurements import write_json_atomic
 
-        return write_json_atomic(self.path_for(test_id), {"test": test_id, **record})
+        path = self.path_for(test_id)
+        try:
+            return write_json_atomic(path, {"test": test_id, **record})
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write baseline {path} (--baseline {self.directory}): {os_reason(exc)}"
+            ) from None
+
+
+def os_reason(exc: OSError) -> str:
+    """'No such file or directory: /proc/nope' rather than '[Errno 2] ...' with a repr."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def baseline_record(

@@ -27,6 +27,7 @@ from kenning_hil.baseline import (
     baseline_record,
     check_thresholds,
     compare_to_baseline,
+    os_reason,
 )
 from kenning_hil.cache import CompileCache, file_digest
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
@@ -479,8 +480,11 @@ class Harness:
             except KenningHILError as exc:
                 partial = getattr(exc, "measurements", None)
                 if partial is not None:  # keep what was measured before the failure
-                    self.write(test_id, index, {"error": str(exc), "target": target.name,
-                                                "measurements": partial})
+                    try:
+                        self.write(test_id, index, {"error": str(exc), "target": target.name,
+                                                    "measurements": partial})
+                    except KenningHILError as unwritten:
+                        raise KenningHILError(f"{exc} (and {unwritten})") from exc
                 raise
             self.uploads += int(protocol.uploaded)
             instance = session.instance.name
@@ -536,7 +540,13 @@ class Harness:
 
     def write(self, test_id: str, index: int, record: dict) -> Path:
         """Writes a test's results atomically (before anything judges them)."""
-        return write_json_atomic(self.result_path(test_id, index), {"test": test_id, **record})
+        path = self.result_path(test_id, index)
+        try:
+            return write_json_atomic(path, {"test": test_id, **record})
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write the results of {test_id} to {path}: {os_reason(exc)}"
+            ) from None
 
     # -- judging -----------------------------------------------------------------------
 
