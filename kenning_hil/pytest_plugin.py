@@ -616,18 +616,46 @@ class HIL:
                       baseline_id=test_id if index == 0 else f"{test_id}#{name or index}")
 
 
-def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, baseline_id: str):
-    """Records the result on the test (properties, measurements, extras), then judges it."""
+def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, baseline_id: str,
+           where: str = "hil.run thresholds"):
+    """Records the result on the test (properties, measurements, extras), then judges it.
+    `where` names the thresholds' origin in messages (a suite file, or hil.run)."""
     record(node, result)
+    unknown, thresholds = unknown_threshold_metrics(result, thresholds, where)
     verdict = _user_errors(harness.judge, result, thresholds, tolerances, baseline_id,
                            use_baseline)
     for note in verdict.notes:
         warnings.warn(f"kenning-hil: {baseline_id}: {note}", stacklevel=3)
-    if verdict.failures:
-        head = f"{result.model} on {result.target}: {len(verdict.failures)} check(s) failed"
-        pytest.fail("\n".join([head, *("  - " + f for f in verdict.failures),
+    failures = [*unknown, *verdict.failures]
+    if failures:
+        head = f"{result.model} on {result.target}: {len(failures)} check(s) failed"
+        pytest.fail("\n".join([head, *("  - " + f for f in failures),
                                f"  results: {result.path}"]), pytrace=False)
     return result
+
+
+def unknown_threshold_metrics(result, thresholds, where: str) -> tuple[list[str], list]:
+    """(messages, the other thresholds). Quality metrics come from the dataset, so a quality
+    threshold the run did not produce names a metric that does not exist (a typo such as
+    'acuracy'), not one that went unmeasured: say so, with the close names and all the run's
+    metrics. Size and timing metrics a target may not report keep the judge's message."""
+    import difflib
+
+    from kenning_hil.baseline import metric_class
+
+    measured = result.values()
+    messages, kept = [], []
+    for threshold in thresholds:
+        if threshold.metric in measured or metric_class(threshold.metric) != "quality":
+            kept.append(threshold)
+            continue
+        close = difflib.get_close_matches(threshold.metric, list(measured), n=2)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        messages.append(
+            f"{where}: unknown metric '{threshold.metric}'{hint}; this run's metrics: "
+            f"{', '.join(sorted(measured)) or 'none'}"
+        )
+    return messages, kept
 
 
 def record(node, result) -> None:
@@ -671,6 +699,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return SuiteFile.from_parent(parent, path=file_path)
 
 
+def _display_path(path: Path, rootdir: Path) -> str:
+    """`path` relative to the rootdir when inside it (how messages name a suite file)."""
+    try:
+        return str(Path(path).relative_to(rootdir))
+    except ValueError:
+        return str(path)
+
+
 class SuiteFile(pytest.File):
     """A suite YAML file: one test per (model, optimizer chain, target)."""
 
@@ -680,12 +716,14 @@ class SuiteFile(pytest.File):
 
         options = self.config.stash[OPTIONS_KEY]
         try:
-            suite = load_suite(self.path, search=[options.rootdir, options.models_path])
+            suite = load_suite(self.path, search=[options.rootdir, options.models_path],
+                               source=_display_path(self.path, options.rootdir))
         except KenningHILError as exc:
             raise self.CollectError(str(exc)) from None  # shown as its message alone
         known = _known_target_names(self.config)
         try:
             suite.check_targets(known)
+            suite.check_blocks()
         except KenningHILError as exc:
             raise self.CollectError(str(exc)) from None
         given = options.targets
@@ -730,10 +768,12 @@ class SuiteItem(pytest.Item):
         samples = options.samples if options.samples is not None else case.samples
         request = RunRequest(case.model_wrapper, case.dataset, case.optimizers, samples, case.model)
         result = _user_errors(state.harness.run, target, request, self.nodeid)
-        finish(self, state.harness, result, case.thresholds, case.tolerances, True, self.nodeid)
+        finish(self, state.harness, result, case.thresholds, case.tolerances, True, self.nodeid,
+               where=f"{case.source}: thresholds")
 
     def reportinfo(self):
-        return self.path, 0, f"{self.case.source}::{self.name}"
+        # not a suffix of the nodeid: pytest would turn the dots of the domain into "::"
+        return self.path, 0, f"{self.path}::{self.name}"
 
 
 # ------------------------------------------------------------------------------ reporting

@@ -23,12 +23,14 @@ A suite file::
 
 Each (model, chain, target) becomes one test named ``<model>-<chain>[<target>]``. Relative
 model paths resolve against the suite's directory, then the project root, then the models
-path (external models). Nothing is imported or compiled while expanding, so collecting a
-large suite stays fast; compatibility (format, memory) is decided when a test runs.
+path (external models). Expanding compiles nothing; `Suite.check_blocks` imports only the
+block classes (once per distinct entry) to check types and parameters, so collecting a
+large suite stays fast. Compatibility (format, memory) is decided when a test runs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,11 +141,34 @@ class SuiteCase:
         return f"{self.name}[{target}]"
 
 
+@dataclass(frozen=True)
+class SuiteBlock:
+    """One scenario entry a suite declares, and the suite key it came from."""
+
+    kind: str  # a registry kind: model_wrapper, dataset, optimizer
+    key: str  # e.g. 'models.kws.model', 'datasets.digits', 'optimizers.int8.0'
+    entry: dict
+    shorthand: bool = False  # given as a string ('digits', 'type:root'), not {type, parameters}
+
+    def subkey(self, name: str) -> str:
+        """The key of the entry's `type` or `parameters` (the key itself for a shorthand)."""
+        return self.key if self.shorthand else f"{self.key}.{name}"
+
+
+# Parameters the harness fills in when it builds a block, so a suite need not give them.
+_FILLED_AT_RUN = {
+    "optimizer": {"compiled_model_path"},
+    "dataset": {"io_specification", "io_spec_path"},
+}
+
+
 @dataclass
 class Suite:
     name: str
     source: str
     cases: list[SuiteCase]
+    blocks: list[SuiteBlock] = field(default_factory=list)
+    search: list[Path] = field(default_factory=list)  # where relative model paths were sought
 
     def expand(self, given_targets: Sequence[str]) -> list[tuple[SuiteCase, str]]:
         """(case, target) pairs: a case's own targets, else every target given."""
@@ -152,6 +177,63 @@ class Suite:
             for case in self.cases
             for target in (case.targets if case.targets is not None else given_targets)
         ]
+
+    def check_blocks(self) -> None:
+        """Checks what can be known before running, so a mistake is one collection error
+        naming the file and key rather than a failure in every test: model files exist,
+        block types are registered (or importable dotted paths), and parameters fit each
+        class's `arguments_structure` schema. Imports the block classes (not frameworks: those
+        load lazily); a class whose optional framework is missing is left to skip at run."""
+        checked: set[str] = set()
+        for block in self.blocks:
+            identity = json.dumps([block.kind, block.entry], sort_keys=True, default=str)
+            if identity in checked:
+                continue
+            checked.add(identity)
+            self._check_model_file(block)
+            self._check_block_class(block)
+
+    def _check_model_file(self, block: SuiteBlock) -> None:
+        path = (block.entry.get("parameters") or {}).get("model_path")
+        if block.kind != "model_wrapper" or not isinstance(path, str):
+            return
+        if not Path(path).is_file():
+            searched = ", ".join(str(d) for d in self.search) or "nowhere"
+            where = "" if Path(path).is_absolute() else f" (searched {searched})"
+            raise ConfigurationError(
+                f"{self.source}: key '{block.key}': file {path} does not exist{where}"
+            )
+
+    def _check_block_class(self, block: SuiteBlock) -> None:
+        from kenning_hil.core.errors import MissingDependencyError
+        from kenning_hil.registry import resolve_class
+
+        try:
+            cls = resolve_class(block.kind, block.entry["type"])
+        except MissingDependencyError:
+            return  # the test skips with the reason when it runs
+        except ConfigurationError as exc:
+            if _missing_dependency(exc, block.entry["type"]):
+                return
+            raise ConfigurationError(
+                f"{self.source}: key '{block.subkey('type')}': {exc}"
+            ) from None
+        parse = getattr(cls, "parse_json_parameters", None)
+        if parse is None:
+            return
+        from kenning_hil.core.args import get_arguments_structure
+
+        parameters = dict(block.entry.get("parameters") or {})
+        structure = get_arguments_structure(cls)
+        for name in _FILLED_AT_RUN.get(block.kind, set()) & set(structure):
+            if structure[name].get("required"):
+                parameters.setdefault(name, "filled-at-run")
+        try:
+            parse(parameters)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"{self.source}: key '{block.subkey('parameters')}': {exc}"
+            ) from None
 
     def check_targets(self, known: Collection[str]) -> None:
         """Raises for a pinned target name that no target description defines (a typo would
@@ -163,6 +245,15 @@ class Suite:
                         f"{self.source}: key '{case.targets_key}': unknown target '{target}' "
                         f"(known targets: {', '.join(sorted(known)) or 'none'})"
                     )
+
+
+def _missing_dependency(error: ConfigurationError, class_path: str) -> bool:
+    """Whether importing a block's module failed on a module other than the block's own
+    (an optional framework it imports at the top), rather than on a wrong path."""
+    cause = error.__cause__
+    if not isinstance(cause, ModuleNotFoundError) or not cause.name:
+        return False
+    return not class_path.startswith(cause.name) and not cause.name.startswith("kenning_hil")
 
 
 def parse_dataset(spec: Any, named: dict[str, dict], source: str, where: str) -> dict:
@@ -229,6 +320,16 @@ def parse_suite(
     suite_targets = None if suite_targets == "all" else list(suite_targets)
     rows = data.get("matrix") or [{"models": list(models), "optimizers": list(chains)}]
     entries = {m: model_entry(m, spec, search, source) for m, spec in models.items()}
+    blocks = [
+        SuiteBlock("model_wrapper", f"models.{m}.{'model' if 'model' in spec else 'model_wrapper'}",
+                   entries[m])
+        for m, spec in models.items()
+    ]
+    blocks += [
+        SuiteBlock("optimizer", f"optimizers.{chain}.{i}", entry)
+        for chain, entries_of_chain in chains.items()
+        for i, entry in enumerate(entries_of_chain)
+    ]
     datasets = {}
     for model_name, spec in models.items():
         dataset_spec = spec.get("dataset", data.get("dataset"))
@@ -240,6 +341,11 @@ def parse_suite(
         datasets[model_name] = parse_dataset(
             dataset_spec, named_datasets, source, f"models.{model_name}.dataset"
         )
+        dataset_key = (f"datasets.{dataset_spec}" if isinstance(dataset_spec, str)
+                       and dataset_spec in named_datasets
+                       else f"models.{model_name}.dataset" if "dataset" in spec else "dataset")
+        shorthand = isinstance(dataset_spec, str) and dataset_spec not in named_datasets
+        blocks.append(SuiteBlock("dataset", dataset_key, datasets[model_name], shorthand))
     cases: list[SuiteCase] = []
     seen: set[tuple[str, str]] = set()
     for index, row in enumerate(rows):
@@ -289,11 +395,12 @@ def parse_suite(
                         targets_key=targets_key,
                     )
                 )
-    return Suite(name, source, cases)
+    return Suite(name, source, cases, blocks, [Path(d) for d in search])
 
 
-def load_suite(path: Path, search: Sequence[Path] = ()) -> Suite:
-    """Reads a suite YAML file; model paths are searched in its directory, then `search`."""
+def load_suite(path: Path, search: Sequence[Path] = (), source: str | None = None) -> Suite:
+    """Reads a suite YAML file; model paths are searched in its directory, then `search`.
+    `source` is how messages name the file (default: `path`)."""
     import yaml
 
     path = Path(path)
@@ -305,7 +412,7 @@ def load_suite(path: Path, search: Sequence[Path] = ()) -> Suite:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigurationError(f"{path}: not valid YAML{where}") from exc
-    return parse_suite(data, str(path), path.stem, [path.parent, *search])
+    return parse_suite(data, source or str(path), path.stem, [path.parent, *search])
 
 
 def is_suite_document(path: Path) -> bool:

@@ -204,3 +204,65 @@ def test_ini_suites_join_only_runs_without_path_arguments(hil_project):
                                 "matrices/s2.yaml::d-none[[]host-onnxruntime[]]",
                                 "2 tests collected*"])
     assert "s1.yaml" not in added.stdout.str()
+
+
+MODEL = "{model: models/digits/digits-mlp.onnx}"
+BAD_SUITES = {
+    "nofile.yaml": (
+        "dataset: digits\nmodels:\n  kws: {model: models/digits/nope.onnx}\n",
+        "nofile.yaml: key 'models.kws.model': file models/digits/nope.onnx does not exist "
+        "(searched *",
+    ),
+    "nodata.yaml": (
+        "models:\n  d: {model: models/digits/digits-mlp.onnx, dataset: nodata}\n",
+        "nodata.yaml: key 'models.d.dataset': unknown dataset type 'nodata' (known: digits, *",
+    ),
+    "badparam.yaml": (
+        f"dataset: digits\nmodels:\n  d: {MODEL}\noptimizers:\n"
+        "  int8: [{type: onnxruntime-quant, parameters: {calibration_samplez: 3}}]\n",
+        "badparam.yaml: key 'optimizers.int8.0.parameters': ONNXRuntimeQuantizer: unknown "
+        "parameter 'calibration_samplez' (known parameters: *calibration_max_samples*",
+    ),
+    "badtype.yaml": (
+        f"dataset: digits\nmodels:\n  d: {MODEL}\noptimizers:\n"
+        "  int8: [{type: onnxruntime-quantt}]\n",
+        "badtype.yaml: key 'optimizers.int8.0.type': unknown optimizer type "
+        "'onnxruntime-quantt' (known: *",
+    ),
+    "badvalue.yaml": (
+        f"dataset: dg\ndatasets:\n  dg: {{type: digits, parameters: {{subset: 3}}}}\n"
+        f"models:\n  d: {MODEL}\n",
+        "badvalue.yaml: key 'datasets.dg.parameters': DigitsDataset: parameter 'subset' must be*",
+    ),
+}
+
+
+def test_suite_blocks_are_checked_at_collection(hil_project):
+    """Missing model files, unknown block types and bad parameters used to fail every test
+    at run time without naming the suite; now each is one collection error naming the suite
+    file and key."""
+    for name, (text, _) in BAD_SUITES.items():
+        (hil_project.path / name).write_text(text)
+    result = run(hil_project, *BAD_SUITES, "--collect-only", "-q")
+    assert result.ret == 2
+    result.stdout.fnmatch_lines([f"*Interrupted: {len(BAD_SUITES)} errors during collection*"])
+    for _, message in BAD_SUITES.values():
+        result.stdout.fnmatch_lines([message])
+    assert "scenario 'optimizers[0]'" not in result.stdout.str()
+    assert "pytest_plugin.py" not in result.stdout.str()
+
+
+def test_a_misspelled_threshold_metric_is_named_unknown(hil_project):
+    """A threshold on a metric the dataset does not produce fails, saying it is unknown,
+    suggesting the close name and listing the run's metrics (a real run on a real server)."""
+    (hil_project.path / "typo.yaml").write_text(
+        f"dataset: digits\nsamples: 5\nthresholds: {{acuracy: 0.5}}\nmodels:\n  d: {MODEL}\n"
+    )
+    result = run(hil_project, "typo.yaml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "d on host-onnxruntime: 1 check(s) failed",
+        "  - typo.yaml: thresholds: unknown metric 'acuracy' (did you mean 'accuracy'*?); this "
+        "run's metrics: accuracy, compiled_size, latency.max, *",
+    ])
+    assert "was not measured" not in result.stdout.str()
