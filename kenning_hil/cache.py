@@ -1,7 +1,10 @@
 """Compile cache: a compiled model is built once per distinct input, across processes and runs.
 
 The key is a SHA-256 over a canonical JSON of everything that decides the output: the input
-model's bytes (and its io spec), each optimizer's class, parameters, framework and version,
+model's bytes (and its io spec), the model wrapper's class and parameters, each optimizer's
+class, parameters, framework and version, the versions of every framework a chain may run
+through (`COMPILE_FRAMEWORKS`: the ONNX export or quantisation one optimizer uses is not
+always its own), the contents of data files a parameter names (calibration data, io specs),
 and this package's version. An entry is a directory built in a temporary place and renamed
 into position (atomic on one filesystem); a per-key file lock makes concurrent processes
 wait for the one that builds instead of building too.
@@ -31,6 +34,57 @@ def file_digest(path: Path) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+# Distributions whose version can change a compiled model: numpy (arrays in every step) and
+# the frameworks the wrappers and optimizers use. Read from package metadata, so nothing is
+# imported to build a key.
+COMPILE_FRAMEWORKS = (
+    "numpy", "onnx", "onnxruntime", "torch", "tensorflow", "tensorflow-cpu", "ai-edge-litert",
+    "apache-tvm",
+)
+
+
+def installed_version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def framework_versions() -> dict[str, str | None]:
+    """The installed version (None: not installed) of each of `COMPILE_FRAMEWORKS`."""
+    return {name: installed_version(name) for name in COMPILE_FRAMEWORKS}
+
+
+# file digests by (path, inode, size, mtime): a data file is read once per process, not
+# once per test
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _stat_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_digest(path)
+    return _DIGESTS[key]
+
+
+def path_digest(path: Path) -> str | None:
+    """SHA-256 of a file's bytes, or of a directory's files (relative names and contents);
+    None when nothing is there (yet)."""
+    path = Path(path)
+    if path.is_file():
+        return _stat_digest(path)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(child.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(_stat_digest(child).encode())
     return digest.hexdigest()
 
 

@@ -29,7 +29,7 @@ from kenning_hil.baseline import (
     compare_to_baseline,
     os_reason,
 )
-from kenning_hil.cache import CompileCache, file_digest
+from kenning_hil.cache import CompileCache, file_digest, framework_versions, path_digest
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
 from kenning_hil.core.measurements import Measurements, write_json_atomic
 from kenning_hil.suite import MODEL_WRAPPER_BY_SUFFIX, parse_dataset, resolve_model_path
@@ -387,7 +387,9 @@ class Harness:
         last = optimizers[-1] if optimizers else wrapper
         return list(last.get_output_formats())
 
-    def compile_material(self, request: RunRequest, wrapper: Any, optimizers: list) -> dict:
+    def compile_material(
+        self, request: RunRequest, wrapper: Any, optimizers: list, dataset: Any = None
+    ) -> dict:
         """Everything that decides the compiled model, for the compile cache key."""
         import kenning_hil
 
@@ -398,20 +400,26 @@ class Harness:
             params = {k: v for k, v in (entry.get("parameters") or {}).items()
                       if k != "compiled_model_path"}
             framework, version = optimizer.get_framework_and_version()
-            cls = type(optimizer)
             chain.append({
-                "type": f"{cls.__module__}.{cls.__qualname__}",
+                "type": class_path(type(optimizer)),
                 "parameters": params,
                 "framework": framework,
                 "version": version,
             })
+        # the model file is digested above; where it lies does not change what it compiles to
+        wrapper_params = {k: v for k, v in (request.model_wrapper.get("parameters") or {}).items()
+                          if k != "model_path"}
         return {
             "model": file_digest(model_path),
             "model_format": model_path.suffix,
             "io_spec": file_digest(spec_path) if spec_path.is_file() else None,
+            # the wrapper exports the model the chain starts from (a torch wrapper's opset)
+            "model_wrapper": {"type": class_path(type(wrapper)), "parameters": wrapper_params},
             "chain": chain,
             # calibration data shapes the output of quantising optimizers
             "dataset": request.dataset,
+            "data_files": data_file_digests(request, wrapper, optimizers, dataset),
+            "frameworks": framework_versions(),
             "kenning_hil": kenning_hil.__version__,
         }
 
@@ -425,7 +433,7 @@ class Harness:
         dataset, wrapper, optimizers = blocks or self._blocks(request, None)
         if not optimizers:
             return Path(wrapper.get_path()), False
-        material = self.compile_material(request, wrapper, optimizers)
+        material = self.compile_material(request, wrapper, optimizers, dataset)
 
         def build(workdir: Path) -> Path:
             _, build_wrapper, build_optimizers = self._blocks(request, workdir)
@@ -639,6 +647,39 @@ def with_model_io_spec(entry: dict, wrapper: Any) -> dict:
         return entry
     return {"type": entry["type"],
             "parameters": {**params, "io_specification": wrapper.get_io_specification()}}
+
+
+def class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def data_file_digests(
+    request: RunRequest, wrapper: Any, optimizers: list, dataset: Any
+) -> dict[str, str | None]:
+    """Content digests of the files and directories the blocks' Path parameters name
+    (calibration sets, io specs, dataset roots), by '<block>.<parameter>': a file changed in
+    place changes the compiled model without changing any parameter."""
+    from kenning_hil.core.args import get_arguments_structure
+
+    blocks = [("model_wrapper", wrapper, request.model_wrapper)]
+    blocks += [(f"optimizers[{i}]", o, e) for i, (e, o) in
+               enumerate(zip(request.optimizers, optimizers))]
+    if dataset is not None and request.dataset is not None:
+        blocks.append(("dataset", dataset, request.dataset))
+    digests: dict[str, str | None] = {}
+    for where, block, entry in blocks:
+        structure = get_arguments_structure(type(block))
+        for name, value in (entry.get("parameters") or {}).items():
+            spec = structure.get(name, {})
+            if spec.get("type") is not Path or value is None:
+                continue
+            if name in ("model_path", "compiled_model_path"):  # digested above / the output
+                continue
+            values = value if spec.get("is_list") and isinstance(value, list) else [value]
+            for i, item in enumerate(values):
+                label = f"{where}.{name}" + (f"[{i}]" if len(values) > 1 else "")
+                digests[label] = path_digest(Path(item))
+    return digests
 
 
 class _NoRuntime:
