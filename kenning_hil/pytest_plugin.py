@@ -50,8 +50,8 @@ OPTIONS = [
     Option("--target", "target", "target", "target to run on (repeatable; default: "
            "host-onnxruntime)", "list"),
     Option("--suite", "suite", "suite", "suite YAML file to collect (repeatable)", "pathlist"),
-    Option("--samples", "samples", "samples", "samples per HIL run (default: the suite's or all)",
-           "int"),
+    Option("--samples", "samples", "samples", "cap on the samples of every HIL run, for quick "
+           "smoke runs (default: the run's own count, the suite's, or all)", "int"),
     Option("--hil-timeout", "hil_timeout", "hil_timeout", "seconds to wait for a free board, a "
            "boot, and each target request (default 60)", "float"),
     Option("--baseline", "baseline", "baseline_dir", "directory of baselines to compare "
@@ -480,8 +480,9 @@ def dataset(request: pytest.FixtureRequest, samples):
         pytest.fail("fixture 'dataset' needs a value: parametrize 'dataset' with indirect=True",
                     pytrace=False)
     built = _user_errors(build_block, "dataset", dataset_entry(request.param), Dataset, "dataset")
-    if samples is not None:
-        built.set_sample_limit(samples)
+    limit = capped_samples(samples, request.config.stash[OPTIONS_KEY].samples)
+    if limit is not None:
+        built.set_sample_limit(limit)
     return built
 
 
@@ -492,7 +493,8 @@ def _request_for(request: pytest.FixtureRequest, model, optimizers, samples):
     callspec = getattr(request.node, "callspec", None)
     dataset_spec = callspec.params.get("dataset") if callspec is not None else None
     return _user_errors(
-        state.harness.request, model, dataset_spec, optimizers, samples,
+        state.harness.request, model, dataset_spec, optimizers,
+        capped_samples(samples, state.options.samples),
         search=[Path(request.node.path).parent], require_dataset=False,
     )
 
@@ -604,7 +606,8 @@ class HIL:
         test_id = self._node.nodeid
         index = self._runs
         self._runs += 1
-        limit = samples if samples is not None else self.samples
+        limit = capped_samples(samples if samples is not None else self.samples,
+                               self._state.options.samples)
         request = _user_errors(
             harness.request, model, dataset, optimizer, limit, name,
             search=[Path(self._node.path).parent],
@@ -614,6 +617,14 @@ class HIL:
         result = _user_errors(harness.run, self.target, request, test_id, index)
         return finish(self._node, harness, result, checks, tolerances, baseline,
                       baseline_id=test_id if index == 0 else f"{test_id}#{name or index}")
+
+
+def capped_samples(asked: int | None, cap: int | None) -> int | None:
+    """The samples a run uses: what it asked for (None: the whole dataset), at most `cap`
+    (--samples / hil_samples), so a smoke run shortens every run, explicit counts too."""
+    if cap is None:
+        return asked
+    return cap if asked is None else min(asked, cap)
 
 
 def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, baseline_id: str,
@@ -765,7 +776,7 @@ class SuiteItem(pytest.Item):
         options = state.options
         target = resolve_target(self.config, self.target_name)
         case = self.case
-        samples = options.samples if options.samples is not None else case.samples
+        samples = capped_samples(case.samples, options.samples)
         request = RunRequest(case.model_wrapper, case.dataset, case.optimizers, samples, case.model)
         result = _user_errors(state.harness.run, target, request, self.nodeid)
         finish(self, state.harness, result, case.thresholds, case.tolerances, True, self.nodeid,

@@ -3,7 +3,7 @@
 A suite file::
 
     name: digits                      # default: the file name
-    samples: 200                      # per test; --samples overrides
+    samples: 200                      # per test; --samples caps it
     targets: all                      # every --target given (default), or a list of names
     marks: [hil]                      # pytest marks on every test
     thresholds: {accuracy: 0.9}       # for every test (models and matrix rows add/override)
