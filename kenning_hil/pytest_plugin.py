@@ -22,7 +22,7 @@ MARKERS = {
     "hil": "test runs a model on a target (hardware in the loop)",
     "nightly": "long-running test meant for nightly jobs",
     "slow": "test takes more than a few seconds",
-    "gpu": "test needs a GPU (skipped when none is visible)",
+    "gpu": "test needs a GPU (skipped when nvidia-smi -L lists none or is not installed)",
     "sim": "test needs simulated boards (QEMU and the Arm toolchain)",
     "target(name, ...)": "pin a test to the named targets",
 }
@@ -359,6 +359,19 @@ def _uses_our_target(item: Any) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     defs = info.name2fixturedefs.get("target") if info is not None else None
     return not defs or defs[-1].func.__module__ == __name__
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A `gpu` test skips, before its fixtures are set up, unless a GPU is visible (asked of
+    nvidia-smi once per process, and only when a gpu test is about to run)."""
+    if item.get_closest_marker("gpu") is None:
+        return
+    from kenning_hil.gpu import gpu_visibility
+
+    visibility = gpu_visibility()
+    if not visibility.visible:
+        _skip_at_test(visibility.describe())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
