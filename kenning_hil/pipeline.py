@@ -189,7 +189,8 @@ class Pipeline:
         for optimizer in self.optimizers:
             model_format = optimizer.consult_model_type(previous)
             optimizer.set_input_type(model_format)
-            if previous is self.model_wrapper and model_format != self._native_format():
+            if (previous is self.model_wrapper
+                    and model_format != self.model_wrapper.get_native_format()):
                 # the wrapper's file is in its native format: export the requested one
                 exported = optimizer.compiled_model_path.with_name(
                     f"{optimizer.compiled_model_path.name}.input.{model_format}"
@@ -202,10 +203,6 @@ class Pipeline:
             previous = optimizer
         self.runtime.consult_model_type(previous)
         return Path(model_path)
-
-    def _native_format(self) -> str | None:
-        formats = self.model_wrapper.get_output_formats()
-        return formats[0] if formats else None
 
     def _export(self, model_format: str, path: Path) -> None:
         if model_format != "onnx":

@@ -121,7 +121,11 @@ class ModelWrapper(ArgumentsHandler):
     }
 
     output_formats: list[str] = []
-    """Model formats this wrapper can hand to the next block (e.g. "onnx")."""
+    """Model formats this wrapper can hand to the next block (e.g. "onnx"), preferred first."""
+
+    native_format: str | None = None
+    """The format of the file at `model_path`; any other of `output_formats` is exported
+    (`save_to_onnx`) before the next block gets it. None: the first of `output_formats`."""
 
     def __init__(
         self,
@@ -173,6 +177,13 @@ class ModelWrapper(ArgumentsHandler):
     def get_output_formats(self) -> list[str]:
         """Formats in which this wrapper can hand the model to an optimizer or runtime."""
         return list(self.output_formats)
+
+    def get_native_format(self) -> str | None:
+        """The format of the model file itself (see `native_format`)."""
+        if self.native_format is not None:
+            return self.native_format
+        formats = self.get_output_formats()
+        return formats[0] if formats else None
 
     # --- io specification ------------------------------------------------------------------
 

@@ -26,7 +26,8 @@ def _torch():
 class PyTorchWrapper(ModelWrapper):
     """Wraps a TorchScript model, an exported program or an `nn.Module` (from_file=False)."""
 
-    output_formats = ["onnx", "torch"]
+    output_formats = ["onnx", "torch"]  # optimizers here take ONNX: offered first
+    native_format = "torch"  # the file is TorchScript / an exported program
 
     arguments_structure = {
         "input_shapes": {

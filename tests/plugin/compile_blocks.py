@@ -4,7 +4,6 @@ model's metadata and counts its compilations, and an ONNX wrapper of another typ
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from kenning_hil.core.optimizer import Optimizer
@@ -42,23 +41,3 @@ class CalibrationTagOptimizer(Optimizer):
 
 class OtherONNXWrapper(ONNXWrapper):
     """The same ONNX model through another wrapper class."""
-
-
-@functools.cache
-def torch_exporting_wrapper():
-    """PyTorchWrapper with its native format first, so `Pipeline.compile` exports ONNX through
-    `save_to_onnx` (with the wrapper's opset) before an ONNX optimizer. The shipped class lists
-    "onnx" first, and the pipeline then hands the TorchScript file over unexported."""
-    from kenning_hil.modelwrappers.torch import PyTorchWrapper
-
-    class ExportingPyTorchWrapper(PyTorchWrapper):
-        output_formats = ["torch", "onnx"]
-
-    return ExportingPyTorchWrapper
-
-
-def __getattr__(name: str):
-    # built on first use, so importing this module does not import torch
-    if name == "ExportingPyTorchWrapper":
-        return torch_exporting_wrapper()
-    raise AttributeError(name)

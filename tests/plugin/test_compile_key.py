@@ -102,7 +102,7 @@ def test_model_wrapper_parameters_recompile(harness, tmp_path):
     calibration.write_text("same")
 
     def torch_model(opset: int) -> dict:
-        return {"type": "tests.plugin.compile_blocks.ExportingPyTorchWrapper", "parameters": {
+        return {"type": "torch", "parameters": {
             "model_path": str(scripted), "input_shapes": [[1, 64]], "opset": opset,
             "input_names": ["pixels"], "output_names": ["probabilities"]}}
 
