@@ -185,6 +185,20 @@ class HILSettings:
             raise ConfigurationError("--update-baseline needs --baseline DIR (where to write them)")
         return settings
 
+    def prepare_report_dir(self) -> None:
+        """Creates the report directory before anything runs: an unusable one is a usage
+        error now, not a failure after the first measurement."""
+        try:
+            self.report_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.report_dir / f".write-probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"--hil-report / hil_report: cannot write to {self.report_dir}: "
+                f"{exc.strerror or exc}"
+            ) from None
+
     def catalog(self):
         from kenning_hil.targets.catalog import TargetCatalog
 

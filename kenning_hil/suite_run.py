@@ -60,6 +60,7 @@ def run_suites(
 
     if not settings.suites:
         raise ConfigurationError("no suite given (kenning-hil suite SUITE.yaml ...)")
+    settings.prepare_report_dir()
     catalog = settings.catalog()
     for name in settings.targets:
         catalog.get(name)  # unknown names: an error before anything runs

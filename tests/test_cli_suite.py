@@ -104,6 +104,8 @@ def test_a_failed_threshold_exits_1_and_keeps_the_results(project):
         (["suites/s.yaml", "-k", "nothing-matches"], "no tests selected (-k nothing-matches"),
         (["suites/s.yaml", "--samples", "0"], "--samples / hil_samples: must be positive"),
         (["suites/s.yaml", "--update-baseline"], "--update-baseline needs --baseline DIR"),
+        (["suites/s.yaml", "--hil-report", "/proc/no/such"],
+         "--hil-report / hil_report: cannot write to /proc/no/such"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(project, args, message):

@@ -28,8 +28,15 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 def start_logged(cmd: Sequence[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
     """Starts `cmd` with stdout and stderr appended to `log_path`; the process's
     ``log_offset`` attribute is where its output starts in the file."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab")  # noqa: SIM115 (closed below, once the child has it)
+    except OSError as exc:
+        raise TargetError(
+            f"cannot write the log of {Path(cmd[0]).name} at {log_path}: {exc.strerror} "
+            f"(is the --hil-report directory writable?)"
+        ) from None
+    with log:
         offset = log.tell()
         try:
             proc = subprocess.Popen(
