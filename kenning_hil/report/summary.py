@@ -95,17 +95,44 @@ def row_cells(row: SummaryRow) -> list[str]:
 HEADERS = ["test", "target", "accuracy", "p50", "p95", "size", "result"]
 
 
+_PARAMS_TAIL = 16  # characters of a long [params] kept at least: usually the target
+
+
+def shorten_test_id(test_id: str, width: int) -> str:
+    """`test_id` in at most `width` characters, keeping what names the test: its head
+    (file::function) and the end of its [params] (where the target is); the middle goes.
+    A head too long for that keeps its end (file name and ::function)."""
+    if len(test_id) <= width:
+        return test_id
+    bracket = test_id.find("[")
+    head, params = (test_id[:bracket], test_id[bracket:]) if bracket > 0 else (test_id, "")
+    if params:
+        tail = width - len(head) - 2  # room left after the head, "[" and "…"
+        if tail >= _PARAMS_TAIL // 2:
+            return f"{head}[…{params[-tail:]}"
+        # drop the directories first (file name and ::function stay whole), then cut more
+        slash = head.rfind("/", 0, head.find("::") if "::" in head else len(head))
+        kept_head = head[slash:] if slash >= 0 else head
+        if width - len(kept_head) - 3 < _PARAMS_TAIL // 2:
+            kept_head = head[-(width - _PARAMS_TAIL - 3):]
+        tail = width - len(kept_head) - 3  # "…", "[" and "…"
+        if len(kept_head) >= _PARAMS_TAIL and tail >= _PARAMS_TAIL // 2:
+            return f"…{kept_head}[…{params[-tail:]}"
+    # no params (or no room): keep the start and the longer end
+    left = (width - 1) // 3
+    return test_id[:left] + "…" + test_id[len(test_id) - (width - 1 - left):]
+
+
 def format_table(rows: Sequence[SummaryRow], id_width: int = 60, reason_width: int = 100) -> str:
-    """A plain-text table; long test ids (kept: their end) and reasons are shortened."""
+    """A plain-text table; long test ids lose their middle (`shorten_test_id`), long
+    reasons their end."""
     table = [HEADERS, *(row_cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS) - 1)]
     widths[0] = min(widths[0], id_width)
     lines = []
     for line in table:
-        cells = [
-            (cell if len(cell) <= w else "…" + cell[-(w - 1):]).ljust(w)
-            for cell, w in zip(line[:-1], widths)
-        ]
+        cells = [shorten_test_id(line[0], widths[0]).ljust(widths[0])]
+        cells += [cell.ljust(w) for cell, w in zip(line[1:-1], widths[1:])]
         last = line[-1] if len(line[-1]) <= reason_width else line[-1][: reason_width - 1] + "…"
         lines.append("  ".join([*cells, last]).rstrip())
     return "\n".join(lines)

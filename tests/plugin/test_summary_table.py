@@ -1,0 +1,58 @@
+"""The terminal summary table keeps what names a test when its id is too long: the head
+(file::function) and the end of the [params]; the middle is elided."""
+
+import re
+
+import pytest
+
+from kenning_hil.report.summary import SummaryRow, format_table, shorten_test_id
+from tests.plugin.conftest import DIGITS, run
+
+pytest_plugins = ["pytester"]
+
+LONG = ("tests/test_mlperf.py::test_kws[optimizers0-digits-/work/shared/models/mlperf_tiny/"
+        "kws_ref_model.tflite-host-onnxruntime]")
+
+
+@pytest.mark.parametrize(
+    "test_id, width, shortened",
+    [
+        (LONG, 60, "tests/test_mlperf.py::test_kws[…del.tflite-host-onnxruntime]"),
+        ("tests/very/deep/directory/for/tests/test_mlperf_models.py::test_keyword_spotting"
+         "[optimizers0-digits-host-onnxruntime]", 60,
+         "…/test_mlperf_models.py::test_keyword_spotting[…onnxruntime]"),
+        (LONG, 40, "tests/test_mlperf.py::test_kws[…runtime]"),
+        ("tests/very/deep/directory/structure/for/tests/test_models.py::TestClass::test_kws",
+         40, "tests/very/de…ls.py::TestClass::test_kws"),
+        ("short.py::test_x[host]", 60, "short.py::test_x[host]"),
+    ],
+)
+def test_shorten_test_id(test_id, width, shortened):
+    assert shorten_test_id(test_id, width) == shortened
+    assert len(shortened) <= width
+
+
+def test_table_keeps_head_and_params_tail():
+    rows = [SummaryRow(LONG, "host-onnxruntime", "passed", 0.97, 31e-6, 45e-6,
+                       "target_inference_step", 19770)]
+    line = format_table(rows).splitlines()[1]
+    assert re.split(r"\s{2,}", line)[:2] == [
+        "tests/test_mlperf.py::test_kws[…del.tflite-host-onnxruntime]", "host-onnxruntime"]
+
+
+def test_table_of_a_real_run_with_long_parameters(hil_project):
+    """A real run on a real server: the table line names the file, the function and the
+    target-carrying end of the parameters."""
+    hil_project.makepyfile(test_long_ids=f"""
+        import pytest
+
+        @pytest.mark.parametrize("variant", ["calibration-" + "x" * 60 + "-per-channel"])
+        def test_digits_variant(hil, variant):
+            hil.run(model="{DIGITS}", dataset="digits", samples=5)
+    """)
+    result = run(hil_project)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "test_long_ids.py::test_digits_variant[[]…xxxxxxxx-per-channel]  host-onnxruntime"
+        "  *passed",
+    ])
