@@ -95,30 +95,36 @@ def row_cells(row: SummaryRow) -> list[str]:
 HEADERS = ["test", "target", "accuracy", "p50", "p95", "size", "result"]
 
 
-_PARAMS_TAIL = 16  # characters of a long [params] kept at least: usually the target
+_MIN_PART = 8  # fewest characters of a shortened path or [params] worth showing
 
 
 def shorten_test_id(test_id: str, width: int) -> str:
-    """`test_id` in at most `width` characters, keeping what names the test: its head
-    (file::function) and the end of its [params] (where the target is); the middle goes.
-    A head too long for that keeps its end (file name and ::function)."""
+    """`test_id` in at most `width` characters, keeping what names the test: the function
+    and the [params] (where the target is) whole when they fit, eliding the middle of the
+    file path; else the head (file::function) whole and the end of the [params]; else the
+    file name and function with the end of the [params]. Last resort: the middle goes."""
     if len(test_id) <= width:
         return test_id
     bracket = test_id.find("[")
     head, params = (test_id[:bracket], test_id[bracket:]) if bracket > 0 else (test_id, "")
+    path, sep, function = head.partition("::")
+    function = sep + function
+    # 1. function and params whole, the middle of the path elided
+    room = width - len(function) - len(params) - 1  # "…"
+    if sep and room >= 2 * _MIN_PART:
+        left = room // 3  # the file name at the end says more than the first directories
+        return f"{path[:left]}…{path[len(path) - (room - left):]}{function}{params}"
     if params:
-        tail = width - len(head) - 2  # room left after the head, "[" and "…"
-        if tail >= _PARAMS_TAIL // 2:
+        # 2. the head whole, the end of the params
+        tail = width - len(head) - 2  # "[" and "…"
+        if tail >= _MIN_PART:
             return f"{head}[…{params[-tail:]}"
-        # drop the directories first (file name and ::function stay whole), then cut more
-        slash = head.rfind("/", 0, head.find("::") if "::" in head else len(head))
+        # 3. the file name and function (no directories), the end of the params
+        slash = path.rfind("/")
         kept_head = head[slash:] if slash >= 0 else head
-        if width - len(kept_head) - 3 < _PARAMS_TAIL // 2:
-            kept_head = head[-(width - _PARAMS_TAIL - 3):]
         tail = width - len(kept_head) - 3  # "…", "[" and "…"
-        if len(kept_head) >= _PARAMS_TAIL and tail >= _PARAMS_TAIL // 2:
+        if tail >= _MIN_PART:
             return f"…{kept_head}[…{params[-tail:]}"
-    # no params (or no room): keep the start and the longer end
     left = (width - 1) // 3
     return test_id[:left] + "…" + test_id[len(test_id) - (width - 1 - left):]
 

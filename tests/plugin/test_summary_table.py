@@ -17,13 +17,18 @@ LONG = ("tests/test_mlperf.py::test_kws[optimizers0-digits-/work/shared/models/m
 @pytest.mark.parametrize(
     "test_id, width, shortened",
     [
+        # long params: the head whole, the end of the params
         (LONG, 60, "tests/test_mlperf.py::test_kws[…del.tflite-host-onnxruntime]"),
+        (LONG, 40, "tests/test_mlperf.py::test_kws[…runtime]"),
+        # short params: function and params whole, the middle of the path elided
+        ("test_digits_accuracy.py::test_digits_accuracy[host-onnxruntime]", 60,
+         "test_d…s_accuracy.py::test_digits_accuracy[host-onnxruntime]"),
+        # a long head: directories go first, the file name and function stay
         ("tests/very/deep/directory/for/tests/test_mlperf_models.py::test_keyword_spotting"
          "[optimizers0-digits-host-onnxruntime]", 60,
          "…/test_mlperf_models.py::test_keyword_spotting[…onnxruntime]"),
-        (LONG, 40, "tests/test_mlperf.py::test_kws[…runtime]"),
         ("tests/very/deep/directory/structure/for/tests/test_models.py::TestClass::test_kws",
-         40, "tests/very/de…ls.py::TestClass::test_kws"),
+         60, "tests/very/d…e/for/tests/test_models.py::TestClass::test_kws"),
         ("short.py::test_x[host]", 60, "short.py::test_x[host]"),
     ],
 )
