@@ -556,6 +556,17 @@ class Harness:
                 f"cannot write the results of {test_id} to {path}: {os_reason(exc)}"
             ) from None
 
+    def write_measurements(self, test_id: str, data: dict) -> Path:
+        """Writes the Measurements a test collected itself (the `measurements` fixture)."""
+        path = self.result_path(test_id)
+        path = path.with_name(path.stem + "-measurements.json")
+        try:
+            return write_json_atomic(path, data)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write the measurements of {test_id} to {path}: {os_reason(exc)}"
+            ) from None
+
     # -- judging -----------------------------------------------------------------------
 
     def judge(
@@ -565,10 +576,15 @@ class Harness:
         tolerances: Mapping[str, Tolerance] = DEFAULT_TOLERANCES,
         baseline_id: str | None = None,
         use_baseline: bool = True,
+        where: str = "thresholds",
     ) -> Verdict:
-        """Threshold misses and baseline regressions as messages (empty: passed)."""
+        """Threshold misses and baseline regressions as messages (empty: passed); `where`
+        names the thresholds' origin (a suite file, hil.run) in an unknown-metric message."""
+        unknown, thresholds = unknown_threshold_metrics(result.values(), thresholds, where)
         applicable, skipped = split_timing_thresholds(result, thresholds)
-        verdict = Verdict(failures=check_thresholds(result.values(), applicable), notes=skipped)
+        verdict = Verdict(
+            failures=[*unknown, *check_thresholds(result.values(), applicable)], notes=skipped
+        )
         if self.baselines is None or not use_baseline:
             return verdict
         baseline_id = baseline_id or result.test_id
@@ -680,6 +696,31 @@ def data_file_digests(
                 label = f"{where}.{name}" + (f"[{i}]" if len(values) > 1 else "")
                 digests[label] = path_digest(Path(item))
     return digests
+
+
+def unknown_threshold_metrics(
+    measured: Mapping[str, float], thresholds: Sequence[Threshold], where: str
+) -> tuple[list[str], list[Threshold]]:
+    """(messages, the other thresholds). Quality metrics come from the dataset, so a quality
+    threshold the run did not produce names a metric that does not exist (a typo such as
+    'acuracy'), not one that went unmeasured: say so, with the close names and all the run's
+    metrics. Size and timing metrics a target may not report keep the judge's message."""
+    import difflib
+
+    from kenning_hil.baseline import metric_class
+
+    messages, kept = [], []
+    for threshold in thresholds:
+        if threshold.metric in measured or metric_class(threshold.metric) != "quality":
+            kept.append(threshold)
+            continue
+        close = difflib.get_close_matches(threshold.metric, list(measured), n=2)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        messages.append(
+            f"{where}: unknown metric '{threshold.metric}'{hint}; this run's metrics: "
+            f"{', '.join(sorted(measured)) or 'none'}"
+        )
+    return messages, kept
 
 
 class _NoRuntime:

@@ -9,14 +9,14 @@ sessions, pools, caches, thresholds and baselines live in `kenning_hil.harness`,
 
 from __future__ import annotations
 
-import os
 import warnings
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kenning_hil.settings import OPTIONS, HILSettings, capped_samples
 
 MARKERS = {
     "hil": "test runs a model on a target (hardware in the loop)",
@@ -27,50 +27,6 @@ MARKERS = {
     "target(name, ...)": "pin a test to the named targets",
 }
 
-MODELS_ENV = "KENNING_HIL_MODELS"
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: a command-line flag, an ini key of the same name, and a fixture."""
-
-    flag: str
-    dest: str
-    fixture: str
-    help: str
-    kind: str = "str"  # str, int, float, bool, path, list, pathlist
-    env: str | None = None
-
-    @property
-    def ini(self) -> str:
-        return f"hil_{self.dest.removeprefix('hil_')}"
-
-
-OPTIONS = [
-    Option("--target", "target", "target", "target to run on (repeatable; default: "
-           "host-onnxruntime)", "list"),
-    Option("--suite", "suite", "suite", "suite YAML file to collect (repeatable)", "pathlist"),
-    Option("--samples", "samples", "samples", "cap on the samples of every HIL run, for quick "
-           "smoke runs (default: the run's own count, the suite's, or all)", "int"),
-    Option("--hil-timeout", "hil_timeout", "hil_timeout", "seconds to wait for a free board, a "
-           "boot, and each target request (default 60)", "float"),
-    Option("--baseline", "baseline", "baseline_dir", "directory of baselines to compare "
-           "results with", "path"),
-    Option("--update-baseline", "update_baseline", "update_baseline", "write measured values "
-           "as the new baselines instead of comparing", "bool"),
-    Option("--hil-report", "hil_report", "hil_report_dir", "directory for per-test results "
-           "and the session report (default: results/hil)", "path"),
-    Option("--compile-cache", "compile_cache", "compile_cache_dir", "compile cache directory "
-           "(default: .pytest_cache/kenning-hil-compile)", "path"),
-    Option("--target-dir", "target_dir", "target_dirs", "directory of target YAML files, "
-           "searched before ./targets (repeatable)", "pathlist"),
-    Option("--models-path", "models_path", "models_path", "directory of external models "
-           f"(env {MODELS_ENV}; default ../shared/models)", "path", env=MODELS_ENV),
-    Option("--hil-lock-dir", "hil_lock_dir", "hil_lock_dir", "directory of board pool locks "
-           "shared by all test processes (env KENNING_HIL_LOCK_DIR)", "path",
-           env="KENNING_HIL_LOCK_DIR"),
-]
-OPTION_BY_DEST = {option.dest: option for option in OPTIONS}
 _INI_TYPES = {"list": "args", "pathlist": "args", "bool": "bool"}
 
 
@@ -92,87 +48,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # ------------------------------------------------------------------------------ options
 
 
-@dataclass
-class HILOptions:
-    """Resolved settings: command line, then environment, then ini, then the default."""
-
-    rootdir: Path
-    targets: list[str]
-    targets_given: bool  # False: the default target (an unavailable one is skipped, not failed)
-    suites: list[Path]
-    samples: int | None
-    timeout: float
-    baseline_dir: Path | None
-    update_baseline: bool
-    report_dir: Path
-    compile_cache_dir: Path
-    target_dirs: list[Path]
-    models_path: Path
-    lock_dir: Path | None
-    sources: dict[str, str] = field(default_factory=dict)
+HILOptions = HILSettings  # the resolved settings of this pytest run
 
 
-def _raw(config: pytest.Config, option: Option) -> tuple[Any, str]:
-    value = config.getoption(option.dest, None)
-    if value not in (None, []):
-        return value, "command line"
-    if option.env and os.environ.get(option.env):
-        return os.environ[option.env], f"environment {option.env}"
-    ini = config.getini(option.ini)
-    if ini not in (None, "", []):
-        return ini, f"ini {option.ini}"
-    return None, "default"
-
-
-def _path(config: pytest.Config, value: Any) -> Path:
-    path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else config.rootpath / path
-
-
-def _number(option: Option, value: Any, cast: type) -> Any:
-    try:
-        result = cast(value)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"{option.flag} / {option.ini}: expected {cast.__name__}, "
-                                f"got {value!r}") from None
-    if result <= 0:
-        raise pytest.UsageError(f"{option.flag} / {option.ini}: must be positive, got {value!r}")
-    return result
-
-
-def resolve_options(config: pytest.Config) -> HILOptions:
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+def _raw_values(config: pytest.Config, getter: Any, ini: bool) -> dict[str, Any]:
+    values = {}
     for option in OPTIONS:
-        values[option.dest], sources[option.dest] = _raw(config, option)
-    from kenning_hil.targets.catalog import DEFAULT_TARGET
+        value = getter(option.ini if ini else option.dest)
+        values[option.dest] = None if value in ("", []) else value
+    return values
 
-    targets = [t for item in (values["target"] or []) for t in str(item).split(",") if t]
-    cache_default = config.rootpath / ".pytest_cache" / "kenning-hil-compile"
-    update = values["update_baseline"]
-    if isinstance(update, str):
-        update = update.strip().lower() in ("1", "true", "yes", "on")
-    return HILOptions(
-        rootdir=config.rootpath,
-        targets=targets or [DEFAULT_TARGET],
-        targets_given=bool(targets),
-        suites=[_path(config, p) for p in (values["suite"] or [])],
-        samples=None if values["samples"] is None else _number(
-            OPTION_BY_DEST["samples"], values["samples"], int),
-        timeout=60.0 if values["hil_timeout"] is None else _number(
-            OPTION_BY_DEST["hil_timeout"], values["hil_timeout"], float),
-        baseline_dir=None if values["baseline"] is None else _path(config, values["baseline"]),
-        update_baseline=bool(update),
-        report_dir=_path(config, values["hil_report"] or "results/hil"),
-        compile_cache_dir=_path(config, values["compile_cache"] or cache_default),
-        target_dirs=[
-            *(_path(config, p) for p in (values["target_dir"] or [])),
-            config.rootpath / "targets",
-        ],
-        models_path=_path(config, values["models_path"] or "../shared/models"),
-        lock_dir=None if values["hil_lock_dir"] is None else _path(config, values["hil_lock_dir"]),
-        sources=sources,
-    )
+
+def resolve_options(config: pytest.Config) -> HILSettings:
+    """Command line, then environment, then ini, then the default (kenning_hil.settings)."""
+    from kenning_hil.core.errors import KenningHILError
+
+    command_line = _raw_values(config, lambda dest: config.getoption(dest, None), ini=False)
+    ini = _raw_values(config, config.getini, ini=True)
+    try:
+        settings = HILSettings.resolve(config.rootpath, command_line, ini)
+        if not hasattr(config, "workerinput"):
+            settings.prepare_report_dir()
+    except KenningHILError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return settings
 
 
 OPTIONS_KEY = pytest.StashKey[HILOptions]()
@@ -187,8 +86,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[OPTIONS_KEY] = options
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         config.pluginmanager.register(HILReporter(config), "kenning-hil-reporter")
-    if options.update_baseline and options.baseline_dir is None:
-        raise pytest.UsageError("--update-baseline needs --baseline DIR (where to write them)")
     _add_suites_to_args(config, options)
 
 
@@ -237,31 +134,15 @@ class HILState:
     """The per-process library objects: catalog, harness (sessions, cache, baselines)."""
 
     def __init__(self, config: pytest.Config):
-        from kenning_hil.baseline import BaselineStore
-        from kenning_hil.cache import CompileCache
-        from kenning_hil.harness import Harness
-        from kenning_hil.targets.sessions import SessionManager
-
         options = config.stash[OPTIONS_KEY]
         self.options = options
         self.catalog = _catalog(config)
         # an xdist worker learns its id and the worker count from the controller (the
         # environment may carry an outer run's values)
         workerinput = getattr(config, "workerinput", {})
-        sessions = SessionManager(
-            workdir=options.report_dir / "targets",
-            lock_dir=options.lock_dir,
-            default_timeout=options.timeout,
+        self.harness = options.harness(
             holder=f"pytest {workerinput.get('workerid', 'main')}",
             workers=int(workerinput.get("workercount", 1)),
-        )
-        self.harness = Harness(
-            sessions,
-            CompileCache(options.compile_cache_dir),
-            options.report_dir,
-            search=[options.rootdir, options.models_path],
-            baselines=BaselineStore(options.baseline_dir) if options.baseline_dir else None,
-            update_baseline=options.update_baseline,
         )
         self._targets: dict[str, Any] = {}
         self._availability: dict[str, tuple[bool, str]] = {}
@@ -442,15 +323,14 @@ def target(request: pytest.FixtureRequest):
 def measurements(request: pytest.FixtureRequest):
     """The test's Measurements; hil.run adds its results, and the test may add its own.
     Written to <hil-report>/tests/<test>-measurements.json at teardown."""
-    from kenning_hil.core.measurements import Measurements, write_json_atomic
+    from kenning_hil.core.measurements import Measurements
 
     collected = Measurements()
     request.node.stash[MEASUREMENTS_KEY] = collected
     yield collected
     if len(collected):
-        state = hil_state(request.config)
-        path = state.harness.result_path(request.node.nodeid)
-        write_json_atomic(path.with_name(path.stem + "-measurements.json"), collected.to_dict())
+        harness = hil_state(request.config).harness
+        _user_errors(harness.write_measurements, request.node.nodeid, collected.to_dict())
 
 
 MEASUREMENTS_KEY = pytest.StashKey[Any]()
@@ -632,54 +512,21 @@ class HIL:
                       baseline_id=test_id if index == 0 else f"{test_id}#{name or index}")
 
 
-def capped_samples(asked: int | None, cap: int | None) -> int | None:
-    """The samples a run uses: what it asked for (None: the whole dataset), at most `cap`
-    (--samples / hil_samples), so a smoke run shortens every run, explicit counts too."""
-    if cap is None:
-        return asked
-    return cap if asked is None else min(asked, cap)
-
-
 def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, baseline_id: str,
            where: str = "hil.run thresholds"):
     """Records the result on the test (properties, measurements, extras), then judges it.
     `where` names the thresholds' origin in messages (a suite file, or hil.run)."""
     record(node, result)
-    unknown, thresholds = unknown_threshold_metrics(result, thresholds, where)
     verdict = _user_errors(harness.judge, result, thresholds, tolerances, baseline_id,
-                           use_baseline)
+                           use_baseline, where)
     for note in verdict.notes:
         warnings.warn(f"kenning-hil: {baseline_id}: {note}", stacklevel=3)
-    failures = [*unknown, *verdict.failures]
+    failures = verdict.failures
     if failures:
         head = f"{result.model} on {result.target}: {len(failures)} check(s) failed"
         pytest.fail("\n".join([head, *("  - " + f for f in failures),
                                f"  results: {result.path}"]), pytrace=False)
     return result
-
-
-def unknown_threshold_metrics(result, thresholds, where: str) -> tuple[list[str], list]:
-    """(messages, the other thresholds). Quality metrics come from the dataset, so a quality
-    threshold the run did not produce names a metric that does not exist (a typo such as
-    'acuracy'), not one that went unmeasured: say so, with the close names and all the run's
-    metrics. Size and timing metrics a target may not report keep the judge's message."""
-    import difflib
-
-    from kenning_hil.baseline import metric_class
-
-    measured = result.values()
-    messages, kept = [], []
-    for threshold in thresholds:
-        if threshold.metric in measured or metric_class(threshold.metric) != "quality":
-            kept.append(threshold)
-            continue
-        close = difflib.get_close_matches(threshold.metric, list(measured), n=2)
-        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-        messages.append(
-            f"{where}: unknown metric '{threshold.metric}'{hint}; this run's metrics: "
-            f"{', '.join(sorted(measured)) or 'none'}"
-        )
-    return messages, kept
 
 
 def record(node, result) -> None:
@@ -693,15 +540,10 @@ def record(node, result) -> None:
         node.user_properties.append((name, value))
         properties[name] = value
 
-    put("target", result.target)
-    put("accuracy", result.metrics.get("accuracy"))
-    if result.latency is not None:
-        put("latency_p50", result.latency.p50)
-        put("latency_p95", result.latency.p95)
-        put("latency_source", result.latency.source)
-        put("latency_unit", result.latency.unit)
-    put("compiled_size", result.compiled_size)
-    put("hil_results", str(result.path) if result.path else None)
+    from kenning_hil.report.summary import result_properties
+
+    for name, value in result_properties(result):
+        put(name, value)
     if MEASUREMENTS_KEY in node.stash:
         node.stash[MEASUREMENTS_KEY].update_measurements(result.measurements.to_dict())
     node.stash.setdefault(RESULT_KEY, []).append(result)
@@ -723,25 +565,17 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return SuiteFile.from_parent(parent, path=file_path)
 
 
-def _display_path(path: Path, rootdir: Path) -> str:
-    """`path` relative to the rootdir when inside it (how messages name a suite file)."""
-    try:
-        return str(Path(path).relative_to(rootdir))
-    except ValueError:
-        return str(path)
-
-
 class SuiteFile(pytest.File):
     """A suite YAML file: one test per (model, optimizer chain, target)."""
 
     def collect(self):
         from kenning_hil.core.errors import KenningHILError
-        from kenning_hil.suite import load_suite
+        from kenning_hil.suite import display_path, load_suite
 
         options = self.config.stash[OPTIONS_KEY]
         try:
             suite = load_suite(self.path, search=[options.rootdir, options.models_path],
-                               source=_display_path(self.path, options.rootdir))
+                               source=display_path(self.path, options.rootdir))
         except KenningHILError as exc:
             raise self.CollectError(str(exc)) from None  # shown as its message alone
         known = _known_target_names(self.config)
@@ -754,13 +588,8 @@ class SuiteFile(pytest.File):
         hil_mark = pytest.mark.hil
         marks = {}
         for case in suite.cases:
-            pinned = case.targets
-            targets = given if pinned is None else [t for t in given if t in pinned]
-            skip = None
-            if pinned is not None and not targets:
-                targets = pinned
-                skip = pytest.mark.skip(reason=f"suite pins target {', '.join(pinned)}, not "
-                                               f"selected (run with --target {pinned[0]})")
+            targets, reason = case.targets_for(given)
+            skip = None if reason is None else pytest.mark.skip(reason=reason)
             for name in case.marks:
                 if name not in marks:
                     marks[name] = getattr(pytest.mark, name)

@@ -43,8 +43,8 @@ OPTIONS = [
     Option("--target", "target", "target", "target to run on (repeatable; default: "
            "host-onnxruntime)", "list"),
     Option("--suite", "suite", "suite", "suite YAML file to collect (repeatable)", "pathlist"),
-    Option("--samples", "samples", "samples", "samples per HIL run (default: the suite's or all)",
-           "int"),
+    Option("--samples", "samples", "samples", "cap on the samples of every HIL run, for quick "
+           "smoke runs (default: the run's own count, the suite's, or all)", "int"),
     Option("--hil-timeout", "hil_timeout", "hil_timeout", "seconds to wait for a free board, a "
            "boot, and each target request (default 60)", "float"),
     Option("--baseline", "baseline", "baseline_dir", "directory of baselines to compare "
@@ -226,6 +226,14 @@ class HILSettings:
             baselines=BaselineStore(self.baseline_dir) if self.baseline_dir else None,
             update_baseline=self.update_baseline,
         )
+
+
+def capped_samples(asked: int | None, cap: int | None) -> int | None:
+    """The samples a run uses: what it asked for (None: the whole dataset), at most `cap`
+    (--samples / hil_samples), so a smoke run shortens every run, explicit counts too."""
+    if cap is None:
+        return asked
+    return cap if asked is None else min(asked, cap)
 
 
 def _positive(option: Option, value: Any, cast: type) -> Any:

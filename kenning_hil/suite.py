@@ -140,6 +140,18 @@ class SuiteCase:
     def test_name(self, target: str) -> str:
         return f"{self.name}[{target}]"
 
+    def targets_for(self, given: Sequence[str]) -> tuple[list[str], str | None]:
+        """(the targets this case runs on, a skip reason): every target given, or those of
+        its pinned ones that were given; pinned ones none of which was given are listed
+        with the reason they are skipped."""
+        if self.targets is None:
+            return list(given), None
+        chosen = [t for t in given if t in self.targets]
+        if chosen:
+            return chosen, None
+        return list(self.targets), (f"suite pins target {', '.join(self.targets)}, not "
+                                    f"selected (run with --target {self.targets[0]})")
+
 
 @dataclass(frozen=True)
 class SuiteBlock:
@@ -396,6 +408,14 @@ def parse_suite(
                     )
                 )
     return Suite(name, source, cases, blocks, [Path(d) for d in search])
+
+
+def display_path(path: Path, rootdir: Path) -> str:
+    """`path` relative to the rootdir when inside it (how messages name a suite file)."""
+    try:
+        return str(Path(path).relative_to(rootdir))
+    except ValueError:
+        return str(path)
 
 
 def load_suite(path: Path, search: Sequence[Path] = (), source: str | None = None) -> Suite:

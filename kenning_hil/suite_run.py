@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kenning_hil.core.errors import ConfigurationError, KenningHILError, MissingDependencyError
 from kenning_hil.report.summary import SummaryRow, result_properties
-from kenning_hil.settings import HILSettings
+from kenning_hil.settings import HILSettings, capped_samples
 
 
 @dataclass
@@ -54,7 +54,7 @@ def run_suites(
     a test runs when its id contains any of them (all tests when empty)."""
     from kenning_hil.harness import Incompatible, RunRequest
     from kenning_hil.report.session import write_session_report
-    from kenning_hil.suite import load_suite
+    from kenning_hil.suite import display_path, load_suite
     from kenning_hil.targets.catalog import DEFAULT_TARGET
     from kenning_hil.targets.target import Target
 
@@ -64,24 +64,18 @@ def run_suites(
     catalog = settings.catalog()
     for name in settings.targets:
         catalog.get(name)  # unknown names: an error before anything runs
-    suites = [load_suite(path, search=[settings.rootdir, settings.models_path])
-              for path in settings.suites]
+    known = catalog.names()
     plan = []
-    for path, suite in zip(settings.suites, suites):
+    for path in settings.suites:
+        suite = load_suite(path, search=[settings.rootdir, settings.models_path],
+                           source=display_path(path, settings.rootdir))
+        suite.check_targets(known)
+        suite.check_blocks()
         for case in suite.cases:
-            for name in case.targets or []:
-                try:
-                    catalog.get(name)
-                except KenningHILError as exc:
-                    raise ConfigurationError(f"{suite.source}: key 'targets': {exc}") from None
-            pinned = case.targets
-            chosen = [t for t in settings.targets if pinned is None or t in pinned]
-            for target_name in chosen or pinned or []:
+            targets, skip = case.targets_for(settings.targets)
+            for target_name in targets:
                 tid = suite_test_id(path, settings.rootdir, case.test_name(target_name))
                 if not select or any(s in tid for s in select):
-                    skip = None if chosen else (
-                        f"suite pins target {', '.join(pinned)}, not selected "
-                        f"(run with --target {pinned[0]})")
                     plan.append((case, target_name, tid, skip))
     if not plan:
         raise ConfigurationError("no tests selected" + (
@@ -99,7 +93,7 @@ def run_suites(
                     targets[target_name] = Target(catalog.get(target_name))
                 target = targets[target_name]
                 available, why = target.availability()
-                samples = settings.samples if settings.samples is not None else case.samples
+                samples = capped_samples(case.samples, settings.samples)
                 request = RunRequest(case.model_wrapper, case.dataset, case.optimizers, samples,
                                      case.model)
                 if not available:
@@ -131,7 +125,8 @@ def _run_one(harness, target, request, case, tid: str, echo: Callable[[str], Non
         return SummaryRow(tid, target.name, "failed", reason=_one_line(exc))
     properties = result_properties(result)
     try:
-        verdict = harness.judge(result, case.thresholds, case.tolerances, tid)
+        verdict = harness.judge(result, case.thresholds, case.tolerances, tid,
+                                where=f"{case.source}: thresholds")
     except KenningHILError as exc:
         return SummaryRow.from_properties(tid, "failed", properties, _one_line(exc))
     for note in verdict.notes:

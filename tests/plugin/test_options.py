@@ -97,6 +97,7 @@ def test_ini_then_environment_then_command_line(pytester, monkeypatch):
         (["--samples=0"], "--samples / hil_samples: must be positive, got 0"),
         (["--update-baseline"], "--update-baseline needs --baseline DIR"),
         (["--suite=missing.yaml"], "--suite: no such file: "),
+        (["--hil-report=/proc/no/such"], "--hil-report / hil_report: cannot write to /proc/no/such"),
     ],
 )
 def test_usage_errors(pytester, args, message):
