@@ -207,8 +207,15 @@ def targets_command(args: argparse.Namespace) -> int:
         target_rows,
     )
 
+    from kenning_hil.gpu import gpu_visibility
+
     rows = target_rows(TargetCatalog(default_target_dirs(args.target_dirs)))
-    print(json.dumps(rows_as_json(rows), indent=2) if args.json else format_rows(rows))
+    if args.json:
+        print(json.dumps(rows_as_json(rows), indent=2))
+    else:
+        print(format_rows(rows))
+        # gpu-marked tests run only where one is visible
+        print(f"gpu: {gpu_visibility().describe()}")
     return 0
 
 
