@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, os_reason
 
 LATENCY_STATS = ("mean", "p50", "p95", "p99", "min", "max")
 # quality metrics whose smaller values are better
@@ -514,21 +514,10 @@ class BaselineStore:
         return record
 
     def save(self, test_id: str, record: dict) -> Path:
-        from kenning_hil.core.measurements import write_json_atomic
+        from kenning_hil.core.measurements import save_json_file
 
-        path = self.path_for(test_id)
-        try:
-            return write_json_atomic(path, {"test": test_id, **record})
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot write baseline {path} (--baseline {self.directory}): {os_reason(exc)}"
-            ) from None
-
-
-def os_reason(exc: OSError) -> str:
-    """'No such file or directory: /proc/nope' rather than '[Errno 2] ...' with a repr."""
-    reason = exc.strerror or str(exc)
-    return f"{reason}: {exc.filename}" if exc.filename else reason
+        return save_json_file(self.path_for(test_id), {"test": test_id, **record},
+                              f"the baseline (--baseline {self.directory})")
 
 
 def baseline_record(

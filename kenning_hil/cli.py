@@ -199,6 +199,7 @@ def add_targets_command(subparsers: Any) -> None:
 def targets_command(args: argparse.Namespace) -> int:
     import json
 
+    from kenning_hil.gpu import gpu_visibility
     from kenning_hil.targets.catalog import TargetCatalog
     from kenning_hil.targets.listing import (
         default_target_dirs,
@@ -206,8 +207,6 @@ def targets_command(args: argparse.Namespace) -> int:
         rows_as_json,
         target_rows,
     )
-
-    from kenning_hil.gpu import gpu_visibility
 
     rows = target_rows(TargetCatalog(default_target_dirs(args.target_dirs)))
     if args.json:
@@ -330,14 +329,7 @@ def add_suite_command(subparsers: Any) -> None:
     for option in OPTIONS:
         if option.dest == "suite":
             continue
-        kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
-        if option.kind in ("list", "pathlist"):
-            kwargs.update(action="append", default=None, metavar="NAME")
-        elif option.kind == "bool":
-            kwargs.update(action="store_true", default=None)
-        else:
-            kwargs.update(default=None, type={"int": int, "float": float}.get(option.kind, str))
-        parser.add_argument(option.flag, **kwargs)
+        parser.add_argument(option.flag, **option.argparse_kwargs())
     parser.add_argument("--rootdir", type=Path, default=Path("."),
                         help="project root: relative paths and test ids start here (default: .)")
     parser.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT",

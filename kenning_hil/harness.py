@@ -27,11 +27,10 @@ from kenning_hil.baseline import (
     baseline_record,
     check_thresholds,
     compare_to_baseline,
-    os_reason,
 )
 from kenning_hil.cache import CompileCache, file_digest, framework_versions, path_digest
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
-from kenning_hil.core.measurements import Measurements, write_json_atomic
+from kenning_hil.core.measurements import Measurements, save_json_file
 from kenning_hil.suite import MODEL_WRAPPER_BY_SUFFIX, parse_dataset, resolve_model_path
 from kenning_hil.targets.sessions import SessionManager
 from kenning_hil.targets.target import Target
@@ -548,24 +547,14 @@ class Harness:
 
     def write(self, test_id: str, index: int, record: dict) -> Path:
         """Writes a test's results atomically (before anything judges them)."""
-        path = self.result_path(test_id, index)
-        try:
-            return write_json_atomic(path, {"test": test_id, **record})
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot write the results of {test_id} to {path}: {os_reason(exc)}"
-            ) from None
+        return save_json_file(self.result_path(test_id, index), {"test": test_id, **record},
+                              f"the results of {test_id}")
 
     def write_measurements(self, test_id: str, data: dict) -> Path:
         """Writes the Measurements a test collected itself (the `measurements` fixture)."""
         path = self.result_path(test_id)
-        path = path.with_name(path.stem + "-measurements.json")
-        try:
-            return write_json_atomic(path, data)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot write the measurements of {test_id} to {path}: {os_reason(exc)}"
-            ) from None
+        return save_json_file(path.with_name(path.stem + "-measurements.json"), data,
+                              f"the measurements of {test_id}")
 
     # -- judging -----------------------------------------------------------------------
 

@@ -33,14 +33,7 @@ _INI_TYPES = {"list": "args", "pathlist": "args", "bool": "bool"}
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kenning-hil", "hardware-in-the-loop tests (kenning-hil)")
     for option in OPTIONS:
-        kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
-        if option.kind in ("list", "pathlist"):
-            kwargs.update(action="append", default=None, metavar="NAME")
-        elif option.kind == "bool":
-            kwargs.update(action="store_true", default=None)
-        else:
-            kwargs.update(default=None, type={"int": int, "float": float}.get(option.kind, str))
-        group.addoption(option.flag, **kwargs)
+        group.addoption(option.flag, **option.argparse_kwargs())
         parser.addini(option.ini, f"{option.help} (ini form of {option.flag})",
                       type=_INI_TYPES.get(option.kind, "string"), default=None)
 

@@ -38,6 +38,18 @@ class Option:
     def ini(self) -> str:
         return f"hil_{self.dest.removeprefix('hil_')}"
 
+    def argparse_kwargs(self) -> dict[str, Any]:
+        """`add_argument` keywords (pytest's addoption takes the same): unset is None, so
+        the environment, ini and default can fill it in."""
+        kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help}
+        if self.kind in ("list", "pathlist"):
+            kwargs.update(action="append", default=None, metavar="NAME")
+        elif self.kind == "bool":
+            kwargs.update(action="store_true", default=None)
+        else:
+            kwargs.update(default=None, type={"int": int, "float": float}.get(self.kind, str))
+        return kwargs
+
 
 OPTIONS = [
     Option("--target", "target", "target", "target to run on (repeatable; default: "

@@ -44,3 +44,9 @@ def import_optional(module: str, extra: str, purpose: str = ""):
         return importlib.import_module(module)
     except ImportError as exc:  # the framework itself or one of its libraries is missing
         raise MissingDependencyError(module, extra, purpose, detail=str(exc)) from exc
+
+
+def os_reason(exc: OSError) -> str:
+    """'No such file or directory: /proc/nope' rather than '[Errno 2] ...' with a repr."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason

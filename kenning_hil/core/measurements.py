@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from kenning_hil.core.errors import ConfigurationError, os_reason
+
 _MIN_FINAL_SAMPLE_NS = 10_000_000
 """A last, partial sampling interval shorter than this (10 ms, one kernel clock tick of
 CPU time accounting) gives only 0 % or 100 % per core, so the collector drops it."""
@@ -95,6 +97,15 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def save_json_file(path: str | os.PathLike, obj: Any, what: str) -> Path:
+    """`write_json_atomic`, with an OSError (unwritable directory, full disk) turned into a
+    one-line ConfigurationError: "cannot write <what> to <path>: <reason>"."""
+    try:
+        return write_json_atomic(path, obj)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {what} to {path}: {os_reason(exc)}") from None
 
 
 def _fsync_directory(directory: Path) -> None:

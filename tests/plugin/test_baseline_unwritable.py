@@ -20,8 +20,9 @@ def test_unwritable_baseline_fails_in_one_line_and_keeps_results(hil_project):
     out = result.stdout.str()
     assert "Traceback" not in out and "FileNotFoundError" not in out, out
     result.stdout.re_match_lines([
-        r"E?\s*cannot write baseline /proc/nope/test_w\.py__test_digits\[host-onnxruntime\]\.json"
-        r" \(--baseline /proc/nope\): No such file or directory: /proc/nope.*",
+        r"E?\s*cannot write the baseline \(--baseline /proc/nope\) to /proc/nope/"
+        r"test_w\.py__test_digits\[host-onnxruntime\]\.json: No such file or directory: "
+        r"/proc/nope.*",
     ])
     (saved,) = (hil_project.path / "results" / "tests").glob("*.json")
     record = json.loads(saved.read_text())
