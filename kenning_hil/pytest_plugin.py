@@ -270,7 +270,7 @@ def resolve_target(config: pytest.Config, value: Any):
         message = f"target '{target.name}' is not available here: {reason}"
         if state.options.targets_given or target.name != DEFAULT_TARGET:
             pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        _skip_at_test(message)
     return target
 
 

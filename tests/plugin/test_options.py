@@ -97,7 +97,8 @@ def test_ini_then_environment_then_command_line(pytester, monkeypatch):
         (["--samples=0"], "--samples / hil_samples: must be positive, got 0"),
         (["--update-baseline"], "--update-baseline needs --baseline DIR"),
         (["--suite=missing.yaml"], "--suite: no such file: "),
-        (["--hil-report=/proc/no/such"], "--hil-report / hil_report: cannot write to /proc/no/such"),
+        (["--hil-report=/proc/no/such"],
+         "--hil-report / hil_report: cannot write to /proc/no/such"),
     ],
 )
 def test_usage_errors(pytester, args, message):
@@ -177,6 +178,21 @@ def test_unavailable_default_target_skips_but_an_asked_for_one_fails(pytester):
     asked = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--target=host-onnxruntime")
     asked.assert_outcomes(errors=1)  # a fixture failing is an error at setup
     asked.stdout.fnmatch_lines(["*target 'host-onnxruntime' is not available here*"])
+
+
+def test_an_unavailable_default_target_skips_a_suite_test_at_the_suite(hil_project):
+    """The skip is reported at the suite file, not at the plugin's line that raised it."""
+    write_target(hil_project, "host-onnxruntime",
+                 "kind: host\nruntime: onnxruntime\nrequires: [nosuchmodule_xyz]\n")
+    (hil_project.path / "suites").mkdir()
+    (hil_project.path / "suites" / "d.yaml").write_text(
+        "models:\n  digits: {model: models/digits/digits-mlp.onnx, dataset: digits}\n")
+    result = run(hil_project, "suites/d.yaml", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] suites/d.yaml:1: target 'host-onnxruntime' is "
+                                 "not available here: Python module 'nosuchmodule_xyz' is not "
+                                 "installed"])
+    assert "pytest_plugin.py" not in result.stdout.str()
 
 
 LOW_LEVEL = """
