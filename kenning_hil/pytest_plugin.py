@@ -97,7 +97,7 @@ def _add_suites_to_args(config: pytest.Config, options: HILOptions) -> None:
         return
     missing = [str(p) for p in options.suites if not p.is_file()]
     if missing:
-        flag = "--suite" if from_command_line else "hil_suite (ini)"
+        flag = _given_by(options, "suite")
         raise pytest.UsageError(f"{flag}: no such file: {', '.join(missing)}")
     args = [str(p) for p in options.suites]
     if from_command_line and no_paths:
@@ -117,7 +117,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             try:
                 catalog.get(name)
             except KenningHILError as exc:
-                raise pytest.UsageError(f"--target: {exc}") from None
+                raise pytest.UsageError(f"{_given_by(options, 'target')}: {exc}") from None
+
+
+def _given_by(options: HILOptions, dest: str) -> str:
+    """Where a setting came from, as a message prefix: ``--target``, ``hil_target (ini)``
+    or ``KENNING_HIL_X (environment)``, so a user knows which line to correct."""
+    option = next(o for o in OPTIONS if o.dest == dest)
+    source = options.sources.get(dest, "command line")
+    if source.startswith("ini "):
+        return f"{option.ini} (ini)"
+    if source.startswith("environment "):
+        return f"{source.removeprefix('environment ')} (environment)"
+    return option.flag
 
 
 # ------------------------------------------------------------------------------ state

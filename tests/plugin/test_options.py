@@ -108,6 +108,17 @@ def test_usage_errors(pytester, args, message):
     assert message in result.stderr.str()
 
 
+def test_an_unknown_target_names_where_it_was_given(pytester):
+    pytester.makepyfile("def test_x(target):\n    pass\n")
+    pytester.makeini("[pytest]\nhil_target = nope\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "hil_target (ini): unknown target 'nope' (known: " in result.stderr.str()
+    assert "--target:" not in result.stderr.str()
+    given = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--target=nah")
+    assert "--target: unknown target 'nah' (known: " in given.stderr.str()  # the flag wins
+
+
 TARGETED = """
 import pytest
 
