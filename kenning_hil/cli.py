@@ -319,44 +319,52 @@ def add_suite_command(subparsers: Any) -> None:
         help="run suite YAML files on targets without pytest (same tests, ids, baselines)",
         description="Run the tests of suite files on targets, one after another: compile "
         "(cached), run on a free board of each target's pool, judge thresholds and baselines, "
-        "write per-test results and the session report, print the summary table. Test ids "
-        "are those of `pytest SUITE --target ...` run from --rootdir, so both share baselines "
-        "and results; the hil_* keys of the project's pytest configuration (pytest.ini, "
-        "pyproject.toml, tox.ini, setup.cfg in --rootdir) apply as in pytest. Exit code 1 "
-        "when a test failed.",
+        "write per-test results and the session report, print the summary table. The project "
+        "root and its pytest configuration are found as pytest finds them, so test ids, "
+        "hil_* settings, baselines and results are the same as `pytest SUITE --target ...`. "
+        "Exit code 1 when a test failed or errored, 2 on a usage error.",
     )
-    parser.add_argument("suites", nargs="+", type=Path, metavar="SUITE", help="suite YAML file")
+    parser.add_argument("suites", nargs="*", type=Path, metavar="SUITE",
+                        help="suite YAML file or a directory of them (default: the ini's "
+                        "hil_suite)")
     for option in OPTIONS:
         if option.dest == "suite":
             continue
         parser.add_argument(option.flag, **option.argparse_kwargs())
-    parser.add_argument("--rootdir", type=Path, default=Path("."),
-                        help="project root: relative paths and test ids start here (default: .)")
-    parser.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT",
-                        help="run only tests whose id contains TEXT (repeatable: any of them)")
+    parser.add_argument("--rootdir", type=Path, default=None,
+                        help="project root (default: found from the suites' directory upwards, "
+                        "as pytest does); test ids and the ini's relative paths start here")
+    parser.add_argument("-k", dest="keyword", metavar="EXPRESSION",
+                        help="run only tests whose id matches, as pytest -k: names are "
+                        "case-insensitive substrings, with and / or / not")
+    parser.add_argument("-m", dest="markexpr", metavar="MARKEXPR",
+                        help="run only tests whose marks match, as pytest -m (e.g. 'not gpu')")
     parser.set_defaults(handler=suite_command)
 
 
 def suite_command(args: argparse.Namespace) -> int:
+    from kenning_hil.project_config import find_project_config
     from kenning_hil.report.summary import format_table
-    from kenning_hil.settings import OPTIONS, HILSettings, read_ini
+    from kenning_hil.settings import OPTIONS, HILSettings
+    from kenning_hil.suite import suite_files
     from kenning_hil.suite_run import run_suites
 
-    rootdir = args.rootdir.resolve()
+    cwd = Path.cwd()
+    project = find_project_config(args.suites or [cwd], args.rootdir)
+    print(f"rootdir: {project.rootdir}, configfile: {project.file or 'none'}")
     values = {option.dest: getattr(args, option.dest, None) for option in OPTIONS}
-    values["suite"] = [str(path.resolve()) for path in args.suites]
-    ini, ini_file = read_ini(rootdir)
-    ini.pop("suite", None)  # the suites to run are the ones named here
-    settings = HILSettings.resolve(rootdir, values, ini)
-    if ini_file:
-        print(f"settings: {ini_file}")
-    missing = [str(p) for p in settings.suites if not p.is_file()]
-    if missing:
-        raise ConfigurationError(f"no such suite file: {', '.join(missing)}")
-    outcome = run_suites(settings, args.select)
+    values["suite"] = None
+    ini = dict(project.values)
+    if args.suites:
+        ini.pop("suite", None)  # named suites replace the ini's, as paths replace testpaths
+        values["suite"] = [str(f.resolve()) for p in args.suites for f in suite_files(p)]
+    settings = HILSettings.resolve(project.rootdir, values, ini, cwd=cwd)
+    if not args.suites:
+        settings.suites = [f for p in settings.suites for f in suite_files(p)]
+    outcome = run_suites(settings, args.keyword, args.markexpr)
     print(format_table(outcome.rows))
-    counts = ", ".join(f"{outcome.count(o)} {o}" for o in ("passed", "failed", "skipped")
-                       if outcome.count(o))
+    counts = ", ".join(f"{outcome.count(o)} {o}" for o in ("passed", "failed", "error",
+                                                           "skipped") if outcome.count(o))
     print(f"{counts}; results: {settings.report_dir} (report: {outcome.report})")
     return 1 if outcome.failed else 0
 

@@ -687,6 +687,23 @@ def data_file_digests(
     return digests
 
 
+def failure_message(result: Result, failures: Sequence[str]) -> str:
+    """What a failed test says (both faces): which model, chain and target, each failed
+    check on its own line, and where the results are."""
+    chain = " + ".join(o["type"] for o in result.optimizers) or "no optimizer"
+    head = f"{result.model} ({chain}) on {result.target}: {len(failures)} check(s) failed"
+    return "\n".join([head, *("  - " + f for f in failures), f"  results: {result.path}"])
+
+
+def failure_reason(message: str) -> str:
+    """The one-line reason of a failure message for tables: its first line, and for check
+    failures the first failed check too."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) > 1 and "check(s) failed" in lines[0]:
+        return " ".join(lines[:2])
+    return lines[0] if lines else ""
+
+
 def unknown_threshold_metrics(
     measured: Mapping[str, float], thresholds: Sequence[Threshold], where: str
 ) -> tuple[list[str], list[Threshold]]:

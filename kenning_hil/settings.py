@@ -33,6 +33,7 @@ class Option:
     help: str
     kind: str = "str"  # str, int, float, bool, path, list, pathlist
     env: str | None = None
+    metavar: str | None = None
 
     @property
     def ini(self) -> str:
@@ -43,11 +44,14 @@ class Option:
         the environment, ini and default can fill it in."""
         kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help}
         if self.kind in ("list", "pathlist"):
-            kwargs.update(action="append", default=None, metavar="NAME")
+            kwargs.update(action="append", default=None)
         elif self.kind == "bool":
             kwargs.update(action="store_true", default=None)
         else:
             kwargs.update(default=None, type={"int": int, "float": float}.get(self.kind, str))
+        if self.kind != "bool":
+            kwargs["metavar"] = self.metavar or {"path": "DIR", "pathlist": "PATH", "int": "N",
+                                                 "float": "S"}.get(self.kind, "NAME")
         return kwargs
 
 
@@ -68,63 +72,13 @@ OPTIONS = [
     Option("--compile-cache", "compile_cache", "compile_cache_dir", "compile cache directory "
            f"(default: {DEFAULT_COMPILE_CACHE})", "path"),
     Option("--target-dir", "target_dir", "target_dirs", "directory of target YAML files, "
-           "searched before ./targets (repeatable)", "pathlist"),
+           "searched before ./targets (repeatable)", "pathlist", metavar="DIR"),
     Option("--models-path", "models_path", "models_path", "directory of external models "
            f"(env {MODELS_ENV}; default {DEFAULT_MODELS_PATH})", "path", env=MODELS_ENV),
     Option("--hil-lock-dir", "hil_lock_dir", "hil_lock_dir", "directory of board pool locks "
            f"shared by all test processes (env {LOCK_DIR_ENV})", "path", env=LOCK_DIR_ENV),
 ]
 OPTION_BY_DEST = {option.dest: option for option in OPTIONS}
-
-# where pytest reads its ini keys, in its order of precedence: (file, section)
-INI_FILES = [("pytest.ini", "pytest"), ("pyproject.toml", "tool.pytest.ini_options"),
-             ("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")]
-
-
-def read_ini(rootdir: Path) -> tuple[dict[str, Any], str]:
-    """The ``hil_*`` keys of the project's pytest configuration, by option dest, and the file
-    they came from; outside pytest (``kenning-hil suite``) the project's settings still
-    apply. Like pytest, the first file that has the section wins."""
-    import configparser
-    import shlex
-
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: pyproject.toml is not read (pytest.ini etc. are)
-        tomllib = None
-
-    for name, section in INI_FILES:
-        path = Path(rootdir) / name
-        if not path.is_file() or (name == "pyproject.toml" and tomllib is None):
-            continue
-        try:
-            if name == "pyproject.toml":
-                table = tomllib.loads(path.read_text(encoding="utf-8"))
-                for key in section.split("."):
-                    table = table.get(key, {}) if isinstance(table, dict) else {}
-                if not table:
-                    continue
-                raw = dict(table)
-            else:
-                parser = configparser.ConfigParser(interpolation=None)
-                parser.read(path, encoding="utf-8")
-                if not parser.has_section(section):
-                    continue
-                raw = dict(parser.items(section))
-        except (OSError, ValueError, configparser.Error) as exc:
-            raise ConfigurationError(
-                f"{path}: cannot read its [{section}] section: {exc}") from None
-        values: dict[str, Any] = {}
-        for option in OPTIONS:
-            if option.ini not in raw:
-                continue
-            value = raw[option.ini]
-            if option.kind in ("list", "pathlist") and isinstance(value, str):
-                value = shlex.split(value)
-            values[option.dest] = value
-        return values, f"{path} [{section}]"
-    return {}, ""
-
 
 @dataclass
 class HILSettings:
@@ -147,12 +101,16 @@ class HILSettings:
 
     @classmethod
     def resolve(cls, rootdir: Path, values: dict[str, Any],
-                ini: dict[str, Any] | None = None) -> HILSettings:
+                ini: dict[str, Any] | None = None, cwd: Path | None = None) -> HILSettings:
         """Settings from raw option values by dest (None: not given), then the environment
-        (options with `env`), then `ini` values by dest, then the defaults."""
+        (options with `env`), then `ini` values by dest, then the defaults. Relative paths
+        given on the command line or in the environment start at `cwd` (where the command
+        was run, as for pytest's own path options; default: `rootdir`); those from the ini
+        file and the defaults start at `rootdir`."""
         from kenning_hil.targets.catalog import DEFAULT_TARGET
 
         rootdir = Path(rootdir)
+        cwd = Path(cwd) if cwd is not None else rootdir
         values = dict(values)
         sources: dict[str, str] = {}
         for option in OPTIONS:
@@ -167,11 +125,15 @@ class HILSettings:
                 else:
                     sources[option.dest] = "default"
 
-        def path(value: Any) -> Path:
+        def path(value: Any, dest: str = "") -> Path:
             result = Path(str(value)).expanduser()
-            return result if result.is_absolute() else rootdir / result
+            if result.is_absolute():
+                return result
+            given_here = sources.get(dest, "").startswith(("command line", "environment"))
+            return (cwd if given_here else rootdir) / result
 
-        targets = [t for item in (values.get("target") or []) for t in str(item).split(",") if t]
+        names = [t.strip() for item in (values.get("target") or []) for t in str(item).split(",")]
+        targets = list(dict.fromkeys(t for t in names if t))  # a target named twice runs once
         update = values.get("update_baseline")
         if isinstance(update, str):
             update = update.strip().lower() in ("1", "true", "yes", "on")
@@ -179,18 +141,21 @@ class HILSettings:
             rootdir=rootdir,
             targets=targets or [DEFAULT_TARGET],
             targets_given=bool(targets),
-            suites=[path(p) for p in (values.get("suite") or [])],
+            suites=[path(p, "suite") for p in (values.get("suite") or [])],
             samples=_positive(OPTION_BY_DEST["samples"], values.get("samples"), int),
             timeout=_positive(OPTION_BY_DEST["hil_timeout"], values.get("hil_timeout"), float)
             or DEFAULT_TIMEOUT,
-            baseline_dir=None if values.get("baseline") is None else path(values["baseline"]),
+            baseline_dir=None if values.get("baseline") is None
+            else path(values["baseline"], "baseline"),
             update_baseline=bool(update),
-            report_dir=path(values.get("hil_report") or DEFAULT_REPORT_DIR),
-            compile_cache_dir=path(values.get("compile_cache") or DEFAULT_COMPILE_CACHE),
-            target_dirs=[*(path(p) for p in (values.get("target_dir") or [])),
+            report_dir=path(values.get("hil_report") or DEFAULT_REPORT_DIR, "hil_report"),
+            compile_cache_dir=path(values.get("compile_cache") or DEFAULT_COMPILE_CACHE,
+                                   "compile_cache"),
+            target_dirs=[*(path(p, "target_dir") for p in (values.get("target_dir") or [])),
                           rootdir / "targets"],
-            models_path=path(values.get("models_path") or DEFAULT_MODELS_PATH),
-            lock_dir=None if values.get("hil_lock_dir") is None else path(values["hil_lock_dir"]),
+            models_path=path(values.get("models_path") or DEFAULT_MODELS_PATH, "models_path"),
+            lock_dir=None if values.get("hil_lock_dir") is None
+            else path(values["hil_lock_dir"], "hil_lock_dir"),
             sources=sources,
         )
         if settings.update_baseline and settings.baseline_dir is None:

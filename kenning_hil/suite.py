@@ -443,3 +443,18 @@ def is_suite_document(path: Path) -> bool:
     except OSError:
         return False
     return any(line.startswith("models:") for line in head.splitlines())
+
+
+def suite_files(path: Path) -> list[Path]:
+    """A suite file, or the suite documents under a directory (sorted, as pytest would
+    collect them from `pytest DIR`); a missing path is an error."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for pattern in ("*.yaml", "*.yml") for p in path.rglob(pattern)
+                       if is_suite_document(p))
+        if not found:
+            raise ConfigurationError(f"{path}: no suite files (YAML with a 'models:' key) in it")
+        return found
+    raise ConfigurationError(f"no such suite file or directory: {path}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,20 +47,23 @@ def suite_test_id(suite_path: Path, rootdir: Path, name: str) -> str:
 
 def run_suites(
     settings: HILSettings,
-    select: Sequence[str] = (),
+    keyword: str | None = None,
+    markexpr: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> SuiteRunOutcome:
-    """Runs every test of `settings.suites` on the selected targets; `select`: substrings,
-    a test runs when its id contains any of them (all tests when empty)."""
-    from kenning_hil.harness import Incompatible, RunRequest
+    """Runs the tests of `settings.suites` on the selected targets; `keyword` and `markexpr`
+    select tests as pytest's -k and -m do."""
+    from kenning_hil.gpu import gpu_visibility
     from kenning_hil.report.session import write_session_report
+    from kenning_hil.selection import Expression, keyword_selects, marks_select
     from kenning_hil.suite import display_path, load_suite
-    from kenning_hil.targets.catalog import DEFAULT_TARGET
-    from kenning_hil.targets.target import Target
 
     if not settings.suites:
-        raise ConfigurationError("no suite given (kenning-hil suite SUITE.yaml ...)")
-    settings.prepare_report_dir()
+        raise ConfigurationError("no suite given (kenning-hil suite SUITE.yaml ..., or "
+                                 "hil_suite in the project's pytest configuration)")
+    for expression, flag in ((keyword, "-k"), (markexpr, "-m")):
+        if expression:
+            Expression(expression, flag)  # a malformed expression: an error before running
     catalog = settings.catalog()
     for name in settings.targets:
         catalog.get(name)  # unknown names: an error before anything runs
@@ -73,36 +76,31 @@ def run_suites(
         suite.check_blocks()
         for case in suite.cases:
             targets, skip = case.targets_for(settings.targets)
+            marks = {"hil", *case.marks}
+            if skip is None and "gpu" in marks and not gpu_visibility().visible:
+                skip = gpu_visibility().describe()
             for target_name in targets:
                 tid = suite_test_id(path, settings.rootdir, case.test_name(target_name))
-                if not select or any(s in tid for s in select):
-                    plan.append((case, target_name, tid, skip))
+                if keyword and not keyword_selects(keyword, tid):
+                    continue
+                if markexpr and not marks_select(markexpr, marks):
+                    continue
+                plan.append((case, target_name, tid, skip))
     if not plan:
-        raise ConfigurationError("no tests selected" + (
-            f" (-k {' '.join(select)} matched none)" if select else ""))
+        raise ConfigurationError("no tests selected" + "".join(
+            f" ({flag} {expression!r} matched none)"
+            for expression, flag in ((keyword, "-k"), (markexpr, "-m")) if expression))
+    settings.prepare_report_dir()
 
     outcome = SuiteRunOutcome()
     harness = settings.harness(holder=f"kenning-hil suite pid {os.getpid()}")
-    targets: dict[str, Target] = {}
     try:
         for case, target_name, tid, skip in plan:
             start = time.perf_counter()
-            row = SummaryRow(tid, target_name, "skipped", reason=skip or "")
-            if skip is None:
-                if target_name not in targets:
-                    targets[target_name] = Target(catalog.get(target_name))
-                target = targets[target_name]
-                available, why = target.availability()
-                samples = capped_samples(case.samples, settings.samples)
-                request = RunRequest(case.model_wrapper, case.dataset, case.optimizers, samples,
-                                     case.model)
-                if not available:
-                    default = not settings.targets_given and target_name == DEFAULT_TARGET
-                    row = SummaryRow(tid, target_name, "skipped" if default else "failed",
-                                     reason=f"target '{target_name}' is not available here: {why}")
-                else:
-                    row = _run_one(harness, target, request, case, tid, echo,
-                                   (Incompatible, MissingDependencyError))
+            if skip is not None:
+                row = SummaryRow(tid, target_name, "skipped", reason=skip)
+            else:
+                row = _run_one(settings, catalog, harness, case, target_name, tid, echo)
             outcome.rows.append(row)
             verdict = row.outcome if not row.reason else f"{row.outcome}: {row.reason}"
             echo(f"{tid} {verdict} ({time.perf_counter() - start:.1f} s)")
@@ -114,28 +112,41 @@ def run_suites(
     return outcome
 
 
-def _run_one(harness, target, request, case, tid: str, echo: Callable[[str], None],
-             skips: tuple[type, ...]) -> SummaryRow:
-    """One test: run, judge; its summary row (failures and skips carry their reason)."""
+def _run_one(settings: HILSettings, catalog, harness, case, target_name: str, tid: str,
+             echo: Callable[[str], None]) -> SummaryRow:
+    """One test: run, judge; its summary row. As in pytest, a target that cannot be used is
+    an error (a skip for the default target nobody asked for), an incompatible model or a
+    missing framework a skip, a failed check or run a failure."""
+    from kenning_hil.harness import Incompatible, RunRequest, failure_message, failure_reason
+    from kenning_hil.targets.catalog import DEFAULT_TARGET
+    from kenning_hil.targets.target import Target
+
+    target = Target(catalog.get(target_name))
+    available, why = target.availability()
+    if not available:
+        default = not settings.targets_given and target_name == DEFAULT_TARGET
+        return SummaryRow(tid, target_name, "skipped" if default else "error",
+                          reason=f"target '{target_name}' is not available here: {why}")
+    request = RunRequest(case.model_wrapper, case.dataset, case.optimizers,
+                         capped_samples(case.samples, settings.samples), case.model)
     try:
         result = harness.run(target, request, tid)
-    except skips as exc:
-        return SummaryRow(tid, target.name, "skipped", reason=_one_line(exc))
+    except (Incompatible, MissingDependencyError) as exc:
+        return SummaryRow(tid, target_name, "skipped", reason=_one_line(exc))
     except KenningHILError as exc:
-        return SummaryRow(tid, target.name, "failed", reason=_one_line(exc))
+        return SummaryRow(tid, target_name, "failed", reason=_one_line(exc))
     properties = result_properties(result)
     try:
         verdict = harness.judge(result, case.thresholds, case.tolerances, tid,
                                 where=f"{case.source}: thresholds")
-    except KenningHILError as exc:
+    except KenningHILError as exc:  # e.g. an unwritable baseline: the results are written
         return SummaryRow.from_properties(tid, "failed", properties, _one_line(exc))
     for note in verdict.notes:
         echo(f"{tid}: note: {note}")
     if verdict.failures:
-        for failure in verdict.failures:
-            echo(f"{tid}:   - {failure}")
-        reason = f"{len(verdict.failures)} check(s) failed: {verdict.failures[0]}"
-        return SummaryRow.from_properties(tid, "failed", properties, reason)
+        message = failure_message(result, verdict.failures)
+        echo(message)
+        return SummaryRow.from_properties(tid, "failed", properties, failure_reason(message))
     return SummaryRow.from_properties(tid, "passed", properties)
 
 
