@@ -267,6 +267,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("hil")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller writes the report
+        workeroutput[HIL_ITEMS_OUTPUT] = any(_is_hil_item(item) for item in session.items)
+
+
 def resolve_target(config: pytest.Config, value: Any):
     """A Target from a name or a Target. An unavailable target fails the test, except the
     default host target when no target was asked for: that one skips (e.g. no onnxruntime)."""
@@ -320,7 +326,7 @@ def target(request: pytest.FixtureRequest):
     default host target. Tests using it run once per --target given."""
     name = getattr(request, "param", None) or request.config.stash[OPTIONS_KEY].targets[0]
     resolved = resolve_target(request.config, name)
-    request.node.user_properties.append(("target", resolved.name))
+    _record_target(request.node, resolved.name)
     return resolved
 
 
@@ -340,6 +346,7 @@ def measurements(request: pytest.FixtureRequest):
 
 MEASUREMENTS_KEY = pytest.StashKey[Any]()
 RESULT_KEY = pytest.StashKey[list]()
+HIL_ITEMS_OUTPUT = "kenning_hil_items"  # whether an xdist worker had HIL tests, for the report
 
 
 @pytest.fixture
@@ -601,6 +608,8 @@ class SuiteFile(pytest.File):
             for target_name in targets:
                 item = SuiteItem.from_parent(self, name=case.test_name(target_name), case=case,
                                              target_name=target_name)
+                # known now: a row in the report even when the test skips or errors at setup
+                _record_target(item, target_name)
                 item.add_marker(hil_mark)
                 for name in case.marks:
                     item.add_marker(marks[name])
@@ -619,7 +628,6 @@ class SuiteItem(pytest.Item):
         from kenning_hil.harness import RunRequest
 
         state = hil_state(self.config)
-        self.user_properties.append(("target", self.target_name))
         options = state.options
         target = resolve_target(self.config, self.target_name)
         case = self.case
@@ -637,8 +645,31 @@ class SuiteItem(pytest.Item):
 # ------------------------------------------------------------------------------ reporting
 
 
+def _record_target(item: pytest.Item, name: str) -> None:
+    """Sets the test's ``target`` property (JUnit XML, summary rows), once."""
+    item.user_properties[:] = [(k, v) for k, v in item.user_properties if k != "target"]
+    item.user_properties.append(("target", name))
+
+
+def _is_hil_item(item: pytest.Item) -> bool:
+    return isinstance(item, SuiteItem) or _uses_our_target(item)
+
+
+def _planned_target(item: pytest.Item) -> str:
+    """The target a HIL function test is parametrized with (a name or a Target), or the
+    default: known before its fixtures run, so a test that skips or errors first (an
+    unavailable board, a pin to an unselected target, a gpu marker) still gets its row."""
+    callspec = getattr(item, "callspec", None)
+    value = callspec.params.get("target") if callspec is not None else None
+    if value is None:
+        value = item.config.stash[OPTIONS_KEY].targets[0]
+    return str(getattr(value, "name", value))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    if not any(k == "target" for k, _ in item.user_properties) and _uses_our_target(item):
+        _record_target(item, _planned_target(item))
     report = yield
     results = item.stash.get(RESULT_KEY, None)
     # pytest-html registers itself whenever installed: build extras only for an --html run
@@ -676,9 +707,20 @@ class HILReporter:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.rows: list = []
+        self.has_hil_items = False  # whether this run selected HIL tests (any process)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.has_hil_items |= any(_is_hil_item(item) for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        # under xdist the workers collect; each says whether it had HIL tests
+        self.has_hil_items |= bool(getattr(node, "workeroutput", {}).get(HIL_ITEMS_OUTPUT))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        wanted = (report.when == "call" or (report.when == "setup" and not report.passed)
+                  or (report.when == "teardown" and report.failed))
+        if not wanted:
             return
         from kenning_hil.report.summary import SummaryRow
 
@@ -686,8 +728,17 @@ class HILReporter:
             "skipped" if report.skipped else "error")
         row = SummaryRow.from_properties(report.nodeid, outcome, report.user_properties,
                                          _reason(report))
-        if row is not None:
-            self.rows.append(row)
+        if row is None:
+            return
+        if report.when == "teardown":
+            # an error after the test ran (e.g. writing its measurements): the row says so
+            earlier = next((r for r in self.rows if r.test == report.nodeid), None)
+            if earlier is not None:
+                earlier.outcome = "error"
+                earlier.reason = "; ".join(filter(None, [earlier.reason,
+                                                         f"at teardown: {row.reason}"]))
+                return
+        self.rows.append(row)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.rows:
@@ -702,7 +753,9 @@ class HILReporter:
             f"results: {report_dir} (report.md, report.rst, tests/*.json)")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.rows:
+        # a run with HIL tests rewrites the report even when none of them reported (stopped
+        # early): the previous run's report.md must not pass for this one's
+        if not self.rows and (not self.has_hil_items or self.config.option.collectonly):
             return
         from kenning_hil.report.session import write_session_report
 
