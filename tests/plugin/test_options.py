@@ -2,6 +2,7 @@
 environment > ini > default; target selection, pinning and availability."""
 
 import json
+import re
 
 import pytest
 
@@ -117,6 +118,18 @@ def test_an_unknown_target_names_where_it_was_given(pytester):
     assert "--target:" not in result.stderr.str()
     given = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--target=nah")
     assert "--target: unknown target 'nah' (known: " in given.stderr.str()  # the flag wins
+
+
+def test_help_names_what_each_flag_takes(pytester):
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--help")
+    flags = dict(re.findall(r"^  (--[a-z-]+)=([A-Z]+)", result.stdout.str(), re.MULTILINE))
+    assert {flag: flags.get(flag) for flag in (
+        "--target", "--suite", "--samples", "--baseline", "--hil-report", "--compile-cache",
+        "--target-dir", "--models-path", "--hil-lock-dir")} == {
+        "--target": "NAME", "--suite": "PATH", "--samples": "N", "--baseline": "DIR",
+        "--hil-report": "DIR", "--compile-cache": "DIR", "--target-dir": "DIR",
+        "--models-path": "DIR", "--hil-lock-dir": "DIR"}
+    assert "--update-baseline " in result.stdout.str()  # a switch: takes nothing
 
 
 TARGETED = """
