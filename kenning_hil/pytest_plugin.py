@@ -59,7 +59,8 @@ def resolve_options(config: pytest.Config) -> HILSettings:
     command_line = _raw_values(config, lambda dest: config.getoption(dest, None), ini=False)
     ini = _raw_values(config, config.getini, ini=True)
     try:
-        settings = HILSettings.resolve(config.rootpath, command_line, ini)
+        settings = HILSettings.resolve(config.rootpath, command_line, ini,
+                                       cwd=config.invocation_params.dir)
         if not hasattr(config, "workerinput"):
             settings.prepare_report_dir()
     except KenningHILError as exc:
@@ -533,11 +534,10 @@ def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, ba
                            use_baseline, where)
     for note in verdict.notes:
         warnings.warn(f"kenning-hil: {baseline_id}: {note}", stacklevel=3)
-    failures = verdict.failures
-    if failures:
-        head = f"{result.model} on {result.target}: {len(failures)} check(s) failed"
-        pytest.fail("\n".join([head, *("  - " + f for f in failures),
-                               f"  results: {result.path}"]), pytrace=False)
+    if verdict.failures:
+        from kenning_hil.harness import failure_message
+
+        pytest.fail(failure_message(result, verdict.failures), pytrace=False)
     return result
 
 
@@ -624,12 +624,17 @@ class SuiteItem(pytest.Item):
         self.case = case
         self.target_name = target_name
 
+    def setup(self) -> None:
+        # as the `target` fixture does for function tests: an unusable target is an error
+        # of the test's setup, not a failure of the model
+        self.target = resolve_target(self.config, self.target_name)
+
     def runtest(self) -> None:
         from kenning_hil.harness import RunRequest
 
         state = hil_state(self.config)
         options = state.options
-        target = resolve_target(self.config, self.target_name)
+        target = self.target
         case = self.case
         samples = capped_samples(case.samples, options.samples)
         request = RunRequest(case.model_wrapper, case.dataset, case.optimizers, samples, case.model)
@@ -691,13 +696,11 @@ def _reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     if report.skipped and isinstance(longrepr, tuple):
         return str(longrepr[2]).removeprefix("Skipped: ")
+    from kenning_hil.harness import failure_reason
+
     crash = getattr(longrepr, "reprcrash", None)
     text = crash.message if crash is not None else str(longrepr)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # first line says what failed; for check failures the first item says how
-    reason = " ".join(lines[:2]) if len(lines) > 1 and "check(s) failed" in lines[0] else (
-        lines[0] if lines else "")
-    return reason.removeprefix("Failed: ")
+    return failure_reason(text).removeprefix("Failed: ")
 
 
 class HILReporter:

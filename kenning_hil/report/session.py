@@ -28,7 +28,8 @@ def _outcome_counts(rows: Sequence[SummaryRow]) -> str:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.outcome] = counts.get(row.outcome, 0) + 1
-    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or (
+        "no HIL test ran")
 
 
 def _targets(rows: Sequence[SummaryRow]) -> list[str]:
@@ -133,6 +134,8 @@ def render_session_report(rows: Sequence[SummaryRow], directory: Path) -> Path:
     figures = {}
     if latency_overview(relative_rows, directory) is not None:
         figures[LATENCY_CAPTION] = LATENCY_FIGURE
+    else:  # an earlier run's figure would pass for this run's
+        (directory / LATENCY_FIGURE).unlink(missing_ok=True)
     _write_text_atomic(directory / "report.rst", render_rst(relative_rows, figures=figures))
     path = directory / "report.md"
     _write_text_atomic(path, render_markdown(relative_rows, figures=figures))

@@ -54,7 +54,7 @@ def test_tightened_threshold_fails_readably_after_saving_results(hil_project):
     result = run(hil_project, "--target=host-onnxruntime")
     result.assert_outcomes(failed=1)
     result.stdout.re_match_lines([
-        r"digits-mlp on host-onnxruntime: 1 check\(s\) failed",
+        r"digits-mlp \(no optimizer\) on host-onnxruntime: 1 check\(s\) failed",
         r"  - accuracy = 0\.9\d+ is below the threshold 0\.999",
         r"  results: .*test_digits_accuracy\[host-onnxruntime\]\.json",
     ])
@@ -62,7 +62,8 @@ def test_tightened_threshold_fails_readably_after_saving_results(hil_project):
     # the measured results were written before the check failed
     saved = list((hil_project.path / "results" / "tests").glob("*test_digits_accuracy*.json"))
     assert len(saved) == 1 and json.loads(saved[0].read_text())["metrics"]["accuracy"] > 0.9
-    result.stdout.re_match_lines([r".*test_digits_accuracy.*failed: digits-mlp on host-onnxrunti"
+    result.stdout.re_match_lines([r".*test_digits_accuracy.*failed: digits-mlp \(no optimizer\) "
+                                  r"on host-onnxrunti"
                                   r"me: 1 check\(s\) failed - accuracy = 0\.9\d+ is below.*"])
 
 

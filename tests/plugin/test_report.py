@@ -122,3 +122,12 @@ def test_pytest_html_extras(hil_project):
     assert "target_inference_step" in html
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
     assert images and base64.b64decode(images[0]).startswith(b"\x89PNG")
+
+
+def test_an_empty_run_says_so_and_drops_the_old_figure(tmp_path):
+    write_session_report(ROWS, tmp_path)
+    assert (tmp_path / "latency.png").is_file()
+    write_session_report([], tmp_path)
+    assert "no HIL test ran" in (tmp_path / "report.md").read_text()
+    assert "no HIL test ran" in (tmp_path / "report.rst").read_text()
+    assert not (tmp_path / "latency.png").exists()

@@ -261,7 +261,7 @@ def test_a_misspelled_threshold_metric_is_named_unknown(hil_project):
     result = run(hil_project, "typo.yaml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "d on host-onnxruntime: 1 check(s) failed",
+        "d (no optimizer) on host-onnxruntime: 1 check(s) failed",
         "  - typo.yaml: thresholds: unknown metric 'acuracy' (did you mean 'accuracy'*?); this "
         "run's metrics: accuracy, compiled_size, latency.max, *",
     ])

@@ -5,8 +5,6 @@ both results, while per-inference series stay cut to each run's own samples."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from kenning_hil.cache import CompileCache
