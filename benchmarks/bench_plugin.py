@@ -65,7 +65,8 @@ def make_project(root: Path) -> None:
 def bench_collection(root: Path) -> float:
     models = {f"m{i:03d}": {"model": str(MODEL)} for i in range(100)}
     chains = {
-        f"c{j:03d}": [{"type": "onnxruntime-quant", "parameters": {"calibration_max_samples": j + 1}}]
+        f"c{j:03d}": [{"type": "onnxruntime-quant",
+                       "parameters": {"calibration_max_samples": j + 1}}]
         for j in range(100)
     }
     suite = {"dataset": "digits", "thresholds": {"accuracy": 0.9}, "models": models,
