@@ -6,7 +6,10 @@ TCP: one inference = DATA (3,136-byte input) -> PROCESS -> OUTPUT (40-byte outpu
 it, measured in the same run and interleaved with it, a raw-socket exchange with the same
 three round trips and byte counts (3,148 -> 13, 12 -> 13, 12 -> 52 bytes, TCP_NODELAY), its
 server also a Python process of its own. Reports p50 and p99 in microseconds; the last line
-is the ratio of the p50s.
+is the ratio of the p50s. For context the exchange is then measured again with client and
+servers confined to one core: on a VM, a request/response between processes on different
+idle cores pays a wake-up per message, which costs the protocol (more Python work between
+messages, so the other core has gone idle) far more than the raw exchange.
 
 UART: a MODEL upload through `UARTProtocol` over a socat pty pair at 115200 baud (124-byte
 chunks in 136-byte frames), against the line-rate limit of 11,520 B/s. A pty moves bytes as
@@ -149,7 +152,7 @@ def bench_tcp(samples: int, rounds: int, workdir: Path) -> float:
     raw_server = subprocess.Popen(
         [sys.executable, "-c", RAW_SERVER], stdout=subprocess.PIPE, text=True
     )
-    log = workdir / "serve-tcp.log"
+    log = workdir / f"serve-tcp-{time.monotonic_ns()}.log"  # one per call: a fresh port line
     server = start_logged(
         [
             *python_command(),
@@ -274,6 +277,14 @@ def main() -> int:
         workdir = Path(tmp)
         bench_uart(args.model_bytes, workdir)
         ratio = bench_tcp(args.samples, args.rounds, workdir)
+        one_core = None
+        if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
+            # the servers started by bench_tcp inherit this affinity
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+            print("context: the same exchanges with client and servers on one core")
+            one_core = bench_tcp(args.samples // 2, max(1, args.rounds // 2), workdir)
+    if one_core is not None:
+        print(f"context: ratio on one core {one_core:.2f} (across cores {ratio:.2f})")
     print(json.dumps({"protocol_overhead_ratio": round(ratio, 3)}))
     print(f"protocol overhead ratio: {ratio:.2f}")
     return 0
