@@ -40,6 +40,23 @@ def test_synthetic_samples_are_written_once_and_reproducible(tmp_path):
     assert first.dtype == np.int8 and first.shape == (8, 49, 10, 1)
 
 
+def test_synthetic_labels_report_no_quality_metrics(tmp_path):
+    """Random labels: an accuracy would mean nothing, so only the count is reported; the same
+    files without the marker (real data) get the classification metrics."""
+    dataset = EEMBCDataset.from_json({"root": str(tmp_path), "input_shape": [1, 640],
+                                      "synthetic_samples": 10, "synthetic_classes": 4,
+                                      "subset": "all"})
+    (x,), (y,) = dataset.get_data()
+    predictions = np.eye(4, dtype=np.float32)[y]  # a perfect "model"
+    metrics = dataset.compute_quality_metrics(dataset.evaluate([predictions], [y]))
+    assert metrics == {"total": 10}
+    (tmp_path / "SYNTHETIC.txt").unlink()
+    real = EEMBCDataset(root=tmp_path, input_shape=[1, 640], subset="all")
+    (x,), (y,) = real.get_data()
+    metrics = real.compute_quality_metrics(real.evaluate([predictions], [y]))
+    assert metrics["accuracy"] == 1.0 and metrics["total"] == 10
+
+
 def test_dequantised_samples_requantise_exactly(tmp_path):
     write_synthetic_eembc_dataset(tmp_path, [1, 640], "int8", 20, 2, seed=3)
     raw = EEMBCDataset(root=tmp_path, input_shape=[1, 640], subset="all").get_data()[0][0]
