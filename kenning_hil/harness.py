@@ -620,20 +620,25 @@ def split_timing_thresholds(
 ) -> tuple[list[Threshold], list[str]]:
     """(thresholds to check, notes). A latency threshold in a unit the target does not
     measure does not apply to it: seconds on a QEMU board that counts instructions, or
-    instructions on a host. One suite can so bound both, each where it makes sense."""
+    instructions on a host. One suite can so bound both, each where it makes sense; a note
+    says so only when no timing bound is left for the target at all."""
     if result.latency is None:
         return list(thresholds), []
     measured = result.latency.metric_prefix
-    applicable, notes = [], []
+    applicable, skipped = [], []
     for threshold in thresholds:
         family = threshold.metric.split(".", 1)[0]
         if family in TIMING_METRIC_PREFIXES and family != measured:
-            notes.append(
-                f"threshold '{threshold.describe()}' not checked: target '{result.target}' "
-                f"measures latency in {result.latency.unit} ({result.latency.source})"
-            )
+            skipped.append(threshold)
         else:
             applicable.append(threshold)
+    if any(t.metric.split(".", 1)[0] == measured for t in applicable):
+        return applicable, []  # the suite bounds this target in its own unit
+    notes = [
+        f"threshold '{threshold.describe()}' not checked: target '{result.target}' measures "
+        f"latency in {result.latency.unit} ({result.latency.source})"
+        for threshold in skipped
+    ]
     return applicable, notes
 
 

@@ -417,11 +417,9 @@ def test_digits_int8_on_both_boards_same_accuracy_as_litert_reference(project, d
         assert 1_000 < latency["p50"] < 1_000_000
         assert board["session"]["machine"] == machine
     out = result.stdout.str()
-    # seconds do not bound an instruction-counting board (and instructions not the host)
-    assert re.search(r"threshold 'latency.p95 <= 50.000 ms' not checked: target 'qemu-m4' "
-                     r"measures latency in instructions", out)
-    assert re.search(r"threshold 'instructions.p95 <= 1.00 M instructions' not checked: "
-                     r"target 'host-litert-ref' measures latency in s", out)
+    # seconds bound the host and instructions the boards: each target is bounded in its own
+    # unit, so the bound in the other unit goes unmentioned (tests/plugin/test_timing_thresholds)
+    assert "not checked" not in out
     # the summary table labels board latency as instructions
     assert re.search(r"test_digits\[qemu-m4\]\s+qemu-m4\s+0\.\d+\s+[\d.]+ k instructions", out)
 
