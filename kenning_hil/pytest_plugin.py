@@ -749,7 +749,8 @@ class HILReporter:
         from kenning_hil.report.summary import format_table
 
         terminalreporter.write_sep("=", "kenning-hil results")
-        for line in format_table(self.rows).splitlines():
+        # by test id, not by finishing order (which -n 2 shuffles)
+        for line in format_table(sorted(self.rows, key=lambda r: r.test)).splitlines():
             terminalreporter.write_line(line)
         report_dir = self.config.stash[OPTIONS_KEY].report_dir
         terminalreporter.write_line(
@@ -763,6 +764,7 @@ class HILReporter:
         from kenning_hil.report.session import write_session_report
 
         try:
-            write_session_report(self.rows, self.config.stash[OPTIONS_KEY].report_dir)
+            write_session_report(sorted(self.rows, key=lambda r: r.test),
+                                 self.config.stash[OPTIONS_KEY].report_dir)
         except OSError as exc:
             warnings.warn(f"kenning-hil: cannot write the session report: {exc}", stacklevel=1)
