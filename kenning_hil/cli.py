@@ -165,8 +165,11 @@ def format_summary(summary: dict, output: Path) -> str:
             lines.append(f"{key.replace('_', '-')}: {summary[key]:.4f}")
     latency = summary.get("latency")
     if latency:
-        lines.append(
-            f"latency p50: {latency['p50'] * 1e3:.4f} ms, p95: {latency['p95'] * 1e3:.4f} ms"
+        from kenning_hil.baseline import format_seconds
+
+        lines.append(  # the units the pytest table and the reports use
+            f"latency p50: {format_seconds(latency['p50'])}, "
+            f"p95: {format_seconds(latency['p95'])}"
         )
     if "compiled_model_size" in summary:
         lines.append(f"compiled model size: {summary['compiled_model_size']} bytes")
@@ -182,7 +185,9 @@ def add_targets_command(subparsers: Any) -> None:
         "targets",
         help="list known targets and whether each is available here (and why not)",
         description="List the targets described in the target directories (and the built-in "
-        "host target), checking each without booting it.",
+        "host target), checking each without booting it. The project root, its targets/ and "
+        "its hil_target_dir setting are found as pytest finds them, from the current "
+        "directory upwards.",
     )
     parser.add_argument(
         "--target-dir",
@@ -190,7 +195,8 @@ def add_targets_command(subparsers: Any) -> None:
         action="append",
         type=Path,
         default=[],
-        help="directory of target YAML files, searched before ./targets (repeatable)",
+        help="directory of target YAML files, searched before the project's targets/ "
+        "(repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=targets_command)
@@ -200,15 +206,15 @@ def targets_command(args: argparse.Namespace) -> int:
     import json
 
     from kenning_hil.gpu import gpu_visibility
-    from kenning_hil.targets.catalog import TargetCatalog
-    from kenning_hil.targets.listing import (
-        default_target_dirs,
-        format_rows,
-        rows_as_json,
-        target_rows,
-    )
+    from kenning_hil.project_config import find_project_config
+    from kenning_hil.settings import HILSettings
+    from kenning_hil.targets.listing import format_rows, rows_as_json, target_rows
 
-    rows = target_rows(TargetCatalog(default_target_dirs(args.target_dirs)))
+    cwd = Path.cwd()
+    project = find_project_config([cwd])
+    given = {"target_dir": [str(p) for p in args.target_dirs] or None}
+    settings = HILSettings.resolve(project.rootdir, given, project.values, cwd=cwd)
+    rows = target_rows(settings.catalog())
     if args.json:
         print(json.dumps(rows_as_json(rows), indent=2))
     else:
@@ -366,6 +372,11 @@ def suite_command(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{outcome.count(o)} {o}" for o in ("passed", "failed", "error",
                                                            "skipped") if outcome.count(o))
     print(f"{counts}; results: {settings.report_dir} (report: {outcome.report})")
+    from kenning_hil.harness import baseline_summary
+
+    line = baseline_summary(outcome.baselines, settings.baseline_dir)
+    if line:
+        print(line)
     return 1 if outcome.failed else 0
 
 
@@ -380,7 +391,9 @@ def add_report_command(subparsers: Any) -> None:
         "directory (a pytest run's --hil-report) from its summary.json, and print the "
         "summary table.",
     )
-    parser.add_argument("directory", type=Path, help="results directory with summary.json")
+    parser.add_argument("directory", type=Path, nargs="?", default=None,
+                        help="results directory with summary.json (default: the project's "
+                        "hil_report setting, results/hil)")
     parser.set_defaults(handler=report_command)
 
 
@@ -388,8 +401,16 @@ def report_command(args: argparse.Namespace) -> int:
     from kenning_hil.report.session import rerender
     from kenning_hil.report.summary import format_table, load_rows
 
-    path = rerender(args.directory)
-    print(format_table(load_rows(args.directory / "summary.json")))
+    directory = args.directory
+    if directory is None:
+        from kenning_hil.project_config import find_project_config
+        from kenning_hil.settings import HILSettings
+
+        cwd = Path.cwd()
+        project = find_project_config([cwd])
+        directory = HILSettings.resolve(project.rootdir, {}, project.values, cwd=cwd).report_dir
+    path = rerender(directory)
+    print(format_table(load_rows(directory / "summary.json")))
     print(f"report: {path} ({path.with_suffix('.rst').name})")
     return 0
 
@@ -429,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`kenning-hil targets | head`): not an error of ours; point
+        # stdout at /dev/null so the interpreter's final flush does not complain again
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -311,6 +311,8 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     baseline_path: Path | None = None
     baseline_updated: bool = False
+    # what happened to the baseline: written, compared, regressed, missing ("" without one)
+    baseline_status: str = ""
 
 
 class Harness:
@@ -587,9 +589,11 @@ class Harness:
                 ),
             )
             verdict.baseline_updated = True
+            verdict.baseline_status = "written"
             return verdict
         stored = self.baselines.load(baseline_id)
         if stored is None:
+            verdict.baseline_status = "missing"
             verdict.notes.append(
                 f"no baseline for {baseline_id} in {self.baselines.directory} "
                 f"(run with --update-baseline to record one)"
@@ -604,6 +608,7 @@ class Harness:
             label=str(verdict.baseline_path),
         )
         verdict.notes.extend(compared.notes)
+        verdict.baseline_status = "regressed" if compared.regressions else "compared"
         for comparison in compared.regressions:
             verdict.failures.append(
                 f"baseline regression: {comparison.message()} (baseline file "
@@ -690,6 +695,19 @@ def data_file_digests(
                 label = f"{where}.{name}" + (f"[{i}]" if len(values) > 1 else "")
                 digests[label] = path_digest(Path(item))
     return digests
+
+
+BASELINE_STATUSES = ("written", "compared", "regressed", "missing")
+
+
+def baseline_summary(statuses: Sequence[str], directory: Path | None) -> str:
+    """One line on what a run did with its baselines: "baselines (dir): 2 compared, 1
+    regressed"; empty when the run had none."""
+    counts = [(status, statuses.count(status)) for status in BASELINE_STATUSES]
+    parts = [f"{n} {status}" for status, n in counts if n]
+    if not parts:
+        return ""
+    return f"baselines ({directory}): {', '.join(parts)}"
 
 
 def failure_message(result: Result, failures: Sequence[str]) -> str:

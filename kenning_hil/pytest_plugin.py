@@ -525,6 +525,9 @@ class HIL:
                       baseline_id=test_id if index == 0 else f"{test_id}#{name or index}")
 
 
+BASELINE_PROPERTY = "hil_baseline"
+
+
 def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, baseline_id: str,
            where: str = "hil.run thresholds"):
     """Records the result on the test (properties, measurements, extras), then judges it.
@@ -532,6 +535,8 @@ def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, ba
     record(node, result)
     verdict = _user_errors(harness.judge, result, thresholds, tolerances, baseline_id,
                            use_baseline, where)
+    if verdict.baseline_status:  # counted by the controller for its summary line
+        node.user_properties.append((BASELINE_PROPERTY, verdict.baseline_status))
     for note in verdict.notes:
         warnings.warn(f"kenning-hil: {baseline_id}: {note}", stacklevel=3)
     if verdict.failures:
@@ -710,6 +715,7 @@ class HILReporter:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.rows: list = []
+        self.baselines: list[str] = []  # each judged test's baseline status
         self.has_hil_items = False  # whether this run selected HIL tests (any process)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -729,6 +735,7 @@ class HILReporter:
 
         outcome = report.outcome if report.when == "call" else (
             "skipped" if report.skipped else "error")
+        self.baselines += [v for k, v in report.user_properties if k == BASELINE_PROPERTY]
         row = SummaryRow.from_properties(report.nodeid, outcome, report.user_properties,
                                          _reason(report))
         if row is None:
@@ -752,9 +759,14 @@ class HILReporter:
         # by test id, not by finishing order (which -n 2 shuffles)
         for line in format_table(sorted(self.rows, key=lambda r: r.test)).splitlines():
             terminalreporter.write_line(line)
-        report_dir = self.config.stash[OPTIONS_KEY].report_dir
+        options = self.config.stash[OPTIONS_KEY]
         terminalreporter.write_line(
-            f"results: {report_dir} (report.md, report.rst, tests/*.json)")
+            f"results: {options.report_dir} (report.md, report.rst, tests/*.json)")
+        from kenning_hil.harness import baseline_summary
+
+        line = baseline_summary(self.baselines, options.baseline_dir)
+        if line:
+            terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # a run with HIL tests rewrites the report even when none of them reported (stopped

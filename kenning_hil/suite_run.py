@@ -25,6 +25,7 @@ from kenning_hil.settings import HILSettings, capped_samples
 class SuiteRunOutcome:
     rows: list[SummaryRow] = field(default_factory=list)
     report: Path | None = None
+    baselines: list[str] = field(default_factory=list)  # each judged test's baseline status
 
     def count(self, outcome: str) -> int:
         return sum(row.outcome == outcome for row in self.rows)
@@ -100,7 +101,8 @@ def run_suites(
             if skip is not None:
                 row = SummaryRow(tid, target_name, "skipped", reason=skip)
             else:
-                row = _run_one(settings, catalog, harness, case, target_name, tid, echo)
+                row = _run_one(settings, catalog, harness, case, target_name, tid, echo,
+                               outcome.baselines)
             outcome.rows.append(row)
             verdict = row.outcome if not row.reason else f"{row.outcome}: {row.reason}"
             echo(f"{tid} {verdict} ({time.perf_counter() - start:.1f} s)")
@@ -113,7 +115,7 @@ def run_suites(
 
 
 def _run_one(settings: HILSettings, catalog, harness, case, target_name: str, tid: str,
-             echo: Callable[[str], None]) -> SummaryRow:
+             echo: Callable[[str], None], baselines: list[str]) -> SummaryRow:
     """One test: run, judge; its summary row. As in pytest, a target that cannot be used is
     an error (a skip for the default target nobody asked for), an incompatible model or a
     missing framework a skip, a failed check or run a failure."""
@@ -141,6 +143,8 @@ def _run_one(settings: HILSettings, catalog, harness, case, target_name: str, ti
                                 where=f"{case.source}: thresholds")
     except KenningHILError as exc:  # e.g. an unwritable baseline: the results are written
         return SummaryRow.from_properties(tid, "failed", properties, _one_line(exc))
+    if verdict.baseline_status:
+        baselines.append(verdict.baseline_status)
     for note in verdict.notes:
         echo(f"{tid}: note: {note}")
     if verdict.failures:

@@ -76,11 +76,13 @@ def test_baselines_are_shared_with_pytest(project):
     done = suite(project, "suites/s.yaml", "--baseline", "baselines", "--update-baseline")
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(list((project / "baselines").glob("*.json"))) == 2
+    assert f"baselines ({project / 'baselines'}): 2 written" in done.stdout
     # pytest reads the baselines kenning-hil wrote: same ids, same files
     checked = pytest_run(project, "suites/s.yaml", "--baseline", "baselines", "-W",
                          "error::UserWarning")
     assert checked.returncode == 0, checked.stdout[-3000:]
     assert "2 passed" in checked.stdout
+    assert f"baselines ({project / 'baselines'}): 2 compared" in checked.stdout
 
 
 def test_a_failed_threshold_exits_1_and_keeps_the_results(project):

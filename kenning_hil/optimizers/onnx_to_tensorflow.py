@@ -15,6 +15,7 @@ interpreters without TRANSPOSE also run.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,26 @@ def unsupported_operators(model) -> list[str]:
                      if n.domain not in ("", "ai.onnx")})
 
 
+def import_tensorflow(purpose: str):
+    """TensorFlow, with its C++ INFO and WARNING logs off unless the user asked for them
+    (TF_CPP_MIN_LOG_LEVEL already set): pytest hides them, but they would bury the output
+    of `kenning-hil` commands."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf = import_optional("tensorflow", "tensorflow", purpose)
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+    return tf
+
+
 class OnnxToTensorFlow:
     """Translates one ONNX model into a TensorFlow concrete function with static shapes."""
 
     def __init__(self, model, source: Path | str = "<memory>", batch_size: int = 1):
-        self.tf = import_optional("tensorflow", "tensorflow", "int8 TFLite quantisation")
+        self.tf = import_tensorflow("int8 TFLite quantisation")
         self.model = model
         self.source = str(source)
         missing = unsupported_operators(model)

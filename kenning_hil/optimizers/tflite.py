@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from kenning_hil.core.errors import ModelLoadError
-from kenning_hil.core.errors import import_optional as _import_optional
 from kenning_hil.core.iospec import io_spec_path, save_io_specification
 from kenning_hil.core.optimizer import CalibratedOptimizer
 from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_model
@@ -26,7 +25,9 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def _tensorflow():
-    return _import_optional("tensorflow", "tensorflow", "the TFLite int8 converter")
+    from kenning_hil.optimizers.onnx_to_tensorflow import import_tensorflow
+
+    return import_tensorflow("the TFLite int8 converter")
 
 
 def model_format_of(path: Path) -> str:

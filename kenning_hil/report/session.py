@@ -148,9 +148,12 @@ def rerender(directory: Path) -> Path:
 
     summary = Path(directory) / "summary.json"
     if not summary.is_file():
+        below = sorted(Path(directory).glob("**/summary.json"))[:3]
+        hint = (f"; results directories below it: "
+                f"{', '.join(str(p.parent) for p in below)}") if below else ""
         raise ConfigurationError(
             f"{summary}: no such file (a results directory written by a pytest run with HIL "
-            f"tests has one)"
+            f"tests has one){hint}"
         )
     try:
         rows = load_rows(summary)

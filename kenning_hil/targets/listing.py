@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from kenning_hil.core.errors import KenningHILError
 from kenning_hil.targets.catalog import TargetCatalog
@@ -60,8 +59,3 @@ def format_rows(rows: Sequence[TargetRow]) -> str:
 
 def rows_as_json(rows: Sequence[TargetRow]) -> list[dict]:
     return [asdict(r) for r in rows]
-
-
-def default_target_dirs(extra: Sequence[Path] = ()) -> list[Path]:
-    """User directories first, then ./targets."""
-    return [*map(Path, extra), Path("targets")]

@@ -99,6 +99,10 @@ def test_baseline_recorded_then_regressions_fail(hil_project):
         r", tolerance 400% \(limit [\d.]+ (µs|ns); measured is above\); median 95% CI "
         r"\[[\d.]+ µs, [\d.]+ µs\] over 300 samples", out), out
     assert f"baseline file {path}" in out and "--update-baseline accepts the new values" in out
+    baselines = hil_project.path / "baselines"
+    assert f"baselines ({baselines}): 1 regressed" in out
+    assert f"baselines ({baselines}): 1 written" in first.stdout.str()
+    assert f"baselines ({baselines}): 1 compared" in again.stdout.str()
 
 
 BOOT_ONCE = """

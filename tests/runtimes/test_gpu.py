@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kenning_hil.gpu import gpu_visibility
 from kenning_hil.modelwrappers.onnx import ONNXWrapper
 
 pytestmark = pytest.mark.gpu
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-if shutil.which("nvidia-smi") is None:
-    pytest.skip("no GPU: nvidia-smi absent", allow_module_level=True)
+if not gpu_visibility().visible:  # the same answer as the gpu marker's skip
+    pytest.skip(gpu_visibility().describe(), allow_module_level=True)
 
 
 def _resnet18(directory: Path) -> Path:

@@ -56,3 +56,24 @@ def test_table_output(tmp_path):
     from kenning_hil.gpu import detect_gpus
 
     assert lines[-1] == f"gpu: {detect_gpus().describe()}"
+
+
+def test_from_a_subdirectory_the_projects_targets_are_listed(tmp_path):
+    """As pytest does, the project root is found upwards (its pytest.ini) and its targets/
+    and hil_target_dir are used, wherever in the project the command runs."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\nhil_target_dir = boards\n")
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "targets" / "lab.yaml").write_text("kind: tcp\naddress: 127.0.0.1:9\n")
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "bench.yaml").write_text("kind: tcp\naddress: 127.0.0.1:9\n")
+    (tmp_path / "docs" / "deep").mkdir(parents=True)
+    done = run_targets(tmp_path / "docs" / "deep", "--json")
+    assert done.returncode == 0, done.stderr
+    assert {row["name"] for row in json.loads(done.stdout)} == {
+        "lab", "bench", "host-onnxruntime"}
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    done = subprocess.run(f"{' '.join(map(repr, CLI))} targets | head -1", shell=True,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("TARGET") and "Traceback" not in done.stderr, done.stderr
