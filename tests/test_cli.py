@@ -165,3 +165,11 @@ def test_unwritable_output(tmp_path):
     blocker.write_text("a file, not a directory")
     line = error_of(kenning_hil("run", DEMO, "--samples", "2", "--output", blocker / "r.json"))
     assert "cannot write measurements to" in line
+
+
+def test_a_missing_relative_model_path_says_where_it_was_looked_for(tmp_path):
+    line = error_of(kenning_hil(
+        "run", "--dataset", "digits", "--model-wrapper", "onnx", "--model-path",
+        "models/none.onnx", "--runtime", "onnxruntime", cwd=tmp_path,
+    ))
+    assert f"model file models/none.onnx does not exist (in {tmp_path})" in line

@@ -141,8 +141,10 @@ class ModelWrapper(ArgumentsHandler):
         self.model_prepared = False
         self.io_specification: dict | None = None
         if from_file and not self.model_path.is_file():
+            # a relative path starts in the current directory: say which, it is often the cause
+            where = "" if self.model_path.is_absolute() else f" (in {Path.cwd()})"
             raise ModelLoadError(
-                f"{type(self).__name__}: model file {self.model_path} does not exist"
+                f"{type(self).__name__}: model file {self.model_path} does not exist{where}"
             )
 
     # --- model life cycle ------------------------------------------------------------------
