@@ -30,7 +30,12 @@ from kenning_hil.baseline import (
 )
 from kenning_hil.cache import CompileCache, file_digest, framework_versions, path_digest
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
-from kenning_hil.core.measurements import Measurements, save_json_file
+from kenning_hil.core.measurements import (
+    LatencyStats,
+    Measurements,
+    save_json_file,
+    summary_fields,
+)
 from kenning_hil.suite import MODEL_WRAPPER_BY_SUFFIX, parse_dataset, resolve_model_path
 from kenning_hil.targets.sessions import SessionManager
 from kenning_hil.targets.target import Target
@@ -59,18 +64,11 @@ class Incompatible(KenningHILError):
 
 
 @dataclass(frozen=True)
-class Latency:
+class Latency(LatencyStats):
     """Per-inference latency in `unit` (seconds, or instructions / cycles counted by the
     target), and which measurement it comes from."""
 
-    count: int
-    mean: float
-    p50: float
-    p95: float
-    p99: float
-    min: float
-    max: float
-    source: str  # one of LATENCY_SOURCES
+    source: str = ""  # one of LATENCY_SOURCES
     samples: tuple[float, ...] = field(default=(), repr=False)
     unit: str = "s"  # "s", "instructions" or "cycles"
 
@@ -89,12 +87,8 @@ class Latency:
             if values:
                 # times arrive in ns; counts are kept as counted
                 samples = np.asarray(values, dtype=np.float64) / (1e9 if unit == "s" else 1.0)
-                p50, p95, p99 = np.percentile(samples, [50, 95, 99], method="linear")
-                return cls(
-                    int(samples.size), float(samples.mean()), float(p50), float(p95),
-                    float(p99), float(samples.min()), float(samples.max()), source,
-                    tuple(float(v) for v in samples), unit,
-                )
+                return cls(**summary_fields(samples), source=source,
+                           samples=tuple(float(v) for v in samples), unit=unit)
         return None
 
     def to_dict(self) -> dict:

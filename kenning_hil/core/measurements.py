@@ -539,6 +539,15 @@ def systemstatsmeasurements(
 # Latency summaries
 
 
+def summary_fields(values: np.ndarray) -> dict[str, float | int]:
+    """count, mean, p50/p95/p99 (linear interpolation), min and max of a non-empty array:
+    the fields of `LatencyStats` and of its subclasses."""
+    p50, p95, p99 = np.percentile(values, [50, 95, 99], method="linear")
+    return {"count": int(values.size), "mean": float(values.mean()), "p50": float(p50),
+            "p95": float(p95), "p99": float(p99), "min": float(values.min()),
+            "max": float(values.max())}
+
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Summary of latencies, in seconds."""
@@ -559,17 +568,7 @@ class LatencyStats:
             raise ValueError("LatencyStats.from_ns: no latency values given (empty sequence)")
         if not np.all(np.isfinite(values)):
             raise ValueError("LatencyStats.from_ns: latency values must be finite numbers")
-        seconds = values / 1e9
-        p50, p95, p99 = np.percentile(seconds, [50, 95, 99], method="linear")
-        return cls(
-            count=int(seconds.size),
-            mean=float(seconds.mean()),
-            p50=float(p50),
-            p95=float(p95),
-            p99=float(p99),
-            min=float(seconds.min()),
-            max=float(seconds.max()),
-        )
+        return cls(**summary_fields(values / 1e9))
 
     def to_dict(self) -> dict[str, float | int]:
         return dataclasses.asdict(self)
