@@ -123,3 +123,15 @@ class ONNXWrapper(ModelWrapper):
             )
             self._input_names = [i.name for i in self._session.get_inputs()]
         return self._session.run(None, dict(zip(self._input_names, X)))
+
+
+def load_onnx_and_io_spec(path: Path, io_spec: dict | None, block: Any) -> tuple[Any, dict]:
+    """An optimizer's ONNX input and its io spec: the spec handed over, else the
+    `<model>.json` beside the model (as `block.load_io_specification` reads it), else the
+    one read from the model itself."""
+    model = load_onnx_model(path)
+    if io_spec is None:
+        io_spec = block.load_io_specification(path)
+    if io_spec is None:
+        io_spec = io_specification_from_onnx(model, str(path))
+    return model, io_spec

@@ -119,15 +119,11 @@ class TVMCompiler(Optimizer):
         return "tvm", _tvm().__version__
 
     def compile(self, input_model_path: Path, io_spec: dict | None = None) -> None:
-        from kenning_hil.modelwrappers.onnx import io_specification_from_onnx, load_onnx_model
+        from kenning_hil.modelwrappers.onnx import load_onnx_and_io_spec
 
         tvm = _tvm()
         input_model_path = Path(input_model_path)
-        model = load_onnx_model(input_model_path)
-        if io_spec is None:
-            io_spec = self.load_io_specification(input_model_path)
-        if io_spec is None:
-            io_spec = io_specification_from_onnx(model, str(input_model_path))
+        model, io_spec = load_onnx_and_io_spec(input_model_path, io_spec, self)
         target = parse_target(self.target)
         missing = unsupported_onnx_operators(model)
         if missing:
