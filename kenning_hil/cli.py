@@ -207,13 +207,10 @@ def targets_command(args: argparse.Namespace) -> int:
 
     from kenning_hil.gpu import gpu_visibility
     from kenning_hil.project_config import find_project_config
-    from kenning_hil.settings import HILSettings
     from kenning_hil.targets.listing import format_rows, rows_as_json, target_rows
 
-    cwd = Path.cwd()
-    project = find_project_config([cwd])
     given = {"target_dir": [str(p) for p in args.target_dirs] or None}
-    settings = HILSettings.resolve(project.rootdir, given, project.values, cwd=cwd)
+    settings = find_project_config([Path.cwd()]).settings(given)
     rows = target_rows(settings.catalog())
     if args.json:
         print(json.dumps(rows_as_json(rows), indent=2))
@@ -351,20 +348,18 @@ def add_suite_command(subparsers: Any) -> None:
 def suite_command(args: argparse.Namespace) -> int:
     from kenning_hil.project_config import find_project_config
     from kenning_hil.report.summary import format_table
-    from kenning_hil.settings import OPTIONS, HILSettings
+    from kenning_hil.settings import OPTIONS
     from kenning_hil.suite import suite_files
     from kenning_hil.suite_run import run_suites
 
-    cwd = Path.cwd()
-    project = find_project_config(args.suites or [cwd], args.rootdir)
+    project = find_project_config(args.suites or [Path.cwd()], args.rootdir)
     print(f"rootdir: {project.rootdir}, configfile: {project.file or 'none'}")
     values = {option.dest: getattr(args, option.dest, None) for option in OPTIONS}
     values["suite"] = None
-    ini = dict(project.values)
     if args.suites:
-        ini.pop("suite", None)  # named suites replace the ini's, as paths replace testpaths
         values["suite"] = [str(f.resolve()) for p in args.suites for f in suite_files(p)]
-    settings = HILSettings.resolve(project.rootdir, values, ini, cwd=cwd)
+    # named suites replace the ini's, as path arguments replace pytest's testpaths
+    settings = project.settings(values, ignore_ini=("suite",) if args.suites else ())
     if not args.suites:
         settings.suites = [f for p in settings.suites for f in suite_files(p)]
     outcome = run_suites(settings, args.keyword, args.markexpr)
@@ -404,11 +399,8 @@ def report_command(args: argparse.Namespace) -> int:
     directory = args.directory
     if directory is None:
         from kenning_hil.project_config import find_project_config
-        from kenning_hil.settings import HILSettings
 
-        cwd = Path.cwd()
-        project = find_project_config([cwd])
-        directory = HILSettings.resolve(project.rootdir, {}, project.values, cwd=cwd).report_dir
+        directory = find_project_config([Path.cwd()]).settings({}).report_dir
     path = rerender(directory)
     print(format_table(load_rows(directory / "summary.json")))
     print(f"report: {path} ({path.with_suffix('.rst').name})")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kenning_hil.core.errors import ConfigurationError
-from kenning_hil.settings import OPTIONS
+from kenning_hil.settings import OPTIONS, HILSettings
 
 # pytest's order; (file, table or section, always the config file when present)
 CONFIG_FILES = [
@@ -40,8 +40,12 @@ class ProjectConfig:
     file: Path | None = None
     values: dict[str, Any] = field(default_factory=dict)  # hil_* values by option dest
 
-    def describe(self) -> str:
-        return str(self.file) if self.file else f"no pytest configuration (rootdir {self.rootdir})"
+    def settings(self, values: dict[str, Any], ignore_ini: Sequence[str] = ()) -> HILSettings:
+        """The run's settings: `values` given on the command line (relative paths from the
+        current directory), then the environment, then this configuration's hil_* keys
+        (less those named in `ignore_ini`), then the defaults."""
+        ini = {dest: v for dest, v in self.values.items() if dest not in ignore_ini}
+        return HILSettings.resolve(self.rootdir, values, ini, cwd=Path.cwd())
 
 
 def _toml(path: Path) -> dict:
