@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -104,31 +103,17 @@ def test_digits_over_tcp_matches_local_run(tmp_path, local_accuracy):
         stop(proc)
 
 
-def test_digits_over_a_pty_pair_matches_local_run(tmp_path, local_accuracy):
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (needed for a pty pair)")
-    server_end, client_end = tmp_path / "pty-server", tmp_path / "pty-client"
-    socat = subprocess.Popen(
-        ["socat", f"pty,raw,echo=0,link={server_end}", f"pty,raw,echo=0,link={client_end}"],
-        stderr=subprocess.DEVNULL,
-    )
-    proc = None
+def test_digits_over_a_pty_pair_matches_local_run(tmp_path, local_accuracy, pty_pair):
+    server_end, client_end = pty_pair
+    proc, address = start_server(tmp_path, "--serial", server_end)
     try:
-        deadline = time.monotonic() + 10
-        while not (server_end.exists() and client_end.exists()):
-            assert time.monotonic() < deadline and socat.poll() is None, "socat failed"
-            time.sleep(0.01)
-        proc, address = start_server(tmp_path, "--serial", str(server_end))
-        assert address == str(server_end)
-        protocol = {"type": "uart", "parameters": {"port": str(client_end), "baudrate": 115200}}
+        assert address == server_end
+        protocol = {"type": "uart", "parameters": {"port": client_end, "baudrate": 115200}}
         result, output = run_cli(tmp_path, scenario_with(protocol))
         assert result.returncode == 0, result.stderr
         check_remote_measurements(output, local_accuracy)
     finally:
-        if proc is not None:
-            stop(proc)
-        socat.terminate()
-        socat.wait(5)
+        stop(proc)
 
 
 def test_refused_model_gives_one_line_error_and_partial_file(tmp_path):

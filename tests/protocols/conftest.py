@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,30 +63,6 @@ def tcp_server(tmp_path_factory):
     with serve_process(log_dir, "--host", "127.0.0.1", "--port", "0") as (proc, address):
         host, port = address.rsplit(":", 1)
         yield proc, host, int(port)
-
-
-@pytest.fixture
-def pty_pair(tmp_path):
-    """Two linked pseudo-terminals (socat): (server end, client end) device paths."""
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (needed for a pty pair)")
-    a, b = tmp_path / "pty-a", tmp_path / "pty-b"
-    proc = subprocess.Popen(
-        ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not (a.exists() and b.exists()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("socat did not create the pty pair")
-        time.sleep(0.01)
-    try:
-        yield str(a), str(b)
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def request_frames(

@@ -9,10 +9,6 @@ the same accuracy as the local run:
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-
 import pytest
 
 from kenning_hil.pipeline import build_pipeline, run_scenario
@@ -86,29 +82,15 @@ def test_int8_over_tcp_with_host_quantization_matches_local(
     assert remote["accuracy"] == local > 0.95
 
 
-def test_int8_over_serial_line_matches_local(tmp_path, digits_onnx, digits_int8_tflite):
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (needed for a pty pair)")
-    server_end, client_end = tmp_path / "pty-server", tmp_path / "pty-client"
-    socat = subprocess.Popen(
-        ["socat", f"pty,raw,echo=0,link={server_end}", f"pty,raw,echo=0,link={client_end}"],
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not (server_end.exists() and client_end.exists()):
-            assert time.monotonic() < deadline and socat.poll() is None, "socat failed"
-            time.sleep(0.01)
+def test_int8_over_serial_line_matches_local(tmp_path, digits_onnx, digits_int8_tflite,
+                                             pty_pair):
+    server_end, client_end = pty_pair
 
-        def uart(address: str) -> dict:
-            # UART: host quantisation is on by default; the packed io spec carries int8 only
-            return {"type": "uart", "parameters": {"port": str(client_end), "baudrate": 921600}}
+    def uart(address: str) -> dict:
+        # UART: host quantisation is on by default; the packed io spec carries int8 only
+        return {"type": "uart", "parameters": {"port": client_end, "baudrate": 921600}}
 
-        remote = _remote_run(tmp_path, digits_onnx, "litert", ["--serial", str(server_end)],
-                             uart)
-    finally:
-        socat.terminate()
-        socat.wait(5)
+    remote = _remote_run(tmp_path, digits_onnx, "litert", ["--serial", server_end], uart)
     assert remote["total"] == 359
     local = _local_accuracy(digits_onnx, digits_int8_tflite, "litert")
     assert remote["accuracy"] == local > 0.95

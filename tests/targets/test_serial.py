@@ -2,9 +2,7 @@
 --serial` on one end, the target on the other; flashing once per board and firmware, reset
 at every session, a model run through the UART framing."""
 
-import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,24 +17,6 @@ from kenning_hil.targets.process import python_command, start_logged, stop, wait
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "digits" / "digits-mlp.onnx"
-
-
-@pytest.fixture
-def pty_pair(tmp_path):
-    proc = subprocess.Popen(
-        ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
-        stderr=subprocess.PIPE, text=True,
-    )
-    ends = []
-    while len(ends) < 2:
-        line = proc.stderr.readline()
-        assert line, "socat exited"
-        match = re.search(r"PTY is (\S+)", line)
-        if match:
-            ends.append(match.group(1))
-    yield ends
-    proc.terminate()
-    proc.wait()
 
 
 @pytest.fixture

@@ -1,0 +1,33 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+
+
+@pytest.fixture
+def pty_pair(tmp_path):
+    """Two linked pseudo-terminals (socat): (server end, client end) device paths."""
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed (needed for a pty pair)")
+    a, b = tmp_path / "pty-a", tmp_path / "pty-b"
+    proc = subprocess.Popen(
+        ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not (a.exists() and b.exists()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("socat did not create the pty pair")
+        time.sleep(0.01)
+    try:
+        yield str(a), str(b)
+    finally:
+        proc.terminate()
+        proc.wait(5)
