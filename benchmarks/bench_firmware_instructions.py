@@ -28,7 +28,7 @@ from kenning_hil.datasets.mlperf_tiny import (  # noqa: E402
     MLPERF_TINY_MODELS,
     mlperf_tiny_model_path,
 )
-from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_file  # noqa: E402
+from kenning_hil.formats.tflite_flatbuffer import read_tflite_file  # noqa: E402
 from kenning_hil.protocols.bytes_protocol import UARTProtocol  # noqa: E402
 from kenning_hil.protocols.stats import unpack_stat_records  # noqa: E402
 from kenning_hil.sim.firmware_build import build_firmware  # noqa: E402

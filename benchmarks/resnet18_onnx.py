@@ -83,7 +83,7 @@ def save_resnet18(path: Path, **kwargs) -> Path:
     import onnx
 
     from kenning_hil.core.iospec import io_spec_path, save_io_specification
-    from kenning_hil.modelwrappers.onnx import io_specification_from_onnx
+    from kenning_hil.formats.onnx import io_specification_from_onnx
 
     model = build_resnet18(**kwargs)
     path = Path(path)

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kenning_hil.config.options import OPTIONS
+from kenning_hil.config.settings import HILSettings
 from kenning_hil.core.errors import ConfigurationError
-from kenning_hil.settings import OPTIONS, HILSettings
 
 # pytest's order; (file, table or section, always the config file when present)
 CONFIG_FILES = [

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kenning_hil.config.settings import HILSettings, capped_samples
 from kenning_hil.core.errors import ConfigurationError, KenningHILError, MissingDependencyError
 from kenning_hil.report.summary import SummaryRow, result_properties
-from kenning_hil.settings import HILSettings, capped_samples
 
 
 @dataclass
@@ -54,10 +54,10 @@ def run_suites(
 ) -> SuiteRunOutcome:
     """Runs the tests of `settings.suites` on the selected targets; `keyword` and `markexpr`
     select tests as pytest's -k and -m do."""
-    from kenning_hil.gpu import gpu_visibility
     from kenning_hil.report.session import write_session_report
     from kenning_hil.selection import Expression, keyword_selects, marks_select
-    from kenning_hil.suite import display_path, load_suite
+    from kenning_hil.suites.loader import display_path, load_suite
+    from kenning_hil.targets.gpu import gpu_visibility
 
     if not settings.suites:
         raise ConfigurationError("no suite given (kenning-hil suite SUITE.yaml ..., or "
@@ -119,7 +119,8 @@ def _run_one(settings: HILSettings, catalog, harness, case, target_name: str, ti
     """One test: run, judge; its summary row. As in pytest, a target that cannot be used is
     an error (a skip for the default target nobody asked for), an incompatible model or a
     missing framework a skip, a failed check or run a failure."""
-    from kenning_hil.harness import Incompatible, RunRequest, failure_message, failure_reason
+    from kenning_hil.run.outcome import Incompatible, failure_message, failure_reason
+    from kenning_hil.run.request import RunRequest
     from kenning_hil.targets.catalog import DEFAULT_TARGET
     from kenning_hil.targets.target import Target
 

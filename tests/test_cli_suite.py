@@ -146,7 +146,7 @@ def test_directories_the_ini_suite_marks_and_duplicate_targets(project):
         "name: s", "name: g\nmarks: [gpu]"))
     with open(project / "pytest.ini", "a") as ini:
         ini.write("hil_suite = suites\n")
-    from kenning_hil.gpu import detect_gpus
+    from kenning_hil.targets.gpu import detect_gpus
 
     gpu = detect_gpus()
     done = suite(project, "--target", "host-onnxruntime,host-onnxruntime", "-k", "fp32")

@@ -8,17 +8,12 @@ from pathlib import Path
 import onnx
 import pytest
 
+from kenning_hil.blocks.entries import load_scenario, validate_scenario
 from kenning_hil.core.errors import ConfigurationError, InputSizeError, ModelLoadError
 from kenning_hil.core.optimizer import Optimizer
 from kenning_hil.datasets.digits import DigitsDataset
 from kenning_hil.modelwrappers.onnx import ONNXWrapper
-from kenning_hil.pipeline import (
-    Pipeline,
-    build_pipeline,
-    load_scenario,
-    run_scenario,
-    validate_scenario,
-)
+from kenning_hil.run.pipeline import Pipeline, build_pipeline, run_scenario
 from kenning_hil.runtimes.onnxruntime import ONNXRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +201,7 @@ def test_load_scenario_errors(tmp_path):
 
 def test_result_without_latencies_or_accuracy():
     from kenning_hil.core.measurements import Measurements
-    from kenning_hil.pipeline import RunResult
+    from kenning_hil.run.pipeline import RunResult
 
     result = RunResult("empty", Measurements(), Path("m.onnx"))
     assert result.latency is None and result.accuracy is None and result.samples == 0

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from kenning_hil.blocks.entries import load_scenario
 from kenning_hil.core.protocol import ConnectionLostError, RequestTimeoutError
-from kenning_hil.pipeline import build_pipeline, load_scenario, run_scenario
+from kenning_hil.run.pipeline import build_pipeline, run_scenario
 from kenning_hil.targets.process import (
     env_with_package_path,
     python_command,

@@ -50,3 +50,9 @@ def os_reason(exc: OSError) -> str:
     """'No such file or directory: /proc/nope' rather than '[Errno 2] ...' with a repr."""
     reason = exc.strerror or str(exc)
     return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def one_line(error: BaseException) -> str:
+    """The error message on a single line (how both faces print a user error)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines) or type(error).__name__

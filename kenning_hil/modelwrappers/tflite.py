@@ -14,7 +14,7 @@ import numpy as np
 from kenning_hil.core.errors import ModelNotLoadedError, import_optional
 from kenning_hil.core.iospec import dequantize_entry, is_quantized, quantize_entry
 from kenning_hil.core.model import ModelWrapper, check_tensors
-from kenning_hil.modelwrappers.tflite_flatbuffer import TFLiteModelInfo, read_tflite_file
+from kenning_hil.formats.tflite_flatbuffer import TFLiteModelInfo, read_tflite_file
 
 
 class TFLiteWrapper(ModelWrapper):

@@ -74,7 +74,7 @@ class ONNXRuntimeQuantizer(CalibratedOptimizer):
         return "onnxruntime", ort.__version__
 
     def compile(self, input_model_path: Path, io_spec: dict | None = None) -> None:
-        from kenning_hil.modelwrappers.onnx import load_onnx_and_io_spec
+        from kenning_hil.formats.onnx import load_onnx_and_io_spec
 
         input_model_path = Path(input_model_path)
         model, io_spec = load_onnx_and_io_spec(input_model_path, io_spec, self)

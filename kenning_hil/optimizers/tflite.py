@@ -18,7 +18,7 @@ from typing import Any
 from kenning_hil.core.errors import ModelLoadError
 from kenning_hil.core.iospec import io_spec_path, save_io_specification
 from kenning_hil.core.optimizer import CalibratedOptimizer
-from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_model
+from kenning_hil.formats.tflite_flatbuffer import read_tflite_model
 
 QUANTIZATION_TYPES = ("int8", "float32")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -120,7 +120,7 @@ class TFLiteCompiler(CalibratedOptimizer):
         """(TFLiteConverter, static input shapes in input order) for the source model."""
         tf = _tensorflow()
         if model_format == "onnx":
-            from kenning_hil.modelwrappers.onnx import load_onnx_model
+            from kenning_hil.formats.onnx import load_onnx_model
             from kenning_hil.optimizers.onnx_to_tensorflow import OnnxToTensorFlow
 
             translator = OnnxToTensorFlow(load_onnx_model(path), path)

@@ -119,7 +119,7 @@ class TVMCompiler(Optimizer):
         return "tvm", _tvm().__version__
 
     def compile(self, input_model_path: Path, io_spec: dict | None = None) -> None:
-        from kenning_hil.modelwrappers.onnx import load_onnx_and_io_spec
+        from kenning_hil.formats.onnx import load_onnx_and_io_spec
 
         tvm = _tvm()
         input_model_path = Path(input_model_path)

@@ -10,7 +10,7 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kenning_hil.baseline import format_metric
+from kenning_hil.judge.metrics import format_metric
 
 
 def result_table(result: Any) -> str:

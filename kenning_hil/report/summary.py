@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kenning_hil.baseline import format_count, format_seconds
+from kenning_hil.judge.metrics import format_count, format_seconds
 
 # record_property names: what JUnit XML carries and CI dashboards read
 PROPERTY_NAMES = (

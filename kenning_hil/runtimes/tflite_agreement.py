@@ -55,7 +55,7 @@ class PairAgreement:
 
 def random_int8_inputs(model_path: Path, count: int, seed: int) -> list[np.ndarray]:
     """`count` uniformly random samples for each input, in the input's own integer type."""
-    from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_file
+    from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
 
     rng = np.random.default_rng(seed)
     arrays = []

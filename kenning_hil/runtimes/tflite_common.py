@@ -13,7 +13,7 @@ import numpy as np
 
 from kenning_hil.core.errors import ModelLoadError, ModelNotLoadedError
 from kenning_hil.core.runtime import Runtime
-from kenning_hil.modelwrappers.tflite_flatbuffer import TFLiteModelInfo, read_tflite_model
+from kenning_hil.formats.tflite_flatbuffer import TFLiteModelInfo, read_tflite_model
 
 
 class FlatbufferRuntime(Runtime):

@@ -81,14 +81,14 @@ class Target:
 
 def runtime_class(name: str) -> type:
     """The Runtime class of a registered short name or dotted path."""
-    from kenning_hil import registry
+    from kenning_hil.blocks import registry
 
     return registry.resolve_class("runtime", name)
 
 
 def build_protocol(spec: dict, source: str, **overrides):
     """A client RuntimeProtocol from `{type: ..., <parameters>}` plus `overrides`."""
-    from kenning_hil import registry
+    from kenning_hil.blocks import registry
 
     if not isinstance(spec, dict) or "type" not in spec:
         raise ConfigurationError(f"{source}: key 'protocol' needs a 'type' (tcp or uart)")

@@ -96,7 +96,7 @@ def test_models_path_setting(monkeypatch, tmp_path):
 
 
 def test_suite_file_expands_to_the_four_models(repo_root):
-    from kenning_hil.suite import load_suite
+    from kenning_hil.suites.loader import load_suite
 
     suite = load_suite(repo_root / "suites" / "mlperf_tiny.yaml",
                        search=[repo_root, models_root()])

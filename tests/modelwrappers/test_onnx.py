@@ -13,7 +13,8 @@ from onnx_test_models import gemm_softmax_model, identity_model
 
 from kenning_hil.core.errors import ConfigurationError, ModelLoadError
 from kenning_hil.datasets.digits import DigitsDataset
-from kenning_hil.modelwrappers.onnx import ONNXWrapper, io_specification_from_onnx
+from kenning_hil.formats.onnx import io_specification_from_onnx
+from kenning_hil.modelwrappers.onnx import ONNXWrapper
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIGITS_MODEL = REPO_ROOT / "models" / "digits" / "digits-mlp.onnx"

@@ -12,7 +12,7 @@ tf = pytest.importorskip("tensorflow", reason="needs the 'tensorflow' extra")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from kenning_hil.core.errors import KenningHILError  # noqa: E402
-from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_model  # noqa: E402
+from kenning_hil.formats.tflite_flatbuffer import read_tflite_model  # noqa: E402
 from kenning_hil.optimizers.onnx_to_tensorflow import (  # noqa: E402
     OnnxToTensorFlow,
     UnsupportedOperatorError,

@@ -9,8 +9,8 @@ import pytest
 
 from kenning_hil.core.errors import ConfigurationError, InputSizeError, ModelLoadError
 from kenning_hil.core.iospec import io_spec_path
+from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
 from kenning_hil.modelwrappers.onnx import ONNXWrapper
-from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_file
 from kenning_hil.optimizers.tflite import TFLiteCompiler
 
 from .conftest import needs

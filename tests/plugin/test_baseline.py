@@ -7,18 +7,16 @@ import re
 import numpy as np
 import pytest
 
-from kenning_hil.baseline import (
+from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.judge.baselines import (
     BaselineStore,
-    Threshold,
     Tolerance,
     baseline_record,
-    check_thresholds,
     compare_to_baseline,
     median_confidence_interval,
-    parse_thresholds,
     parse_tolerances,
 )
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.judge.thresholds import Threshold, check_thresholds, parse_thresholds
 
 
 def test_parse_thresholds_forms_and_units():

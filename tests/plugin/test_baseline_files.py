@@ -3,7 +3,12 @@ the host target), and named readably where that is safe."""
 
 import json
 
-from kenning_hil.baseline import BaselineStore, baseline_file_name, baseline_record, id_of_stem
+from kenning_hil.judge.baselines import (
+    BaselineStore,
+    baseline_file_name,
+    baseline_record,
+    id_of_stem,
+)
 from tests.plugin.conftest import run
 
 pytest_plugins = ["pytester"]

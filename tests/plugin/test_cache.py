@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from kenning_hil.cache import CompileCache, cache_key, file_digest
 from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.run.compile_cache import CompileCache, cache_key, file_digest
 
 BUILDER = """
 import sys, time
 from pathlib import Path
-from kenning_hil.cache import CompileCache
+from kenning_hil.run.compile_cache import CompileCache
 root, counter, source = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 def build(workdir):
     with open(counter, "a") as f:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import kenning_hil.cache
-from kenning_hil.cache import CompileCache
-from kenning_hil.harness import Harness
+import kenning_hil.run.compile_cache
+from kenning_hil.run.compile_cache import CompileCache
+from kenning_hil.run.harness import Harness
 from kenning_hil.targets.sessions import SessionManager
 from tests.plugin import compile_blocks
 from tests.plugin.conftest import DIGITS, REPO
@@ -82,8 +82,8 @@ def test_model_wrapper_type_and_framework_versions_recompile(harness, tmp_path, 
     assert compile_once(harness, calibration, model=other)[1]
     # an upgrade of a framework other than the optimizer's own (onnx here; onnxruntime is
     # what quantisation and export checks run on) invalidates what was compiled
-    real = kenning_hil.cache.installed_version
-    monkeypatch.setattr(kenning_hil.cache, "installed_version",
+    real = kenning_hil.run.compile_cache.installed_version
+    monkeypatch.setattr(kenning_hil.run.compile_cache, "installed_version",
                         lambda name: "999.0" if name == "onnxruntime" else real(name))
     assert not compile_once(harness, calibration)[1]
     assert len(compile_blocks.COMPILES) == 3

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kenning_hil.gpu import detect_gpus
+from kenning_hil.targets.gpu import detect_gpus
 from tests.plugin.conftest import run
 
 pytest_plugins = ["pytester"]

@@ -9,8 +9,8 @@ import pytest
 # In-process pytester runs drop modules first imported inside them; numpy cannot be imported
 # twice in one process, so what the plugin imports lazily is imported here, up front.
 import kenning_hil.core.runtime  # noqa: F401
-import kenning_hil.harness  # noqa: F401
-import kenning_hil.pipeline  # noqa: F401
+import kenning_hil.run.harness  # noqa: F401
+import kenning_hil.run.pipeline  # noqa: F401
 from tests.plugin.conftest import run, write_target
 
 pytest_plugins = ["pytester"]
@@ -188,7 +188,7 @@ def test_a_pin_to_an_unknown_target_is_a_collection_error(pytester):
         "'host-onnxruntme' (known targets: board-a, host-onnxruntime)",
     ])
     assert "not selected" not in result.stdout.str()
-    assert "pytest_plugin.py" not in result.stdout.str()  # the message alone
+    assert "kenning_hil/pytest_plugin/" not in result.stdout.str()  # the message alone
 
 
 def test_unavailable_default_target_skips_but_an_asked_for_one_fails(pytester):
@@ -216,7 +216,7 @@ def test_an_unavailable_default_target_skips_a_suite_test_at_the_suite(hil_proje
     result.stdout.fnmatch_lines(["SKIPPED [[]1[]] suites/d.yaml:1: target 'host-onnxruntime' is "
                                  "not available here: Python module 'nosuchmodule_xyz' is not "
                                  "installed"])
-    assert "pytest_plugin.py" not in result.stdout.str()
+    assert "kenning_hil/pytest_plugin/" not in result.stdout.str()
 
 
 LOW_LEVEL = """

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kenning_hil.baseline import Threshold, Tolerance
 from kenning_hil.core.errors import ConfigurationError
-from kenning_hil.suite import is_suite_document, load_suite, parse_suite
+from kenning_hil.judge.baselines import Tolerance
+from kenning_hil.judge.thresholds import Threshold
+from kenning_hil.suites.loader import is_suite_document, load_suite, parse_suite
 
 SUITE = """
 name: tiny

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kenning_hil.gpu import gpu_visibility
 from kenning_hil.modelwrappers.onnx import ONNXWrapper
+from kenning_hil.targets.gpu import gpu_visibility
 
 pytestmark = pytest.mark.gpu
 

@@ -8,8 +8,8 @@ import pytest
 
 from kenning_hil.core.errors import KenningHILError, ModelLoadError
 from kenning_hil.datasets.mlperf_tiny import MLPERF_TINY_MODELS, mlperf_tiny_model_path
+from kenning_hil.formats.tflite_flatbuffer import read_tflite_file, read_tflite_model
 from kenning_hil.modelwrappers.tflite import TFLiteWrapper
-from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_file, read_tflite_model
 from kenning_hil.runtimes.litert import LiteRTRuntime
 
 from .tflite_edits import replace_operator

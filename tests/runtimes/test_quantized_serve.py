@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from kenning_hil.pipeline import build_pipeline, run_scenario
+from kenning_hil.run.pipeline import build_pipeline, run_scenario
 from kenning_hil.targets.process import (
     env_with_package_path,
     python_command,

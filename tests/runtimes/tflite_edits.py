@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from kenning_hil.modelwrappers.tflite_flatbuffer import BUILTIN_OPERATORS, _Reader
+from kenning_hil.formats.tflite_flatbuffer import BUILTIN_OPERATORS, _Reader
 
 
 def replace_operator(data: bytes, old: str, new_code: int) -> bytes:

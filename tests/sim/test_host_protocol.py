@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kenning_hil.core.protocol import Flag, FlowControl, MessageType
-from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_file
+from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
 from kenning_hil.protocols.frame import Frame, FrameDecoder, decode_frame, encode_frame
 from kenning_hil.protocols.iospec_struct import pack_io_spec
 from kenning_hil.protocols.stats import unpack_stat_records

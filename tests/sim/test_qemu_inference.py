@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kenning_hil.core.protocol import Flag, MessageType
-from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_file
+from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
 from kenning_hil.protocols.iospec_struct import pack_io_spec
 from kenning_hil.protocols.stats import unpack_stat_records
 from kenning_hil.sim.qemu import QemuInstance

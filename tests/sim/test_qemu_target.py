@@ -21,7 +21,7 @@ import pytest
 
 from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.datasets.mlperf_tiny import models_root
-from kenning_hil.modelwrappers.tflite_flatbuffer import read_tflite_file
+from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
 from kenning_hil.targets import SessionManager, Target, load_target_file
 from kenning_hil.targets.description import parse_target
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from kenning_hil.cache import CompileCache
-from kenning_hil.harness import Harness
+from kenning_hil.run.compile_cache import CompileCache
+from kenning_hil.run.harness import Harness
 from kenning_hil.sim.qemu import QemuInstance
 from kenning_hil.targets import SessionManager, Target
 from kenning_hil.targets.description import parse_target

@@ -53,7 +53,7 @@ def test_table_output(tmp_path):
     assert header.split()[:5] == ["TARGET", "KIND", "RUNTIME", "POOL", "AVAILABLE"]
     assert lines[0].startswith("host-onnxruntime  host  onnxruntime")
     # whether gpu-marked tests can run here: nvidia-smi's answer (none on CI machines)
-    from kenning_hil.gpu import detect_gpus
+    from kenning_hil.targets.gpu import detect_gpus
 
     assert lines[-1] == f"gpu: {detect_gpus().describe()}"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kenning_hil.cache import CompileCache
-from kenning_hil.harness import Harness
+from kenning_hil.run.compile_cache import CompileCache
+from kenning_hil.run.harness import Harness
 from kenning_hil.targets import SessionManager, Target
 from kenning_hil.targets.description import parse_target
 from kenning_hil.targets.process import python_command, start_logged, stop, wait_for_line

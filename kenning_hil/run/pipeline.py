@@ -10,7 +10,7 @@ A scenario is a JSON object::
       "protocol":      {"type": "...", "parameters": {...}}              (optional)
     }
 
-``type`` is a short name from `kenning_hil.registry` or a dotted class path. Relative paths
+``type`` is a short name from `kenning_hil.blocks.registry` or a dotted class path. Relative paths
 in parameters are used as given, i.e. they resolve against the current working directory
 (not the scenario file's directory), as they do on the command line.
 
@@ -19,88 +19,17 @@ This module is the library behind `kenning-hil run` and the pytest plugin.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kenning_hil.blocks.entries import build_block, load_scenario, validate_scenario
 from kenning_hil.core.dataset import Dataset
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
 from kenning_hil.core.measurements import LatencyStats, Measurements, write_json_atomic
 from kenning_hil.core.model import ModelWrapper
 from kenning_hil.core.optimizer import Optimizer
 from kenning_hil.core.runtime import INFERENCE_STEP_KEY, Runtime
-from kenning_hil.registry import resolve_class
-
-SCENARIO_KEYS = ("dataset", "model_wrapper", "optimizers", "runtime", "protocol")
-REQUIRED_KEYS = ("dataset", "model_wrapper", "runtime")
-ENTRY_KEYS = ("type", "parameters")
-
-
-def load_scenario(path: str | Path) -> dict:
-    """Reads and validates a scenario file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigurationError(f"scenario file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"scenario file {path} cannot be read: {exc}") from exc
-    try:
-        scenario = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"scenario file {path} is not valid JSON: {exc}") from exc
-    return validate_scenario(scenario, str(path))
-
-
-def validate_scenario(scenario: Any, source: str = "scenario") -> dict:
-    """Checks the scenario's structure (keys and entry shapes; parameters are checked by
-    each class when built). Returns it unchanged."""
-    if not isinstance(scenario, dict):
-        raise ConfigurationError(f"{source}: must be a JSON object, got {type(scenario).__name__}")
-    unknown = sorted(set(scenario) - set(SCENARIO_KEYS))
-    if unknown:
-        raise ConfigurationError(
-            f"{source}: unknown key '{unknown[0]}' (allowed: {', '.join(SCENARIO_KEYS)})"
-        )
-    for key in REQUIRED_KEYS:
-        if key not in scenario:
-            raise ConfigurationError(f"{source}: missing key '{key}'")
-    optimizers = scenario.get("optimizers", [])
-    if not isinstance(optimizers, list):
-        raise ConfigurationError(
-            f"{source}: 'optimizers' must be a list of entries, got {type(optimizers).__name__}"
-        )
-    entries = [(key, scenario[key]) for key in REQUIRED_KEYS + ("protocol",) if key in scenario]
-    entries += [(f"optimizers[{i}]", entry) for i, entry in enumerate(optimizers)]
-    for where, entry in entries:
-        _validate_entry(entry, f"{source}: '{where}'")
-    return scenario
-
-
-def _validate_entry(entry: Any, where: str) -> None:
-    if not isinstance(entry, dict):
-        raise ConfigurationError(
-            f"{where} must be an object with 'type' and 'parameters', got {type(entry).__name__}"
-        )
-    unknown = sorted(set(entry) - set(ENTRY_KEYS))
-    if unknown:
-        raise ConfigurationError(
-            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(ENTRY_KEYS)})"
-        )
-    if not isinstance(entry.get("type"), str):
-        raise ConfigurationError(f"{where}: key 'type' must be a string, got {entry.get('type')!r}")
-    if not isinstance(entry.get("parameters", {}), dict):
-        raise ConfigurationError(f"{where}: key 'parameters' must be an object")
-
-
-def build_block(kind: str, entry: dict, base: type, where: str, **context: Any) -> Any:
-    """Builds one object of a scenario; errors name the scenario entry."""
-    try:
-        cls = resolve_class(kind, entry["type"], base)
-        return cls.from_json(entry.get("parameters", {}), **context)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"scenario '{where}': {exc}") from exc
 
 
 @dataclass

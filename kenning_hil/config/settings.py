@@ -1,9 +1,8 @@
-"""HIL run settings: one table of options shared by both faces.
+"""Settings resolution and the composition root.
 
-Each `Option` is a command-line flag of ``pytest`` (plugin) and of ``kenning-hil suite``
-(CLI), an ini key ``hil_*`` and a pytest fixture; `HILSettings` is their resolved form, and
-`HILSettings.harness()` builds the library objects a run needs (sessions on board pools,
-compile cache, baselines) the same way for both.
+`HILSettings` is the resolved form of the options table (command line, environment, ini,
+defaults); `HILSettings.harness()` builds the library objects a run needs (sessions on
+board pools, compile cache, baselines), the one place they are put together.
 """
 
 from __future__ import annotations
@@ -13,72 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kenning_hil.config.options import (
+    DEFAULT_COMPILE_CACHE,
+    DEFAULT_MODELS_PATH,
+    DEFAULT_REPORT_DIR,
+    DEFAULT_TIMEOUT,
+    OPTION_BY_DEST,
+    OPTIONS,
+    Option,
+)
 from kenning_hil.core.errors import ConfigurationError
 
-MODELS_ENV = "KENNING_HIL_MODELS"
-LOCK_DIR_ENV = "KENNING_HIL_LOCK_DIR"
-DEFAULT_REPORT_DIR = "results/hil"
-DEFAULT_COMPILE_CACHE = ".pytest_cache/kenning-hil-compile"
-DEFAULT_MODELS_PATH = "../shared/models"
-DEFAULT_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: a command-line flag, an ini key of the same name, and a fixture."""
-
-    flag: str
-    dest: str
-    fixture: str
-    help: str
-    kind: str = "str"  # str, int, float, bool, path, list, pathlist
-    env: str | None = None
-    metavar: str | None = None
-
-    @property
-    def ini(self) -> str:
-        return f"hil_{self.dest.removeprefix('hil_')}"
-
-    def argparse_kwargs(self) -> dict[str, Any]:
-        """`add_argument` keywords (pytest's addoption takes the same): unset is None, so
-        the environment, ini and default can fill it in."""
-        kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help}
-        if self.kind in ("list", "pathlist"):
-            kwargs.update(action="append", default=None)
-        elif self.kind == "bool":
-            kwargs.update(action="store_true", default=None)
-        else:
-            kwargs.update(default=None, type={"int": int, "float": float}.get(self.kind, str))
-        if self.kind != "bool":
-            kwargs["metavar"] = self.metavar or {"path": "DIR", "pathlist": "PATH", "int": "N",
-                                                 "float": "S"}.get(self.kind, "NAME")
-        return kwargs
-
-
-OPTIONS = [
-    Option("--target", "target", "target", "target to run on (repeatable; default: "
-           "host-onnxruntime)", "list"),
-    Option("--suite", "suite", "suite", "suite YAML file to collect (repeatable)", "pathlist"),
-    Option("--samples", "samples", "samples", "cap on the samples of every HIL run, for quick "
-           "smoke runs (default: the run's own count, the suite's, or all)", "int"),
-    Option("--hil-timeout", "hil_timeout", "hil_timeout", "seconds to wait for a free board, a "
-           "boot, and each target request (default 60)", "float"),
-    Option("--baseline", "baseline", "baseline_dir", "directory of baselines to compare "
-           "results with", "path"),
-    Option("--update-baseline", "update_baseline", "update_baseline", "write measured values "
-           "as the new baselines instead of comparing", "bool"),
-    Option("--hil-report", "hil_report", "hil_report_dir", "directory for per-test results "
-           f"and the session report (default: {DEFAULT_REPORT_DIR})", "path"),
-    Option("--compile-cache", "compile_cache", "compile_cache_dir", "compile cache directory "
-           f"(default: {DEFAULT_COMPILE_CACHE})", "path"),
-    Option("--target-dir", "target_dir", "target_dirs", "directory of target YAML files, "
-           "searched before ./targets (repeatable)", "pathlist", metavar="DIR"),
-    Option("--models-path", "models_path", "models_path", "directory of external models "
-           f"(env {MODELS_ENV}; default {DEFAULT_MODELS_PATH})", "path", env=MODELS_ENV),
-    Option("--hil-lock-dir", "hil_lock_dir", "hil_lock_dir", "directory of board pool locks "
-           f"shared by all test processes (env {LOCK_DIR_ENV})", "path", env=LOCK_DIR_ENV),
-]
-OPTION_BY_DEST = {option.dest: option for option in OPTIONS}
 
 @dataclass
 class HILSettings:
@@ -183,9 +127,9 @@ class HILSettings:
 
     def harness(self, holder: str = "", workers: int = 1):
         """The per-process Harness: sessions on the targets' pools, compile cache, baselines."""
-        from kenning_hil.baseline import BaselineStore
-        from kenning_hil.cache import CompileCache
-        from kenning_hil.harness import Harness
+        from kenning_hil.judge.baselines import BaselineStore
+        from kenning_hil.run.compile_cache import CompileCache
+        from kenning_hil.run.harness import Harness
         from kenning_hil.targets.sessions import SessionManager
 
         sessions = SessionManager(

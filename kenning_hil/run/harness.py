@@ -1,7 +1,7 @@
 """The HIL harness: run one model × optimizer chain × dataset on a target and judge the result.
 
 This is the library under the pytest plugin's ``hil`` fixture and suite tests (and usable
-without pytest). It reuses the pipeline's building blocks (`kenning_hil.pipeline`): objects
+without pytest). It reuses the pipeline's building blocks (`kenning_hil.run.pipeline`): objects
 are built from scenario entries, the optimizer chain is `Pipeline.compile` (run through the
 compile cache), and the run is `Runtime.run_client` over the session's protocol. What it
 adds: the compile cache, board sessions and pool locks, the model upload cache, format and
@@ -16,285 +16,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kenning_hil.baseline import (
+from kenning_hil.core.errors import ConfigurationError, KenningHILError
+from kenning_hil.core.measurements import (
+    Measurements,
+    save_json_file,
+)
+from kenning_hil.judge.baselines import (
     DEFAULT_TOLERANCES,
     HASH_SEPARATOR,
-    LATENCY_STATS,
     BaselineStore,
-    Threshold,
     Tolerance,
     baseline_file_name,
     baseline_record,
-    check_thresholds,
     compare_to_baseline,
 )
-from kenning_hil.cache import CompileCache, file_digest, framework_versions, path_digest
-from kenning_hil.core.errors import ConfigurationError, KenningHILError
-from kenning_hil.core.measurements import (
-    LatencyStats,
-    Measurements,
-    save_json_file,
-    summary_fields,
+from kenning_hil.judge.thresholds import Threshold, check_thresholds
+from kenning_hil.protocols.session import SessionProtocol
+from kenning_hil.run.compile_cache import (
+    CompileCache,
+    file_digest,
+    framework_versions,
+    path_digest,
 )
-from kenning_hil.suite import MODEL_WRAPPER_BY_SUFFIX, parse_dataset, resolve_model_path
+from kenning_hil.run.outcome import Incompatible
+from kenning_hil.run.request import RunRequest, dataset_entry, model_entry, optimizer_entries
+from kenning_hil.run.results import PROTOCOL_STEP, TARGET_STEP, Latency, Result, scalar_metrics
 from kenning_hil.targets.sessions import SessionManager
 from kenning_hil.targets.target import Target
-
-TARGET_STEP = "target_inference_step"
-PROTOCOL_STEP = "protocol_inference_step"
-TARGET_INSTRUCTIONS = "target_inference_instructions"
-TARGET_CYCLES = "target_inference_cycles"
-# Where per-inference latency comes from (the first one measured) and its unit: time on the
-# target, else a count the target makes (instructions under QEMU, cycles on a board without a
-# clock frequency), else the host-timed PROCESS round trip.
-LATENCY_SOURCES = (
-    (TARGET_STEP, "s"),
-    (TARGET_INSTRUCTIONS, "instructions"),
-    (TARGET_CYCLES, "cycles"),
-    (PROTOCOL_STEP, "s"),
-)
-
-
-class Incompatible(KenningHILError):
-    """The model cannot run on the target (format not accepted, too large): a skip, not a
-    failure."""
-
-
-# ------------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Latency(LatencyStats):
-    """Per-inference latency in `unit` (seconds, or instructions / cycles counted by the
-    target), and which measurement it comes from."""
-
-    source: str = ""  # one of LATENCY_SOURCES
-    samples: tuple[float, ...] = field(default=(), repr=False)
-    unit: str = "s"  # "s", "instructions" or "cycles"
-
-    @property
-    def metric_prefix(self) -> str:
-        """How thresholds and baselines name these values: latency.p95 (seconds),
-        instructions.p95, cycles.p95."""
-        return "latency" if self.unit == "s" else self.unit
-
-    @classmethod
-    def from_measurements(cls, measurements: Mapping) -> Latency | None:
-        import numpy as np
-
-        for source, unit in LATENCY_SOURCES:
-            values = measurements.get(source)
-            if values:
-                # times arrive in ns; counts are kept as counted
-                samples = np.asarray(values, dtype=np.float64) / (1e9 if unit == "s" else 1.0)
-                return cls(**summary_fields(samples), source=source,
-                           samples=tuple(float(v) for v in samples), unit=unit)
-        return None
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("count", *LATENCY_STATS, "source", "unit")}
-
-
-@dataclass
-class Result:
-    """What `hil.run` returns: quality metrics as attributes (``result.accuracy``),
-    ``latency`` (seconds, with its ``source``), ``compiled_size`` (bytes) and the raw
-    ``measurements``."""
-
-    test_id: str
-    target: str
-    model: str
-    optimizers: list[dict]
-    samples: int
-    metrics: dict[str, float]
-    latency: Latency | None
-    compiled_size: int | None
-    measurements: Measurements
-    compiled_model_path: Path | None = None
-    compile_cached: bool = False
-    ram: int | None = None
-    path: Path | None = None  # where the results were written
-
-    def __getattr__(self, name: str) -> Any:
-        metrics = self.__dict__.get("metrics", {})
-        if name in metrics:
-            return metrics[name]
-        raise AttributeError(
-            f"Result has no attribute or metric '{name}' (metrics: {', '.join(sorted(metrics))})"
-        )
-
-    def values(self) -> dict[str, float]:
-        """Flat metric names -> values, as thresholds and baselines name them."""
-        values: dict[str, float] = dict(self.metrics)
-        if self.latency is not None:
-            for stat in LATENCY_STATS:
-                values[f"{self.latency.metric_prefix}.{stat}"] = getattr(self.latency, stat)
-        if self.compiled_size is not None:
-            values["compiled_size"] = float(self.compiled_size)
-        if self.ram is not None:
-            values["ram"] = float(self.ram)
-        return values
-
-    def summary(self) -> dict:
-        return {
-            "test": self.test_id,
-            "target": self.target,
-            "model": self.model,
-            "optimizers": self.optimizers,
-            "samples": self.samples,
-            "metrics": self.metrics,
-            "latency": self.latency.to_dict() if self.latency else None,
-            "compiled_size": self.compiled_size,
-            "ram": self.ram,
-            "compile_cached": self.compile_cached,
-        }
-
-
-def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
-    """Quality metrics among dataset results: plain numbers, not timing or counts."""
-    skip = {"total", "compiled_model_size"}
-    return {
-        key: float(value)
-        for key, value in values.items()
-        if isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and key not in skip
-        and not key.endswith(("_step", "_timestamp", "_size", "_count"))
-    }
-
-
-# ------------------------------------------------------------------------------- requests
-
-
-@dataclass
-class RunRequest:
-    """What to run: scenario entries (as in a scenario JSON) and a sample count."""
-
-    model_wrapper: dict
-    dataset: dict | None  # None only for compiling (no calibration data)
-    optimizers: list[dict] = field(default_factory=list)
-    samples: int | None = None
-    name: str = ""
-
-    @property
-    def model_name(self) -> str:
-        path = self.model_wrapper.get("parameters", {}).get("model_path")
-        return self.name or (Path(path).stem if path else self.model_wrapper["type"])
-
-
-def model_entry(model: Any, search: Sequence[Path]) -> dict:
-    """A model wrapper entry from a path (type from the suffix) or an entry."""
-    if isinstance(model, Mapping):
-        entry = {"type": model["type"], "parameters": dict(model.get("parameters") or {})}
-        path = entry["parameters"].get("model_path")
-        if isinstance(path, str):
-            entry["parameters"]["model_path"] = resolve_model_path(path, search, "hil.run", "model")
-        return entry
-    path = str(model)
-    suffix = Path(path).suffix.lower()
-    if suffix not in MODEL_WRAPPER_BY_SUFFIX:
-        raise ConfigurationError(
-            f"hil.run: cannot tell the model type of {path!r} (known suffixes: "
-            f"{', '.join(MODEL_WRAPPER_BY_SUFFIX)}); pass model={{'type': ..., 'parameters': ...}}"
-        )
-    resolved = resolve_model_path(path, search, "hil.run", "model")
-    if not Path(resolved).exists():
-        searched = ", ".join(str(s) for s in search)
-        raise ConfigurationError(f"hil.run: model file {path!r} not found (searched {searched})")
-    return {"type": MODEL_WRAPPER_BY_SUFFIX[suffix], "parameters": {"model_path": resolved}}
-
-
-def optimizer_entries(optimizer: Any) -> list[dict]:
-    """None, a type name, an entry, or a list of those -> a list of entries."""
-    if optimizer is None:
-        return []
-    items = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
-    entries = []
-    for item in items:
-        if isinstance(item, str):
-            entries.append({"type": item, "parameters": {}})
-        elif isinstance(item, Mapping) and "type" in item:
-            entries.append({"type": item["type"], "parameters": dict(item.get("parameters") or {})})
-        else:
-            raise ConfigurationError(
-                f"hil.run: optimizer must be a type name or {{'type': ..., 'parameters': ...}}, "
-                f"got {item!r}"
-            )
-    return entries
-
-
-def dataset_entry(dataset: Any) -> dict:
-    if dataset is None:
-        raise ConfigurationError("hil.run: no dataset given (e.g. dataset='digits')")
-    return parse_dataset(dataset, {}, "hil.run", "dataset")
-
-
-# ------------------------------------------------------------------------------- protocol
-
-
-class SessionProtocol:
-    """The session's connected protocol as `Runtime.run_client` sees it.
-
-    Connecting and disconnecting belong to the session (a board stays connected between
-    tests), so they are no-ops here; the io spec and model uploads are skipped when the
-    session already holds this compiled model (the model upload cache). A target's STATS
-    may cover everything since it was connected (our server does): list-valued statistics
-    are cut to what is new since the session's previous STATS, so each run gets its own.
-    """
-
-    def __init__(self, session: Any, model_key: str):
-        self._session = session
-        self._protocol = session.protocol
-        self._key = model_key
-        self._skip = session.loaded_model == model_key
-        self.uploaded = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._protocol, name)
-
-    def initialize_client(self) -> bool:
-        return True
-
-    def disconnect(self) -> None:
-        return None
-
-    def upload_io_specification(self, path: Path) -> bool:
-        if self._skip:
-            return True
-        self._session.loaded_model = None  # replaced below once the model is in place
-        return self._protocol.upload_io_specification(path)
-
-    def upload_io_specification_dict(self, spec: dict) -> bool:
-        if self._skip:
-            return True
-        self._session.loaded_model = None
-        return self._protocol.upload_io_specification_dict(spec)
-
-    def download_statistics(self, final: bool = False):
-        stats = self._protocol.download_statistics(final=final)
-        seen = self._session.info.setdefault("stats_seen", {})
-        for key in list(stats.keys()):
-            values = stats[key]
-            if not isinstance(values, list):
-                continue
-            before = seen.get(key, [])
-            seen[key] = list(values)
-            # only a list that extends the previous one accumulates since connection; a
-            # snapshot (firmware's peak_allocated, a last-inference count) or a series the
-            # target restarted is this run's own and is kept whole
-            if before and len(values) > len(before) and values[: len(before)] == before:
-                stats[key] = values[len(before):]
-        return stats
-
-    def upload_model(self, path: Path) -> bool:
-        if self._skip:
-            return True
-        ok = self._protocol.upload_model(path)
-        if ok:
-            self._session.loaded_model = self._key
-            self.uploaded = True
-        return ok
-
 
 # ------------------------------------------------------------------------------- harness
 
@@ -350,10 +98,10 @@ class Harness:
         )
 
     def _blocks(self, request: RunRequest, workdir: Path | None):
+        from kenning_hil.blocks.entries import build_block
         from kenning_hil.core.dataset import Dataset
         from kenning_hil.core.model import ModelWrapper
         from kenning_hil.core.optimizer import Optimizer
-        from kenning_hil.pipeline import build_block
 
         wrapper = build_block(
             "model_wrapper", request.model_wrapper, ModelWrapper, "model_wrapper", dataset=None
@@ -423,7 +171,7 @@ class Harness:
     ) -> tuple[Path, bool]:
         """(compiled model path, whether it came from the cache). Without optimizers the
         model file itself is what the target gets."""
-        from kenning_hil.pipeline import Pipeline
+        from kenning_hil.run.pipeline import Pipeline
 
         dataset, wrapper, optimizers = blocks or self._blocks(request, None)
         if not optimizers:
@@ -646,7 +394,7 @@ TIMING_METRIC_PREFIXES = ("latency", "instructions", "cycles")
 
 def with_model_io_spec(entry: dict, wrapper: Any) -> dict:
     """A `random` dataset without an io spec gets the model's: synthetic inputs that fit."""
-    from kenning_hil.registry import resolve_class_path
+    from kenning_hil.blocks.registry import resolve_class_path
 
     params = entry.get("parameters") or {}
     path = resolve_class_path("dataset", entry["type"])
@@ -691,36 +439,6 @@ def data_file_digests(
     return digests
 
 
-BASELINE_STATUSES = ("written", "compared", "regressed", "missing")
-
-
-def baseline_summary(statuses: Sequence[str], directory: Path | None) -> str:
-    """One line on what a run did with its baselines: "baselines (dir): 2 compared, 1
-    regressed"; empty when the run had none."""
-    counts = [(status, statuses.count(status)) for status in BASELINE_STATUSES]
-    parts = [f"{n} {status}" for status, n in counts if n]
-    if not parts:
-        return ""
-    return f"baselines ({directory}): {', '.join(parts)}"
-
-
-def failure_message(result: Result, failures: Sequence[str]) -> str:
-    """What a failed test says (both faces): which model, chain and target, each failed
-    check on its own line, and where the results are."""
-    chain = " + ".join(o["type"] for o in result.optimizers) or "no optimizer"
-    head = f"{result.model} ({chain}) on {result.target}: {len(failures)} check(s) failed"
-    return "\n".join([head, *("  - " + f for f in failures), f"  results: {result.path}"])
-
-
-def failure_reason(message: str) -> str:
-    """The one-line reason of a failure message for tables: its first line, and for check
-    failures the first failed check too."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if len(lines) > 1 and "check(s) failed" in lines[0]:
-        return " ".join(lines[:2])
-    return lines[0] if lines else ""
-
-
 def unknown_threshold_metrics(
     measured: Mapping[str, float], thresholds: Sequence[Threshold], where: str
 ) -> tuple[list[str], list[Threshold]]:
@@ -730,7 +448,7 @@ def unknown_threshold_metrics(
     metrics. Size and timing metrics a target may not report keep the judge's message."""
     import difflib
 
-    from kenning_hil.baseline import metric_class
+    from kenning_hil.judge.metrics import metric_class
 
     messages, kept = [], []
     for threshold in thresholds:

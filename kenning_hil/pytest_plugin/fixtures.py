@@ -1,0 +1,263 @@
+"""Fixtures: one per option, the pipeline's objects, and `hil` (runs the whole pipeline)."""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kenning_hil.config.options import OPTIONS
+from kenning_hil.config.settings import capped_samples
+from kenning_hil.pytest_plugin.state import (
+    BASELINE_PROPERTY,
+    MEASUREMENTS_KEY,
+    OPTIONS_KEY,
+    RESULT_KEY,
+    _record_target,
+    _user_errors,
+    hil_state,
+    resolve_target,
+)
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+def _option_fixture(name: str, attribute: str):
+    def fixture(request: pytest.FixtureRequest) -> Any:
+        if hasattr(request, "param"):
+            return request.param
+        return getattr(request.config.stash[OPTIONS_KEY], attribute)
+
+    flag = next(o.flag for o in OPTIONS if o.fixture == name)
+    fixture.__name__ = name
+    fixture.__doc__ = (f"The {flag} setting: the test's own parametrization, else command "
+                       "line / environment / ini, else the default.")
+    return pytest.fixture(name=name)(fixture)
+
+
+suite = _option_fixture("suite", "suites")
+samples = _option_fixture("samples", "samples")
+hil_timeout = _option_fixture("hil_timeout", "timeout")
+baseline_dir = _option_fixture("baseline_dir", "baseline_dir")
+update_baseline = _option_fixture("update_baseline", "update_baseline")
+hil_report_dir = _option_fixture("hil_report_dir", "report_dir")
+compile_cache_dir = _option_fixture("compile_cache_dir", "compile_cache_dir")
+target_dirs = _option_fixture("target_dirs", "target_dirs")
+models_path = _option_fixture("models_path", "models_path")
+hil_lock_dir = _option_fixture("hil_lock_dir", "lock_dir")
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest):
+    """The Target this test runs on: its parametrization, else the first --target, else the
+    default host target. Tests using it run once per --target given."""
+    name = getattr(request, "param", None) or request.config.stash[OPTIONS_KEY].targets[0]
+    resolved = resolve_target(request.config, name)
+    _record_target(request.node, resolved.name)
+    return resolved
+
+
+@pytest.fixture
+def measurements(request: pytest.FixtureRequest):
+    """The test's Measurements; hil.run adds its results, and the test may add its own.
+    Written to <hil-report>/tests/<test>-measurements.json at teardown."""
+    from kenning_hil.core.measurements import Measurements
+
+    collected = Measurements()
+    request.node.stash[MEASUREMENTS_KEY] = collected
+    yield collected
+    if len(collected):
+        harness = hil_state(request.config).harness
+        _user_errors(harness.write_measurements, request.node.nodeid, collected.to_dict())
+
+
+@pytest.fixture
+def hil(request: pytest.FixtureRequest, target, samples):
+    """Runs models on the test's target: ``hil.run(model=..., dataset=..., optimizer=...,
+    samples=..., thresholds=...) -> Result``."""
+    return HIL(request, target, samples)
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest):
+    """The model to compile: a path or a model wrapper entry (parametrize it, indirect)."""
+    if not hasattr(request, "param"):
+        pytest.fail("fixture 'model' needs a value: parametrize 'model' with indirect=True",
+                    pytrace=False)
+    return request.param
+
+
+@pytest.fixture
+def optimizers(request: pytest.FixtureRequest):
+    """The optimizer chain (list of entries or type names); empty unless parametrized."""
+    from kenning_hil.run.request import optimizer_entries
+
+    return optimizer_entries(getattr(request, "param", None))
+
+
+@pytest.fixture
+def dataset(request: pytest.FixtureRequest, samples):
+    """A Dataset built from its parametrization ('digits', 'type:root' or an entry),
+    limited to `samples`."""
+    from kenning_hil.blocks.entries import build_block
+    from kenning_hil.core.dataset import Dataset
+    from kenning_hil.run.request import dataset_entry
+
+    if not hasattr(request, "param"):
+        pytest.fail("fixture 'dataset' needs a value: parametrize 'dataset' with indirect=True",
+                    pytrace=False)
+    built = _user_errors(build_block, "dataset", dataset_entry(request.param), Dataset, "dataset")
+    limit = capped_samples(samples, request.config.stash[OPTIONS_KEY].samples)
+    if limit is not None:
+        built.set_sample_limit(limit)
+    return built
+
+
+def _request_for(request: pytest.FixtureRequest, model, optimizers, samples):
+    """A run request for the fixtures: the dataset (calibration data for optimizers) is the
+    test's `dataset` parametrization, if any."""
+    state = hil_state(request.config)
+    callspec = getattr(request.node, "callspec", None)
+    dataset_spec = callspec.params.get("dataset") if callspec is not None else None
+    return _user_errors(
+        state.harness.request, model, dataset_spec, optimizers,
+        capped_samples(samples, state.options.samples),
+        search=[Path(request.node.path).parent], require_dataset=False,
+    )
+
+
+@pytest.fixture
+def model_wrapper(request: pytest.FixtureRequest, model, dataset):
+    """The ModelWrapper of `model`, bound to `dataset`."""
+    from kenning_hil.blocks.entries import build_block
+    from kenning_hil.core.model import ModelWrapper
+    from kenning_hil.run.request import model_entry
+
+    state = hil_state(request.config)
+    entry = _user_errors(model_entry, model, [Path(request.node.path).parent,
+                                              *state.harness.search])
+    return _user_errors(build_block, "model_wrapper", entry, ModelWrapper, "model_wrapper",
+                        dataset=dataset)
+
+
+@pytest.fixture
+def compiled_model(request: pytest.FixtureRequest, model, optimizers, samples) -> Path:
+    """The compiled model's path, from the compile cache (compiled once per distinct input)."""
+    state = hil_state(request.config)
+    run_request = _request_for(request, model, optimizers, samples)
+    path, _ = _user_errors(state.harness.compile, run_request)
+    return path
+
+
+@pytest.fixture
+def target_session(request: pytest.FixtureRequest, target):
+    """A free instance of the target, booted and connected, held for the whole test
+    (``.instance``, ``.protocol``, ``.info``); the board stays up for later tests."""
+    state = hil_state(request.config)
+    with ExitStack() as stack:
+        yield _user_errors(
+            stack.enter_context, state.harness.sessions.use(target, holder=request.node.nodeid)
+        )
+
+
+@pytest.fixture
+def protocol(target_session):
+    """The connected client protocol of `target_session`."""
+    return target_session.protocol
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest, target, protocol):
+    """The host-side Runtime driving the target through `protocol` (``run_client``)."""
+    from kenning_hil.core.runtime import Runtime
+    from kenning_hil.run.harness import client_runtime
+
+    return _user_errors(client_runtime, target, protocol, Runtime)
+
+
+# ------------------------------------------------------------------------------ hil
+
+
+class HIL:
+    """What the `hil` fixture gives a test: runs on its target, results judged and recorded."""
+
+    def __init__(self, request: pytest.FixtureRequest, target, samples: int | None):
+        self._request = request
+        self._node = request.node
+        self.target = target
+        self.samples = samples
+        self._state = hil_state(request.config)
+        self._runs = 0
+
+    def run(
+        self,
+        model: Any,
+        dataset: Any = None,
+        optimizer: Any = None,
+        samples: int | None = None,
+        thresholds: dict | None = None,
+        tolerance: dict | None = None,
+        baseline: bool = True,
+        name: str = "",
+    ):
+        """Compiles (cached), uploads (once per session), runs, writes the results, then
+        checks `thresholds` and the baseline; returns the Result."""
+        from kenning_hil.judge.baselines import parse_tolerances
+        from kenning_hil.judge.thresholds import parse_thresholds
+
+        harness = self._state.harness
+        test_id = self._node.nodeid
+        index = self._runs
+        self._runs += 1
+        limit = capped_samples(samples if samples is not None else self.samples,
+                               self._state.options.samples)
+        request = _user_errors(
+            harness.request, model, dataset, optimizer, limit, name,
+            search=[Path(self._node.path).parent],
+        )
+        checks = _user_errors(parse_thresholds, thresholds, "hil.run")
+        tolerances = _user_errors(parse_tolerances, tolerance, "hil.run")
+        result = _user_errors(harness.run, self.target, request, test_id, index)
+        return finish(self._node, harness, result, checks, tolerances, baseline,
+                      baseline_id=test_id if index == 0 else f"{test_id}#{name or index}")
+
+
+def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, baseline_id: str,
+           where: str = "hil.run thresholds"):
+    """Records the result on the test (properties, measurements, extras), then judges it.
+    `where` names the thresholds' origin in messages (a suite file, or hil.run)."""
+    record(node, result)
+    verdict = _user_errors(harness.judge, result, thresholds, tolerances, baseline_id,
+                           use_baseline, where)
+    if verdict.baseline_status:  # counted by the controller for its summary line
+        node.user_properties.append((BASELINE_PROPERTY, verdict.baseline_status))
+    for note in verdict.notes:
+        warnings.warn(f"kenning-hil: {baseline_id}: {note}", stacklevel=3)
+    if verdict.failures:
+        from kenning_hil.run.outcome import failure_message
+
+        pytest.fail(failure_message(result, verdict.failures), pytrace=False)
+    return result
+
+
+def record(node, result) -> None:
+    properties = dict(node.user_properties)
+
+    def put(name: str, value: Any) -> None:
+        if value is None:
+            return
+        if name in properties:
+            node.user_properties[:] = [(k, v) for k, v in node.user_properties if k != name]
+        node.user_properties.append((name, value))
+        properties[name] = value
+
+    from kenning_hil.report.summary import result_properties
+
+    for name, value in result_properties(result):
+        put(name, value)
+    if MEASUREMENTS_KEY in node.stash:
+        node.stash[MEASUREMENTS_KEY].update_measurements(result.measurements.to_dict())
+    node.stash.setdefault(RESULT_KEY, []).append(result)

@@ -1,0 +1,121 @@
+"""Options: command line, ini keys, markers, and their resolution into HILSettings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kenning_hil.config.options import OPTIONS
+from kenning_hil.config.settings import HILSettings
+from kenning_hil.pytest_plugin.reporting import HILReporter
+from kenning_hil.pytest_plugin.state import OPTIONS_KEY, _catalog
+
+MARKERS = {
+    "hil": "test runs a model on a target (hardware in the loop)",
+    "nightly": "long-running test meant for nightly jobs",
+    "slow": "test takes more than a few seconds",
+    "gpu": "test needs a GPU (skipped when nvidia-smi -L lists none or is not installed)",
+    "sim": "test needs simulated boards (QEMU and the Arm toolchain)",
+    "target(name, ...)": "pin a test to the named targets",
+}
+
+_INI_TYPES = {"list": "args", "pathlist": "args", "bool": "bool"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kenning-hil", "hardware-in-the-loop tests (kenning-hil)")
+    for option in OPTIONS:
+        group.addoption(option.flag, **option.argparse_kwargs())
+        parser.addini(option.ini, f"{option.help} (ini form of {option.flag})",
+                      type=_INI_TYPES.get(option.kind, "string"), default=None)
+
+
+# ------------------------------------------------------------------------------ options
+
+
+HILOptions = HILSettings  # the resolved settings of this pytest run
+
+
+def _raw_values(config: pytest.Config, getter: Any, ini: bool) -> dict[str, Any]:
+    values = {}
+    for option in OPTIONS:
+        value = getter(option.ini if ini else option.dest)
+        values[option.dest] = None if value in ("", []) else value
+    return values
+
+
+def resolve_options(config: pytest.Config) -> HILSettings:
+    """Command line, then environment, then ini, then the default (kenning_hil.config.settings)."""
+    from kenning_hil.core.errors import KenningHILError
+
+    command_line = _raw_values(config, lambda dest: config.getoption(dest, None), ini=False)
+    ini = _raw_values(config, config.getini, ini=True)
+    try:
+        settings = HILSettings.resolve(config.rootpath, command_line, ini,
+                                       cwd=config.invocation_params.dir)
+        if not hasattr(config, "workerinput"):
+            settings.prepare_report_dir()
+    except KenningHILError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    options = resolve_options(config)
+    config.stash[OPTIONS_KEY] = options
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        config.pluginmanager.register(HILReporter(config), "kenning-hil-reporter")
+    _add_suites_to_args(config, options)
+
+
+def _add_suites_to_args(config: pytest.Config, options: HILOptions) -> None:
+    """Suites join the paths pytest collects. `--suite` always adds; with no path arguments
+    it runs only the suites (not `testpaths`). The ini key `hil_suite` works like
+    `testpaths`: its suites join the default collection only when no path arguments are
+    given, so `pytest test_x.py::test_g` runs just that test."""
+    if not options.suites:
+        return
+    source = getattr(config, "args_source", None)
+    no_paths = source is not None and source != pytest.Config.ArgsSource.ARGS
+    from_command_line = options.sources.get("suite") == "command line"
+    if not (from_command_line or no_paths):
+        options.suites = []  # paths were given: the ini's suites are not part of this run
+        return
+    missing = [str(p) for p in options.suites if not p.is_file()]
+    if missing:
+        flag = _given_by(options, "suite")
+        raise pytest.UsageError(f"{flag}: no such file: {', '.join(missing)}")
+    args = [str(p) for p in options.suites]
+    if from_command_line and no_paths:
+        config.args[:] = args  # only suites were asked for: not the testpaths too
+    else:
+        config.args.extend(a for a in args if a not in config.args)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # unknown target names are a usage error before anything runs
+    options = session.config.stash[OPTIONS_KEY]
+    if options.targets_given:
+        from kenning_hil.core.errors import KenningHILError
+
+        catalog = _catalog(session.config)
+        for name in options.targets:
+            try:
+                catalog.get(name)
+            except KenningHILError as exc:
+                raise pytest.UsageError(f"{_given_by(options, 'target')}: {exc}") from None
+
+
+def _given_by(options: HILOptions, dest: str) -> str:
+    """Where a setting came from, as a message prefix: ``--target``, ``hil_target (ini)``
+    or ``KENNING_HIL_X (environment)``, so a user knows which line to correct."""
+    option = next(o for o in OPTIONS if o.dest == dest)
+    source = options.sources.get(dest, "command line")
+    if source.startswith("ini "):
+        return f"{option.ini} (ini)"
+    if source.startswith("environment "):
+        return f"{source.removeprefix('environment ')} (environment)"
+    return option.flag
