@@ -32,7 +32,8 @@ demo: setup
 	$(VENV)/bin/pytest -p no:cacheprovider -n 2 suites/mlperf_tiny.yaml \
 		--target=host-litert --target=qemu-m4 --samples 10 --hil-report $(RESULTS)/demo/mlperf_tiny
 
-test: setup
+# lint first: a broken layer contract fails the run before the long tests start
+test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -40,6 +41,7 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check kenning_hil tests benchmarks scripts
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) build results .pytest_cache

@@ -24,7 +24,7 @@ from kenning_hil.datasets.mlperf_tiny import (  # noqa: E402
     MLPERF_TINY_MODELS,
     mlperf_tiny_model_path,
 )
-from kenning_hil.runtimes.tflite_agreement import random_int8_inputs  # noqa: E402
+from kenning_hil.judge.agreement import random_int8_inputs  # noqa: E402
 
 WARMUP = 10
 

@@ -20,10 +20,7 @@ pytest.importorskip("tflite_micro", reason="needs the 'tflm' extra")
 
 from optimizers.conftest import digits_dataset, digits_int8_tflite, digits_onnx  # noqa: E402,F401
 
-from kenning_hil.runtimes.tflite_agreement import (  # noqa: E402
-    compare_runtimes,
-    render_agreement_table,
-)
+from kenning_hil.judge.agreement import compare_runtimes, render_agreement_table  # noqa: E402
 
 SAMPLES = 100
 

@@ -58,7 +58,7 @@ def test_arena_sizes_near_the_limit_fail_cleanly_instead_of_crashing(digits_int8
 
 def test_agrees_with_litert_reference_kernels(digits_int8_tflite):
     pytest.importorskip("ai_edge_litert", reason="needs the 'litert' extra")
-    from kenning_hil.runtimes.tflite_agreement import compare_runtimes
+    from kenning_hil.judge.agreement import compare_runtimes
 
     rows = compare_runtimes(digits_int8_tflite, count=50, names=("litert-ref", "tflm"))
     (row,) = rows

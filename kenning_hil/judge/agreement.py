@@ -2,7 +2,7 @@
 inputs through LiteRT's reference kernels (the oracle), LiteRT's default kernels and TFLite
 Micro, compared output by output.
 
-    python -m kenning_hil.runtimes.tflite_agreement [MODEL.tflite ...]
+    python -m kenning_hil.judge.agreement [MODEL.tflite ...]
 
 prints the table (default models: the MLPerf Tiny four under the models path).
 """
