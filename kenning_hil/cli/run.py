@@ -10,7 +10,7 @@ from typing import Any
 
 from kenning_hil.blocks.registry import registered_names, resolve_class
 from kenning_hil.core.errors import ConfigurationError, KenningHILError, one_line
-from kenning_hil.core.measurements import to_jsonable
+from kenning_hil.core.measurements import COMPILED_MODEL_SIZE, to_jsonable
 
 RESULTS_DIR = Path("results")
 
@@ -151,13 +151,14 @@ def format_summary(summary: dict, output: Path) -> str:
             lines.append(f"{key.replace('_', '-')}: {summary[key]:.4f}")
     latency = summary.get("latency")
     if latency:
-        from kenning_hil.judge.metrics import format_seconds
+        from kenning_hil.judge.metrics import format_latency
 
+        unit = latency["unit"]
         lines.append(  # the units the pytest table and the reports use
-            f"latency p50: {format_seconds(latency['p50'])}, "
-            f"p95: {format_seconds(latency['p95'])}"
+            f"latency p50: {format_latency(latency['p50'], unit)}, "
+            f"p95: {format_latency(latency['p95'], unit)} (from {latency['source']})"
         )
-    if "compiled_model_size" in summary:
-        lines.append(f"compiled model size: {summary['compiled_model_size']} bytes")
+    if COMPILED_MODEL_SIZE in summary:
+        lines.append(f"compiled model size: {summary[COMPILED_MODEL_SIZE]} bytes")
     lines.append(f"measurements: {output}")
     return "\n".join(lines)

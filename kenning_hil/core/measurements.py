@@ -1,5 +1,7 @@
-"""Measurements: performance and quality metrics collected during a run, and how they are
-gathered (decorators, a system-statistics thread) and saved (atomic JSON).
+"""Measurements: performance and quality metrics collected during a run, their names (the
+one vocabulary of keys, and where per-inference latency comes from), and how they are
+gathered (decorators, a system-statistics thread), summarised (`Latency`) and saved (atomic
+JSON).
 
 Clock: every timestamp and duration here comes from ``time.perf_counter_ns()``. On Linux
 that is CLOCK_MONOTONIC, so values from different processes of one machine (e.g. a test and
@@ -40,6 +42,66 @@ from kenning_hil.core.errors import ConfigurationError, os_reason
 _MIN_FINAL_SAMPLE_NS = 10_000_000
 """A last, partial sampling interval shorter than this (10 ms, one kernel clock tick of
 CPU time accounting) gives only 0 % or 100 % per core, so the collector drops it."""
+
+# ------------------------------------------------------------------------------- names
+# The measurement keys every part writes and reads: runtimes, targets and their firmware (the
+# C code's STATS names cite these constants), results, judge and report.
+
+TARGET_STEP = "target_inference_step"
+"""ns per inference (or batch) timed on the target itself."""
+PROTOCOL_STEP = "protocol_inference_step"
+"""ns per inference, the host-timed round trip of the protocol's PROCESS request."""
+TARGET_INSTRUCTIONS = "target_inference_instructions"
+"""Instructions per inference, counted by a simulated board (QEMU -icount)."""
+LAST_INSTRUCTIONS = "last_inference_instructions"
+"""The firmware's count of its last inference only, when it is not one per inference."""
+TARGET_CYCLES = "target_inference_cycles"
+"""CPU cycles per inference, counted by a board that knows no clock frequency."""
+WRAPPER_STEP = "inference_step"
+"""ns per batch of a model wrapper's own inference (`ModelWrapper.test_inference`)."""
+TIMESTAMP_SUFFIX = "_timestamp"
+"""`<key>_timestamp`: start times (ns) of the values of a timed `<key>`."""
+PEAK_ALLOCATED = "peak_allocated"
+"""Bytes: the most the target's allocator held at once (its RAM use)."""
+ARENA_SIZE = "arena_size"
+"""Bytes of the firmware's tensor arena."""
+MODEL_SIZE = "model_size"
+"""Bytes of the model the firmware holds."""
+INFERENCE_COUNT = "inference_count"
+"""Inferences the firmware ran since its model was loaded."""
+UART_RX_OVERRUNS = "uart_rx_overruns"
+"""Bytes the firmware's UART lost because its receive buffer was full."""
+COMPILED_MODEL_SIZE = "compiled_model_size"
+"""Bytes of the compiled model (a file, or every file of a model directory)."""
+SAMPLES_TOTAL = "total"
+"""Samples a dataset evaluated."""
+SESSION_UTILIZATION = "session_utilization"
+"""Prefix of the system statistics sampled during an inference session."""
+
+SECONDS = "s"
+INSTRUCTIONS = "instructions"
+CYCLES = "cycles"
+COUNT_UNITS = (INSTRUCTIONS, CYCLES)
+"""Units of latencies the target counts instead of timing."""
+
+
+@dataclass(frozen=True)
+class LatencySource:
+    """A measurement that per-inference latency can come from, and its unit."""
+
+    key: str
+    unit: str  # SECONDS (the values are ns) or one of COUNT_UNITS (kept as counted)
+
+
+LATENCY_SOURCES = (
+    LatencySource(TARGET_STEP, SECONDS),
+    LatencySource(TARGET_INSTRUCTIONS, INSTRUCTIONS),
+    LatencySource(TARGET_CYCLES, CYCLES),
+    LatencySource(PROTOCOL_STEP, SECONDS),
+)
+"""In priority order, the first one measured wins: time on the target, else a count the target
+makes (instructions under QEMU, cycles on a board without a clock frequency), else the
+host-timed round trip (which includes the transport)."""
 
 
 class MeasurementsJSONEncoder(json.JSONEncoder):
@@ -548,6 +610,10 @@ def summary_fields(values: np.ndarray) -> dict[str, float | int]:
             "max": float(values.max())}
 
 
+LATENCY_STATS = ("mean", "p50", "p95", "p99", "min", "max")
+"""The statistics of a latency summary, as thresholds name them (latency.p95, ...)."""
+
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Summary of latencies, in seconds."""
@@ -572,3 +638,42 @@ class LatencyStats:
 
     def to_dict(self) -> dict[str, float | int]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Latency(LatencyStats):
+    """Per-inference latency in `unit` (seconds, or instructions / cycles counted by the
+    target), and the measurement it comes from (a LATENCY_SOURCES key)."""
+
+    source: str = ""
+    samples: tuple[float, ...] = dataclasses.field(default=(), repr=False)
+    unit: str = SECONDS
+
+    @property
+    def metric_prefix(self) -> str:
+        """How thresholds and baselines name these values: latency.p95 (seconds),
+        instructions.p95, cycles.p95."""
+        return "latency" if self.unit == SECONDS else self.unit
+
+    @classmethod
+    def from_measurements(cls, measurements: Any) -> Latency | None:
+        """From the first of LATENCY_SOURCES that `measurements` (a mapping or Measurements)
+        holds values of; None when it holds none."""
+        for source in LATENCY_SOURCES:
+            values = measurements.get(source.key)
+            if values:
+                # times arrive in ns; counts are kept as counted
+                scale = 1e9 if source.unit == SECONDS else 1.0
+                samples = np.asarray(values, dtype=np.float64).ravel() / scale
+                return cls(**summary_fields(samples), source=source.key,
+                           samples=tuple(float(v) for v in samples), unit=source.unit)
+        return None
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return {k: getattr(self, k) for k in ("count", *LATENCY_STATS, "source", "unit")}
+
+
+def inferences_measured(measurements: Any) -> int:
+    """How many inferences a run timed: its host-timed round trips, else the target's own
+    times (a local run)."""
+    return len(measurements.get(PROTOCOL_STEP) or measurements.get(TARGET_STEP) or [])

@@ -22,7 +22,7 @@ from kenning_hil.core.iospec import (
     tensor_shape,
     validate_io_specification,
 )
-from kenning_hil.core.measurements import Measurements
+from kenning_hil.core.measurements import TIMESTAMP_SUFFIX, WRAPPER_STEP, Measurements
 
 
 def wire_dtype(entry: dict) -> np.dtype:
@@ -289,6 +289,6 @@ class ModelWrapper(ArgumentsHandler):
             dataset.merge_evaluation(measurements, dataset.evaluate(predictions, truth))
         for key, value in dataset.compute_quality_metrics(measurements).items():
             measurements.initialize_measurement(key, value)
-        measurements.add_measurements_list("inference_step", durations)
-        measurements.add_measurements_list("inference_step_timestamp", starts)
+        measurements.add_measurements_list(WRAPPER_STEP, durations)
+        measurements.add_measurements_list(WRAPPER_STEP + TIMESTAMP_SUFFIX, starts)
         return measurements

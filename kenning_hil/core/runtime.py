@@ -44,6 +44,11 @@ from kenning_hil.core.iospec import (
     validate_io_specification,
 )
 from kenning_hil.core.measurements import (
+    COMPILED_MODEL_SIZE,
+    PROTOCOL_STEP,
+    SESSION_UTILIZATION,
+    TARGET_STEP,
+    TIMESTAMP_SUFFIX,
     Measurements,
     MeasurementsCollector,
     SystemStatsCollector,
@@ -62,18 +67,16 @@ from kenning_hil.core.protocol import (
     MessageType,
     ProtocolError,
     RequestDeniedError,
+    RuntimeProtocol,
     ServerSession,
     ServerStatus,
 )
 
-INFERENCE_STEP_KEY = "target_inference_step"
 OUTPUT_GROUP = 64
 """Batches whose outputs run_locally joins at once: few live output arrays keep the memory
 they use warm in cache (holding thousands until the chunk ends costs ~0.5 us per sample)."""
-PROTOCOL_STEP_KEY = "protocol_inference_step"
 SERVER_POLL_SECONDS = 0.2
 """How often `run_server` checks whether `close_server` was called."""
-SESSION_STATS_PREFIX = "session_utilization"
 
 
 def model_size(path: Path) -> int:
@@ -101,7 +104,11 @@ class Runtime(ArgumentsHandler):
     stats_step: float = 0.1
     """Seconds between system statistics samples during an inference session."""
 
-    def __init__(self, protocol: Any = None, disable_performance_measurements: bool = False):
+    def __init__(
+        self,
+        protocol: RuntimeProtocol | None = None,
+        disable_performance_measurements: bool = False,
+    ):
         self.protocol = protocol
         self.disable_performance_measurements = disable_performance_measurements
         self.model_path: Path | None = None
@@ -109,6 +116,13 @@ class Runtime(ArgumentsHandler):
         self.input_spec: list[dict] | None = None
         self.output_spec: list[dict] | None = None
         self.statsmeasurements: SystemStatsCollector | None = None
+        # target (server) side state, set afresh by prepare_server
+        self._server_prepared = False
+        self._serving = False
+        self._target_steps: list[int] = []
+        self._target_step_starts: list[int] = []
+        self._positional_spec: dict | None = None
+        self._model_loaded_for_session = False
 
     # --- formats ----------------------------------------------------------------------------
 
@@ -282,7 +296,7 @@ class Runtime(ArgumentsHandler):
         """Marks the start of inference: starts sampling system statistics."""
         if self.disable_performance_measurements or self.statsmeasurements is not None:
             return
-        self.statsmeasurements = SystemStatsCollector(SESSION_STATS_PREFIX, self.stats_step)
+        self.statsmeasurements = SystemStatsCollector(SESSION_UTILIZATION, self.stats_step)
         self.statsmeasurements.start()
 
     def inference_session_end(self) -> Measurements:
@@ -342,9 +356,9 @@ class Runtime(ArgumentsHandler):
             session_stats = self.inference_session_end()
         for key, value in dataset.compute_quality_metrics(measurements).items():
             measurements.initialize_measurement(key, value)
-        measurements.add_measurements_list(INFERENCE_STEP_KEY, durations)
-        measurements.add_measurements_list(f"{INFERENCE_STEP_KEY}_timestamp", starts)
-        measurements.initialize_measurement("compiled_model_size", model_size(self.model_path))
+        measurements.add_measurements_list(TARGET_STEP, durations)
+        measurements.add_measurements_list(TARGET_STEP + TIMESTAMP_SUFFIX, starts)
+        measurements.initialize_measurement(COMPILED_MODEL_SIZE, model_size(self.model_path))
         # session statistics are already in the collector (inference_session_end)
         MeasurementsCollector.measurements.update_measurements(measurements)
         measurements.update_measurements(session_stats)
@@ -352,7 +366,7 @@ class Runtime(ArgumentsHandler):
 
     # --- over a protocol: client (host) side --------------------------------------------------
 
-    def _require_protocol(self, what: str) -> Any:
+    def _require_protocol(self, what: str) -> RuntimeProtocol:
         if self.protocol is None:
             raise ConfigurationError(
                 f"{type(self).__name__}.{what} needs a protocol (scenario key 'protocol')"
@@ -369,14 +383,10 @@ class Runtime(ArgumentsHandler):
         protocol = self._require_protocol("upload_essentials")
         if self.io_specification is not None:
             spec = self.io_specification
-            if getattr(protocol, "host_quantization", False):
+            if protocol.host_quantization:
                 # int8 travels both ways: the target must take and give raw model tensors
                 spec = raw_tensor_io_specification(spec)
-            if hasattr(protocol, "upload_io_specification_dict"):
-                accepted = protocol.upload_io_specification_dict(spec)
-            else:
-                accepted = protocol.upload_io_specification(io_spec_path(compiled_model_path))
-            if not accepted:
+            if not protocol.upload_io_specification_dict(spec):
                 raise _denied(protocol, MessageType.IO_SPEC)
         if not protocol.upload_model(Path(compiled_model_path)):
             raise _denied(protocol, MessageType.MODEL)
@@ -399,7 +409,7 @@ class Runtime(ArgumentsHandler):
         self.model_path = Path(compiled_model_path)
         spec = load_io_specification(io_spec_path(self.model_path))
         self.read_io_specification(spec or modelwrapper.get_io_specification())
-        host_quantization = bool(getattr(protocol, "host_quantization", False))
+        host_quantization = protocol.host_quantization
         measurements = Measurements()
         steps: list[int] = []
         starts: list[int] = []
@@ -486,20 +496,21 @@ class Runtime(ArgumentsHandler):
     ) -> None:
         for key, value in dataset.compute_quality_metrics(measurements).items():
             measurements.initialize_measurement(key, value)
-        measurements.add_measurements_list(PROTOCOL_STEP_KEY, steps)
-        measurements.add_measurements_list(f"{PROTOCOL_STEP_KEY}_timestamp", starts)
+        measurements.add_measurements_list(PROTOCOL_STEP, steps)
+        measurements.add_measurements_list(PROTOCOL_STEP + TIMESTAMP_SUFFIX, starts)
         if self.model_path is not None and Path(self.model_path).exists():
-            measurements.initialize_measurement("compiled_model_size", model_size(self.model_path))
+            measurements.initialize_measurement(COMPILED_MODEL_SIZE, model_size(self.model_path))
 
     # --- over a protocol: server (target) side -------------------------------------------------
 
     def prepare_server(self) -> bool:
         """Starts listening (seed): binds the TCP port or opens the serial port."""
         self._serving = False
-        self._target_steps: list[int] = []
-        self._target_step_starts: list[int] = []
-        self._positional_spec: dict | None = None
+        self._target_steps = []
+        self._target_step_starts = []
+        self._positional_spec = None
         self._model_loaded_for_session = False
+        self._server_prepared = True
         return self._require_protocol("prepare_server").initialize_server()
 
     def run_server(self) -> None:
@@ -511,7 +522,7 @@ class Runtime(ArgumentsHandler):
         handed to the runtime's model loader: nothing received is executed or unpickled.
         """
         protocol = self._require_protocol("run_server")
-        if not hasattr(self, "_target_steps"):
+        if not self._server_prepared:
             self.prepare_server()
         session = ServerSession()
         handlers = {
@@ -550,7 +561,7 @@ class Runtime(ArgumentsHandler):
             protocol.close_server()
 
     def _serve_request(
-        self, protocol: Any, session: ServerSession, handlers: dict, message: Any
+        self, protocol: RuntimeProtocol, session: ServerSession, handlers: dict, message: Any
     ) -> None:
         mtype = message.message_type
         refusal = session.refusal(message)
@@ -591,7 +602,7 @@ class Runtime(ArgumentsHandler):
         return True
 
     def _receive_model(self, message: Any) -> bool:
-        if getattr(self, "_positional_spec", None) is not None:
+        if self._positional_spec is not None:
             # names are not known yet: load the model without binding the placeholder names
             self.io_specification = self.input_spec = self.output_spec = None
         self._model_loaded_for_session = False
@@ -599,7 +610,7 @@ class Runtime(ArgumentsHandler):
         if loaded is False:
             return False
         self._model_loaded_for_session = True
-        if getattr(self, "_positional_spec", None) is not None:
+        if self._positional_spec is not None:
             self._apply_positional_spec()
         return True
 
@@ -639,8 +650,8 @@ class Runtime(ArgumentsHandler):
         """JSON statistics of this session: `target_inference_step` (ns per inference, timed
         around `run`) with its `_timestamp`, plus the system statistics sampled so far."""
         stats: dict[str, Any] = {
-            INFERENCE_STEP_KEY: list(self._target_steps),
-            f"{INFERENCE_STEP_KEY}_timestamp": list(self._target_step_starts),
+            TARGET_STEP: list(self._target_steps),
+            TARGET_STEP + TIMESTAMP_SUFFIX: list(self._target_step_starts),
         }
         collector = self.statsmeasurements
         if collector is not None:
@@ -657,7 +668,7 @@ class Runtime(ArgumentsHandler):
 _WHOLE_MESSAGE_REQUESTS = frozenset({int(MessageType.IO_SPEC), int(MessageType.MODEL)})
 
 
-def _denied(protocol: Any, message_type: MessageType) -> RequestDeniedError:
+def _denied(protocol: RuntimeProtocol, message_type: MessageType) -> RequestDeniedError:
     reason = protocol.refusal_reason() or "no reason given"
     return RequestDeniedError(f"refused: {reason}", protocol.target_name, message_type)
 

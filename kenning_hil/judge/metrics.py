@@ -13,13 +13,15 @@ import re
 from typing import Any
 
 from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.measurements import COUNT_UNITS, SECONDS
 
-LATENCY_STATS = ("mean", "p50", "p95", "p99", "min", "max")
 # quality metrics whose smaller values are better
 _LOWER_IS_BETTER = re.compile(r"(error|loss|mse|mae|rmse|distance|false_)", re.IGNORECASE)
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _COUNT_UNITS = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
-COUNT_PREFIXES = ("instructions", "cycles")  # per-inference counts made by the target
+COUNT_PREFIXES = COUNT_UNITS  # per-inference counts made by the target, named by their unit
+TIMING_METRIC_PREFIXES = ("latency", *COUNT_PREFIXES)
+"""The families of per-inference latency metrics: seconds, or a count the target makes."""
 _COMPARISON = re.compile(r"^\s*(>=|<=|>|<|==)?\s*([-+]?[0-9.eE+-]+)\s*([A-Za-zµ]*)\s*$")
 
 
@@ -84,6 +86,12 @@ def format_metric(metric: str, value: float | None) -> str:
     if kind == "size":
         return f"{int(round(value))} B"
     return f"{value:.4g}"
+
+
+def format_latency(value: float, unit: str) -> str:
+    """A per-inference latency in its unit: seconds ('1.234 ms') or a count ('37.55 M
+    instructions')."""
+    return format_seconds(value) if unit == SECONDS else format_count(value, unit)
 
 
 def format_count(value: float, unit: str) -> str:

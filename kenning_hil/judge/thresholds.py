@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.measurements import LATENCY_STATS
 from kenning_hil.judge.metrics import (
     _COMPARISON,
-    COUNT_PREFIXES,
-    LATENCY_STATS,
+    TIMING_METRIC_PREFIXES,
     format_metric,
     lower_is_better,
     parse_value,
@@ -51,13 +51,8 @@ class Threshold:
 def parse_threshold(metric: str, spec: Any, source: str) -> Threshold:
     """`spec`: a bare number (a floor for quality, a ceiling for latency/size), a string such
     as '>= 0.9' or '<= 120ms', or a mapping {min: ..., max: ...}."""
-    if metric == "latency" or (metric.startswith("latency.") and metric[8:] not in LATENCY_STATS):
-        raise ConfigurationError(
-            f"{source}: threshold '{metric}': latency thresholds are latency.<stat> with "
-            f"<stat> one of {', '.join(LATENCY_STATS)}"
-        )
     family, _, stat = metric.partition(".")
-    if family in COUNT_PREFIXES and stat not in LATENCY_STATS:
+    if family in TIMING_METRIC_PREFIXES and stat not in LATENCY_STATS:
         raise ConfigurationError(
             f"{source}: threshold '{metric}': {family} thresholds are {family}.<stat> with "
             f"<stat> one of {', '.join(LATENCY_STATS)}"

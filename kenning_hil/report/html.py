@@ -10,6 +10,7 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kenning_hil.core.measurements import SECONDS
 from kenning_hil.judge.metrics import format_metric
 
 
@@ -50,7 +51,7 @@ def result_extras(
     for result in results:
         extras.append(make_html(result_table(result)))
         # the figure is drawn in milliseconds: counted latencies (instructions) have none
-        if result.latency is not None and result.latency.samples and result.latency.unit == "s":
+        if result.latency is not None and result.latency.samples and result.latency.unit == SECONDS:
             png = latency_samples_png(result.latency.samples, result.test_id, result.latency.source)
             if png is not None:
                 extras.append(make_png(base64.b64encode(png).decode(), name="latency"))

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import quote
 
+from kenning_hil.core.measurements import SECONDS
 from kenning_hil.report.summary import SummaryRow, load_rows, row_cells
 
 TITLE = "kenning-hil report"
@@ -165,7 +166,7 @@ def rerender(directory: Path) -> Path:
 def latency_overview(rows: Sequence[SummaryRow], directory: Path) -> Path | None:
     """A horizontal bar chart of p50 with p95 markers, one bar per test."""
     # seconds only: a count (instructions) has no place on a time axis
-    timed = [r for r in rows if r.latency_p50 is not None and r.latency_unit == "s"]
+    timed = [r for r in rows if r.latency_p50 is not None and r.latency_unit == SECONDS]
     if not timed:
         return None
     try:

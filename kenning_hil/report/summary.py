@@ -8,7 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kenning_hil.judge.metrics import format_count, format_seconds
+from kenning_hil.core.measurements import SECONDS
+from kenning_hil.judge.metrics import format_latency
 
 # record_property names: what JUnit XML carries and CI dashboards read
 PROPERTY_NAMES = (
@@ -35,7 +36,7 @@ class SummaryRow:
     compiled_size: int | None = None
     reason: str = ""
     results: str | None = None
-    latency_unit: str = "s"  # or instructions / cycles counted by the target
+    latency_unit: str = SECONDS  # or instructions / cycles counted by the target
 
     @classmethod
     def from_properties(
@@ -65,15 +66,15 @@ class SummaryRow:
             compiled_size=None if size is None else int(size),
             reason=reason,
             results=props.get("hil_results"),
-            latency_unit=str(props.get("latency_unit") or "s"),
+            latency_unit=str(props.get("latency_unit") or SECONDS),
         )
 
 
-def _cell(value: float | None, kind: str, unit: str = "s") -> str:
+def _cell(value: float | None, kind: str, unit: str = SECONDS) -> str:
     if value is None:
         return "-"
     if kind == "latency":
-        return format_seconds(value) if unit == "s" else format_count(value, unit)
+        return format_latency(value, unit)
     if kind == "size":
         return f"{int(value)} B"
     return f"{value:.4f}"

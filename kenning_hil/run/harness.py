@@ -18,7 +18,10 @@ from typing import Any
 
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
 from kenning_hil.core.measurements import (
+    PEAK_ALLOCATED,
+    Latency,
     Measurements,
+    inferences_measured,
     save_json_file,
 )
 from kenning_hil.judge.baselines import (
@@ -30,6 +33,7 @@ from kenning_hil.judge.baselines import (
     baseline_record,
     compare_to_baseline,
 )
+from kenning_hil.judge.metrics import TIMING_METRIC_PREFIXES
 from kenning_hil.judge.thresholds import Threshold, check_thresholds
 from kenning_hil.protocols.session import SessionProtocol
 from kenning_hil.run.compile_cache import (
@@ -40,7 +44,7 @@ from kenning_hil.run.compile_cache import (
 )
 from kenning_hil.run.outcome import Incompatible
 from kenning_hil.run.request import RunRequest, dataset_entry, model_entry, optimizer_entries
-from kenning_hil.run.results import PROTOCOL_STEP, TARGET_STEP, Latency, Result, scalar_metrics
+from kenning_hil.run.results import Result, scalar_metrics
 from kenning_hil.targets.sessions import SessionManager
 from kenning_hil.targets.target import Target
 
@@ -250,7 +254,7 @@ class Harness:
         )
         # run_client has evaluated the dataset: its metrics are among the measurements
         metrics = scalar_metrics(measurements.to_dict())
-        ram = measurements.get("peak_allocated")
+        ram = measurements.get(PEAK_ALLOCATED)
         if isinstance(ram, list):
             ram = max(ram) if ram else None
         result = Result(
@@ -258,7 +262,7 @@ class Harness:
             target=target.name,
             model=request.model_name,
             optimizers=request.optimizers,
-            samples=len(measurements.get(PROTOCOL_STEP) or measurements.get(TARGET_STEP) or []),
+            samples=inferences_measured(measurements),
             metrics=metrics,
             latency=Latency.from_measurements(measurements),
             compiled_size=size,
@@ -388,8 +392,6 @@ def split_timing_thresholds(
     ]
     return applicable, notes
 
-
-TIMING_METRIC_PREFIXES = ("latency", "instructions", "cycles")
 
 
 def with_model_io_spec(entry: dict, wrapper: Any) -> dict:

@@ -26,10 +26,17 @@ from typing import Any
 from kenning_hil.blocks.entries import build_block, load_scenario, validate_scenario
 from kenning_hil.core.dataset import Dataset
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
-from kenning_hil.core.measurements import LatencyStats, Measurements, write_json_atomic
+from kenning_hil.core.measurements import (
+    COMPILED_MODEL_SIZE,
+    SAMPLES_TOTAL,
+    Latency,
+    Measurements,
+    inferences_measured,
+    write_json_atomic,
+)
 from kenning_hil.core.model import ModelWrapper
 from kenning_hil.core.optimizer import Optimizer
-from kenning_hil.core.runtime import INFERENCE_STEP_KEY, Runtime
+from kenning_hil.core.runtime import Runtime
 
 
 @dataclass
@@ -46,20 +53,22 @@ class RunResult:
         return self.measurements.get("accuracy")
 
     @property
-    def latency(self) -> LatencyStats | None:
-        """Per-batch inference latency on the target (seconds)."""
-        values = self.measurements.get_values(INFERENCE_STEP_KEY)
-        return LatencyStats.from_ns(values) if values else None
+    def latency(self) -> Latency | None:
+        """Per-inference (per-batch when batched) latency, from the first measured of
+        LATENCY_SOURCES, as `hil.run` reports it: seconds on the target, else the target's
+        instruction or cycle counts, else the host-timed round trip."""
+        return Latency.from_measurements(self.measurements)
 
     @property
     def samples(self) -> int:
-        total = self.measurements.get("total")
+        total = self.measurements.get(SAMPLES_TOTAL)
         if isinstance(total, int):
             return total
-        return len(self.measurements.get_values(INFERENCE_STEP_KEY))
+        return inferences_measured(self.measurements)
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers: samples, quality, latency (s), compiled size (bytes)."""
+        """The headline numbers: samples, quality, latency (with its unit and source),
+        compiled size (bytes)."""
         summary: dict[str, Any] = {"name": self.name, "samples": self.samples}
         for key in ("accuracy", "top_3_accuracy", "mean_precision", "mean_recall"):
             if key in self.measurements:
@@ -67,8 +76,8 @@ class RunResult:
         latency = self.latency
         if latency is not None:
             summary["latency"] = latency.to_dict()
-        if "compiled_model_size" in self.measurements:
-            summary["compiled_model_size"] = self.measurements["compiled_model_size"]
+        if COMPILED_MODEL_SIZE in self.measurements:
+            summary[COMPILED_MODEL_SIZE] = self.measurements[COMPILED_MODEL_SIZE]
         return summary
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,72 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kenning_hil.core.measurements import (
-    LatencyStats,
+    COMPILED_MODEL_SIZE,
+    LATENCY_STATS,
+    SAMPLES_TOTAL,
+    TIMESTAMP_SUFFIX,
+    Latency,
     Measurements,
-    summary_fields,
 )
-from kenning_hil.judge.metrics import LATENCY_STATS
-
-TARGET_STEP = "target_inference_step"
-PROTOCOL_STEP = "protocol_inference_step"
-TARGET_INSTRUCTIONS = "target_inference_instructions"
-TARGET_CYCLES = "target_inference_cycles"
-# Where per-inference latency comes from (the first one measured) and its unit: time on the
-# target, else a count the target makes (instructions under QEMU, cycles on a board without a
-# clock frequency), else the host-timed PROCESS round trip.
-LATENCY_SOURCES = (
-    (TARGET_STEP, "s"),
-    (TARGET_INSTRUCTIONS, "instructions"),
-    (TARGET_CYCLES, "cycles"),
-    (PROTOCOL_STEP, "s"),
-)
-
 
 # ------------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Latency(LatencyStats):
-    """Per-inference latency in `unit` (seconds, or instructions / cycles counted by the
-    target), and which measurement it comes from."""
-
-    source: str = ""  # one of LATENCY_SOURCES
-    samples: tuple[float, ...] = field(default=(), repr=False)
-    unit: str = "s"  # "s", "instructions" or "cycles"
-
-    @property
-    def metric_prefix(self) -> str:
-        """How thresholds and baselines name these values: latency.p95 (seconds),
-        instructions.p95, cycles.p95."""
-        return "latency" if self.unit == "s" else self.unit
-
-    @classmethod
-    def from_measurements(cls, measurements: Mapping) -> Latency | None:
-        import numpy as np
-
-        for source, unit in LATENCY_SOURCES:
-            values = measurements.get(source)
-            if values:
-                # times arrive in ns; counts are kept as counted
-                samples = np.asarray(values, dtype=np.float64) / (1e9 if unit == "s" else 1.0)
-                return cls(**summary_fields(samples), source=source,
-                           samples=tuple(float(v) for v in samples), unit=unit)
-        return None
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("count", *LATENCY_STATS, "source", "unit")}
 
 
 @dataclass
 class Result:
     """What `hil.run` returns: quality metrics as attributes (``result.accuracy``),
-    ``latency`` (seconds, with its ``source``), ``compiled_size`` (bytes) and the raw
-    ``measurements``."""
+    ``latency`` (a `Latency`: seconds or a count, with its ``source``), ``compiled_size``
+    (bytes) and the raw ``measurements``."""
 
     test_id: str
     target: str
@@ -121,12 +76,12 @@ class Result:
 
 def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     """Quality metrics among dataset results: plain numbers, not timing or counts."""
-    skip = {"total", "compiled_model_size"}
+    skip = {SAMPLES_TOTAL, COMPILED_MODEL_SIZE}
     return {
         key: float(value)
         for key, value in values.items()
         if isinstance(value, (int, float))
         and not isinstance(value, bool)
         and key not in skip
-        and not key.endswith(("_step", "_timestamp", "_size", "_count"))
+        and not key.endswith(("_step", TIMESTAMP_SUFFIX, "_size", "_count"))
     }

@@ -3,10 +3,10 @@ note says a bound went unchecked only when no bound in the target's own unit is 
 
 import pytest
 
-from kenning_hil.core.measurements import Measurements
+from kenning_hil.core.measurements import Latency, Measurements
 from kenning_hil.judge.thresholds import parse_thresholds
 from kenning_hil.run.harness import split_timing_thresholds
-from kenning_hil.run.results import Latency, Result
+from kenning_hil.run.results import Result
 
 
 def result(source: str, values: list[float]) -> Result:

@@ -23,13 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
-from kenning_hil.core.measurements import Measurements
-from kenning_hil.protocols.bytes_protocol import UARTProtocol
-from kenning_hil.protocols.transport import TransportClosedError
-from kenning_hil.protocols.uart import SerialTransport
 from kenning_hil.sim.firmware_build import (
     ELF_NAME,
     FIRMWARE_DIR,
@@ -40,109 +35,18 @@ from kenning_hil.sim.firmware_build import (
     build_firmware,
 )
 from kenning_hil.sim.qemu import DEFAULT_QEMU, QemuError, QemuInstance
+from kenning_hil.sim.qemu_uart import QemuUARTProtocol
 from kenning_hil.targets.errors import TargetError
-from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetSession
+from kenning_hil.targets.kinds import (
+    Instance,
+    OpenContext,
+    RuntimeMeaning,
+    TargetKind,
+    TargetSession,
+)
 
 PROJECT_ROOT = FIRMWARE_DIR.parent
-INSTRUCTIONS_KEY = "target_inference_instructions"
-LAST_INSTRUCTIONS_KEY = "last_inference_instructions"
 QEMU_PACKAGE = "qemu-system-arm"
-
-
-class QemuUARTProtocol(UARTProtocol):
-    """UARTProtocol to a QEMU board: names the target in every error and turns the
-    firmware's last-inference instruction count into one count per inference.
-
-    Statistics are kept as lists growing since the connect, as a Kenning server keeps them,
-    so a session shared by several runs can tell each run's values apart.
-    """
-
-    def __init__(
-        self, label: str = "", count_instructions: bool = True, icount_shift: int = 0, **kwargs
-    ):
-        super().__init__(**kwargs)
-        self.label = label or self.port
-        self.count_instructions = count_instructions
-        self.icount_shift = icount_shift
-        self._instructions: list[int] = []
-        self._history: dict[str, list] = {}
-        self.board: QemuInstance | None = None  # the QEMU this protocol talks to
-
-    def describe_target(self) -> str:
-        return self.label
-
-    def open_client_transport(self) -> SerialTransport:
-        return _BoardUARTTransport(
-            self.label, self.board, self.port, self.baudrate, self.max_frame_size
-        )
-
-    def initialize_client(self) -> bool:
-        self._instructions = []
-        self._history = {}
-        return super().initialize_client()
-
-    def download_output(self) -> tuple[bool, bytes | None]:
-        ok, data = super().download_output()
-        if ok and self.count_instructions:
-            # the firmware keeps only its last inference's count: collect it now
-            counts = super().download_statistics().get_values(INSTRUCTIONS_KEY)
-            if counts:
-                self._instructions.append(int(counts[-1]) >> self.icount_shift)
-        return ok, data
-
-    def download_statistics(self, final: bool = False) -> Measurements:
-        stats = super().download_statistics(final=final)
-        for key, values in stats.to_dict().items():
-            if key == INSTRUCTIONS_KEY:
-                if self.count_instructions:
-                    continue  # collected per inference instead
-                # one count, of the last inference only: not a latency of the run
-                key = LAST_INSTRUCTIONS_KEY
-            if isinstance(values, list):
-                self._history.setdefault(key, []).extend(values)
-        result = Measurements({key: list(values) for key, values in self._history.items()})
-        if self.count_instructions and self._instructions:
-            result.data[INSTRUCTIONS_KEY] = list(self._instructions)
-        return result
-
-
-class _BoardUARTTransport(SerialTransport):
-    """The socket to QEMU's UART. Its name (in every protocol error) is the target's, and a
-    connection that closed because QEMU died says so, with QEMU's exit code and output."""
-
-    def __init__(self, label: str, board: QemuInstance | None, *args: Any):
-        super().__init__(*args)
-        self._label = label
-        self._board = board
-
-    @property
-    def name(self) -> str:
-        return self._label
-
-    def send(self, data: bytes) -> None:
-        try:
-            super().send(data)
-        except TransportClosedError as exc:
-            raise self._explained(exc) from exc
-
-    def receive(self, timeout: float | None) -> bytes:
-        try:
-            return super().receive(timeout)
-        except TransportClosedError as exc:
-            raise self._explained(exc) from exc
-
-    def _explained(self, exc: TransportClosedError) -> TransportClosedError:
-        process = self._board.process if self._board is not None else None
-        if process is None:
-            return exc
-        try:
-            # the socket closes as QEMU exits: give the exit a moment to be reaped
-            code = process.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            return exc  # QEMU still runs: the connection broke for another reason
-        return TransportClosedError(
-            f"{exc.reason}; QEMU exited with code {code}{_tail(self._board.log())}", self.name
-        )
 
 
 @cache
@@ -186,6 +90,7 @@ class QemuKind(TargetKind):
     }
     required = ("machine",)
     private_sessions = True
+    runtime_meaning = RuntimeMeaning.FIRMWARE  # the firmware runs the model
 
     @classmethod
     def check(cls, description) -> None:
@@ -301,11 +206,13 @@ class QemuKind(TargetKind):
             )
         return elf
 
-    def _protocol(self, label: str, url: str, context: OpenContext) -> QemuUARTProtocol:
+    def _protocol(
+        self, label: str, board: QemuInstance, context: OpenContext
+    ) -> QemuUARTProtocol:
         spec = dict(self.description.protocol or {"type": "uart"})
         params = {k: v for k, v in spec.items() if k not in ("type", "parameters")}
         params.update(spec.get("parameters") or {})
-        params["port"] = url
+        params["port"] = board.url
         params.setdefault("timeout", context.timeouts.request)
         params.setdefault("process_timeout", context.timeouts.request)
         try:
@@ -314,6 +221,7 @@ class QemuKind(TargetKind):
                 label=label,
                 count_instructions=self.counts_instructions,
                 icount_shift=self.icount_shift or 0,
+                board=board,  # the transport reports QEMU's exit
             )
         except ConfigurationError as exc:
             raise ConfigurationError(f"{self.description.source}: key 'protocol': {exc}") from exc
@@ -338,8 +246,7 @@ class QemuKind(TargetKind):
         protocol = None
         try:
             label = f"{where} (QEMU {self.machine}, pid {qemu.pid}, {qemu.url})"
-            protocol = self._protocol(label, qemu.url, context)
-            protocol.board = qemu  # before connecting: the transport reports QEMU's exit
+            protocol = self._protocol(label, qemu, context)
             protocol.initialize_client()
             yield TargetSession(
                 desc.name,
@@ -353,6 +260,7 @@ class QemuKind(TargetKind):
                     "icount_shift": self.icount_shift,
                     "timing": "instructions" if self.counts_instructions else desc.timing,
                 },
+                handle=qemu,
             )
         finally:
             if protocol is not None and qemu.running:
@@ -366,9 +274,7 @@ class QemuKind(TargetKind):
 
     def alive(self, session: TargetSession) -> bool:
         """Whether the QEMU behind `session` still runs (a dead one is not reused)."""
-        protocol = session.protocol
-        board = getattr(protocol, "board", None)
-        return protocol.connected and board is not None and board.running
+        return session.protocol.connected and session.handle.running
 
 
 def _build_dir(elf: Path) -> Path | None:
@@ -376,8 +282,3 @@ def _build_dir(elf: Path) -> Path | None:
     if elf.name == ELF_NAME and elf.parent.parent == FIRMWARE_DIR / "build":
         return elf.parent
     return None
-
-
-def _tail(text: str, limit: int = 300) -> str:
-    text = " | ".join(line for line in text.strip().splitlines() if line.strip())
-    return f" (QEMU output: {text[-limit:]})" if text else ""
