@@ -7,7 +7,11 @@ kernels take (mps2-an386, same models) KWS 42.2 M, VWW 99.3 M, IC 105.7 M, AD 1.
 instructions.
 
     .venv/bin/python benchmarks/bench_firmware_instructions.py [--boards mps2-an386 mps3-an547]
-        [--models kws vww ic ad]
+        [--models kws vww ic ad] [--profile]
+
+--profile also runs each model under a QEMU TCG plugin (firmware/tools/insn_profile_plugin.c)
+and prints where the instructions of the session go, per firmware function (the kernels run
+only during the inference; loading and the UART show under their own functions).
 
 Models come from the models path ($KENNING_HIL_MODELS, default ../shared/models).
 """
@@ -15,7 +19,10 @@ Models come from the models path ($KENNING_HIL_MODELS, default ../shared/models)
 from __future__ import annotations
 
 import argparse
+import bisect
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,11 +55,55 @@ def litert_reference(path: Path, x: np.ndarray) -> np.ndarray:
     return interp.get_tensor(interp.get_output_details()[0]["index"])
 
 
-def measure(board: str, elf: Path, path: Path, seed: int) -> dict:
+def function_ranges(elf: Path) -> list[tuple[int, int, str]]:
+    """(start, end, name) of the ELF's functions, by address."""
+    out = subprocess.run(["arm-none-eabi-nm", "-S", "-n", "--defined-only", str(elf)],
+                         check=True, capture_output=True, text=True).stdout
+    ranges = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "tTwW":
+            start = int(parts[0], 16) & ~1  # Thumb bit
+            ranges.append((start, start + int(parts[1], 16), parts[3]))
+    return ranges
+
+
+def profile_by_function(elf: Path, profile: Path) -> dict[str, int]:
+    """Instructions per function from the plugin's "address count" lines."""
+    ranges = function_ranges(elf)
+    starts = [r[0] for r in ranges]
+    totals: dict[str, int] = {}
+    for line in profile.read_text().splitlines():
+        addr_hex, count = line.split()
+        addr = int(addr_hex, 16)
+        i = bisect.bisect_right(starts, addr) - 1
+        name = ranges[i][2] if i >= 0 and addr < ranges[i][1] else f"?{addr_hex}"
+        totals[name] = totals.get(name, 0) + int(count)
+    return totals
+
+
+def profile_plugin() -> Path:
+    subprocess.run(["make", "-s", "-C", str(REPO / "firmware"), "profile-plugin"], check=True)
+    return REPO / "firmware" / "build" / "host" / "insn_profile_plugin.so"
+
+
+def print_profile(board: str, model: str, totals: dict[str, int], limit: int = 12) -> None:
+    total = sum(totals.values())
+    print(f"\nwhere the instructions of {model} on {board} go (whole session: upload, load, "
+          f"one inference; {total / 1e6:.2f} M):")
+    for name, n in sorted(totals.items(), key=lambda kv: -kv[1])[:limit]:
+        print(f"  {n / 1e6:8.3f} M  {100 * n / total:5.1f} %  {name}")
+    print()
+
+
+def measure(board: str, elf: Path, path: Path, seed: int, plugin: Path | None = None) -> dict:
     spec = read_tflite_file(path).io_specification()
     x = np.random.default_rng(seed).integers(-128, 128, size=spec["input"][0]["shape"],
                                              dtype=np.int8)
-    with QemuInstance(board, elf) as qemu:
+    tmp = tempfile.TemporaryDirectory(prefix="khil-profile-")
+    profile = Path(tmp.name) / "profile.txt"
+    extra = ["-plugin", f"{plugin},out={profile}"] if plugin else []
+    with QemuInstance(board, elf, extra_args=extra) as qemu:
         protocol = UARTProtocol(port=qemu.url, timeout=300.0, process_timeout=300.0)
         protocol.initialize_client()
         try:
@@ -68,11 +119,14 @@ def measure(board: str, elf: Path, path: Path, seed: int) -> dict:
             stats = {n: v for n, _, v in unpack_stat_records(protocol.last_answer.payload)}
         finally:
             protocol.disconnect()
+    # QEMU writes the plugin's profile at exit (SIGTERM from the context manager).
+    totals = profile_by_function(elf, profile) if plugin else None
+    tmp.cleanup()
     expected = litert_reference(path, x)
     exact = np.array_equal(np.frombuffer(out, np.int8).reshape(expected.shape), expected)
     return {"instructions": stats["target_inference_instructions"],
             "peak": stats["peak_allocated"], "upload": upload, "exact": exact,
-            "size": path.stat().st_size}
+            "size": path.stat().st_size, "profile": totals}
 
 
 def main() -> int:
@@ -82,7 +136,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--build-dir", type=Path,
                         help="use <dir>/<board>/kenning-hil.elf instead of building")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print instructions per firmware function (TCG plugin)")
     args = parser.parse_args()
+    plugin = profile_plugin() if args.profile else None
     models = [m for m in MLPERF_TINY_MODELS if m.name in args.models]
     print("| board | model | instructions | vs TFLM ref (M4) | peak arena | upload | bit-exact |")
     print("|---|---|---|---|---|---|---|")
@@ -97,13 +154,15 @@ def main() -> int:
             if not path.is_file():
                 print(f"| {board} | {model.name} | model absent: {path} | | | | |")
                 continue
-            r = measure(board, elf, path, args.seed)
+            r = measure(board, elf, path, args.seed, plugin)
             ok &= r["exact"]
             ratio = r["instructions"] / TFLM_REFERENCE[model.name]
             print(f"| {board} | {model.name} | {r['instructions'] / 1e6:.2f} M | {ratio:.2f}x | "
                   f"{r['peak']} B | {r['size']} B in {r['upload']:.1f} s "
                   f"({r['size'] / r['upload'] / 1e3:.1f} kB/s) | {'yes' if r['exact'] else 'NO'} |",
                   flush=True)
+            if r["profile"]:
+                print_profile(board, model.name, r["profile"])
     return 0 if ok else 1
 
 

@@ -75,14 +75,18 @@ static inline int32_t khil_mbqm_greater_than_one(int32_t x, int32_t multiplier, 
 /* khil_mbqm for a multiplier >= 0 (all QuantizeMultiplier gives for positive scales), with the
  * shift's parts prepared once per channel: a few instructions instead of a 64-bit division.
  * SaturatingRoundingDoublingHighMul with b >= 0 cannot overflow, and its nudge-and-truncate
- * equals floor((a*b + 2^30) / 2^31) for either sign of a*b; RoundingDivideByPOT is kept in its
- * gemmlowp form (no overflow for any input). Checked equal to khil_mbqm on 2e8 random cases. */
+ * equals floor((a*b + 2^30) / 2^31) for either sign of a*b. RoundingDivideByPOT by r >= 1
+ * (ties away from zero) of that v is floor((v + 2^(r-1) - [v < 0]) / 2^r), and the two floors
+ * of divisions compose into one: floor((a*b + 2^30 + 2^(30+r) - [v < 0] 2^31) / 2^(31+r)), a
+ * 64-bit sum whose high word shifted by r - 1 is the result. [v < 0] may be taken as [a < 0]:
+ * they differ only when a < 0 and v = 0, where both forms give 0 for r >= 1. Checked equal to
+ * khil_mbqm on random and edge cases (tests/firmware/test_interp_requant.py). */
 typedef struct {
     int32_t mult;
-    int32_t left;
+    int32_t left;     /* shift > 0: acc << left, then no rounding shift (right = 0) */
     int32_t right;
-    int32_t mask; /* (1 << right) - 1 */
-    int32_t half; /* mask >> 1 */
+    uint32_t round_lo; /* 2^30 + 2^(30+right), right >= 1, as two words */
+    int32_t round_hi;
 } khil_rq;
 
 static inline khil_rq khil_rq_make(int32_t mult, int shift)
@@ -91,30 +95,39 @@ static inline khil_rq khil_rq_make(int32_t mult, int shift)
     q.mult = mult;
     q.left = shift > 0 ? shift : 0;
     q.right = shift > 0 ? 0 : -shift;
-    q.mask = (int32_t)((1u << q.right) - 1u);
-    q.half = q.mask >> 1;
+    const uint64_t round = q.right > 0 ? (1ull << 30) + (1ull << (30 + q.right)) : 0;
+    q.round_lo = (uint32_t)round;
+    q.round_hi = (int32_t)(round >> 32);
     return q;
 }
 
 static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
 {
-    const int32_t a = (int32_t)((uint32_t)acc << q->left);
+    if (q->right == 0) { /* scale >= 0.5: only the high-mul's rounding */
+        const int64_t p = (int64_t)(int32_t)((uint32_t)acc << q->left) * q->mult;
+        return (int32_t)((p + (1LL << 30)) >> 31);
+    }
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    /* SMULL + 64-bit add + funnel shift: GCC hoists the multiplier's sign extension out of
-     * kernel loops and then computes the product with three multiplies instead of SMULL. */
-    uint32_t lo;
+    /* SMULL and 64-bit adds: GCC hoists the multiplier's sign extension out of kernel loops
+     * and then computes the product with three multiplies instead of SMULL. */
+    uint32_t lo, neg;
     int32_t hi;
-    __asm__("smull %0, %1, %2, %3\n\t"
-            "adds  %0, %0, #0x40000000\n\t"
-            "adc   %1, %1, #0"
-            : "=&r"(lo), "=&r"(hi)
-            : "r"(a), "r"(q->mult)
+    __asm__("smull %0, %1, %3, %4\n\t"
+            "adds  %0, %0, %5\n\t"
+            "adc   %1, %1, %6\n\t"
+            "asr   %2, %3, #31\n\t"
+            "adds  %0, %0, %2, lsl #31\n\t"
+            "adc   %1, %1, %2"
+            : "=&r"(lo), "=&r"(hi), "=&r"(neg)
+            : "r"(acc), "r"(q->mult), "r"(q->round_lo), "r"(q->round_hi)
             : "cc");
-    const int32_t v = (int32_t)((lo >> 31) | ((uint32_t)hi << 1));
+    (void)lo;
+    return hi >> (q->right - 1);
 #else
-    const int32_t v = (int32_t)(((int64_t)a * q->mult + (1LL << 30)) >> 31);
+    const int64_t round = (int64_t)(((uint64_t)(uint32_t)q->round_hi << 32) | q->round_lo);
+    const int64_t p = (int64_t)acc * q->mult + round - (acc < 0 ? (1LL << 31) : 0);
+    return (int32_t)(p >> (31 + q->right));
 #endif
-    return (v >> q->right) + ((v & q->mask) > (q->half - (v >> 31)) ? 1 : 0);
 }
 
 /* Per-channel requantisation of an accumulator in the arithmetic LiteRT's kernels use. */
