@@ -134,11 +134,11 @@ def model_wrapper(request: pytest.FixtureRequest, model, dataset):
     """The ModelWrapper of `model`, bound to `dataset`."""
     from kenning_hil.blocks.entries import build_block
     from kenning_hil.core.model import ModelWrapper
-    from kenning_hil.run.request import model_entry
+    from kenning_hil.run.request import hil_model_entry
 
     state = hil_state(request.config)
-    entry = _user_errors(model_entry, model, [Path(request.node.path).parent,
-                                              *state.harness.search])
+    entry = _user_errors(hil_model_entry, model, [Path(request.node.path).parent,
+                                                  *state.harness.search])
     return _user_errors(build_block, "model_wrapper", entry, ModelWrapper, "model_wrapper",
                         dataset=dataset)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kenning_hil.core.errors import ConfigurationError, KenningHILError
+from kenning_hil.core.errors import KenningHILError
 from kenning_hil.core.measurements import (
     PEAK_ALLOCATED,
     Latency,
@@ -43,7 +43,12 @@ from kenning_hil.run.compile_cache import (
     path_digest,
 )
 from kenning_hil.run.outcome import Incompatible
-from kenning_hil.run.request import RunRequest, dataset_entry, model_entry, optimizer_entries
+from kenning_hil.run.request import (
+    RunRequest,
+    dataset_entry,
+    hil_model_entry,
+    optimizer_entries,
+)
 from kenning_hil.run.results import Result, scalar_metrics
 from kenning_hil.targets.sessions import SessionManager
 from kenning_hil.targets.target import Target
@@ -94,7 +99,7 @@ class Harness:
         require_dataset: bool = True,
     ) -> RunRequest:
         return RunRequest(
-            model_wrapper=model_entry(model, [*search, *self.search]),
+            model_wrapper=hil_model_entry(model, [*search, *self.search]),
             dataset=dataset_entry(dataset) if dataset is not None or require_dataset else None,
             optimizers=optimizer_entries(optimizer),
             samples=samples,
@@ -476,15 +481,8 @@ class _NoRuntime:
 
 
 def client_runtime(target: Target, protocol: Any, base: type) -> Any:
-    """The host-side Runtime that drives the target through `protocol`."""
-    from kenning_hil.targets.target import runtime_class
-
-    cls = base
-    if target.runtime is not None:
-        try:
-            cls = runtime_class(target.runtime)
-        except ConfigurationError:
-            if target.kind.local_runtime:
-                raise
+    """The host-side Runtime that drives the target through `protocol`: the target's own
+    runtime class when its kind says it is one, else `base`."""
+    cls = target.runtime_class() or base
     # the runtime's own parameters configure the target side (the server), not the client
     return cls.from_json({}, protocol=protocol)

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kenning_hil.blocks.entries import MODEL_WRAPPER_BY_SUFFIX, parse_dataset, resolve_model_path
+from kenning_hil.blocks.entries import model_entry, normalize_entry, parse_dataset
 from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.judge.baselines import parse_tolerances
 from kenning_hil.judge.thresholds import parse_thresholds
@@ -42,35 +42,18 @@ from kenning_hil.suites.model import Suite, SuiteBlock, SuiteCase
 from kenning_hil.suites.schema import SUITE_SCHEMA
 from kenning_hil.targets.description import validate
 
-# Parameters the harness fills in when it builds a block, so a suite need not give them.
 
-
-
-
-def model_entry(
+def suite_model_entry(
     name: str, spec: dict, search: Sequence[Path], source: str
 ) -> dict:
+    """The model wrapper entry of `models.<name>`: its 'model' file or its 'model_wrapper'."""
     where = f"models.{name}"
     if ("model" in spec) == ("model_wrapper" in spec):
         raise ConfigurationError(
             f"{source}: key '{where}' needs exactly one of 'model' (a file) or 'model_wrapper'"
         )
-    if "model" in spec:
-        path = spec["model"]
-        suffix = Path(path).suffix.lower()
-        if suffix not in MODEL_WRAPPER_BY_SUFFIX:
-            raise ConfigurationError(
-                f"{source}: key '{where}.model': cannot tell the model type of {path!r} "
-                f"(known suffixes: {', '.join(MODEL_WRAPPER_BY_SUFFIX)}); use model_wrapper"
-            )
-        entry = {"type": MODEL_WRAPPER_BY_SUFFIX[suffix], "parameters": {"model_path": path}}
-    else:
-        entry = {"type": spec["model_wrapper"]["type"],
-                 "parameters": dict(spec["model_wrapper"].get("parameters") or {})}
-    params = entry["parameters"]
-    if isinstance(params.get("model_path"), str):
-        params["model_path"] = resolve_model_path(params["model_path"], search, source, where)
-    return entry
+    key = "model" if "model" in spec else "model_wrapper"
+    return model_entry(spec[key], search, f"{source}: key '{where}.{key}'", "use model_wrapper")
 
 
 def parse_suite(
@@ -80,13 +63,17 @@ def parse_suite(
     validate(data, SUITE_SCHEMA, source)
     name = data.get("name", default_name)
     named_datasets = data.get("datasets", {})
-    chains = data.get("optimizers") or {"none": []}
+    chains = {
+        chain: [normalize_entry(e, f"{source}: key 'optimizers.{chain}.{i}'")
+                for i, e in enumerate(chain_entries)]
+        for chain, chain_entries in (data.get("optimizers") or {"none": []}).items()
+    }
     models = data["models"]
     base_thresholds = data.get("thresholds") or {}
     suite_targets = data.get("targets", "all")
     suite_targets = None if suite_targets == "all" else list(suite_targets)
     rows = data.get("matrix") or [{"models": list(models), "optimizers": list(chains)}]
-    entries = {m: model_entry(m, spec, search, source) for m, spec in models.items()}
+    entries = {m: suite_model_entry(m, spec, search, source) for m, spec in models.items()}
     blocks = [
         SuiteBlock("model_wrapper", f"models.{m}.{'model' if 'model' in spec else 'model_wrapper'}",
                    entries[m])

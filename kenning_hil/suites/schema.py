@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
+from kenning_hil.blocks.entries import ENTRY_SCHEMA as _ENTRY
 from kenning_hil.targets.description import NAME_PATTERN
 
-_ENTRY = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["type"],
-    "properties": {"type": {"type": "string"}, "parameters": {"type": "object"}},
-}
 _DATASET = {
     "description": "a dataset name, 'type' or 'type:root', or {type, parameters}",
     "anyOf": [{"type": "string"}, _ENTRY],
