@@ -38,7 +38,7 @@ def model(request) -> tuple[str, Path]:
     if request.param == "digits":
         return "digits", request.getfixturevalue("digits_int8_tflite")
     spec = next(m for m in MLPERF_TINY_MODELS if m.name == request.param)
-    path = mlperf_tiny_model_path(spec)
+    path = mlperf_tiny_model_path(spec, request.getfixturevalue("models_dir"))
     if not path.is_file():
         pytest.skip(f"MLPerf Tiny model {path} absent (set KENNING_HIL_MODELS)")
     return request.param, path

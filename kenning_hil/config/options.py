@@ -11,7 +11,9 @@ MODELS_ENV = "KENNING_HIL_MODELS"
 LOCK_DIR_ENV = "KENNING_HIL_LOCK_DIR"
 DEFAULT_REPORT_DIR = "results/hil"
 DEFAULT_COMPILE_CACHE = ".pytest_cache/kenning-hil-compile"
-DEFAULT_MODELS_PATH = "../shared/models"
+# external models (MLPerf Tiny, ...): `models/` of the project (its rootdir); a project keeps
+# them elsewhere with hil_models_path, KENNING_HIL_MODELS or --models-path
+DEFAULT_MODELS_PATH = "models"
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -64,9 +66,11 @@ OPTIONS = [
     Option("--compile-cache", "compile_cache", "compile_cache_dir", "compile cache directory "
            f"(default: {DEFAULT_COMPILE_CACHE})", "path"),
     Option("--target-dir", "target_dir", "target_dirs", "directory of target YAML files, "
-           "searched before ./targets (repeatable)", "pathlist", metavar="DIR"),
+           "searched before ./targets and the shipped ones (repeatable)", "pathlist",
+           metavar="DIR"),
     Option("--models-path", "models_path", "models_path", "directory of external models "
-           f"(env {MODELS_ENV}; default {DEFAULT_MODELS_PATH})", "path", env=MODELS_ENV),
+           f"(env {MODELS_ENV}; default {DEFAULT_MODELS_PATH}/ under the rootdir)", "path",
+           env=MODELS_ENV),
     Option("--hil-lock-dir", "hil_lock_dir", "hil_lock_dir", "directory of board pool locks "
            f"shared by all test processes (env {LOCK_DIR_ENV})", "path", env=LOCK_DIR_ENV),
 ]

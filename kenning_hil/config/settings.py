@@ -120,11 +120,6 @@ class HILSettings:
                 f"{exc.strerror or exc}"
             ) from None
 
-    def catalog(self):
-        from kenning_hil.targets.catalog import TargetCatalog
-
-        return TargetCatalog(self.target_dirs)
-
     def harness(self, holder: str = "", workers: int = 1):
         """The per-process Harness: sessions on the targets' pools, compile cache, baselines."""
         from kenning_hil.judge.baselines import BaselineStore

@@ -22,6 +22,7 @@ from kenning_hil.datasets.classification import ClassificationDataset
 
 LABELS_FILE_NAME = "y_labels.csv"
 MODELS_PATH_ENV = "KENNING_HIL_MODELS"
+DEFAULT_MODELS_DIR = "models"  # as config.options.DEFAULT_MODELS_PATH
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,13 @@ MLPERF_TINY_MODELS = (
 
 
 def models_root() -> Path:
-    """Where external models live: $KENNING_HIL_MODELS, else `<repo>/../shared/models`."""
+    """Where external models live outside a pytest run: $KENNING_HIL_MODELS, else `models/`
+    of the current directory (pytest runs resolve --models-path / hil_models_path instead,
+    whose default is `models/` under the rootdir)."""
     configured = os.environ.get(MODELS_PATH_ENV)
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "models"
+    return Path.cwd() / DEFAULT_MODELS_DIR
 
 
 def mlperf_tiny_model_path(model: MLPerfTinyModel, root: Path | None = None) -> Path:

@@ -1,20 +1,38 @@
-"""Locating and building the reference firmware (`firmware/`, `make -C firmware BOARD=...`).
+"""Locating and building the reference firmware (`make -C <sources> BOARD=...`).
+
+Where the sources are: in a source checkout, the repository's `firmware/` (so edits there
+are what gets built), with the builds in `firmware/build/`. An installed package carries a
+copy of the sources as package data (`kenning_hil/sim/firmware_sources/`, copied there by
+setup.py when the wheel is built) and builds into the user cache,
+``$XDG_CACHE_HOME/kenning-hil/firmware/<key>/`` (default ``~/.cache``), where the key hashes
+the sources and the compilers' versions: a new release or toolchain builds afresh instead of
+mixing objects, and the installed sources are never written to. docs/firmware.md says how
+to clear it.
 
 Builds of one output folder are serialised with a file lock, so pytest-xdist workers that
-need the same ELF build it once and the others wait for it.
+need the same ELF build it once and the others wait for it; each board (and each variant
+build) has its own folder, so boards never overwrite each other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 
 from kenning_hil.core.errors import KenningHILError
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+# the copy setup.py puts into a wheel; absent in a source checkout
+PACKAGED_FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware_sources"
+CHECKOUT_FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+FIRMWARE_DIR = PACKAGED_FIRMWARE_DIR if PACKAGED_FIRMWARE_DIR.is_dir() else CHECKOUT_FIRMWARE_DIR
+CACHE_DIR_NAME = "kenning-hil"
 ELF_NAME = "kenning-hil.elf"
 DRAIN_ELF_NAME = "uart-drain.elf"
+HOST_LIBRARY_NAME = "libkhil_proto.so"
 TOOLCHAIN = "arm-none-eabi-gcc"
 TOOLCHAIN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 
@@ -28,8 +46,48 @@ def boards() -> list[str]:
     return sorted(p.parent.name for p in (FIRMWARE_DIR / "boards").glob("*/board.mk"))
 
 
+def user_cache_dir() -> Path:
+    """kenning-hil's folder in the user cache: $XDG_CACHE_HOME/kenning-hil, else
+    ~/.cache/kenning-hil."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / CACHE_DIR_NAME
+
+
+def _compiler_version(compiler: str) -> str:
+    if shutil.which(compiler) is None:
+        return f"{compiler}: absent"
+    try:
+        done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{compiler}: {exc}"
+    return done.stdout.partition("\n")[0]
+
+
+def sources_key(sources: Path = FIRMWARE_DIR) -> str:
+    """Hash of the firmware sources (paths and contents, outside build/) and of the
+    compilers that build them: names one cache folder."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in sources.rglob("*") if p.is_file()
+                   and p.relative_to(sources).parts[0] != "build")
+    for path in files:
+        digest.update(path.relative_to(sources).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    for compiler in (TOOLCHAIN, "gcc"):
+        digest.update(_compiler_version(compiler).encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@cache
+def build_root() -> Path:
+    """Where builds go: `firmware/build` of a source checkout, else this sources-and-
+    toolchain's folder in the user cache."""
+    if FIRMWARE_DIR == CHECKOUT_FIRMWARE_DIR:
+        return FIRMWARE_DIR / "build"
+    return user_cache_dir() / "firmware" / sources_key()
+
+
 def default_elf(board: str) -> Path:
-    return FIRMWARE_DIR / "build" / board / ELF_NAME
+    return build_root() / board / ELF_NAME
 
 
 def _require(tool: str, packages: str) -> None:
@@ -45,7 +103,7 @@ def _make(args: list[str], lock_name: str, what: str, timeout: float) -> None:
     if not (FIRMWARE_DIR / "Makefile").is_file():
         raise FirmwareBuildError(f"firmware sources not found at {FIRMWARE_DIR}")
     _require("make", "make")
-    lock_dir = FIRMWARE_DIR / "build"
+    lock_dir = build_root()
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_dir / f".{lock_name}.lock"), timeout=timeout):
         try:
@@ -84,7 +142,7 @@ def build_firmware(
             f"unknown board '{board}'; firmware boards: {', '.join(boards()) or 'none'}"
         )
     _require(TOOLCHAIN, TOOLCHAIN_PACKAGES)
-    out_dir = Path(build_dir).resolve() if build_dir else FIRMWARE_DIR / "build" / board
+    out_dir = Path(build_dir).resolve() if build_dir else build_root() / board
     args = [f"BOARD={board}", f"BUILD_DIR={out_dir}", target]
     if ml_region_size is not None:
         args.append(f"ML_REGION_SIZE={int(ml_region_size)}")
@@ -99,10 +157,30 @@ def build_firmware(
     return elf
 
 
+def host_build_dir() -> Path:
+    """Where the host (gcc) libraries of the firmware code are built."""
+    return build_root() / "host"
+
+
+def _host_dir_vars() -> list[str]:
+    # the Makefile's and interp.mk's names of the host output folder
+    return [f"HOST_DIR={host_build_dir()}", f"KHIL_HOST_DIR={host_build_dir()}"]
+
+
 def build_host_library(timeout: float = 300.0) -> Path:
-    """Builds firmware/build/host/libkhil_proto.so (protocol + session + interpreter, host
+    """Builds <build root>/host/libkhil_proto.so (protocol + session + interpreter, host
     gcc) and returns its path."""
     _require("gcc", "gcc")
-    # only this library: the interpreter's own host libraries are built by its tests
-    _make(["build/host/libkhil_proto.so"], "host", "the host protocol library", timeout)
-    return FIRMWARE_DIR / "build" / "host" / "libkhil_proto.so"
+    library = host_build_dir() / HOST_LIBRARY_NAME
+    # only this library: the interpreter's own host libraries have build_interpreter_libraries
+    _make([*_host_dir_vars(), str(library)], "host", "the host protocol library", timeout)
+    return library
+
+
+def build_interpreter_libraries(timeout: float = 300.0) -> Path:
+    """Builds the interpreter's host libraries (bit-exact and arithmetic variants,
+    ``interp.mk host-interp``) into <build root>/host and returns that folder."""
+    _require("gcc", "gcc")
+    _make(["-f", "interp.mk", *_host_dir_vars(), "host-interp"], "host",
+          "the interpreter's host libraries", timeout)
+    return host_build_dir()

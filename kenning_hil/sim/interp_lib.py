@@ -2,7 +2,8 @@
 
 The same C sources run on the MCU (firmware/interp/); on the host they let tests compare the
 firmware's arithmetic with LiteRT in milliseconds. Build the library with
-``make -C firmware -f interp.mk host-interp`` (or fw_board's ``make -C firmware host``).
+`firmware_build.build_interpreter_libraries()` (in a checkout also
+``make -C firmware -f interp.mk host-interp``); it lands in the firmware build root's host/.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from kenning_hil.core.errors import InputSizeError, KenningHILError, ModelLoadError
+from kenning_hil.sim.firmware_build import host_build_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HOST_BUILD_DIR = REPO_ROOT / "firmware" / "build" / "host"
 LIBRARY_NAME = "libkhil_interp.so"
 VARIANTS_LIBRARY_NAME = "libkhil_interp_variants.so"
 
@@ -100,7 +100,7 @@ def default_library_path(variants: bool = False) -> Path:
     """Where the build puts the library; KENNING_HIL_INTERP_LIB overrides the bit-exact one."""
     if not variants and os.environ.get("KENNING_HIL_INTERP_LIB"):
         return Path(os.environ["KENNING_HIL_INTERP_LIB"])
-    return HOST_BUILD_DIR / (VARIANTS_LIBRARY_NAME if variants else LIBRARY_NAME)
+    return host_build_dir() / (VARIANTS_LIBRARY_NAME if variants else LIBRARY_NAME)
 
 
 _LOADED: dict[Path, ctypes.CDLL] = {}
@@ -115,7 +115,7 @@ def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     if not lib_path.is_file():
         raise ModelLoadError(
             f"interpreter library {lib_path} not found; build it with "
-            "'make -C firmware -f interp.mk host-interp'"
+            "kenning_hil.sim.firmware_build.build_interpreter_libraries()"
         )
     lib = ctypes.CDLL(str(lib_path))
     c_char_p, c_size_t, c_void_p = ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p

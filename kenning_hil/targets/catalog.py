@@ -1,7 +1,8 @@
 """The targets known to a run: YAML files in target directories, plus the built-in host target.
 
-Directories are searched in order (user directories first, then the project's ``targets/``);
-the first description of a name wins, so a user can override a shipped board.
+Directories are searched in order (user directories first, then the project's ``targets/``,
+then the descriptions shipped with the package, `SHIPPED_TARGETS_DIR`); the first description
+of a name wins, so a user can override a shipped board.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from kenning_hil.targets.description import TargetDescription, load_target_file,
 from kenning_hil.targets.errors import UnknownTargetError
 
 DEFAULT_TARGET = "host-onnxruntime"
+
+# The repository's targets/*.yaml travel in a wheel as package data (setup.py copies them to
+# kenning_hil/targets/shipped/); a source checkout uses its targets/ folder itself.
+PACKAGED_TARGETS_DIR = Path(__file__).resolve().parent / "shipped"
+SHIPPED_TARGETS_DIR = (PACKAGED_TARGETS_DIR if PACKAGED_TARGETS_DIR.is_dir()
+                       else Path(__file__).resolve().parents[2] / "targets")
 
 # Present even without a targets/ directory, so `pytest` works in any project.
 BUILTIN_TARGETS: dict[str, dict] = {

@@ -95,9 +95,16 @@ def test_models_path_setting(monkeypatch, tmp_path):
     assert mlperf_tiny_model_path(kws) == tmp_path / "mlperf_tiny" / "kws_ref_model.tflite"
 
 
-def test_suite_file_expands_to_the_four_models(repo_root):
+def test_without_the_setting_models_are_under_the_current_directory(monkeypatch, tmp_path):
+    """Not beside wherever the package happens to be installed."""
+    monkeypatch.delenv("KENNING_HIL_MODELS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert models_root() == tmp_path / "models"
+
+
+def test_suite_file_expands_to_the_four_models(repo_root, models_dir):
     from kenning_hil.suites.loader import load_suite
 
     suite = load_suite(repo_root / "suites" / "mlperf_tiny.yaml",
-                       search=[repo_root, models_root()])
+                       search=[repo_root, models_dir])
     assert sorted(c.model for c in suite.cases) == ["ad", "ic", "kws", "vww"]

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = REPO_ROOT / "firmware"
-HOST_BUILD_DIR = FIRMWARE_DIR / "build" / "host"
 MLPERF_TINY_FILES = {
     "kws": "kws_ref_model.tflite",
     "vww": "vww_96_int8.tflite",
@@ -22,29 +20,35 @@ MLPERF_TINY_FILES = {
 
 
 def models_root() -> Path:
+    """The models path for the scripts here that run outside pytest: KENNING_HIL_MODELS, else
+    this project's hil_models_path (pyproject.toml), as pytest resolves it."""
     configured = os.environ.get("KENNING_HIL_MODELS")
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "models"
+    if configured:
+        return Path(configured)
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: pytest's own TOML reader
+        import tomli as tomllib
+
+    with open(REPO_ROOT / "pyproject.toml", "rb") as handle:
+        ini = tomllib.load(handle)["tool"]["pytest"]["ini_options"]
+    return REPO_ROOT / ini["hil_models_path"]
 
 
 @pytest.fixture(scope="session")
 def interp_libraries() -> dict[str, Path]:
-    """Builds firmware/build/host/libkhil_interp{,_variants}.so with interp.mk."""
+    """Builds firmware/build/host/libkhil_interp{,_variants}.so with interp.mk (under the
+    build lock: pytest-xdist workers build once)."""
     if shutil.which("gcc") is None or shutil.which("make") is None:
         pytest.skip("gcc or make not installed: cannot build the host interpreter library")
-    from filelock import FileLock
+    from kenning_hil.sim.firmware_build import FirmwareBuildError, build_interpreter_libraries
+    from kenning_hil.sim.interp_lib import LIBRARY_NAME, VARIANTS_LIBRARY_NAME
 
-    HOST_BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(HOST_BUILD_DIR / ".build.lock")):
-        result = subprocess.run(
-            ["make", "-s", "-C", str(FIRMWARE_DIR), "-f", "interp.mk", "host-interp"],
-            capture_output=True, text=True,
-        )
-    if result.returncode != 0:
-        pytest.fail(f"building the host interpreter failed:\n{result.stdout}{result.stderr}")
-    return {
-        "exact": HOST_BUILD_DIR / "libkhil_interp.so",
-        "variants": HOST_BUILD_DIR / "libkhil_interp_variants.so",
-    }
+    try:
+        host_dir = build_interpreter_libraries()
+    except FirmwareBuildError as exc:
+        pytest.fail(str(exc))
+    return {"exact": host_dir / LIBRARY_NAME, "variants": host_dir / VARIANTS_LIBRARY_NAME}
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +57,8 @@ def interp_library(interp_libraries) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mlperf_tiny_dir() -> Path:
-    path = models_root() / "mlperf_tiny"
+def mlperf_tiny_dir(models_dir: Path) -> Path:
+    path = models_dir / "mlperf_tiny"
     if not path.is_dir():
         pytest.skip(f"MLPerf Tiny models not found at {path} (set KENNING_HIL_MODELS)")
     return path

@@ -11,9 +11,14 @@ import pytest
 import kenning_hil.core.runtime  # noqa: F401
 import kenning_hil.run.harness  # noqa: F401
 import kenning_hil.run.pipeline  # noqa: F401
+from kenning_hil.targets.catalog import SHIPPED_TARGETS_DIR, TargetCatalog
 from tests.plugin.conftest import run, write_target
 
 pytest_plugins = ["pytester"]
+
+# the package's own target descriptions, searched after a project's
+SHIPPED = str(SHIPPED_TARGETS_DIR)
+SHIPPED_NAMES = TargetCatalog([SHIPPED_TARGETS_DIR], builtins=False).names()
 
 SHOW = """
 import json, pytest
@@ -47,7 +52,7 @@ def test_defaults(pytester, monkeypatch):
         "samples": None, "timeout": 60.0, "baseline": None, "update": False,
         "report": str(root / "results" / "hil"),
         "cache": str(root / ".pytest_cache" / "kenning-hil-compile"),
-        "target_dirs": [str(root / "targets")], "models": str(root / ".." / "shared" / "models"),
+        "target_dirs": [str(root / "targets"), SHIPPED], "models": str(root / "models"),
         "suites": [], "locks": None,
     }
 
@@ -73,7 +78,8 @@ def test_ini_then_environment_then_command_line(pytester, monkeypatch):
     assert values(pytester) == {
         "samples": 11, "timeout": 9.0, "baseline": str(root / "base-ini"), "update": True,
         "report": str(root / "rep-ini"), "cache": str(root / "cache-ini"),
-        "target_dirs": [str(root / "boards-a"), str(root / "boards-b"), str(root / "targets")],
+        "target_dirs": [str(root / "boards-a"), str(root / "boards-b"), str(root / "targets"),
+                        SHIPPED],
         "models": str(root / "models-ini"), "suites": [], "locks": str(root / "locks-ini"),
     }
     monkeypatch.setenv("KENNING_HIL_MODELS", "/env/models")
@@ -87,14 +93,15 @@ def test_ini_then_environment_then_command_line(pytester, monkeypatch):
     got = values(pytester)
     assert (got["samples"], got["timeout"], got["models"]) == (13, 2.0, str(root / "m-cli"))
     assert got["baseline"] == str(root / "b-cli") and got["cache"] == "/abs/cache"
-    assert got["target_dirs"] == [str(root / "t-cli"), str(root / "targets")]
+    assert got["target_dirs"] == [str(root / "t-cli"), str(root / "targets"), SHIPPED]
     assert got["report"] == str(root / "r-cli") and got["locks"] == str(root / "l-cli")
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--target=nope"], "--target: unknown target 'nope' (known: host-onnxruntime; "),
+        (["--target=nope"],
+         f"--target: unknown target 'nope' (known: {', '.join(SHIPPED_NAMES)}; "),
         (["--samples=0"], "--samples / hil_samples: must be positive, got 0"),
         (["--update-baseline"], "--update-baseline needs --baseline DIR"),
         (["--suite=missing.yaml"], "--suite: no such file: "),
@@ -185,7 +192,7 @@ def test_a_pin_to_an_unknown_target_is_a_collection_error(pytester):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([
         "test_pins.py::test_typo: marker target('board-a', 'host-onnxruntme'): unknown target "
-        "'host-onnxruntme' (known targets: board-a, host-onnxruntime)",
+        f"'host-onnxruntme' (known targets: {', '.join(sorted(['board-a', *SHIPPED_NAMES]))})",
     ])
     assert "not selected" not in result.stdout.str()
     assert "kenning_hil/pytest_plugin/" not in result.stdout.str()  # the message alone

@@ -103,7 +103,7 @@ def test_compile_once_per_pair_under_xdist(hil_project, monkeypatch):
     assert sorted(line.split()[1] for line in lines) == ["a", "b"]
 
 
-def test_incompatible_and_pinned_combinations_skip_with_reason(hil_project):
+def test_incompatible_and_pinned_combinations_skip_with_reason(hil_project, models_dir):
     write_target(hil_project, "tiny-ram", "kind: host\nruntime: onnxruntime\n"
                                           "memory: {ram: 1KiB}\n")
     write_target(hil_project, "spare-board", "kind: host\nruntime: onnxruntime\n")
@@ -121,7 +121,7 @@ models:
 """
     )
     result = run(hil_project, "mixed.yaml", "--target=host-onnxruntime", "--target=tiny-ram",
-                 "--junitxml=junit.xml", "--models-path=/work/shared/models")
+                 "--junitxml=junit.xml", f"--models-path={models_dir}")
     result.assert_outcomes(passed=1, skipped=4)
     skipped = {
         case.get("name"): case.find("skipped").get("message")

@@ -10,7 +10,7 @@ from tests.plugin.conftest import DIGITS, run
 
 pytest_plugins = ["pytester"]
 
-LONG = ("tests/test_mlperf.py::test_kws[optimizers0-digits-/work/shared/models/mlperf_tiny/"
+LONG = ("tests/test_mlperf.py::test_kws[optimizers0-digits-models-dir/mlperf_tiny/"
         "kws_ref_model.tflite-host-onnxruntime]")
 
 

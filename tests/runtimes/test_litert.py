@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,17 +22,17 @@ litert = pytest.importorskip(
 )
 
 
-def _mlperf(name: str):
+def _mlperf(name: str, models_dir: Path):
     model = next(m for m in MLPERF_TINY_MODELS if m.name == name)
-    path = mlperf_tiny_model_path(model)
+    path = mlperf_tiny_model_path(model, models_dir)
     if not path.is_file():
         pytest.skip(f"MLPerf Tiny model {path} absent (set KENNING_HIL_MODELS)")
     return path
 
 
 @pytest.mark.parametrize("name", [m.name for m in MLPERF_TINY_MODELS])
-def test_flatbuffer_reader_agrees_with_litert(name):
-    path = _mlperf(name)
+def test_flatbuffer_reader_agrees_with_litert(name, models_dir):
+    path = _mlperf(name, models_dir)
     info = read_tflite_file(path)
     interpreter = litert.Interpreter(model_path=str(path))
     for ours, theirs in zip(info.inputs + info.outputs,

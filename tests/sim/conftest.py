@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from kenning_hil.datasets.mlperf_tiny import models_root
 from kenning_hil.sim.firmware_build import build_firmware, build_host_library
 from kenning_hil.sim.qemu import QemuInstance
 
@@ -46,8 +45,8 @@ def proto_lib() -> ProtoLib:
 
 
 @pytest.fixture(scope="session")
-def mlperf_dir() -> Path:
-    path = models_root() / "mlperf_tiny"
+def mlperf_dir(models_dir: Path) -> Path:
+    path = models_dir / "mlperf_tiny"
     if not path.is_dir():
         pytest.skip(f"MLPerf Tiny models not found at {path} (set KENNING_HIL_MODELS)")
     return path

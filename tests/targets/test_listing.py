@@ -1,12 +1,17 @@
 """`kenning-hil targets`: the real console script lists targets and why they are unavailable."""
 
 import json
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from kenning_hil.targets.catalog import SHIPPED_TARGETS_DIR, TargetCatalog
+
 CLI = [sys.executable, "-c", "import sys; from kenning_hil.cli import main; sys.exit(main())"]
+# the package's own descriptions, listed after a project's in every project
+SHIPPED_NAMES = set(TargetCatalog([SHIPPED_TARGETS_DIR], builtins=False).names())
 
 
 def run_targets(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -36,14 +41,14 @@ def test_lists_availability_and_reasons(tmp_path):
         closed.close()
     assert done.returncode == 0, done.stderr
     rows = {row["name"]: row for row in json.loads(done.stdout)}
-    assert set(rows) == {"up", "down", "tty", "broken", "host-onnxruntime"}
+    assert set(rows) == {"up", "down", "tty", "broken", *SHIPPED_NAMES}
     assert rows["up"]["available"] and rows["up"]["reason"] == "1/1 servers reachable"
     assert not rows["down"]["available"]
     assert "no server reachable" in rows["down"]["reason"]
     assert rows["tty"]["reason"] == f"{tmp_path}/ttyNONE: not present"
     assert not rows["broken"]["available"]
     assert "broken.yaml: unknown key 'adress'" in rows["broken"]["reason"]
-    assert rows["host-onnxruntime"]["source"] == "<built-in host-onnxruntime>"
+    assert rows["host-onnxruntime"]["source"] == str(SHIPPED_TARGETS_DIR / "host-onnxruntime.yaml")
 
 
 def test_table_output(tmp_path):
@@ -51,7 +56,9 @@ def test_table_output(tmp_path):
     assert done.returncode == 0, done.stderr
     header, *lines = done.stdout.splitlines()
     assert header.split()[:5] == ["TARGET", "KIND", "RUNTIME", "POOL", "AVAILABLE"]
-    assert lines[0].startswith("host-onnxruntime  host  onnxruntime")
+    rows = {line.split()[0]: line for line in lines[:-1]}
+    assert set(rows) == SHIPPED_NAMES
+    assert re.match(r"host-onnxruntime +host +onnxruntime ", rows["host-onnxruntime"])
     # whether gpu-marked tests can run here: nvidia-smi's answer (none on CI machines)
     from kenning_hil.targets.gpu import detect_gpus
 
@@ -69,8 +76,7 @@ def test_from_a_subdirectory_the_projects_targets_are_listed(tmp_path):
     (tmp_path / "docs" / "deep").mkdir(parents=True)
     done = run_targets(tmp_path / "docs" / "deep", "--json")
     assert done.returncode == 0, done.stderr
-    assert {row["name"] for row in json.loads(done.stdout)} == {
-        "lab", "bench", "host-onnxruntime"}
+    assert {row["name"] for row in json.loads(done.stdout)} == {"lab", "bench", *SHIPPED_NAMES}
 
 
 def test_a_reader_that_stops_early_is_not_an_error(tmp_path):

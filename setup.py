@@ -1,0 +1,43 @@
+"""Build hook: puts the firmware sources and the target descriptions into the wheel.
+
+Everything else is declared in pyproject.toml. The repository keeps `firmware/` and
+`targets/` at the top (developers build and edit them there); an installed package needs
+both, so `build_py` copies them in as package data:
+
+- firmware/ (without build/) -> kenning_hil/sim/firmware_sources/, built on first use into
+  the user cache (kenning_hil/sim/firmware_build.py);
+- targets/*.yaml -> kenning_hil/targets/shipped/, searched after a project's own targets.
+
+Editable installs skip the copy: the package then finds both in the checkout.
+"""
+
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+FIRMWARE_PACKAGE_DIR = ("kenning_hil", "sim", "firmware_sources")
+TARGETS_PACKAGE_DIR = ("kenning_hil", "targets", "shipped")
+# build outputs and editor/OS litter are not sources
+FIRMWARE_IGNORE = shutil.ignore_patterns("build", "*.o", "*.d", "*.so", "*.elf", "*.map", ".*")
+
+
+class BuildPyWithPackageData(build_py):
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        build_lib = Path(self.build_lib)
+        firmware = build_lib.joinpath(*FIRMWARE_PACKAGE_DIR)
+        shutil.rmtree(firmware, ignore_errors=True)  # a stale copy would keep deleted files
+        shutil.copytree(HERE / "firmware", firmware, ignore=FIRMWARE_IGNORE)
+        targets = build_lib.joinpath(*TARGETS_PACKAGE_DIR)
+        shutil.rmtree(targets, ignore_errors=True)
+        targets.mkdir(parents=True)
+        for description in sorted((HERE / "targets").glob("*.yaml")):
+            shutil.copy2(description, targets / description.name)
+
+
+setup(cmdclass={"build_py": BuildPyWithPackageData})
