@@ -20,7 +20,6 @@ import psutil
 import pytest
 
 from kenning_hil.core.errors import ConfigurationError
-from kenning_hil.datasets.mlperf_tiny import models_root
 from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
 from kenning_hil.targets import SessionManager, Target, load_target_file
 from kenning_hil.targets.description import parse_target
@@ -247,7 +246,7 @@ def describe(tmp_path, text: str) -> Target:
     [
         ("qemu: no-such-qemu\n", "no-such-qemu not found (Debian package qemu-system-arm)"),
         ("firmware: /nonexistent/fw.elf\n", "firmware /nonexistent/fw.elf not found and "
-         "cannot be built: it is not a firmware build output (firmware/build/<dir>/"
+         f"cannot be built: it is not a firmware build output ({REPO}/firmware/build/<dir>/"
          "kenning-hil.elf)"),
     ],
 )
@@ -333,8 +332,8 @@ def test_instruction_counts_per_inference_and_icount_shift(tmp_path, sessions, s
 # ------------------------------------------------------------------------------- bit-exactness
 
 
-def mlperf_model(key: str) -> Path:
-    path = models_root() / "mlperf_tiny" / MLPERF[key]
+def mlperf_model(key: str, models_dir: Path) -> Path:
+    path = models_dir / "mlperf_tiny" / MLPERF[key]
     if not path.is_file():
         pytest.skip(f"MLPerf Tiny model {path} absent (set KENNING_HIL_MODELS)")
     return path
@@ -349,8 +348,8 @@ MLPERF_CASES = [
 
 
 @pytest.mark.parametrize("target_name, key", MLPERF_CASES)
-def test_mlperf_tiny_bit_exact_with_litert_reference(sessions, target_name, key):
-    model = mlperf_model(key)
+def test_mlperf_tiny_bit_exact_with_litert_reference(sessions, target_name, key, models_dir):
+    model = mlperf_model(key, models_dir)
     reference = Reference(model)
     rng = np.random.default_rng(1234)
     inputs = [rng.integers(-128, 128, reference.input["shape"], dtype=np.int8)

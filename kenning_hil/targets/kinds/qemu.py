@@ -3,8 +3,9 @@ reached over its UART on a loopback TCP socket.
 
 Every test process starts its own QEMU per pool instance it holds (`private_sessions`), so a
 pool of N means at most N boards busy at once. The firmware ELF is built on first use with
-``make -C firmware BOARD=<machine>`` when the Arm toolchain is there (make is incremental,
-and parallel workers share a file lock, so it builds once). A QEMU that dies during a
+``make -C <firmware sources> BOARD=<machine>`` when the Arm toolchain is there, into the
+checkout's firmware/build or, installed, the user cache (sim/firmware_build; make is
+incremental, and parallel workers share a file lock, so it builds once). A QEMU that dies during a
 session fails the test with an error naming the target and QEMU's exit code; the session is
 then closed, so the next test boots a fresh QEMU.
 
@@ -27,12 +28,13 @@ from pathlib import Path
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
 from kenning_hil.sim.firmware_build import (
     ELF_NAME,
-    FIRMWARE_DIR,
     TOOLCHAIN,
     TOOLCHAIN_PACKAGES,
     FirmwareBuildError,
     boards,
     build_firmware,
+    build_root,
+    default_elf,
 )
 from kenning_hil.sim.qemu import DEFAULT_QEMU, QemuError, QemuInstance
 from kenning_hil.sim.qemu_uart import QemuUARTProtocol
@@ -45,7 +47,6 @@ from kenning_hil.targets.kinds import (
     TargetSession,
 )
 
-PROJECT_ROOT = FIRMWARE_DIR.parent
 QEMU_PACKAGE = "qemu-system-arm"
 
 
@@ -73,8 +74,8 @@ class QemuKind(TargetKind):
         "machine": {"type": "string", "description": "QEMU machine (-M), e.g. mps2-an386"},
         "firmware": {
             "type": "string",
-            "description": "firmware ELF, relative to this file's directory or the project "
-            "(default firmware/build/<machine>/kenning-hil.elf; built when missing)",
+            "description": "firmware ELF, relative to this file's directory or the current "
+            "directory (default: the reference firmware built for the machine, on first use)",
         },
         "icount": {
             "description": "-icount shift (each instruction takes 2**shift ns of virtual "
@@ -138,15 +139,16 @@ class QemuKind(TargetKind):
         return self.icount_shift is not None and timing in (None, "instructions")
 
     def firmware_path(self) -> Path:
-        """The ELF: an absolute path, else the first of (this file's directory, the project)
-        that has it, else the one a build would make."""
+        """The ELF: by default the reference firmware's build for the machine; an absolute
+        path, else the first of (this file's directory, the current directory) that has it,
+        else the one a build would make."""
         given = self.description.options.get("firmware")
         if given is None:
-            return FIRMWARE_DIR / "build" / self.machine / ELF_NAME
+            return default_elf(self.machine)
         path = Path(given).expanduser()
         if path.is_absolute():
             return path
-        candidates = [Path(self.description.source).parent / path, PROJECT_ROOT / path]
+        candidates = [Path(self.description.source).parent / path, Path.cwd() / path]
         for candidate in candidates:
             if candidate.is_file():
                 return candidate.resolve()
@@ -157,7 +159,7 @@ class QemuKind(TargetKind):
 
     def _why_not_buildable(self, elf: Path) -> str | None:
         if _build_dir(elf) is None:
-            return f"it is not a firmware build output (firmware/build/<dir>/{ELF_NAME})"
+            return f"it is not a firmware build output ({build_root()}/<dir>/{ELF_NAME})"
         if self.machine not in boards():
             return f"there is no firmware board named '{self.machine}'"
         for tool, package in ((TOOLCHAIN, TOOLCHAIN_PACKAGES), ("make", "make")):
@@ -278,7 +280,8 @@ class QemuKind(TargetKind):
 
 
 def _build_dir(elf: Path) -> Path | None:
-    """The build folder of `elf` when it is `firmware/build/<dir>/kenning-hil.elf`."""
-    if elf.name == ELF_NAME and elf.parent.parent == FIRMWARE_DIR / "build":
+    """The build folder of `elf` when it is `<build root>/<dir>/kenning-hil.elf` (the
+    checkout's firmware/build, or the user cache's build of the packaged sources)."""
+    if elf.name == ELF_NAME and elf.parent.parent == build_root():
         return elf.parent
     return None
