@@ -1,6 +1,7 @@
-"""`kenning-hil suite`: suites run without pytest, through the console script, on real
-`kenning-hil serve` host targets. Same test ids as pytest's, so both share baselines; the
-project's pytest ini keys apply; failures exit 1 with results kept; user errors exit 2."""
+"""`kenning-hil suite`: pytest in a child process with the plugin, suite tests only, through
+the console script, on real `kenning-hil serve` host targets. It selects what pytest selects
+(-k, -m) and gives pytest's ids, so both share baselines; the project's pytest ini keys apply;
+failures exit 1 with results kept; user errors exit 2 with one line."""
 
 from __future__ import annotations
 
@@ -49,15 +50,29 @@ def pytest_run(project: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=project, capture_output=True, text=True, timeout=300)
 
 
+def collected_ids(done: subprocess.CompletedProcess) -> list[str]:
+    """The test ids `--collect-only -q` listed (one a line, before its count)."""
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def table_row(stdout: str, test_id: str) -> str:
+    """The kenning-hil results table's row of one test (the plugin prints the table)."""
+    [row] = [line for line in stdout.splitlines() if line.startswith(f"{test_id}  ")]
+    return row
+
+
 def test_runs_the_suite_with_pytests_ids_and_the_projects_ini(project):
     done = suite(project, "suites/s.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"rootdir: {project}, configfile: {project / 'pytest.ini'}" in done.stdout
+    # pytest's own header: its rootdir and configuration file
+    assert f"rootdir: {project}\nconfigfile: pytest.ini\n" in done.stdout
     ids = ["suites/s.yaml::digits-fp32[host-onnxruntime]",
            "suites/s.yaml::digits-int8[host-onnxruntime]"]
     for test_id in ids:
-        assert f"{test_id} passed" in done.stdout
-    assert "2 passed; results:" in done.stdout
+        assert table_row(done.stdout, test_id).endswith("  passed")
+    assert "= 2 passed in " in done.stdout
+    assert f"results: {project / 'results'} (report.md" in done.stdout
     # the ini's report and cache directories were used, not the defaults
     summary = json.loads((project / "results" / "summary.json").read_text())
     assert [row["test"] for row in summary] == ids
@@ -68,8 +83,7 @@ def test_runs_the_suite_with_pytests_ids_and_the_projects_ini(project):
     records = [json.loads(p.read_text()) for p in (project / "results" / "tests").glob("*.json")]
     assert sorted(r["test"] for r in records) == ids
     assert all(r["samples"] == 60 for r in records)
-    collected = pytest_run(project, "--collect-only", "-q", "suites/s.yaml")
-    assert collected.stdout.split("\n\n")[0].split() == ids
+    assert collected_ids(pytest_run(project, "--collect-only", "-q", "suites/s.yaml")) == ids
 
 
 def test_baselines_are_shared_with_pytest(project):
@@ -89,9 +103,9 @@ def test_a_failed_threshold_exits_1_and_keeps_the_results(project):
     (project / "suites" / "s.yaml").write_text(SUITE.format(accuracy=0.9999))
     done = suite(project, "suites/s.yaml", "-k", "fp32")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert ("suites/s.yaml::digits-fp32[host-onnxruntime] failed: digits (no optimizer) on "
-            "host-onnxruntime: 1 check(s) failed - accuracy") in done.stdout
-    assert "int8" not in done.stdout  # -k selected fp32 only
+    assert ("  failed: digits (no optimizer) on host-onnxruntime: 1 check(s) failed - accuracy"
+            in table_row(done.stdout, "suites/s.yaml::digits-fp32[host-onnxruntime]"))
+    assert "digits-int8" not in done.stdout  # -k selected fp32 only
     [record] = [json.loads(p.read_text()) for p in (project / "results" / "tests").glob("*")]
     assert record["metrics"]["accuracy"] < 0.9999
     assert json.loads((project / "results" / "summary.json").read_text())[0]["outcome"] \
@@ -101,11 +115,14 @@ def test_a_failed_threshold_exits_1_and_keeps_the_results(project):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["suites/none.yaml"], "no such suite file or directory: suites/none.yaml"),
+        (["suites/none.yaml"], "file or directory not found: suites/none.yaml"),
+        ([], "--hil-suites-only: no suite given (name suite files or directories, or set "
+             "hil_suite in the project's pytest configuration)"),
         (["suites/s.yaml", "--target", "no-such-board"], "unknown target 'no-such-board'"),
         (["suites/s.yaml", "-k", "nothing-matches"],
          "no tests selected (-k 'nothing-matches' matched none)"),
-        (["suites/s.yaml", "-k", "fp32 and (int8"], "-k 'fp32 and (int8': ends too early"),
+        (["suites/s.yaml", "-k", "fp32 and (int8"],
+         "Wrong expression passed to '-k': fp32 and (int8: "),
         (["suites/s.yaml", "--samples", "0"], "--samples / hil_samples: must be positive"),
         (["suites/s.yaml", "--update-baseline"], "--update-baseline needs --baseline DIR"),
         (["suites/s.yaml", "--hil-report", "/proc/no/such"],
@@ -119,6 +136,18 @@ def test_user_errors_are_one_line_and_exit_2(project, args, message):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_broken_suite_exits_2_with_pytests_collection_error(project):
+    (project / "suites" / "s.yaml").write_text(SUITE.format(accuracy=0.9).replace(
+        "dataset:", "datset:"))
+    done = suite(project, "suites/s.yaml")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "ERROR collecting suites/s.yaml" in done.stdout
+    assert "unknown key 'datset'" in done.stdout
+    assert done.stderr.strip() == ("kenning-hil: error: pytest was interrupted: errors while "
+                                   "collecting the suites, or a stop (its output above says "
+                                   "which)")
+
+
 def test_finds_the_rootdir_and_configuration_as_pytest_does(project):
     """Run from suites/ with a pytest.toml at the root: ids, settings and relative paths are
     the same as pytest's from there."""
@@ -129,8 +158,9 @@ def test_finds_the_rootdir_and_configuration_as_pytest_does(project):
     done = suite(project / "suites", "s.yaml", "-k", "fp32 and not int8",
                  "--baseline", "../bl", "--update-baseline")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"rootdir: {project}, configfile: {project / 'pytest.toml'}" in done.stdout
-    assert "suites/s.yaml::digits-fp32[host-onnxruntime] passed" in done.stdout
+    assert f"rootdir: {project}\nconfigfile: pytest.toml\n" in done.stdout
+    assert table_row(done.stdout, "suites/s.yaml::digits-fp32[host-onnxruntime]").endswith(
+        "  passed")
     [record] = [json.loads(p.read_text())
                 for p in (project / "from-toml" / "tests").glob("*.json")]
     assert record["samples"] == 12  # the ini's cap
@@ -151,14 +181,82 @@ def test_directories_the_ini_suite_marks_and_duplicate_targets(project):
     gpu = detect_gpus()
     done = suite(project, "--target", "host-onnxruntime,host-onnxruntime", "-k", "fp32")
     assert done.returncode == 0, done.stdout + done.stderr
-    # progress lines: "<id> <outcome> (<seconds> s)"
-    lines = [line for line in done.stdout.splitlines()
-             if line.startswith("suites/") and line.endswith(" s)")]
-    assert len(lines) == 2  # one per suite: the target named twice runs once
-    gpu_line = next(line for line in lines if line.startswith("suites/gpu.yaml"))
+    rows = {row["test"]: row
+            for row in json.loads((project / "results" / "summary.json").read_text())}
+    # one per suite: the target named twice runs once
+    assert sorted(rows) == ["suites/gpu.yaml::digits-fp32[host-onnxruntime]",
+                            "suites/s.yaml::digits-fp32[host-onnxruntime]"]
     if not gpu.visible:
-        assert f"skipped: {gpu.describe()}" in gpu_line
+        gpu_row = rows["suites/gpu.yaml::digits-fp32[host-onnxruntime]"]
+        assert (gpu_row["outcome"], gpu_row["reason"]) == ("skipped", gpu.describe())
     not_gpu = suite(project, "suites", "-m", "not gpu", "-k", "fp32")
     assert not_gpu.returncode == 0, not_gpu.stdout + not_gpu.stderr
     assert "suites/gpu.yaml" not in not_gpu.stdout
-    assert "suites/s.yaml::digits-fp32[host-onnxruntime] passed" in not_gpu.stdout
+    assert table_row(not_gpu.stdout, "suites/s.yaml::digits-fp32[host-onnxruntime]").endswith(
+        "  passed")
+
+
+PLAIN_TEST = """
+def test_hil_in_its_name():
+    pass
+"""
+
+
+@pytest.fixture
+def mixed_project(project):
+    """Two suites (one gpu-marked) and, beside them, plain tests pytest also collects: one in
+    suites/, one in the ini's testpaths."""
+    (project / "suites" / "gpu.yaml").write_text(SUITE.format(accuracy=0.9).replace(
+        "name: s", "name: g\nmarks: [gpu]"))
+    (project / "suites" / "test_beside.py").write_text(PLAIN_TEST)
+    (project / "tests").mkdir()
+    (project / "tests" / "test_plain.py").write_text(PLAIN_TEST)
+    with open(project / "pytest.ini", "a") as ini:
+        ini.write("hil_suite = suites\ntestpaths = tests\n")
+    return project
+
+
+@pytest.mark.parametrize(("flag", "expression"), [
+    ("-k", "hil"), ("-k", "int8 or gpu.yaml"), ("-k", "HIL and not fp32"),
+    ("-m", "not gpu"), ("-m", "hil and gpu"),
+])
+def test_selects_what_pytest_selects(mixed_project, flag, expression):
+    """`kenning-hil suite SUITES -k/-m E` selects the tests `pytest SUITES -k/-m E` selects
+    (pytest's expressions: marks are keywords, so `-k hil` selects every suite test)."""
+    paths = ["suites/s.yaml", "suites/gpu.yaml"]
+    ours = collected_ids(suite(mixed_project, *paths, flag, expression, "--collect-only"))
+    theirs = collected_ids(pytest_run(mixed_project, "--collect-only", "-q", *paths,
+                                      flag, expression))
+    assert ours == theirs and ours
+
+
+def test_only_suite_tests_run(mixed_project):
+    """With no paths, the ini's hil_suite suites only (not testpaths); with a directory, its
+    suites and not the plain tests pytest would also collect there."""
+    with_plain = collected_ids(pytest_run(mixed_project, "--collect-only", "-q", "-k", "hil"))
+    assert "tests/test_plain.py::test_hil_in_its_name" in with_plain
+    expected = [test_id for test_id in with_plain if test_id.startswith("suites/")
+                and ".yaml::" in test_id]
+    assert len(expected) == 4
+    assert collected_ids(suite(mixed_project, "-k", "hil", "--collect-only")) == expected
+    in_directory = collected_ids(pytest_run(mixed_project, "--collect-only", "-q", "suites"))
+    assert "suites/test_beside.py::test_hil_in_its_name" in in_directory
+    assert collected_ids(suite(mixed_project, "suites", "--collect-only")) == [
+        test_id for test_id in in_directory if ".yaml::" in test_id]
+
+
+def test_a_run_selects_and_reports_what_pytest_selects(project):
+    """The run itself (not only its collection): what ran is what pytest selects."""
+    done = suite(project, "suites/s.yaml", "-k", "hil and int8", "--samples", "20")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = [row["test"] for row in json.loads((project / "results" / "summary.json").read_text())]
+    assert ran == collected_ids(pytest_run(project, "--collect-only", "-q", "suites/s.yaml",
+                                           "-k", "hil and int8"))
+    assert ran == ["suites/s.yaml::digits-int8[host-onnxruntime]"]
+
+
+def test_the_plugin_is_named_when_autoloading_is_off(project, monkeypatch):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    ids = collected_ids(suite(project, "suites/s.yaml", "--collect-only"))
+    assert ids == ["suites/s.yaml::digits-fp32[host-onnxruntime]",
+                   "suites/s.yaml::digits-int8[host-onnxruntime]"]

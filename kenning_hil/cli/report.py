@@ -29,9 +29,10 @@ def report_command(args: argparse.Namespace) -> int:
 
     directory = args.directory
     if directory is None:
-        from kenning_hil.project_config import find_project_config
+        from kenning_hil.cli.pytest_process import project_settings
 
-        directory = find_project_config([Path.cwd()]).settings({}).report_dir
+        # the project's hil_report as pytest resolves it from here
+        directory = Path(project_settings([])["report_dir"])
     path = rerender(directory)
     print(format_table(load_rows(directory / "summary.json")))
     print(f"report: {path} ({path.with_suffix('.rst').name})")

@@ -1,12 +1,18 @@
-"""`kenning-hil suite`: the tests of suite files."""
+"""`kenning-hil suite`: the tests of suite files, run by pytest with the kenning-hil plugin."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 # --- suite -----------------------------------------------------------------------------------
+
+EXIT_CODES = ("exit code 0 when every selected test passed (or skipped), 1 when a test "
+              "failed or errored, 2 on a usage error (pytest's 4, said in one line), on "
+              "errors while collecting the suites (pytest's 2) and when no test was selected "
+              "(pytest's 5)")
 
 
 def add_suite_command(subparsers: Any) -> None:
@@ -14,13 +20,13 @@ def add_suite_command(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "suite",
-        help="run suite YAML files on targets without pytest (same tests, ids, baselines)",
-        description="Run the tests of suite files on targets, one after another: compile "
-        "(cached), run on a free board of each target's pool, judge thresholds and baselines, "
-        "write per-test results and the session report, print the summary table. The project "
-        "root and its pytest configuration are found as pytest finds them, so test ids, "
-        "hil_* settings, baselines and results are the same as `pytest SUITE --target ...`. "
-        "Exit code 1 when a test failed or errored, 2 on a usage error.",
+        help="run suite YAML files on targets (pytest with the plugin, suite tests only)",
+        description="Run the tests of suite files: `pytest SUITE... --hil-suites-only` in a "
+        "child process, with the kenning-hil plugin. pytest finds the project root and its "
+        "configuration, collects, selects (-k, -m), runs and reports, so test ids, hil_* "
+        "settings, baselines and results are those of `pytest SUITE --target ...`; only "
+        "suite tests run (other tests under the paths are not collected). The output is "
+        f"pytest's. Exit codes: {EXIT_CODES}.",
     )
     parser.add_argument("suites", nargs="*", type=Path, metavar="SUITE",
                         help="suite YAML file or a directory of them (default: the ini's "
@@ -30,41 +36,58 @@ def add_suite_command(subparsers: Any) -> None:
             continue
         parser.add_argument(option.flag, **option.argparse_kwargs())
     parser.add_argument("--rootdir", type=Path, default=None,
-                        help="project root (default: found from the suites' directory upwards, "
-                        "as pytest does); test ids and the ini's relative paths start here")
+                        help="project root (default: found by pytest from the suites' "
+                        "directory upwards); test ids and the ini's relative paths start here")
     parser.add_argument("-k", dest="keyword", metavar="EXPRESSION",
-                        help="run only tests whose id matches, as pytest -k: names are "
-                        "case-insensitive substrings, with and / or / not")
+                        help="run only tests whose names match, as pytest -k (it is pytest's "
+                        "-k: names, marks, and / or / not)")
     parser.add_argument("-m", dest="markexpr", metavar="MARKEXPR",
                         help="run only tests whose marks match, as pytest -m (e.g. 'not gpu')")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="list the selected tests' ids, one a line, without running them")
     parser.set_defaults(handler=suite_command)
 
 
-def suite_command(args: argparse.Namespace) -> int:
+def pytest_arguments(args: argparse.Namespace) -> list[str]:
+    """The pytest command line of a `kenning-hil suite` command line."""
     from kenning_hil.config.options import OPTIONS
-    from kenning_hil.project_config import find_project_config
-    from kenning_hil.report.summary import format_table
-    from kenning_hil.suite_run import run_suites
-    from kenning_hil.suites.loader import suite_files
 
-    project = find_project_config(args.suites or [Path.cwd()], args.rootdir)
-    print(f"rootdir: {project.rootdir}, configfile: {project.file or 'none'}")
-    values = {option.dest: getattr(args, option.dest, None) for option in OPTIONS}
-    values["suite"] = None
-    if args.suites:
-        values["suite"] = [str(f.resolve()) for p in args.suites for f in suite_files(p)]
-    # named suites replace the ini's, as path arguments replace pytest's testpaths
-    settings = project.settings(values, ignore_ini=("suite",) if args.suites else ())
-    if not args.suites:
-        settings.suites = [f for p in settings.suites for f in suite_files(p)]
-    outcome = run_suites(settings, args.keyword, args.markexpr)
-    print(format_table(outcome.rows))
-    counts = ", ".join(f"{outcome.count(o)} {o}" for o in ("passed", "failed", "error",
-                                                           "skipped") if outcome.count(o))
-    print(f"{counts}; results: {settings.report_dir} (report: {outcome.report})")
-    from kenning_hil.run.outcome import baseline_summary
+    command = ["--hil-suites-only"]
+    for option in OPTIONS:
+        value = getattr(args, option.dest, None)
+        if value is None or value is False:
+            continue
+        if value is True:
+            command.append(option.flag)
+        else:  # flag=value: a value that starts with "-" is still the flag's
+            command += [f"{option.flag}={v}" for v in (value if isinstance(value, list)
+                                                        else [value])]
+    if args.rootdir is not None:
+        command.append(f"--rootdir={args.rootdir}")
+    if args.keyword is not None:
+        command += ["-k", args.keyword]
+    if args.markexpr is not None:
+        command += ["-m", args.markexpr]
+    if args.collect_only:
+        command += ["--collect-only", "-q"]
+    # after "--", pytest reads every argument as a path, even one starting with "-"
+    return [*command, "--", *(str(path) for path in args.suites)]
 
-    line = baseline_summary(outcome.baselines, settings.baseline_dir)
-    if line:
-        print(line)
-    return 1 if outcome.failed else 0
+
+def suite_command(args: argparse.Namespace) -> int:
+    from kenning_hil.cli import pytest_process as child
+    from kenning_hil.core.errors import ConfigurationError
+
+    done = child.run_pytest(pytest_arguments(args))
+    if done.returncode == child.PYTEST_USAGE_ERROR:
+        raise ConfigurationError(child.usage_error_message(done.stderr))
+    sys.stderr.write(done.stderr)
+    if done.returncode == child.PYTEST_NO_TESTS_COLLECTED:
+        raise ConfigurationError("no tests selected" + "".join(
+            f" ({flag} {expression!r} matched none)"
+            for flag, expression in (("-k", args.keyword), ("-m", args.markexpr))
+            if expression))
+    if done.returncode == child.PYTEST_INTERRUPTED:
+        raise ConfigurationError("pytest was interrupted: errors while collecting the "
+                                 "suites, or a stop (its output above says which)")
+    return done.returncode  # 0 passed, 1 a test failed or errored; anything else is pytest's

@@ -15,8 +15,8 @@ def add_targets_command(subparsers: Any) -> None:
         help="list known targets and whether each is available here (and why not)",
         description="List the targets described in the target directories (and the built-in "
         "host target), checking each without booting it. The project root, its targets/ and "
-        "its hil_target_dir setting are found as pytest finds them, from the current "
-        "directory upwards.",
+        "its hil_target_dir setting are pytest's, from the current directory (read from "
+        "`pytest --hil-settings`).",
     )
     parser.add_argument(
         "--target-dir",
@@ -34,13 +34,14 @@ def add_targets_command(subparsers: Any) -> None:
 def targets_command(args: argparse.Namespace) -> int:
     import json
 
-    from kenning_hil.project_config import find_project_config
+    from kenning_hil.cli.pytest_process import project_settings
+    from kenning_hil.targets.catalog import TargetCatalog
     from kenning_hil.targets.gpu import gpu_visibility
     from kenning_hil.targets.listing import format_rows, rows_as_json, target_rows
 
-    given = {"target_dir": [str(p) for p in args.target_dirs] or None}
-    settings = find_project_config([Path.cwd()]).settings(given)
-    rows = target_rows(settings.catalog())
+    # the project's target directories as pytest resolves them from here
+    settings = project_settings([f"--target-dir={p}" for p in args.target_dirs])
+    rows = target_rows(TargetCatalog([Path(p) for p in settings["target_dirs"]]))
     if args.json:
         print(json.dumps(rows_as_json(rows), indent=2))
     else:

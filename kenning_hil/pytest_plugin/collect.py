@@ -20,10 +20,35 @@ from kenning_hil.pytest_plugin.state import (
 # ------------------------------------------------------------------------------ suites
 
 
+def _suites_only(config: pytest.Config) -> bool:
+    return bool(config.getoption("hil_suites_only", False))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # --hil-suites-only: files that cannot be suites are not even imported
+    if (_suites_only(config) and collection_path.suffix not in (".yaml", ".yml")
+            and not collection_path.is_dir()):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # --hil-suites-only: a test file named on the command line is not ignored by pytest;
+    # its tests are deselected, so the run holds suite tests only
+    if not _suites_only(config):
+        return
+    others = [item for item in items if not isinstance(item, SuiteItem)]
+    if others:
+        items[:] = [item for item in items if isinstance(item, SuiteItem)]
+        config.hook.pytest_deselected(items=others)
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    wanted = parent.session.isinitpath(file_path) or file_path.parent.name == "suites"
+    # --hil-suites-only: a suite document anywhere under the given paths
+    wanted = (parent.session.isinitpath(file_path) or file_path.parent.name == "suites"
+              or _suites_only(parent.config))
     if not wanted:
         return None
     from kenning_hil.suites.loader import is_suite_document

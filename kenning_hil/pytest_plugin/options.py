@@ -29,6 +29,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(option.flag, **option.argparse_kwargs())
         parser.addini(option.ini, f"{option.help} (ini form of {option.flag})",
                       type=_INI_TYPES.get(option.kind, "string"), default=None)
+    # run-mode flags of the pytest face, not settings: no ini key, no fixture
+    group.addoption("--hil-suites-only", action="store_true", default=False,
+                    help="collect suite tests only (what `kenning-hil suite` runs): the suite "
+                    "files under the given paths, or with no paths the --suite / hil_suite "
+                    "suites; other tests are not collected or are deselected")
+    group.addoption("--hil-settings", action="store_true", default=False,
+                    help="print the resolved kenning-hil settings (rootdir, configuration "
+                    "file, every option) as one line of JSON and exit, without collecting "
+                    "(what `kenning-hil targets` and `kenning-hil report` read)")
 
 
 # ------------------------------------------------------------------------------ options
@@ -45,8 +54,9 @@ def _raw_values(config: pytest.Config, getter: Any, ini: bool) -> dict[str, Any]
     return values
 
 
-def resolve_options(config: pytest.Config) -> HILSettings:
-    """Command line, then environment, then ini, then the default (kenning_hil.config.settings)."""
+def resolve_options(config: pytest.Config, prepare: bool = True) -> HILSettings:
+    """Command line, then environment, then ini, then the default (kenning_hil.config.settings).
+    With `prepare`, the controller also creates the report directory (a run is coming)."""
     from kenning_hil.core.errors import KenningHILError
 
     command_line = _raw_values(config, lambda dest: config.getoption(dest, None), ini=False)
@@ -54,11 +64,35 @@ def resolve_options(config: pytest.Config) -> HILSettings:
     try:
         settings = HILSettings.resolve(config.rootpath, command_line, ini,
                                        cwd=config.invocation_params.dir)
-        if not hasattr(config, "workerinput"):
+        if prepare and not hasattr(config, "workerinput"):
             settings.prepare_report_dir()
     except KenningHILError as exc:
         raise pytest.UsageError(str(exc)) from None
     return settings
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """`--hil-settings`: the settings as pytest resolves them (its rootdir and configuration
+    file, from wherever it runs), so the CLI needs no rootdir finder of its own. Like
+    `--markers`, it answers before the session starts: nothing is collected or created."""
+    if not config.getoption("hil_settings"):
+        return None
+    import dataclasses
+    import json
+
+    settings = resolve_options(config, prepare=False)
+    described = {"rootdir": str(config.rootpath),
+                 "configfile": str(config.inipath) if config.inipath else None}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, list):
+            value = [str(v) for v in value]
+        elif value is not None and not isinstance(value, (bool, int, float, dict)):
+            value = str(value)
+        described[field.name] = value
+    print(json.dumps(described))
+    return 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,21 +109,35 @@ def _add_suites_to_args(config: pytest.Config, options: HILOptions) -> None:
     """Suites join the paths pytest collects. `--suite` always adds; with no path arguments
     it runs only the suites (not `testpaths`). The ini key `hil_suite` works like
     `testpaths`: its suites join the default collection only when no path arguments are
-    given, so `pytest test_x.py::test_g` runs just that test."""
-    if not options.suites:
-        return
+    given, so `pytest test_x.py::test_g` runs just that test. With `--hil-suites-only` and
+    no path arguments, the suites are all that is collected. A directory stands for the
+    suite files under it."""
     source = getattr(config, "args_source", None)
     no_paths = source is not None and source != pytest.Config.ArgsSource.ARGS
+    suites_only = config.getoption("hil_suites_only")
+    if not options.suites:
+        if suites_only and no_paths:
+            raise pytest.UsageError("--hil-suites-only: no suite given (name suite files or "
+                                    "directories, or set hil_suite in the project's pytest "
+                                    "configuration)")
+        return
     from_command_line = options.sources.get("suite") == "command line"
     if not (from_command_line or no_paths):
         options.suites = []  # paths were given: the ini's suites are not part of this run
         return
-    missing = [str(p) for p in options.suites if not p.is_file()]
+    flag = _given_by(options, "suite")
+    missing = [str(p) for p in options.suites if not p.exists()]
     if missing:
-        flag = _given_by(options, "suite")
         raise pytest.UsageError(f"{flag}: no such file: {', '.join(missing)}")
+    from kenning_hil.core.errors import KenningHILError
+    from kenning_hil.suites.loader import suite_files
+
+    try:
+        options.suites = [file for path in options.suites for file in suite_files(path)]
+    except KenningHILError as exc:  # a directory without suite files
+        raise pytest.UsageError(f"{flag}: {exc}") from None
     args = [str(p) for p in options.suites]
-    if from_command_line and no_paths:
+    if (from_command_line or suites_only) and no_paths:
         config.args[:] = args  # only suites were asked for: not the testpaths too
     else:
         config.args.extend(a for a in args if a not in config.args)
