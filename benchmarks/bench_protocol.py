@@ -39,8 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from kenning_hil.protocols.bytes_protocol import NetworkProtocol, UARTProtocol  # noqa: E402
 from kenning_hil.targets.process import (  # noqa: E402
-    env_with_package_path,
-    python_command,
+    server_command,
     start_logged,
     stop,
     wait_for_line,
@@ -154,9 +153,7 @@ def bench_tcp(samples: int, rounds: int, workdir: Path) -> float:
     )
     log = workdir / f"serve-tcp-{time.monotonic_ns()}.log"  # one per call: a fresh port line
     server = start_logged(
-        [
-            *python_command(),
-            "serve",
+        server_command(
             "--runtime",
             "echo",
             "--runtime-parameters",
@@ -165,9 +162,8 @@ def bench_tcp(samples: int, rounds: int, workdir: Path) -> float:
             "0",
             "--log-level",
             "WARNING",
-        ],
+        ),
         log,
-        env_with_package_path(),
     )
     try:
         raw = RawClient(int(raw_server.stdout.readline()))
@@ -223,18 +219,10 @@ def bench_uart(model_bytes: int, workdir: Path) -> None:
             time.sleep(0.01)
         log = workdir / "serve-uart.log"
         server = start_logged(
-            [
-                *python_command(),
-                "serve",
-                "--runtime",
-                "echo",
-                "--serial",
-                str(server_end),
-                "--log-level",
-                "WARNING",
-            ],
+            server_command(
+                "--runtime", "echo", "--serial", str(server_end), "--log-level", "WARNING"
+            ),
             log,
-            env_with_package_path(),
         )
         wait_for_line(server, log, r"listening on", 60, "echo server on a pty")
         client = UARTProtocol(port=str(client_end), baudrate=115200)

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,13 +17,8 @@ import pytest
 from kenning_hil.blocks.entries import load_scenario
 from kenning_hil.core.protocol import ConnectionLostError, RequestTimeoutError
 from kenning_hil.run.pipeline import build_pipeline, run_scenario
-from kenning_hil.targets.process import (
-    env_with_package_path,
-    python_command,
-    start_logged,
-    stop,
-    wait_for_line,
-)
+from kenning_hil.targets.process import server_command, start_logged, stop, wait_for_line
+from tests.test_cli import console_script
 
 pytest.importorskip("onnxruntime")
 
@@ -35,11 +29,7 @@ LISTENING = r"listening on (?P<address>\S+)"
 
 def start_server(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
     log = tmp_path / f"serve-{time.monotonic_ns()}.log"
-    proc = start_logged(
-        [*python_command(), "serve", "--runtime", "onnxruntime", *args],
-        log,
-        env_with_package_path(),
-    )
+    proc = start_logged([console_script(), "serve", "--runtime", "onnxruntime", *args], log)
     match = wait_for_line(proc, log, LISTENING, 60.0, "kenning-hil serve")
     return proc, match.group("address")
 
@@ -58,10 +48,9 @@ def run_cli(tmp_path: Path, scenario: dict, *extra: str) -> tuple:
     scenario_path.write_text(json.dumps(scenario))
     output = tmp_path / "measurements.json"
     result = subprocess.run(
-        [*python_command(), "run", str(scenario_path), "--output", str(output), *extra],
+        [console_script(), "run", str(scenario_path), "--output", str(output), *extra],
         capture_output=True,
         text=True,
-        env=env_with_package_path(),
         timeout=300,
     )
     return result, output
@@ -187,14 +176,23 @@ def test_server_dying_mid_session(tmp_path, how):
     assert saved["total"] == 30 and "error" in saved
 
 
-def test_serve_rejects_bad_options(tmp_path):
+@pytest.mark.parametrize("command, prog", [
+    pytest.param(lambda *args: [console_script(), "serve", *args], "kenning-hil",
+                 id="kenning-hil serve"),
+    pytest.param(server_command, "python -m kenning_hil.runtimes.serve",
+                 id="library entry"),
+])
+def test_serve_rejects_bad_options(tmp_path, command, prog):
+    """The command-line face and the library entry the host kind starts are one program:
+    a runtime name that names nothing is the same one-line error from both."""
     result = subprocess.run(
-        [*python_command(), "serve", "--runtime", "no-such-runtime", "--port", "0"],
+        command("--runtime", "no-such-runtime", "--port", "0"),
         capture_output=True,
         text=True,
-        env=env_with_package_path(),
         timeout=120,
     )
     assert result.returncode == 2
-    assert "unknown runtime type 'no-such-runtime'" in result.stderr
-    assert sys.executable  # the same interpreter ran the child
+    assert result.stdout == ""
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"{prog}: error: unknown runtime type 'no-such-runtime' "), errors

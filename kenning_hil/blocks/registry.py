@@ -49,6 +49,12 @@ def registered_names(kind: str) -> list[str]:
     return sorted(_table(kind))
 
 
+def names_class(kind: str, name: str) -> bool:
+    """Whether `name` is a short name registered for `kind` or a dotted class path (what
+    `resolve_class_path` accepts), decided without importing anything."""
+    return name in _table(kind) or "." in name
+
+
 def resolve_class_path(kind: str, name: str) -> str:
     """The dotted class path for a short name, or `name` itself when it is a dotted path."""
     table = _table(kind)

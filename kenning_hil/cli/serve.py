@@ -1,97 +1,18 @@
-"""`kenning-hil serve`: a runtime as a target server over TCP or a serial line."""
+"""`kenning-hil serve`: the target server (`kenning_hil.runtimes.serve`) on the command line."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from kenning_hil.blocks.registry import registered_names, resolve_class
-
-# --- serve -----------------------------------------------------------------------------------
+from kenning_hil.runtimes.serve import DESCRIPTION, add_arguments, serve
 
 
 def add_serve_command(subparsers: Any) -> None:
     """`serve`: a runtime as a target server, over TCP (default) or a serial line."""
-    import json
-
-    def json_object(text: str) -> dict:
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
-        if not isinstance(value, dict):
-            raise argparse.ArgumentTypeError("must be a JSON object")
-        return value
-
     parser = subparsers.add_parser(
         "serve",
         help="run a target server: a runtime that a host drives over TCP or a serial line",
-        description="Serve a runtime over the kenning-hil/Kenning wire protocol, one client at "
-        "a time, until interrupted. Prints 'listening on ADDRESS' once ready (with --port 0 "
-        "the port is chosen by the system).",
+        description=DESCRIPTION,
     )
-    parser.add_argument(
-        "--runtime", required=True, help=f"runtime type: {', '.join(registered_names('runtime'))}"
-    )
-    parser.add_argument(
-        "--runtime-parameters",
-        type=json_object,
-        default={},
-        help='JSON object of runtime parameters, e.g. \'{"num_threads": 1}\'',
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (TCP)")
-    parser.add_argument("--port", type=int, default=12345, help="TCP port; 0: any free port")
-    parser.add_argument("--serial", help="serve on this serial device or pyserial URL instead")
-    parser.add_argument("--baudrate", type=int, default=115200, help="serial line rate")
-    parser.add_argument(
-        "--checksum",
-        choices=["verify", "ignore"],
-        default="verify",
-        help="received checksums: verify (default) or ignore",
-    )
-    parser.add_argument(
-        "--max-message-size",
-        type=int,
-        default=64 << 20,
-        help="largest message (e.g. model) accepted, in bytes",
-    )
-    parser.add_argument("--max-frame-size", type=int, help="largest frame, header included")
-    parser.add_argument(
-        "--frame-timeout", type=float, help="seconds before a stalled partial frame is dropped"
-    )
-    parser.add_argument("--log-level", default="INFO", help="server log level (default: INFO)")
-    parser.set_defaults(handler=serve_command)
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    import logging
-    import signal
-
-    from kenning_hil.core.runtime import Runtime
-
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s"
-    )
-    params: dict[str, Any] = {
-        "checksum": args.checksum,
-        "max_message_size": args.max_message_size,
-    }
-    if args.max_frame_size is not None:
-        params["max_frame_size"] = args.max_frame_size
-    if args.frame_timeout is not None:
-        params["frame_timeout"] = args.frame_timeout
-    if args.serial is not None:
-        protocol_type = "uart"
-        params.update(port=args.serial, baudrate=args.baudrate)
-    else:
-        protocol_type = "tcp"
-        params.update(host=args.host, port=args.port)
-    protocol = resolve_class("protocol", protocol_type).from_json(params)
-    runtime_cls = resolve_class("runtime", args.runtime, Runtime)
-    runtime = runtime_cls.from_json(args.runtime_parameters, protocol=protocol)
-    runtime.prepare_server()
-    # SIGTERM stops the server cleanly (closes the port) instead of killing it mid-answer
-    signal.signal(signal.SIGTERM, lambda signum, frame: runtime.close_server())
-    print(f"listening on {protocol.address}", flush=True)
-    runtime.run_server()
-    return 0
+    add_arguments(parser)
+    parser.set_defaults(handler=serve)

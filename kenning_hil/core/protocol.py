@@ -11,15 +11,19 @@ host can drive a Kenning target.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum, IntFlag
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kenning_hil.core.args import ArgumentsHandler
-from kenning_hil.core.errors import KenningHILError
+from kenning_hil.core.errors import ConfigurationError, KenningHILError
+
+if TYPE_CHECKING:
+    from kenning_hil.core.measurements import Measurements
 
 
 class MessageType(IntEnum):
@@ -218,6 +222,10 @@ class RuntimeProtocol(ArgumentsHandler):
 
     arguments_structure: dict[str, dict] = {}
 
+    #: True when the target exchanges tensors in the model's own types (firmware): the host
+    #: then quantises inputs and dequantises outputs, and sends an io spec of raw tensors
+    host_quantization: bool = False
+
     # -- set-up ---------------------------------------------------------------------------
 
     @property
@@ -282,6 +290,14 @@ class RuntimeProtocol(ArgumentsHandler):
 
     def upload_io_specification(self, path: Path) -> bool:
         """Sends the model's io specification (IO_SPEC) read from the JSON file at `path`."""
+        try:
+            spec = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigurationError(f"cannot read io specification {path}: {exc}") from exc
+        return self.upload_io_specification_dict(spec)
+
+    def upload_io_specification_dict(self, spec: dict) -> bool:
+        """Sends the model's io specification (IO_SPEC), encoded as the target reads it."""
         raise NotImplementedError
 
     def upload_runtime(self, path: Path) -> bool:
@@ -299,8 +315,14 @@ class RuntimeProtocol(ArgumentsHandler):
         """Fetches the raw output bytes of the last inference (OUTPUT)."""
         raise NotImplementedError
 
-    def download_statistics(self, final: bool = False) -> dict:
-        """Fetches the target's statistics (STATS) as a dict of measurement lists."""
+    def download_statistics(self, final: bool = False) -> Measurements:
+        """Fetches the target's statistics (STATS) as measurement lists.
+
+        A list that grows as the target measures covers the whole connection, as a Kenning
+        server keeps it; a snapshot (a firmware's arena peak) is a list of its current value.
+        Whoever shares a connection between runs cuts each run's part out
+        (`kenning_hil.protocols.session.SessionProtocol`).
+        """
         raise NotImplementedError
 
     # -- server answers -------------------------------------------------------------------
@@ -311,6 +333,10 @@ class RuntimeProtocol(ArgumentsHandler):
 
     def request_failure(self, reason: str = "") -> bool:
         """Answers the request being served with ERROR; `reason` goes to the host's log."""
+        raise NotImplementedError
+
+    def close_server(self) -> None:
+        """Stops serving: closes the client connection and the listening endpoint."""
         raise NotImplementedError
 
     # -- construction ---------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, os_reason
 from kenning_hil.core.measurements import Measurements
 from kenning_hil.core.protocol import (
     STATUS_ACTIONS,
@@ -444,13 +444,6 @@ class BytesProtocol(RuntimeProtocol):
             return False, None
         return answer.success, answer.payload
 
-    def upload_io_specification(self, path: Path) -> bool:
-        try:
-            spec = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigurationError(f"cannot read io specification {path}: {exc}") from exc
-        return self.upload_io_specification_dict(spec)
-
     def upload_io_specification_dict(self, spec: dict) -> bool:
         if self.serialized_io_spec:
             return self._status_request(
@@ -468,7 +461,9 @@ class BytesProtocol(RuntimeProtocol):
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise ConfigurationError(f"cannot read compiled model {path}: {exc}") from exc
+            raise ConfigurationError(
+                f"cannot read compiled model {path}: {os_reason(exc)}"
+            ) from exc
         return self.upload_model_bytes(data)
 
     def upload_model_bytes(self, data: bytes) -> bool:

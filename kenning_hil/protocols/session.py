@@ -5,28 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# ------------------------------------------------------------------------------- protocol
+from kenning_hil.core.measurements import Measurements
+from kenning_hil.protocols.wrapper import ProtocolWrapper
 
 
-class SessionProtocol:
+class SessionProtocol(ProtocolWrapper):
     """The session's connected protocol as `Runtime.run_client` sees it.
 
     Connecting and disconnecting belong to the session (a board stays connected between
     tests), so they are no-ops here; the io spec and model uploads are skipped when the
     session already holds this compiled model (the model upload cache). A target's STATS
-    may cover everything since it was connected (our server does): list-valued statistics
-    are cut to what is new since the session's previous STATS, so each run gets its own.
+    cover everything since it was connected (`RuntimeProtocol.download_statistics`):
+    list-valued statistics are cut to what is new since the session's previous STATS, so each
+    run gets its own.
     """
 
     def __init__(self, session: Any, model_key: str):
+        super().__init__(session.protocol)
         self._session = session
-        self._protocol = session.protocol
         self._key = model_key
         self._skip = session.loaded_model == model_key
         self.uploaded = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._protocol, name)
 
     def initialize_client(self) -> bool:
         return True
@@ -38,16 +37,25 @@ class SessionProtocol:
         if self._skip:
             return True
         self._session.loaded_model = None  # replaced below once the model is in place
-        return self._protocol.upload_io_specification(path)
+        return self.wrapped.upload_io_specification(path)
 
     def upload_io_specification_dict(self, spec: dict) -> bool:
         if self._skip:
             return True
         self._session.loaded_model = None
-        return self._protocol.upload_io_specification_dict(spec)
+        return self.wrapped.upload_io_specification_dict(spec)
 
-    def download_statistics(self, final: bool = False):
-        stats = self._protocol.download_statistics(final=final)
+    def upload_model(self, path: Path) -> bool:
+        if self._skip:
+            return True
+        ok = self.wrapped.upload_model(path)
+        if ok:
+            self._session.loaded_model = self._key
+            self.uploaded = True
+        return ok
+
+    def download_statistics(self, final: bool = False) -> Measurements:
+        stats = self.wrapped.download_statistics(final=final)
         seen = self._session.info.setdefault("stats_seen", {})
         for key in list(stats.keys()):
             values = stats[key]
@@ -61,12 +69,3 @@ class SessionProtocol:
             if before and len(values) > len(before) and values[: len(before)] == before:
                 stats[key] = values[len(before):]
         return stats
-
-    def upload_model(self, path: Path) -> bool:
-        if self._skip:
-            return True
-        ok = self._protocol.upload_model(path)
-        if ok:
-            self._session.loaded_model = self._key
-            self.uploaded = True
-        return ok

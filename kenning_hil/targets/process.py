@@ -1,10 +1,10 @@
-"""Helpers for targets that are local processes (a server, an emulator): start one whose
-output goes to a log file, wait for a line in that log, stop it without leaving orphans."""
+"""Helpers for targets that are local processes (a server, an emulator): the command of the
+target server, start one whose output goes to a log file, wait for a line in that log, stop
+it without leaving orphans."""
 
 from __future__ import annotations
 
 import ctypes
-import os
 import re
 import signal
 import subprocess
@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from kenning_hil.core.errors import os_reason
+from kenning_hil.runtimes import serve
 from kenning_hil.targets.errors import TargetError
 
 
@@ -33,7 +35,7 @@ def start_logged(cmd: Sequence[str], log_path: Path, env: dict | None = None) ->
         log = open(log_path, "ab")  # noqa: SIM115 (closed below, once the child has it)
     except OSError as exc:
         raise TargetError(
-            f"cannot write the log of {Path(cmd[0]).name} at {log_path}: {exc.strerror} "
+            f"cannot write the log of {Path(cmd[0]).name} at {log_path}: {os_reason(exc)} "
             f"(is the --hil-report directory writable?)"
         ) from None
     with log:
@@ -48,7 +50,7 @@ def start_logged(cmd: Sequence[str], log_path: Path, env: dict | None = None) ->
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:
-            raise TargetError(f"cannot start {cmd[0]}: {exc.strerror}") from exc
+            raise TargetError(f"cannot start {cmd[0]}: {os_reason(exc)}") from exc
     proc.log_offset = offset
     return proc
 
@@ -110,14 +112,7 @@ def stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
         proc.wait()
 
 
-def python_command() -> list[str]:
-    """How to run `kenning-hil` with the interpreter (and venv) of this process."""
-    return [sys.executable, "-c", "import sys; from kenning_hil.cli import main; sys.exit(main())"]
-
-
-def env_with_package_path() -> dict:
-    """The current environment; children import the same kenning_hil as this process."""
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    return env
+def server_command(*args: str) -> list[str]:
+    """The target server (`kenning_hil.runtimes.serve`) with `args`, run by the interpreter
+    (and so the environment and installed kenning_hil) of this process."""
+    return [sys.executable, "-m", serve.MODULE, *args]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
 from kenning_hil.targets.description import TargetDescription
 from kenning_hil.targets.kinds import Instance, TargetKind, Timeouts, get_kind_class
 from kenning_hil.targets.pool import BoardPool
+
+if TYPE_CHECKING:
+    from kenning_hil.core.runtime import Runtime
 
 
 class Target:
@@ -51,39 +55,36 @@ class Target:
             if not found:
                 return False, f"Python module '{module}' is not installed"
         try:
-            if self.runtime is not None and self.kind.local_runtime:
-                runtime_class(self.runtime)
+            self.runtime_class()
         except KenningHILError as exc:
             return False, str(exc)
         return self.kind.availability()
+
+    def runtime_class(self) -> type[Runtime] | None:
+        """The Runtime class that drives this target from the host, or None when the
+        target's runtime is the board's own software (the base Runtime then speaks the
+        protocol to it). The kind decides which (`TargetKind.runtime_meaning`)."""
+        if not self.kind.runtime_is_python_class():
+            return None
+        from kenning_hil.blocks import registry
+        from kenning_hil.core.runtime import Runtime
+
+        return registry.resolve_class("runtime", self.runtime, Runtime)
 
     def accepted_formats(self) -> list[str] | None:
         """Model formats the board runs: the description's `formats`, else the runtime's."""
         if self.description.formats is not None:
             return list(self.description.formats)
-        if self.runtime is None:
-            return None
-        try:
-            cls = runtime_class(self.runtime)
-        except ConfigurationError:
-            if self.kind.local_runtime:
-                raise
-            return None  # runs on the board only (firmware): unknown here, so not checked
-        formats = getattr(cls, "input_formats", None)
-        return list(formats) if formats else None
+        cls = self.runtime_class()
+        if cls is None:
+            return None  # the board's own software: unknown here, so not checked
+        return list(cls.input_formats) or None
 
     def __repr__(self) -> str:
         return f"Target({self.name!r}, kind={self.description.kind!r})"
 
     def __str__(self) -> str:
         return self.name
-
-
-def runtime_class(name: str) -> type:
-    """The Runtime class of a registered short name or dotted path."""
-    from kenning_hil.blocks import registry
-
-    return registry.resolve_class("runtime", name)
 
 
 def build_protocol(spec: dict, source: str, **overrides):

@@ -1,4 +1,4 @@
-"""Fixtures for protocol tests: real `kenning-hil serve` processes and real pty pairs."""
+"""Fixtures for protocol tests: real target server processes and real pty pairs."""
 
 from __future__ import annotations
 
@@ -13,13 +13,7 @@ import pytest
 from kenning_hil.core.protocol import Flag, FlowControl, Message, MessageType
 from kenning_hil.protocols.chunking import encode_message
 from kenning_hil.protocols.frame import TCP_MAX_FRAME_SIZE, FrameDecoder
-from kenning_hil.targets.process import (
-    env_with_package_path,
-    python_command,
-    start_logged,
-    stop,
-    wait_for_line,
-)
+from kenning_hil.targets.process import server_command, start_logged, stop, wait_for_line
 
 LISTENING = r"listening on (?P<address>\S+)"
 
@@ -44,12 +38,11 @@ ECHO_INPUT = bytes(range(64))
 
 @contextmanager
 def serve_process(log_dir: Path, *args: str, runtime: str = "echo") -> Iterator[tuple]:
-    """Starts `kenning-hil serve --runtime <runtime> <args>`; yields (process, address)."""
+    """Starts the target server with `--runtime <runtime> <args>`; yields (process, address)."""
     log_path = log_dir / f"serve-{time.monotonic_ns()}.log"
-    cmd = [*python_command(), "serve", "--runtime", runtime, *args]
-    proc = start_logged(cmd, log_path, env_with_package_path())
+    proc = start_logged(server_command("--runtime", runtime, *args), log_path)
     try:
-        match = wait_for_line(proc, log_path, LISTENING, 30.0, "kenning-hil serve")
+        match = wait_for_line(proc, log_path, LISTENING, 30.0, "target server")
         yield proc, match.group("address")
     finally:
         stop(proc)

@@ -12,13 +12,7 @@ from __future__ import annotations
 import pytest
 
 from kenning_hil.run.pipeline import build_pipeline, run_scenario
-from kenning_hil.targets.process import (
-    env_with_package_path,
-    python_command,
-    start_logged,
-    stop,
-    wait_for_line,
-)
+from kenning_hil.targets.process import server_command, start_logged, stop, wait_for_line
 
 pytest.importorskip("ai_edge_litert", reason="needs the 'litert' extra")
 pytest.importorskip("tflite_micro", reason="needs the 'tflm' extra")
@@ -41,8 +35,7 @@ def _local_accuracy(digits_onnx, digits_int8_tflite, runtime: str) -> float:
 
 def _remote_run(tmp_path, digits_onnx, runtime: str, serve_args: list[str], protocol) -> dict:
     log = tmp_path / "serve.log"
-    proc = start_logged([*python_command(), "serve", "--runtime", runtime, *serve_args], log,
-                        env_with_package_path())
+    proc = start_logged(server_command("--runtime", runtime, *serve_args), log)
     try:
         address = wait_for_line(proc, log, r"listening on (?P<a>\S+)", 60.0, "serve").group("a")
         scenario = _scenario(digits_onnx, runtime)

@@ -12,7 +12,7 @@ from kenning_hil.run.compile_cache import CompileCache
 from kenning_hil.run.harness import Harness
 from kenning_hil.targets import SessionManager, Target
 from kenning_hil.targets.description import parse_target
-from kenning_hil.targets.process import python_command, start_logged, stop, wait_for_line
+from kenning_hil.targets.process import server_command, start_logged, stop, wait_for_line
 
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
 
@@ -23,7 +23,7 @@ MODEL = Path(__file__).resolve().parents[2] / "models" / "digits" / "digits-mlp.
 def serial_server(pty_pair, tmp_path):
     log = tmp_path / "serve.log"
     proc = start_logged(
-        [*python_command(), "serve", "--runtime", "onnxruntime", "--serial", pty_pair[0]], log
+        server_command("--runtime", "onnxruntime", "--serial", pty_pair[0]), log
     )
     wait_for_line(proc, log, r"listening on", 20, "serial server")
     yield pty_pair[1]

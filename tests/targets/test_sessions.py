@@ -10,7 +10,7 @@ import pytest
 
 from kenning_hil.targets import SessionManager, Target
 from kenning_hil.targets.description import parse_target
-from kenning_hil.targets.process import python_command, start_logged, stop, wait_for_line
+from kenning_hil.targets.process import server_command, start_logged, stop, wait_for_line
 
 
 def target(data: dict, name: str = "board") -> Target:
@@ -80,8 +80,7 @@ def test_leases_are_kept_only_when_workers_fit_the_pool(tmp_path):
 
 def test_tcp_session_closes_after_each_use(tmp_path):
     log = tmp_path / "serve.log"
-    proc = start_logged([*python_command(), "serve", "--runtime", "onnxruntime", "--port", "0"],
-                        log)
+    proc = start_logged(server_command("--runtime", "onnxruntime", "--port", "0"), log)
     try:
         match = wait_for_line(proc, log, r"listening on (\S+):(\d+)", 20, "server")
         board = target({"kind": "tcp", "address": f"{match.group(1)}:{match.group(2)}"})

@@ -15,16 +15,30 @@ import pkgutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kenning_hil.blocks.registry import names_class
 from kenning_hil.core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from kenning_hil.targets.description import TargetDescription
 
 ENTRY_POINT_GROUP = "kenning_hil.target_kinds"
+
+
+class RuntimeMeaning(Enum):
+    """What the `runtime` key of a target names; each kind decides it up front."""
+
+    PYTHON_CLASS = "a Runtime class run by a local server"
+    """The host drives the target through the same class (kind host)."""
+    FIRMWARE = "software on the board"
+    """The host has no class for it (e.g. firmware-int8); the base Runtime drives it."""
+    BY_NAME = "a Runtime class when the name is one, else software on the board"
+    """A registered name or dotted path is a class (a `kenning-hil serve` at the other end);
+    any other name is the board's own software (kinds tcp and serial)."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +100,7 @@ class TargetKind:
     # True when every test process gets a board of its own per instance (a local server,
     # a QEMU process): the session may then stay open while the instance lock is free.
     private_sessions: ClassVar[bool] = False
-    # True when `runtime` names a Python Runtime class run on this machine (host kind);
-    # otherwise it runs on the board, and only `formats` says what it accepts.
-    local_runtime: ClassVar[bool] = False
+    runtime_meaning: ClassVar[RuntimeMeaning] = RuntimeMeaning.BY_NAME
 
     def __init__(self, description: TargetDescription):
         self.description = description
@@ -129,6 +141,16 @@ class TargetKind:
                 raise ConfigurationError(
                     f"{description.source}: key 'instances': expected {expected}, got {spec!r}"
                 )
+
+    def runtime_is_python_class(self) -> bool:
+        """Whether the description's `runtime` names a Python Runtime class (decided from the
+        kind and the name, without importing anything)."""
+        runtime = self.description.runtime
+        if runtime is None or self.runtime_meaning is RuntimeMeaning.FIRMWARE:
+            return False
+        if self.runtime_meaning is RuntimeMeaning.PYTHON_CLASS:
+            return True
+        return names_class("runtime", runtime)
 
     def instances(self) -> list[Instance]:
         pool = self.description.instances

@@ -1,4 +1,5 @@
-"""`kind: host`: the runtime runs in a local `kenning-hil serve` subprocess, reached over TCP.
+"""`kind: host`: the runtime runs in a local target server subprocess
+(`python -m kenning_hil.runtimes.serve`), reached over TCP.
 
 The model still crosses the wire protocol, so host runs test the same path as boards do.
 Each test process starts its own server per pool instance; the pool caps how many run at once.
@@ -12,41 +13,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetSession
-from kenning_hil.targets.process import (
-    env_with_package_path,
-    python_command,
-    start_logged,
-    stop,
-    wait_for_line,
+from kenning_hil.targets.kinds import (
+    Instance,
+    OpenContext,
+    RuntimeMeaning,
+    TargetKind,
+    TargetSession,
 )
+from kenning_hil.targets.process import server_command, start_logged, stop, wait_for_line
 
 LISTENING = r"listening on (?P<host>[^\s:]+|\[[^\]]+\]):(?P<port>\d+)"
 
 
 class HostKind(TargetKind):
     name = "host"
-    summary = "runtime in a local `kenning-hil serve` subprocess over TCP"
+    summary = "runtime in a local target server subprocess over TCP"
     properties = {
         "serve_args": {
             "type": "array",
             "items": {"type": "string"},
-            "description": "extra arguments for `kenning-hil serve`",
+            "description": "extra arguments for the target server (as `kenning-hil serve`)",
         },
     }
     required = ("runtime",)
     private_sessions = True
-    local_runtime = True
+    runtime_meaning = RuntimeMeaning.PYTHON_CLASS
 
     @classmethod
     def default_instances(cls, options: dict) -> int:
         return os.cpu_count() or 1
 
     def availability(self) -> tuple[bool, str]:
-        from kenning_hil.core.runtime import Runtime
-
-        if not hasattr(Runtime, "run_server"):
-            return False, "this installation has no target server (Runtime.run_server)"
         return True, f"local server, up to {len(self.instances())} at once"
 
     def alive(self, session: TargetSession) -> bool:
@@ -54,16 +51,7 @@ class HostKind(TargetKind):
 
     def serve_command(self) -> list[str]:
         desc = self.description
-        command = [
-            *python_command(),
-            "serve",
-            "--runtime",
-            desc.runtime,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ]
+        command = server_command("--runtime", desc.runtime, "--host", "127.0.0.1", "--port", "0")
         if desc.runtime_parameters:
             command += ["--runtime-parameters", json.dumps(desc.runtime_parameters)]
         return [*command, *desc.options.get("serve_args", [])]
@@ -74,7 +62,7 @@ class HostKind(TargetKind):
 
         desc = self.description
         log_path = Path(context.workdir) / f"{desc.name}-{instance.index}-pid{os.getpid()}.log"
-        proc = start_logged(self.serve_command(), log_path, env_with_package_path())
+        proc = start_logged(self.serve_command(), log_path)
         protocol = None
         try:
             match = wait_for_line(

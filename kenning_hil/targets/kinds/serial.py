@@ -20,7 +20,13 @@ from pathlib import Path
 
 from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.targets.errors import TargetError
-from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetSession
+from kenning_hil.targets.kinds import (
+    Instance,
+    OpenContext,
+    RuntimeMeaning,
+    TargetKind,
+    TargetSession,
+)
 
 COMMAND_HELP = "a command line; {port}, {firmware} and {instance} are replaced"
 
@@ -41,6 +47,8 @@ class SerialKind(TargetKind):
         "reflash": {"type": "string", "enum": ["changed", "always"]},
         "settle": {"type": "number", "minimum": 0, "description": "seconds to wait after reset"},
     }
+    # a `kenning-hil serve` at the other end, or the board's own software (firmware)
+    runtime_meaning = RuntimeMeaning.BY_NAME
 
     @classmethod
     def default_instances(cls, options: dict) -> list:

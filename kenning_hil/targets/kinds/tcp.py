@@ -6,7 +6,14 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kenning_hil.targets.kinds import Instance, OpenContext, TargetKind, TargetSession
+from kenning_hil.core.errors import os_reason
+from kenning_hil.targets.kinds import (
+    Instance,
+    OpenContext,
+    RuntimeMeaning,
+    TargetKind,
+    TargetSession,
+)
 
 ADDRESS_SCHEMA = {"type": "string", "pattern": r"^[^\s:]+:[0-9]{1,5}$", "description": "host:port"}
 
@@ -20,6 +27,8 @@ class TcpKind(TargetKind):
     name = "tcp"
     summary = "a running target server at host:port"
     properties = {"address": ADDRESS_SCHEMA}
+    # a `kenning-hil serve` at the other end, or the board's own software (firmware)
+    runtime_meaning = RuntimeMeaning.BY_NAME
 
     @classmethod
     def default_instances(cls, options: dict) -> list:
@@ -45,7 +54,7 @@ class TcpKind(TargetKind):
                 with socket.create_connection(instance.spec, timeout=0.5):
                     reachable.append(instance.name)
             except OSError as exc:
-                failures.append(f"{instance.name}: {exc.strerror or exc}")
+                failures.append(f"{instance.name}: {os_reason(exc)}")
         if reachable:
             return True, f"{len(reachable)}/{len(self.instances())} servers reachable"
         return False, f"no server reachable ({'; '.join(failures)})"
