@@ -105,6 +105,8 @@ def test_ini_then_environment_then_command_line(pytester, monkeypatch):
         (["--samples=0"], "--samples / hil_samples: must be positive, got 0"),
         (["--update-baseline"], "--update-baseline needs --baseline DIR"),
         (["--suite=missing.yaml"], "--suite: no such file: "),
+        (["--suite=."], "no suite files (YAML with a 'models:' key) in it"),
+        (["--hil-suites-only"], "--hil-suites-only: no suite given"),
         (["--hil-report=/proc/no/such"],
          "--hil-report / hil_report: cannot write to /proc/no/such"),
     ],
@@ -125,6 +127,29 @@ def test_an_unknown_target_names_where_it_was_given(pytester):
     assert "--target:" not in result.stderr.str()
     given = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--target=nah")
     assert "--target: unknown target 'nah' (known: " in given.stderr.str()  # the flag wins
+
+
+def test_hil_settings_prints_the_resolved_settings_and_creates_nothing(pytester):
+    """What `kenning-hil targets` and `report` read: pytest's rootdir, configuration file and
+    hil_* keys, resolved, as one line of JSON; nothing is collected or created."""
+    pytester.makeini("[pytest]\nhil_report = rep\nhil_target_dir = boards\n")
+    pytester.makepyfile("def test_x():\n    raise AssertionError\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--hil-settings",
+                                          "--samples=3", "--target=a,b")
+    assert result.ret == 0, result.stderr.str()
+    settings = json.loads(result.stdout.lines[-1])
+    root = pytester.path
+    assert (settings["rootdir"], settings["configfile"]) == (str(root), str(root / "tox.ini"))
+    assert settings["report_dir"] == str(root / "rep")
+    assert settings["target_dirs"][:2] == [str(root / "boards"), str(root / "targets")]
+    assert (settings["samples"], settings["targets"]) == (3, ["a", "b"])
+    assert settings["sources"]["hil_report"] == "ini hil_report"
+    assert not (root / "rep").exists()
+    assert "test_x" not in result.stdout.str()
+    broken = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--hil-settings",
+                                          "--samples=0")
+    assert broken.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--samples / hil_samples: must be positive, got 0" in broken.stderr.str()
 
 
 def test_help_names_what_each_flag_takes(pytester):

@@ -112,6 +112,22 @@ def test_report_command_names_a_missing_or_broken_summary(tmp_path, capsys):
     assert "not a kenning-hil summary" in capsys.readouterr().err
 
 
+def test_report_command_finds_the_projects_report_dir_from_a_subdirectory(tmp_path, monkeypatch,
+                                                                         capsys):
+    """Without a directory: the project's hil_report as pytest resolves it (the rootdir and
+    its ini found upwards from where the command runs)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\nhil_report = out/hil\n")
+    report_dir = tmp_path / "out" / "hil"
+    write_session_report(ROWS, report_dir)
+    (report_dir / "report.md").unlink()
+    (tmp_path / "docs" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "docs" / "deep")
+    assert main(["report"]) == 0
+    assert f"report: {report_dir / 'report.md'}" in capsys.readouterr().out
+    assert "## qemu-m4" in (report_dir / "report.md").read_text()
+    assert not (tmp_path / "docs" / "deep" / "results").exists()
+
+
 def test_pytest_html_extras(hil_project):
     (hil_project.path / "test_acc.py").write_text(
         (REPO / "examples" / "test_digits_accuracy.py").read_text())
