@@ -9,7 +9,7 @@ from typing import Any
 
 # --- suite -----------------------------------------------------------------------------------
 
-EXIT_CODES = ("exit code 0 when every selected test passed (or skipped), 1 when a test "
+EXIT_CODES = ("0 when every selected test passed (or skipped), 1 when a test "
               "failed or errored, 2 on a usage error (pytest's 4, said in one line), on "
               "errors while collecting the suites (pytest's 2) and when no test was selected "
               "(pytest's 5)")
@@ -35,7 +35,7 @@ def add_suite_command(subparsers: Any) -> None:
         if option.dest == "suite":
             continue
         parser.add_argument(option.flag, **option.argparse_kwargs())
-    parser.add_argument("--rootdir", type=Path, default=None,
+    parser.add_argument("--rootdir", type=Path, default=None, metavar="DIR",
                         help="project root (default: found by pytest from the suites' "
                         "directory upwards); test ids and the ini's relative paths start here")
     parser.add_argument("-k", dest="keyword", metavar="EXPRESSION",
