@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kenning_hil.blocks.registry import resolve_class
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, os_reason
 
 SCENARIO_KEYS = ("dataset", "model_wrapper", "optimizers", "runtime", "protocol")
 REQUIRED_KEYS = ("dataset", "model_wrapper", "runtime")
@@ -33,7 +33,9 @@ def load_scenario(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigurationError(f"scenario file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigurationError(f"scenario file {path} cannot be read: {os_reason(exc)}") from exc
+    except UnicodeDecodeError as exc:
         raise ConfigurationError(f"scenario file {path} cannot be read: {exc}") from exc
     try:
         scenario = json.loads(text)

@@ -136,10 +136,7 @@ def run_command(args: argparse.Namespace) -> int:
             partial.save(output)
             print(f"partial measurements: {output}", file=sys.stderr)
         raise
-    try:
-        result.save(output)
-    except OSError as exc:
-        raise ConfigurationError(f"run: cannot write measurements to {output}: {exc}") from exc
+    result.save(output)
     print(format_summary(result.summary(), output))
     return 0
 

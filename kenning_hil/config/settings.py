@@ -21,7 +21,7 @@ from kenning_hil.config.options import (
     OPTIONS,
     Option,
 )
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, os_reason
 
 
 @dataclass
@@ -51,7 +51,7 @@ class HILSettings:
         given on the command line or in the environment start at `cwd` (where the command
         was run, as for pytest's own path options; default: `rootdir`); those from the ini
         file and the defaults start at `rootdir`."""
-        from kenning_hil.targets.catalog import DEFAULT_TARGET
+        from kenning_hil.targets.catalog import DEFAULT_TARGET, SHIPPED_TARGETS_DIR
 
         rootdir = Path(rootdir)
         cwd = Path(cwd) if cwd is not None else rootdir
@@ -95,8 +95,9 @@ class HILSettings:
             report_dir=path(values.get("hil_report") or DEFAULT_REPORT_DIR, "hil_report"),
             compile_cache_dir=path(values.get("compile_cache") or DEFAULT_COMPILE_CACHE,
                                    "compile_cache"),
-            target_dirs=[*(path(p, "target_dir") for p in (values.get("target_dir") or [])),
-                          rootdir / "targets"],
+            target_dirs=_search_order(
+                *(path(p, "target_dir") for p in (values.get("target_dir") or [])),
+                rootdir / "targets", SHIPPED_TARGETS_DIR),
             models_path=path(values.get("models_path") or DEFAULT_MODELS_PATH, "models_path"),
             lock_dir=None if values.get("hil_lock_dir") is None
             else path(values["hil_lock_dir"], "hil_lock_dir"),
@@ -117,7 +118,7 @@ class HILSettings:
         except OSError as exc:
             raise ConfigurationError(
                 f"--hil-report / hil_report: cannot write to {self.report_dir}: "
-                f"{exc.strerror or exc}"
+                f"{os_reason(exc)}"
             ) from None
 
     def harness(self, holder: str = "", workers: int = 1):
@@ -163,3 +164,15 @@ def _positive(option: Option, value: Any, cast: type) -> Any:
     if result <= 0:
         raise ConfigurationError(f"{option.flag} / {option.ini}: must be positive, got {value!r}")
     return result
+
+
+def _search_order(*dirs: Path) -> list[Path]:
+    """`dirs` in order, each folder once: in this repository the project's targets/ is also
+    the shipped one."""
+    seen: set[Path] = set()
+    unique = []
+    for directory in dirs:
+        if directory.resolve() not in seen:
+            seen.add(directory.resolve())
+            unique.append(directory)
+    return unique

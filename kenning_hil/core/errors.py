@@ -52,7 +52,13 @@ def os_reason(exc: OSError) -> str:
     return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
-def one_line(error: BaseException) -> str:
-    """The error message on a single line (how both faces print a user error)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return " ".join(lines) or type(error).__name__
+def one_line(error: BaseException | str, limit: int | None = None) -> str:
+    """The error message on a single line, white space folded (how both faces print a user
+    error, and how a framework's multi-line error becomes part of one); cut to `limit`
+    characters with a trailing '…' when longer."""
+    text = " ".join(str(error).split())
+    if not text and isinstance(error, BaseException):
+        text = type(error).__name__
+    if limit is not None and len(text) > limit:
+        return text[:limit] + "…"
+    return text

@@ -135,12 +135,16 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Writes `obj` as JSON (indent 2) to `path` so that readers see the old file or the whole
-    new one, never a part: temp file in the same directory, fsync, os.replace.
-
-    Parent directories are created. If serialisation fails, the temp file is removed, the
-    existing file is left unchanged and the error propagates.
+    """Writes `obj` as JSON (indent 2) to `path` with `write_text_atomic`. If serialisation
+    fails, nothing is written, the existing file is left unchanged and the error propagates.
     """
+    return write_text_atomic(path, json.dumps(obj, cls=MeasurementsJSONEncoder, indent=2) + "\n")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Writes `text` (UTF-8) to `path` so that readers see the old file or the whole new one,
+    never a part: temp file in the same directory, fsync, os.replace. Parent directories are
+    created; on any failure the temp file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Unique per process and call, so concurrent writers (xdist workers) never share one.
@@ -149,8 +153,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(obj, stream, cls=MeasurementsJSONEncoder, indent=2)
-            stream.write("\n")
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, one_line
 
 
 class SupportStatus(enum.Enum):
@@ -125,7 +125,7 @@ def _attempt(
     except NotImplementedError as exc:
         return SupportStatus.NOT_IMPLEMENTED, str(exc)
     except Exception as exc:  # any failure of the framework is a result, not a crash
-        return SupportStatus.ERROR, f"{type(exc).__name__}: {_one_line(str(exc))}"
+        return SupportStatus.ERROR, f"{type(exc).__name__}: {one_line(str(exc))}"
     if result is None:
         return SupportStatus.SUPPORTED, ""
     if not isinstance(result, SupportStatus):
@@ -143,12 +143,9 @@ def _check_exported_file(path: Path) -> tuple[SupportStatus, str]:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        return SupportStatus.ERROR, f"onnx.checker: {_one_line(str(exc))}"
+        return SupportStatus.ERROR, f"onnx.checker: {one_line(exc)}"
     return SupportStatus.SUPPORTED, ""
 
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def render_support_matrix(

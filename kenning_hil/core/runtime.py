@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from kenning_hil.core.args import ArgumentsHandler
-from kenning_hil.core.errors import ConfigurationError, KenningHILError, ModelNotLoadedError
+from kenning_hil.core.errors import (
+    ConfigurationError,
+    KenningHILError,
+    ModelNotLoadedError,
+    one_line,
+)
 from kenning_hil.core.iospec import (
     dequantize_entry,
     input_entries,
@@ -577,8 +582,7 @@ class Runtime(ArgumentsHandler):
             if not isinstance(exc, KenningHILError | ValueError):
                 logging.getLogger(__name__).exception("serving %s failed", message.type_name)
             session.fail(mtype)
-            text = " ".join(str(exc).split()) or type(exc).__name__
-            protocol.request_failure(f"{type(exc).__name__}: {text}")
+            protocol.request_failure(f"{type(exc).__name__}: {one_line(exc)}")
             return
         if result is False:
             session.fail(mtype)

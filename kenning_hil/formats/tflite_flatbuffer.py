@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kenning_hil.core.errors import ModelLoadError
+from kenning_hil.core.errors import ModelLoadError, os_reason
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -267,5 +267,5 @@ def read_tflite_file(path: Path | str) -> TFLiteModelInfo:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ModelLoadError(f"{path}: cannot read TFLite model ({exc.strerror})") from exc
+        raise ModelLoadError(f"{path}: cannot read TFLite model ({os_reason(exc)})") from exc
     return read_tflite_model(data, path)

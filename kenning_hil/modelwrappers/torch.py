@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kenning_hil.core.errors import ConfigurationError, ModelLoadError, import_optional
+from kenning_hil.core.errors import ConfigurationError, ModelLoadError, import_optional, one_line
 from kenning_hil.core.model import ModelWrapper
 
 
@@ -90,7 +90,7 @@ class PyTorchWrapper(ModelWrapper):
                 self.model = torch.jit.load(str(path), map_location="cpu")
                 self.model.eval()
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and zip errors
-            reason = " ".join(str(exc).split())[:300]
+            reason = one_line(exc, 300)
             raise ModelLoadError(
                 f"{path}: not a TorchScript (.pt) or exported program (.pt2) model: {reason}"
             ) from exc
@@ -127,7 +127,7 @@ class PyTorchWrapper(ModelWrapper):
                 input_names=input_names, output_names=output_names, dynamic_axes=dynamic,
             )
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types
-            reason = " ".join(str(exc).split())[:400]
+            reason = one_line(exc, 400)
             raise ModelLoadError(
                 f"{self.model_name}: PyTorch ONNX export failed: {reason}"
             ) from exc

@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from kenning_hil.core.errors import ConfigurationError, InputSizeError, ModelLoadError
+from kenning_hil.core.errors import (
+    ConfigurationError,
+    InputSizeError,
+    ModelLoadError,
+    one_line,
+)
 from kenning_hil.core.errors import import_optional as _import_optional
 from kenning_hil.core.iospec import io_spec_path, save_io_specification
 from kenning_hil.core.optimizer import CalibratedOptimizer
@@ -114,7 +119,7 @@ class ONNXRuntimeQuantizer(CalibratedOptimizer):
             except (ConfigurationError, InputSizeError):
                 raise
             except Exception as exc:  # noqa: BLE001 - quantisation raises many types
-                reason = " ".join(str(exc).split())[:500]
+                reason = one_line(exc, 500)
                 raise ModelLoadError(
                     f"{input_model_path}: ONNX Runtime static quantisation failed: {reason}"
                 ) from exc

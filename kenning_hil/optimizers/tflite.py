@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kenning_hil.core.errors import ModelLoadError
+from kenning_hil.core.errors import ModelLoadError, one_line
 from kenning_hil.core.iospec import io_spec_path, save_io_specification
 from kenning_hil.core.optimizer import CalibratedOptimizer
 from kenning_hil.formats.tflite_flatbuffer import read_tflite_model
@@ -100,7 +100,7 @@ class TFLiteCompiler(CalibratedOptimizer):
         try:
             flatbuffer = converter.convert()
         except Exception as exc:  # the converter raises ConverterError, ValueError, ...
-            reason = " ".join(str(exc).split())[:500]
+            reason = one_line(exc, 500)
             raise ModelLoadError(
                 f"{input_model_path}: TensorFlow Lite conversion failed: {reason}"
             ) from exc

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kenning_hil.core.errors import ConfigurationError, ModelLoadError
+from kenning_hil.core.errors import ConfigurationError, ModelLoadError, one_line
 from kenning_hil.core.errors import import_optional as _import_optional
 from kenning_hil.core.iospec import io_spec_path, save_io_specification
 from kenning_hil.core.optimizer import Optimizer
@@ -43,7 +43,7 @@ def parse_target(target: str) -> Any:
         return tvm.target.Target(spec)
     except Exception as exc:  # noqa: BLE001 - TVM raises its own error types
         raise ConfigurationError(
-            f"TVMCompiler: invalid TVM target {target!r}: {' '.join(str(exc).split())[:300]}"
+            f"TVMCompiler: invalid TVM target {target!r}: {one_line(exc, 300)}"
         ) from exc
 
 
@@ -142,7 +142,7 @@ class TVMCompiler(Optimizer):
         except Exception as exc:  # noqa: BLE001 - TVM raises TVMError and friends
             raise ModelLoadError(
                 f"{input_model_path}: TVM compilation for target '{self.target}' failed: "
-                f"{' '.join(str(exc).split())[:500]}"
+                f"{one_line(exc, 500)}"
             ) from exc
         self.compiled_model_path.parent.mkdir(parents=True, exist_ok=True)
         executable.export_library(str(self.compiled_model_path))

@@ -15,6 +15,7 @@ import socket
 import struct
 import time
 
+from kenning_hil.core.errors import os_reason
 from kenning_hil.core.protocol import ConnectionLostError
 from kenning_hil.protocols.frame import TCP_MAX_FRAME_SIZE
 from kenning_hil.protocols.transport import Transport, TransportClosedError
@@ -56,7 +57,7 @@ class TCPConnection(Transport):
         try:
             self._sock.sendall(data)
         except OSError as exc:
-            raise TransportClosedError(f"send failed: {exc.strerror or exc}", self._peer) from exc
+            raise TransportClosedError(f"send failed: {os_reason(exc)}", self._peer) from exc
 
     def _set_receive_timeout(self, timeout: float | None) -> None:
         """Bounds each blocking recv in the kernel (SO_RCVTIMEO): one system call per read
@@ -97,7 +98,7 @@ class TCPConnection(Transport):
                 _refuse_pending(self._listener)
             return b""
         except OSError as exc:
-            reason = f"receive failed: {exc.strerror or exc}"
+            reason = f"receive failed: {os_reason(exc)}"
             raise TransportClosedError(reason, self._peer) from exc
         if not data:
             raise TransportClosedError("connection closed by peer", self._peer)
@@ -127,7 +128,7 @@ def connect(
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectionLostError(
-            f"cannot connect: {exc.strerror or exc}", peer, elapsed=time.monotonic() - start
+            f"cannot connect: {os_reason(exc)}", peer, elapsed=time.monotonic() - start
         ) from exc
     connection = TCPConnection(sock, peer, max_frame_size)
     try:
@@ -167,7 +168,7 @@ class TCPListener:
         except OSError as exc:
             self._sock.close()
             raise ConnectionLostError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                f"cannot listen on {host}:{port}: {os_reason(exc)}"
             ) from exc
         self._sock.listen(4)
         self.host, self.port = self._sock.getsockname()[:2]

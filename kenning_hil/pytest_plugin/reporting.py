@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kenning_hil.core.errors import os_reason
 from kenning_hil.pytest_plugin.collect import SuiteItem
 from kenning_hil.pytest_plugin.parametrize import _uses_our_target
 from kenning_hil.pytest_plugin.state import (
@@ -136,7 +137,8 @@ class HILReporter:
             write_session_report(sorted(self.rows, key=lambda r: r.test),
                                  self.config.stash[OPTIONS_KEY].report_dir)
         except OSError as exc:
-            warnings.warn(f"kenning-hil: cannot write the session report: {exc}", stacklevel=1)
+            warnings.warn(f"kenning-hil: cannot write the session report: {os_reason(exc)}",
+                          stacklevel=1)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -103,7 +103,7 @@ HIL_ITEMS_OUTPUT = "kenning_hil_items"  # whether an xdist worker had HIL tests,
 
 def _user_errors(function, *args, **kwargs):
     """Calls `function`; a user error fails the test with its one-line message."""
-    from kenning_hil.core.errors import KenningHILError, MissingDependencyError
+    from kenning_hil.core.errors import KenningHILError, MissingDependencyError, one_line
     from kenning_hil.run.outcome import Incompatible
 
     try:
@@ -111,7 +111,7 @@ def _user_errors(function, *args, **kwargs):
     except (Incompatible, MissingDependencyError) as exc:
         skip, message = True, str(exc)
     except KenningHILError as exc:
-        skip, message = False, " ".join(str(exc).split("\n"))
+        skip, message = False, one_line(exc)
     # outside the except block, so the report shows the message, not a chained traceback
     if skip:
         _skip_at_test(message)

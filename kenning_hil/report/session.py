@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import quote
 
-from kenning_hil.core.measurements import SECONDS
+from kenning_hil.core.measurements import SECONDS, write_json_atomic, write_text_atomic
 from kenning_hil.report.summary import SummaryRow, load_rows, row_cells
 
 TITLE = "kenning-hil report"
@@ -102,17 +102,9 @@ def render_rst(rows: Sequence[SummaryRow], title: str = TITLE,
     return "\n".join(lines)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_session_report(rows: Sequence[SummaryRow], directory: Path) -> Path:
     """Writes summary.json, report.md, report.rst and the latency figure (when matplotlib is
     there) into `directory`; returns report.md's path."""
-    from kenning_hil.core.measurements import write_json_atomic
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     # rows first: whatever fails after, the results survive and the report can be redone
@@ -137,9 +129,9 @@ def render_session_report(rows: Sequence[SummaryRow], directory: Path) -> Path:
         figures[LATENCY_CAPTION] = LATENCY_FIGURE
     else:  # an earlier run's figure would pass for this run's
         (directory / LATENCY_FIGURE).unlink(missing_ok=True)
-    _write_text_atomic(directory / "report.rst", render_rst(relative_rows, figures=figures))
+    write_text_atomic(directory / "report.rst", render_rst(relative_rows, figures=figures))
     path = directory / "report.md"
-    _write_text_atomic(path, render_markdown(relative_rows, figures=figures))
+    write_text_atomic(path, render_markdown(relative_rows, figures=figures))
     return path
 
 

@@ -32,7 +32,7 @@ from kenning_hil.core.measurements import (
     Latency,
     Measurements,
     inferences_measured,
-    write_json_atomic,
+    save_json_file,
 )
 from kenning_hil.core.model import ModelWrapper
 from kenning_hil.core.optimizer import Optimizer
@@ -90,8 +90,9 @@ class RunResult:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Writes `to_dict()` as JSON, atomically."""
-        return write_json_atomic(path, self.to_dict())
+        """Writes `to_dict()` as JSON, atomically; an unwritable path is a one-line
+        ConfigurationError naming it."""
+        return save_json_file(path, self.to_dict(), "measurements")
 
 
 class Pipeline:

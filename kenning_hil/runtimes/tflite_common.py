@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kenning_hil.core.errors import ModelLoadError, ModelNotLoadedError
+from kenning_hil.core.errors import ModelLoadError, ModelNotLoadedError, one_line, os_reason
 from kenning_hil.core.runtime import Runtime
 from kenning_hil.formats.tflite_flatbuffer import TFLiteModelInfo, read_tflite_model
 
@@ -56,7 +56,7 @@ class FlatbufferRuntime(Runtime):
                 data = self.model_path.read_bytes()
             except OSError as exc:
                 raise ModelLoadError(
-                    f"{self.model_path}: cannot read TFLite model ({exc.strerror})"
+                    f"{self.model_path}: cannot read TFLite model ({os_reason(exc)})"
                 ) from exc
         else:
             data = bytes(input_data)
@@ -71,7 +71,7 @@ class FlatbufferRuntime(Runtime):
         except (RuntimeError, ValueError) as exc:
             raise ModelLoadError(
                 f"{self._source_name()}: {type(self).__name__} cannot load the model: "
-                f"{_one_line(exc)}"
+                f"{one_line(exc, 400)}"
             ) from exc
         return True
 
@@ -115,7 +115,3 @@ class FlatbufferRuntime(Runtime):
             raise ModelNotLoadedError(f"{type(self).__name__}: run() has not produced outputs")
         return self._outputs
 
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:400] + ("…" if len(text) > 400 else "")

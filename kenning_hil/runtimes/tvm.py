@@ -15,6 +15,7 @@ from kenning_hil.core.errors import (
     ModelLoadError,
     ModelNotLoadedError,
     import_optional,
+    one_line,
 )
 from kenning_hil.core.runtime import Runtime
 
@@ -94,7 +95,7 @@ class TVMRuntime(Runtime):
         except Exception as exc:  # noqa: BLE001 - TVM raises its own error types
             raise ModelLoadError(
                 f"{self.model_path}: TVMRuntime cannot load the library on {self.device_name}: "
-                f"{' '.join(str(exc).split())[:300]}"
+                f"{one_line(exc, 300)}"
             ) from exc
         self.device = device
         return True

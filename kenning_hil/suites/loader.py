@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from kenning_hil.blocks.entries import model_entry, normalize_entry, parse_dataset
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, os_reason
 from kenning_hil.judge.baselines import parse_tolerances
 from kenning_hil.judge.thresholds import parse_thresholds
 from kenning_hil.suites.model import Suite, SuiteBlock, SuiteCase
@@ -169,7 +169,7 @@ def load_suite(path: Path, search: Sequence[Path] = (), source: str | None = Non
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot read suite: {exc.strerror}") from exc
+        raise ConfigurationError(f"{path}: cannot read suite: {os_reason(exc)}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 
+from kenning_hil.core.errors import os_reason
+
 NVIDIA_SMI = "nvidia-smi"
 QUERY_TIMEOUT_S = 5.0
 
@@ -49,7 +51,7 @@ def detect_gpus(executable: str = NVIDIA_SMI, timeout: float = QUERY_TIMEOUT_S) 
     except subprocess.TimeoutExpired:
         return GPUVisibility((), f"{executable} -L timed out after {timeout:g} s")
     except OSError as exc:
-        return GPUVisibility((), f"{executable} -L cannot run: {exc.strerror or exc}")
+        return GPUVisibility((), f"{executable} -L cannot run: {os_reason(exc)}")
     if result.returncode != 0:
         said = (result.stderr.strip() or result.stdout.strip()).splitlines()
         detail = f": {said[0]}" if said else ""
