@@ -119,6 +119,19 @@ DEPTHWISE_CASES = {
     "3x3-dilation2x1": dict(in_shape=(1, 9, 9, 5), filters=0, kernel=(3, 3),
                             options=dict(padding=tb.SAME, stride=(1, 1), dilation=(2, 1),
                                          activation=tb.NONE)),
+    # The packed paths: whole 3x3 windows, border rows/columns, the ch % 4 tail channels.
+    "3x3-same-stride2-7ch-relu": dict(in_shape=(1, 10, 9, 7), filters=0, kernel=(3, 3),
+                                      options=dict(padding=tb.SAME, stride=(2, 2),
+                                                   dilation=(1, 1), activation=tb.RELU)),
+    "3x3-valid-stride2-12ch-batch2": dict(in_shape=(2, 9, 8, 12), filters=0, kernel=(3, 3),
+                                          options=dict(padding=tb.VALID, stride=(2, 2),
+                                                       dilation=(1, 1), activation=tb.NONE)),
+    "5x3-same-10ch": dict(in_shape=(1, 8, 7, 10), filters=0, kernel=(5, 3),
+                          options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1),
+                                       activation=tb.RELU6)),
+    "3x5-same-stride1x2-9ch": dict(in_shape=(1, 7, 11, 9), filters=0, kernel=(3, 5),
+                                   options=dict(padding=tb.SAME, stride=(1, 2),
+                                                dilation=(1, 1), activation=tb.NONE)),
 }
 
 
