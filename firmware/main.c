@@ -50,7 +50,8 @@ static int load_model_with_fault_injection(void *ctx, size_t model_len, const kh
 }
 #endif
 
-/* STATS also say whether the UART receive ring ever overflowed (0 in a healthy run). */
+/* STATS also say whether the UART receive ring ever overflowed (0 in a healthy run); the
+ * name is kenning_hil.core.measurements.UART_RX_OVERRUNS. */
 static size_t stats_with_uart(void *ctx, uint8_t *out, size_t cap)
 {
     size_t len = khil_interp_runtime_ops.stats(ctx, out, cap);

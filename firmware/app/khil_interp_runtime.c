@@ -272,6 +272,8 @@ static size_t stats(void *ctx, uint8_t *out, size_t cap)
     if (!r->loaded) {
         return 0;
     }
+    /* The STATS names are kenning_hil.core.measurements' constants: PEAK_ALLOCATED,
+     * ARENA_SIZE, MODEL_SIZE, INFERENCE_COUNT, TARGET_INSTRUCTIONS, TARGET_CYCLES, TARGET_STEP. */
 #ifndef KHIL_NO_INTERP
     khil_stats_append(out, cap, &len, "peak_allocated", KHIL_STAT_ALLOCATION,
                       khil_arena_peak(&r->interp));
