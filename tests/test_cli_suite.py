@@ -134,6 +134,7 @@ def test_user_errors_are_one_line_and_exit_2(project, args, message):
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith("kenning-hil: error: ") and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+    assert not (project / "results" / "summary.json").exists()  # nothing ran: no report
 
 
 def test_a_broken_suite_exits_2_with_pytests_collection_error(project):

@@ -131,6 +131,10 @@ class HILReporter:
         # early): the previous run's report.md must not pass for this one's
         if not self.rows and (not self.has_hil_items or self.config.option.collectonly):
             return
+        if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
+            # e.g. a malformed -k, found after collection: nothing ran, so the last run's
+            # report stands (pytest calls collection_finish even then)
+            return
         from kenning_hil.report.session import write_session_report
 
         try:
