@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from kenning_hil.core.errors import import_optional
+from kenning_hil.core.errors import ModelLoadError, import_optional
 from kenning_hil.core.onnxconversion import ModelEntry, ONNXConversion, render_support_matrix
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DIGITS_ONNX = REPO_ROOT / "models" / "digits" / "digits-mlp.onnx"
+# The digits model belongs to kenning-hil's source checkout (models/digits/, made by
+# scripts/train_digits.py); an installed package has no copy, so digits_mlp takes a path.
+DIGITS_ONNX = Path(__file__).resolve().parents[2] / "models" / "digits" / "digits-mlp.onnx"
 IMPORT_REASON = (
     "no ONNX->PyTorch importer installable with CPU torch (onnx2torch needs torchvision, whose "
     "PyPI wheels need CUDA torch)"
@@ -36,14 +37,18 @@ def _torch():
     return import_optional("torch", "torch", "PyTorch ONNX conversion")
 
 
-def digits_mlp() -> Any:
+def digits_mlp(onnx_path: Path | None = None) -> Any:
     """The project's digits MLP (64 -> 64 ReLU -> 10 softmax) in PyTorch, with the weights of
-    models/digits/digits-mlp.onnx."""
+    `onnx_path` (default: the checkout's models/digits/digits-mlp.onnx)."""
+    path = Path(onnx_path) if onnx_path is not None else DIGITS_ONNX
+    if not path.is_file():
+        raise ModelLoadError(f"digits model {path} not found (it comes with kenning-hil's "
+                             "source checkout, models/digits/; pass onnx_path)")
     torch = _torch()
     onnx = import_optional("onnx", "onnx", "reading the digits model")
     from onnx import numpy_helper
 
-    graph = onnx.load(str(DIGITS_ONNX)).graph
+    graph = onnx.load(str(path)).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     layers = []
     gemms = [n for n in graph.node if n.op_type == "Gemm"]

@@ -30,6 +30,13 @@ def test_digits_mlp_in_torch_equals_the_onnx_model(tmp_path):
     np.testing.assert_allclose(ours, expected, atol=1e-6)
 
 
+def test_digits_mlp_without_the_model_names_it(tmp_path):
+    """An installed package has no models/digits/: the error says where it looked."""
+    missing = tmp_path / "digits-mlp.onnx"
+    with pytest.raises(ModelLoadError, match=f"digits model {missing} not found .*onnx_path"):
+        digits_mlp(missing)
+
+
 def test_torchscript_file_round_trip_and_onnx_export(tmp_path):
     module = PyTorchWrapper(tmp_path / "m.pt", from_file=False, model=digits_mlp(),
                             input_shapes=[[1, 64]], input_names=["pixels"],
