@@ -36,6 +36,10 @@ demo: setup
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The benchmarks run outside pytest, so they take this checkout's models path from the
+# environment (pytest runs read hil_models_path in pyproject.toml; the package default is
+# models/ under the project).
+bench: export KENNING_HIL_MODELS ?= $(abspath ../shared/models)
 bench: setup
 	$(PY) benchmarks/run_all.py
 
