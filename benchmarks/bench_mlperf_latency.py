@@ -5,7 +5,8 @@ one random int8 input per run, measured around `run_batch` (set input, invoke, r
 
     .venv/bin/python benchmarks/bench_mlperf_latency.py [--runs 200] [--threads 1]
 
-Models come from the models path ($KENNING_HIL_MODELS, default ../shared/models).
+Models come from the models path ($KENNING_HIL_MODELS, which `make bench` sets to
+../shared/models; else ./models).
 """
 
 from __future__ import annotations
