@@ -96,6 +96,19 @@ def normalize_entry(value: Any, where: str) -> dict:
     return entry(value["type"], parameters)
 
 
+def inline_entry(value: Any, where: str) -> dict:
+    """An entry from a target description's short form, whose parameters may also stand
+    beside 'type' (``protocol: {type: uart, baudrate: 115200}``); a key under 'parameters'
+    wins over the same key inline."""
+    if not isinstance(value, Mapping) or "type" not in value:
+        raise ConfigurationError(f"{where} needs a 'type' (a registered name or a class path)")
+    inline = {k: v for k, v in value.items() if k not in ENTRY_KEYS}
+    nested = normalize_entry(
+        {"type": value["type"], "parameters": value.get("parameters") or {}}, where
+    )
+    return entry(nested["type"], {**inline, **nested["parameters"]})
+
+
 def model_entry(
     model: Any, search: Sequence[Path], where: str, instead: str, require_file: bool = False
 ) -> dict:

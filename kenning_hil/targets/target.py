@@ -90,13 +90,11 @@ class Target:
 def build_protocol(spec: dict, source: str, **overrides):
     """A client RuntimeProtocol from `{type: ..., <parameters>}` plus `overrides`."""
     from kenning_hil.blocks import registry
+    from kenning_hil.blocks.entries import inline_entry
 
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise ConfigurationError(f"{source}: key 'protocol' needs a 'type' (tcp or uart)")
-    params = {k: v for k, v in spec.items() if k not in ("type", "parameters")}
-    params.update(spec.get("parameters") or {})
-    params.update(overrides)
-    cls = registry.resolve_class("protocol", spec["type"])
+    protocol = inline_entry(spec, f"{source}: key 'protocol'")
+    params = {**protocol["parameters"], **overrides}
+    cls = registry.resolve_class("protocol", protocol["type"])
     try:
         return cls.from_json(params)
     except ConfigurationError as exc:

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+from kenning_hil.blocks.entries import inline_entry
 from kenning_hil.core.errors import ConfigurationError, KenningHILError
 from kenning_hil.sim.firmware_build import (
     ELF_NAME,
@@ -211,9 +212,9 @@ class QemuKind(TargetKind):
     def _protocol(
         self, label: str, board: QemuInstance, context: OpenContext
     ) -> QemuUARTProtocol:
-        spec = dict(self.description.protocol or {"type": "uart"})
-        params = {k: v for k, v in spec.items() if k not in ("type", "parameters")}
-        params.update(spec.get("parameters") or {})
+        spec = self.description.protocol or {"type": "uart"}
+        where = f"{self.description.source}: key 'protocol'"
+        params = inline_entry(spec, where)["parameters"]
         params["port"] = board.url
         params.setdefault("timeout", context.timeouts.request)
         params.setdefault("process_timeout", context.timeouts.request)
