@@ -41,7 +41,10 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
     if (!conv_as_gemm(p)) {
         return 0;
     }
-    return khil_columns4_bytes(p->k_h * p->k_w * p->f_in_c);
+    const int32_t k = p->k_h * p->k_w * p->f_in_c;
+    /* input depths that are not a multiple of 4: the receptive field gathered as int8 first */
+    const uint32_t gather = (p->in_c & 3) != 0 ? ((uint32_t)k + 3u) & ~3u : 0u;
+    return khil_columns4_bytes(k) + gather;
 }
 
 uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
@@ -96,9 +99,30 @@ static inline int8_t channel_out_apply(const channel_out *o, const khil_conv_par
     return (int8_t)clamp(khil_rq_apply(&o->rq, acc) + o->offset, o->lo, o->hi);
 }
 
-/* The receptive field of output pixel `pixel` (batch-major) as column j. */
+/* Whether channel_out_apply_right may be used: a rounding shift (scale below 0.5) and, in the
+ * host investigation build, no arithmetic variant. */
+static inline int channel_out_right(const channel_out *o)
+{
+#ifdef KHIL_VARIANTS
+    if (o->op->variant != 0) {
+        return 0;
+    }
+#endif
+    return o->rq.right > 0;
+}
+
+/* channel_out_apply where channel_out_right(o) holds. */
+static inline int8_t channel_out_apply_right(const channel_out *o, int32_t acc)
+{
+    return (int8_t)clamp(khil_rq_apply_right(&o->rq, acc) + o->offset, o->lo, o->hi);
+}
+
+/* The receptive field of output pixel `pixel` (batch-major) as column j. Input depths that are
+ * a multiple of 4 go straight into the column, a tap at a time; others (e.g. an RGB first
+ * layer) are gathered as int8 into `gather` first (padding as the zero point, i.e. 0 once the
+ * offset is added), so the column is written a word at a time. */
 static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixel, int16_t *col,
-                        int32_t j)
+                        int32_t j, int8_t *gather)
 {
     const int32_t ox = pixel % p->out_w;
     const int32_t rest = pixel / p->out_w;
@@ -106,8 +130,33 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
     const int32_t b = rest / p->out_h;
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
-    const int32_t k4 = (p->k_h * p->k_w * p->f_in_c) & ~3;
+    const int32_t k_all = p->k_h * p->k_w * p->f_in_c;
+    const int32_t k4 = k_all & ~3;
     const int32_t ic = p->in_c;
+    if ((ic & 3) != 0) {
+        const int8_t pad = (int8_t)(-p->input_offset);
+        int32_t k = 0;
+        for (int32_t fy = 0; fy < p->k_h; fy++) {
+            const int32_t iy = iy0 + p->dilation_h * fy;
+            const int row_inside = iy >= 0 && iy < p->in_h;
+            for (int32_t fx = 0; fx < p->k_w; fx++) {
+                const int32_t ix = ix0 + p->dilation_w * fx;
+                if (row_inside && ix >= 0 && ix < p->in_w) {
+                    const int8_t *src = x + ((b * p->in_h + iy) * p->in_w + ix) * ic;
+                    for (int32_t i = 0; i < ic; i++) {
+                        gather[k++] = src[i];
+                    }
+                } else {
+                    for (int32_t i = 0; i < ic; i++) {
+                        gather[k++] = pad;
+                    }
+                }
+            }
+        }
+        khil_columns4_put(col, j, 0, gather, k4, p->input_offset, k4);
+        khil_columns4_put(col, j, k4, gather + k4, k_all - k4, p->input_offset, k4);
+        return;
+    }
     int32_t k = 0;
     for (int32_t fy = 0; fy < p->k_h; fy++) {
         const int32_t iy = iy0 + p->dilation_h * fy;
@@ -131,11 +180,12 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
     const int32_t oc = p->out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     int16_t *col = (int16_t *)(void *)op->scratch;
+    int8_t *gather = (int8_t *)op->scratch + khil_columns4_bytes(k);
     for (int32_t pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         for (int32_t j = 0; j < 4; j++) {
             if (j < n) {
-                conv_column(p, x, pix + j, col, j);
+                conv_column(p, x, pix + j, col, j, gather);
             } else {
                 khil_columns4_zero(col, j, 0, k, k & ~3);
             }
@@ -147,11 +197,11 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
             int32_t s[4] = {bias, bias, bias, bias};
             khil_dot_1x4(w, col, k, s);
             const channel_out o = channel_out_make(op, p, c);
-            if (n == 4) {
-                yp[c] = channel_out_apply(&o, p, s[0]);
-                yp[oc + c] = channel_out_apply(&o, p, s[1]);
-                yp[2 * oc + c] = channel_out_apply(&o, p, s[2]);
-                yp[3 * oc + c] = channel_out_apply(&o, p, s[3]);
+            if (n == 4 && channel_out_right(&o)) {
+                yp[c] = channel_out_apply_right(&o, s[0]);
+                yp[oc + c] = channel_out_apply_right(&o, s[1]);
+                yp[2 * oc + c] = channel_out_apply_right(&o, s[2]);
+                yp[3 * oc + c] = channel_out_apply_right(&o, s[3]);
             } else {
                 for (int32_t j = 0; j < n; j++) {
                     yp[j * oc + c] = channel_out_apply(&o, p, s[j]);
@@ -335,9 +385,11 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
     for (int32_t c = 0; c < ch4; c += 4) {
         channel_out o[4];
         int32_t bias[4];
+        int right = 1;
         for (int32_t j = 0; j < 4; j++) {
             o[j] = channel_out_make(op, p, c + j);
             bias[j] = bias_of(p, c + j);
+            right &= channel_out_right(&o[j]);
         }
         for (int32_t b = 0; b < p->batches; b++) {
             for (int32_t oy = 0; oy < p->out_h; oy++) {
@@ -381,10 +433,16 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
                             }
                         }
                     }
-                    yp[0] = channel_out_apply(&o[0], p, acc[0]);
-                    yp[1] = channel_out_apply(&o[1], p, acc[1]);
-                    yp[2] = channel_out_apply(&o[2], p, acc[2]);
-                    yp[3] = channel_out_apply(&o[3], p, acc[3]);
+                    if (right) {
+                        yp[0] = channel_out_apply_right(&o[0], acc[0]);
+                        yp[1] = channel_out_apply_right(&o[1], acc[1]);
+                        yp[2] = channel_out_apply_right(&o[2], acc[2]);
+                        yp[3] = channel_out_apply_right(&o[3], acc[3]);
+                    } else {
+                        for (int32_t j = 0; j < 4; j++) {
+                            yp[j] = channel_out_apply(&o[j], p, acc[j]);
+                        }
+                    }
                 }
             }
         }

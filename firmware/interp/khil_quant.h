@@ -101,12 +101,10 @@ static inline khil_rq khil_rq_make(int32_t mult, int shift)
     return q;
 }
 
-static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
+/* khil_rq_apply for q->right >= 1 (scales below 0.5: every layer of the usual models), without
+ * the test; kernels pick it once per channel. */
+static inline int32_t khil_rq_apply_right(const khil_rq *q, int32_t acc)
 {
-    if (q->right == 0) { /* scale >= 0.5: only the high-mul's rounding */
-        const int64_t p = (int64_t)(int32_t)((uint32_t)acc << q->left) * q->mult;
-        return (int32_t)((p + (1LL << 30)) >> 31);
-    }
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     /* SMULL and 64-bit adds: GCC hoists the multiplier's sign extension out of kernel loops
      * and then computes the product with three multiplies instead of SMULL. */
@@ -128,6 +126,15 @@ static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
     const int64_t p = (int64_t)acc * q->mult + round - (acc < 0 ? (1LL << 31) : 0);
     return (int32_t)(p >> (31 + q->right));
 #endif
+}
+
+static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
+{
+    if (q->right == 0) { /* scale >= 0.5: only the high-mul's rounding */
+        const int64_t p = (int64_t)(int32_t)((uint32_t)acc << q->left) * q->mult;
+        return (int32_t)((p + (1LL << 30)) >> 31);
+    }
+    return khil_rq_apply_right(q, acc);
 }
 
 /* Per-channel requantisation of an accumulator in the arithmetic LiteRT's kernels use. */

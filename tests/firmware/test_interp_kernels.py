@@ -46,7 +46,7 @@ def output_scale_for(in_scale, filter_scales, depth):
 
 
 def conv_model(rng, *, in_shape, filters, kernel, options, per_channel=True, groups=1,
-               depthwise=False, multiplier=1):
+               depthwise=False, multiplier=1, out_scale=None, weight_max=127, bias_max=3000):
     b = tb.TFLiteBuilder()
     in_scale, in_zp = rng.uniform(0.01, 0.1), int(rng.integers(-30, 30))
     x = b.tensor(in_shape, scale=in_scale, zero_point=in_zp)
@@ -57,11 +57,11 @@ def conv_model(rng, *, in_shape, filters, kernel, options, per_channel=True, gro
     f_shape = (1, kh, kw, oc) if depthwise else (oc, kh, kw, fic)
     f_scales = rng.uniform(0.002, 0.02, size=oc if per_channel else 1)
     w = b.tensor(f_shape, scale=f_scales, zero_point=0,
-                 data=rng.integers(-127, 127, size=f_shape, endpoint=True),
+                 data=rng.integers(-weight_max, weight_max, size=f_shape, endpoint=True),
                  quant_dim=3 if depthwise else 0)
     # LiteRT insists on a bias for int8 convolutions.
     bias = b.tensor((oc,), dtype=np.int32, scale=in_scale * f_scales, zero_point=0,
-                    data=rng.integers(-3000, 3000, size=oc))
+                    data=rng.integers(-bias_max, bias_max, size=oc))
     inputs = [x, w, bias]
     depth = kh * kw * (1 if depthwise else fic)
     padding, stride, dilation = options["padding"], options["stride"], options["dilation"]
@@ -69,7 +69,10 @@ def conv_model(rng, *, in_shape, filters, kernel, options, per_channel=True, gro
     for size, k, s, d in zip(in_shape[1:3], kernel, stride, dilation):
         eff = (k - 1) * d + 1
         out_hw.append((size + s - 1) // s if padding == tb.SAME else (size + s - eff) // s)
-    y = b.tensor((in_shape[0], *out_hw, oc), scale=output_scale_for(in_scale, f_scales, depth),
+    # out_scale: a multiple of in_scale * max filter scale (above 0.5: no rounding shift).
+    scale = (output_scale_for(in_scale, f_scales, depth) if out_scale is None
+             else float(in_scale * np.max(f_scales) * out_scale))
+    y = b.tensor((in_shape[0], *out_hw, oc), scale=scale,
                  zero_point=int(rng.integers(-20, 20)))
     if depthwise:
         b.op(tb.DEPTHWISE_CONV_2D, inputs, [y], tb.depthwise_options(
@@ -99,6 +102,10 @@ CONV_CASES = {
     "batch2-4x4-same-stride3": dict(in_shape=(2, 7, 7, 2), filters=3, kernel=(4, 4),
                                     options=dict(padding=tb.SAME, stride=(3, 3),
                                                  dilation=(1, 1), activation=tb.RELU)),
+    "1x1-effective-scale-above-half": dict(in_shape=(1, 5, 3, 4), filters=6, kernel=(1, 1),
+                                           out_scale=0.3, weight_max=1, bias_max=50,
+                                           options=dict(padding=tb.VALID, stride=(1, 1),
+                                                        dilation=(1, 1), activation=tb.NONE)),
     "grouped-2": dict(in_shape=(1, 5, 5, 4), filters=6, kernel=(3, 3), groups=2,
                       options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1),
                                    activation=tb.NONE)),
@@ -120,6 +127,10 @@ DEPTHWISE_CASES = {
                             options=dict(padding=tb.SAME, stride=(1, 1), dilation=(2, 1),
                                          activation=tb.NONE)),
     # The packed paths: whole 3x3 windows, border rows/columns, the ch % 4 tail channels.
+    "3x3-same-8ch-effective-scale-above-half": dict(
+        in_shape=(1, 6, 5, 8), filters=0, kernel=(3, 3), out_scale=0.4, weight_max=1,
+        bias_max=50,
+        options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1), activation=tb.NONE)),
     "3x3-same-stride2-7ch-relu": dict(in_shape=(1, 10, 9, 7), filters=0, kernel=(3, 3),
                                       options=dict(padding=tb.SAME, stride=(2, 2),
                                                    dilation=(1, 1), activation=tb.RELU)),
