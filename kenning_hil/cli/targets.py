@@ -13,8 +13,8 @@ def add_targets_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "targets",
         help="list known targets and whether each is available here (and why not)",
-        description="List the targets described in the target directories (and the built-in "
-        "host target), checking each without booting it. The project root, its targets/ and "
+        description="List the targets described in the target directories (and those shipped "
+        "with kenning-hil), checking each without booting it. The project root, its targets/ and "
         "its hil_target_dir setting are pytest's, from the current directory (read from "
         "`pytest --hil-settings`).",
     )

@@ -1,4 +1,4 @@
-"""The targets known to a run: YAML files in target directories, plus the built-in host target.
+"""The targets known to a run: YAML files in target directories.
 
 Directories are searched in order (user directories first, then the project's ``targets/``,
 then the descriptions shipped with the package, `SHIPPED_TARGETS_DIR`); the first description
@@ -12,28 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kenning_hil.core.errors import ConfigurationError
-from kenning_hil.targets.description import TargetDescription, load_target_file, parse_target
+from kenning_hil.targets.description import TargetDescription, load_target_file
 from kenning_hil.targets.errors import UnknownTargetError
 
 DEFAULT_TARGET = "host-onnxruntime"
 
 # The repository's targets/*.yaml travel in a wheel as package data (setup.py copies them to
-# kenning_hil/targets/shipped/); a source checkout uses its targets/ folder itself.
+# kenning_hil/targets/shipped/); a source checkout uses its targets/ folder itself. Searched
+# last by every run, they make DEFAULT_TARGET present in any project.
 PACKAGED_TARGETS_DIR = Path(__file__).resolve().parent / "shipped"
 SHIPPED_TARGETS_DIR = (PACKAGED_TARGETS_DIR if PACKAGED_TARGETS_DIR.is_dir()
                        else Path(__file__).resolve().parents[2] / "targets")
-
-# Present even without a targets/ directory, so `pytest` works in any project.
-BUILTIN_TARGETS: dict[str, dict] = {
-    DEFAULT_TARGET: {
-        "kind": "host",
-        "description": "ONNX Runtime in a local `kenning-hil serve` subprocess, over TCP",
-        "runtime": "onnxruntime",
-        "requires": ["onnxruntime"],
-        "protocol": {"type": "tcp"},
-        "timing": "target",
-    },
-}
 
 
 @dataclass
@@ -45,12 +34,11 @@ class CatalogEntry:
 
 
 class TargetCatalog:
-    """Target descriptions found in `dirs` (searched in order) and the built-in ones."""
+    """Target descriptions found in `dirs` (searched in order)."""
 
-    def __init__(self, dirs: Sequence[Path] = (), builtins: bool = True):
+    def __init__(self, dirs: Sequence[Path] = ()):
         self.dirs = [Path(d) for d in dirs]
         self._entries: dict[str, CatalogEntry] | None = None
-        self._builtins = builtins
 
     def _scan(self) -> dict[str, CatalogEntry]:
         if self._entries is not None:
@@ -74,11 +62,6 @@ class TargetCatalog:
                     )
                 in_this_dir[entry.name] = str(path)
                 entries.setdefault(entry.name, entry)
-        if self._builtins:
-            for name, data in BUILTIN_TARGETS.items():
-                if name not in entries:
-                    source = f"<built-in {name}>"
-                    entries[name] = CatalogEntry(name, source, parse_target(data, source, name))
         self._entries = entries
         return entries
 

@@ -18,7 +18,7 @@ pytest_plugins = ["pytester"]
 
 # the package's own target descriptions, searched after a project's
 SHIPPED = str(SHIPPED_TARGETS_DIR)
-SHIPPED_NAMES = TargetCatalog([SHIPPED_TARGETS_DIR], builtins=False).names()
+SHIPPED_NAMES = TargetCatalog([SHIPPED_TARGETS_DIR]).names()
 
 SHOW = """
 import json, pytest

@@ -105,7 +105,7 @@ def test_catalog_search_order_and_errors(tmp_path):
     write(shipped, "board.yaml", "kind: tcp\naddress: 10.0.0.2:2\nruntime: shipped\n")
     write(shipped, "broken.yaml", "kind: tcp\n")
     catalog = TargetCatalog([user, shipped])
-    assert catalog.names() == ["board", "broken", "host-onnxruntime"]
+    assert catalog.names() == ["board", "broken"]
     assert catalog.get("board").runtime == "user"
     with pytest.raises(ConfigurationError, match="broken.yaml: kind 'tcp' needs key 'address'"):
         catalog.get("broken")

@@ -11,7 +11,7 @@ from kenning_hil.targets.catalog import SHIPPED_TARGETS_DIR, TargetCatalog
 
 CLI = [sys.executable, "-c", "import sys; from kenning_hil.cli import main; sys.exit(main())"]
 # the package's own descriptions, listed after a project's in every project
-SHIPPED_NAMES = set(TargetCatalog([SHIPPED_TARGETS_DIR], builtins=False).names())
+SHIPPED_NAMES = set(TargetCatalog([SHIPPED_TARGETS_DIR]).names())
 
 
 def run_targets(cwd: Path, *args: str) -> subprocess.CompletedProcess:
