@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 from kenning_hil.core.errors import KenningHILError  # noqa: E402
+from kenning_hil.core.measurements import COMPILED_MODEL_SIZE, TARGET_STEP  # noqa: E402
 
 GOAL_POINTS = 1.0  # every int8 variant within this many accuracy points of fp32
 
@@ -73,9 +74,9 @@ def main() -> int:
         accuracy = 100 * result["accuracy"]
         fp32 = accuracy if fp32 is None else fp32
         delta = accuracy - fp32
-        latency_us = np.median(result["target_inference_step"]) / 1000
+        latency_us = np.median(result[TARGET_STEP]) / 1000
         rows.append((label, runtime_name, f"{accuracy:.2f}", f"{delta:+.2f}",
-                     f"{latency_us:.1f}", f"{result['compiled_model_size']}"))
+                     f"{latency_us:.1f}", f"{result[COMPILED_MODEL_SIZE]}"))
     print(f"Digits, held-out test split: {len(dataset)} samples, batch 1\n")
     print("| model | runtime | accuracy % | Δ vs fp32 (points) | median latency µs | size bytes |")
     print("|---|---|---:|---:|---:|---:|")

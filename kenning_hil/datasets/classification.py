@@ -13,7 +13,7 @@ import numpy as np
 
 from kenning_hil.core.dataset import Dataset
 from kenning_hil.core.errors import InputSizeError
-from kenning_hil.core.measurements import Measurements
+from kenning_hil.core.measurements import SAMPLES_TOTAL, Measurements
 
 CONFUSION_MATRIX_KEY = "eval_confusion_matrix"
 
@@ -72,7 +72,7 @@ def classification_metrics(
         return float(np.mean(defined)) if defined else None
 
     return {
-        "total": int(total),
+        SAMPLES_TOTAL: int(total),
         f"top_{top_k}_count": int(top_k_hits),
         "accuracy": float(correct.sum() / total) if total else 0.0,
         f"top_{top_k}_accuracy": float(top_k_hits / total) if total else 0.0,
@@ -102,7 +102,7 @@ class ClassificationDataset(Dataset):
         return measurements
 
     def _count_keys(self) -> tuple[str, str, str]:
-        return CONFUSION_MATRIX_KEY, f"top_{self.top_k}_count", "total"
+        return CONFUSION_MATRIX_KEY, f"top_{self.top_k}_count", SAMPLES_TOTAL
 
     def merge_evaluation(self, total: Measurements, part: Measurements) -> None:
         # counts are accumulated (Measurements.accumulate keeps them as one-element lists)

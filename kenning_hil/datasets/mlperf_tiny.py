@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kenning_hil.core.errors import ConfigurationError, InputSizeError
+from kenning_hil.core.measurements import SAMPLES_TOTAL
 from kenning_hil.datasets.classification import ClassificationDataset
 
 LABELS_FILE_NAME = "y_labels.csv"
@@ -241,7 +242,7 @@ class EEMBCDataset(ClassificationDataset):
         metrics = super().compute_quality_metrics(measurements)
         if getattr(self, "labels_random", False):
             # an accuracy against random labels would read as a (bad) result: count only
-            return {key: value for key, value in metrics.items() if key == "total"}
+            return {key: value for key, value in metrics.items() if key == SAMPLES_TOTAL}
         return metrics
 
     def load_sample(self, path: Path) -> np.ndarray:

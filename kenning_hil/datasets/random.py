@@ -26,7 +26,7 @@ from kenning_hil.core.iospec import (
     tensor_shape,
     validate_io_specification,
 )
-from kenning_hil.core.measurements import Measurements
+from kenning_hil.core.measurements import SAMPLES_TOTAL, Measurements
 
 
 class RandomDataset(Dataset):
@@ -127,11 +127,13 @@ class RandomDataset(Dataset):
     def evaluate(self, predictions: list, truth: list) -> Measurements:
         """No labels: counts the samples only."""
         measurements = Measurements()
-        measurements.accumulate("total", len(predictions[0]) if predictions else 0, lambda: 0)
+        measurements.accumulate(SAMPLES_TOTAL, len(predictions[0]) if predictions else 0, lambda: 0)
         return measurements
 
     def merge_evaluation(self, total: Measurements, part: Measurements) -> None:
-        total.accumulate("total", part["total"][0], lambda: 0)
+        total.accumulate(SAMPLES_TOTAL, part[SAMPLES_TOTAL][0], lambda: 0)
 
     def compute_quality_metrics(self, measurements: Measurements) -> dict[str, Any]:
-        return {"total": int(measurements["total"][0])} if "total" in measurements else {}
+        if SAMPLES_TOTAL not in measurements:
+            return {}
+        return {SAMPLES_TOTAL: int(measurements[SAMPLES_TOTAL][0])}

@@ -3,7 +3,8 @@
 UART record (PROTOCOL.md): ``char name[32]; uint64 type; uint64 value`` little-endian, type
 0 = default, 1 = allocation (bytes), 2 = inference time (ns). Kenning's UART host keeps only
 allocation records; we keep all of them. Both forms decode into a dict of lists, the shape of
-`Measurements`: ``{"target_inference_step": [ns, ...], "peak_allocated": [bytes], ...}``.
+`Measurements`: ``{"target_inference_step": [ns, ...], "peak_allocated": [bytes], ...}`` (the
+names are `kenning_hil.core.measurements`' constants).
 """
 
 from __future__ import annotations
