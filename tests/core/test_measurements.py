@@ -13,6 +13,12 @@ import psutil
 import pytest
 
 from kenning_hil.core.measurements import (
+    LATENCY_SOURCES,
+    PROTOCOL_STEP,
+    TARGET_CYCLES,
+    TARGET_INSTRUCTIONS,
+    TARGET_STEP,
+    Latency,
     LatencyStats,
     Measurements,
     MeasurementsCollector,
@@ -24,6 +30,7 @@ from kenning_hil.core.measurements import (
     timemeasurements,
     to_jsonable,
     write_json_atomic,
+    write_text_atomic,
 )
 
 
@@ -371,3 +378,30 @@ def test_latency_stats_reject_empty_and_nan():
         LatencyStats.from_ns([])
     with pytest.raises(ValueError, match="finite"):
         LatencyStats.from_ns([1.0, float("nan")])
+
+
+def test_latency_comes_from_the_first_measured_source_in_its_unit():
+    """Time on the target wins, then the target's counts, then the host-timed round trip;
+    times arrive in ns and are kept in seconds, counts as counted."""
+    steps, round_trips = [2_000_000, 4_000_000], [3_000_000, 5_000_000]
+    both = Latency.from_measurements(Measurements({TARGET_STEP: steps, PROTOCOL_STEP: round_trips}))
+    assert (both.source, both.unit, both.samples) == (TARGET_STEP, "s", (0.002, 0.004))
+    assert both.metric_prefix == "latency" and both.p50 == pytest.approx(0.003)
+    counted = Latency.from_measurements({TARGET_INSTRUCTIONS: [7_500, 7_700],
+                                         TARGET_CYCLES: [1, 2], PROTOCOL_STEP: round_trips})
+    assert (counted.source, counted.unit, counted.metric_prefix) == (
+        TARGET_INSTRUCTIONS, "instructions", "instructions")
+    assert counted.max == 7_700.0 and counted.to_dict()["unit"] == "instructions"
+    timed_by_host = Latency.from_measurements({PROTOCOL_STEP: round_trips, TARGET_STEP: []})
+    assert (timed_by_host.source, timed_by_host.count) == (PROTOCOL_STEP, 2)
+    assert Latency.from_measurements({"accuracy": 0.9}) is None
+    assert [source.key for source in LATENCY_SOURCES] == [
+        TARGET_STEP, TARGET_INSTRUCTIONS, TARGET_CYCLES, PROTOCOL_STEP]
+
+
+def test_write_text_atomic_replaces_whole_file_in_utf8(tmp_path):
+    target = tmp_path / "a" / "report.md"
+    write_text_atomic(target, "old")
+    assert write_text_atomic(target, "µs – new\n") == target
+    assert target.read_bytes() == "µs – new\n".encode()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.md"]
