@@ -63,9 +63,9 @@ def validate_scenario(scenario: Any, source: str = "scenario") -> dict:
             f"{source}: 'optimizers' must be a list of entries, got {type(optimizers).__name__}"
         )
     entries = [(key, scenario[key]) for key in REQUIRED_KEYS + ("protocol",) if key in scenario]
-    entries += [(f"optimizers[{i}]", entry) for i, entry in enumerate(optimizers)]
-    for where, entry in entries:
-        normalize_entry(entry, f"{source}: '{where}'")
+    entries += [(f"optimizers[{i}]", value) for i, value in enumerate(optimizers)]
+    for where, value in entries:
+        normalize_entry(value, f"{source}: '{where}'")
     return scenario
 
 
