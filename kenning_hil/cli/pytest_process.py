@@ -23,7 +23,6 @@ PLUGIN = "kenning_hil.pytest_plugin"
 
 # pytest's exit codes (pytest.ExitCode, not imported here)
 PYTEST_OK = 0
-PYTEST_TESTS_FAILED = 1
 PYTEST_INTERRUPTED = 2  # collection errors, or stopped (pytest.exit, Ctrl-C)
 PYTEST_USAGE_ERROR = 4
 PYTEST_NO_TESTS_COLLECTED = 5
