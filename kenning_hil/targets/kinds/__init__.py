@@ -24,6 +24,7 @@ from kenning_hil.blocks.registry import names_class
 from kenning_hil.core.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from kenning_hil.core.protocol import RuntimeProtocol
     from kenning_hil.targets.description import TargetDescription
 
 ENTRY_POINT_GROUP = "kenning_hil.target_kinds"
@@ -84,7 +85,7 @@ class TargetSession:
 
     target: str
     instance: Instance
-    protocol: Any
+    protocol: RuntimeProtocol
     info: dict = field(default_factory=dict)
     loaded_model: str | None = None
     handle: Any = field(default=None, repr=False)  # the kind's own object (e.g. its process)
