@@ -6,7 +6,7 @@ copy of the sources as package data (`kenning_hil/sim/firmware_sources/`, copied
 setup.py when the wheel is built) and builds into the user cache,
 ``$XDG_CACHE_HOME/kenning-hil/firmware/<key>/`` (default ``~/.cache``), where the key hashes
 the sources and the compilers' versions: a new release or toolchain builds afresh instead of
-mixing objects, and the installed sources are never written to. docs/firmware.md says how
+mixing objects, and the installed sources are never written to. docs/installing.md says how
 to clear it.
 
 Builds of one output folder are serialised with a file lock, so pytest-xdist workers that
