@@ -117,6 +117,19 @@ static inline int8_t channel_out_apply_right(const channel_out *o, int32_t acc)
     return (int8_t)clamp(khil_rq_apply_right(&o->rq, acc) + o->offset, o->lo, o->hi);
 }
 
+/* channel_out_apply_right of acc[j] with o[j], j = 0..3, as four int8 in one word (byte j):
+ * saturated to int8, then clamped to the activation range [lo, hi] bytewise (lo4, hi4: the
+ * bounds in every byte) — the same values as clamping each output to [lo, hi]. */
+static inline uint32_t channel_out_apply4(const channel_out *o, const int32_t *acc,
+                                          uint32_t lo4, uint32_t hi4)
+{
+    const uint32_t v = khil_pack8(khil_ssat8(khil_rq_apply_right(&o[0].rq, acc[0]) + o[0].offset),
+                                  khil_ssat8(khil_rq_apply_right(&o[1].rq, acc[1]) + o[1].offset),
+                                  khil_ssat8(khil_rq_apply_right(&o[2].rq, acc[2]) + o[2].offset),
+                                  khil_ssat8(khil_rq_apply_right(&o[3].rq, acc[3]) + o[3].offset));
+    return khil_smin8(khil_smax8(v, lo4), hi4);
+}
+
 /* The receptive field of output pixel `pixel` (batch-major) as column j. Input depths that are
  * a multiple of 4 go straight into the column, a tap at a time; others (e.g. an RGB first
  * layer) are gathered as int8 into `gather` first (padding as the zero point, i.e. 0 once the
@@ -370,9 +383,65 @@ static inline void taps_inside(int32_t i0, int32_t d, int32_t size, int32_t k, i
     *f1 = end < k ? end : k;
 }
 
+/* Accumulates the taps of output pixel (b, oy, ox) inside the input for channels c..c+3 (any
+ * geometry; border pixels, and interiors the 3x3 block does not cover). */
+static void depthwise_taps4(const khil_conv_params *p, const int8_t *x, int32_t b, int32_t oy,
+                            int32_t ox, int32_t c, uint32_t off2, int32_t *acc)
+{
+    const int32_t ih = p->in_h, iw = p->in_w, ch = p->in_c;
+    const int32_t kw = p->k_w, dh = p->dilation_h, dw = p->dilation_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    int32_t fy0, fy1, fx0, fx1;
+    taps_inside(iy0, dh, ih, p->k_h, &fy0, &fy1);
+    taps_inside(ix0, dw, iw, kw, &fx0, &fx1);
+    const int32_t nfy = fy1 - fy0, nfx = fx1 - fx0;
+    const int32_t row_x = dh * iw * ch;
+    /* first valid tap, as an element index (never an out-of-range pointer) */
+    const int8_t *xr = x + ((b * ih + iy0 + dh * fy0) * iw + ix0 + dw * fx0) * ch + c;
+    const int8_t *wr = p->weights + (fy0 * kw + fx0) * ch + c;
+    if (nfx == 3 && dw == 1) {
+        for (int32_t fy = 0; fy < nfy; fy++) {
+            depthwise_row3(xr + fy * row_x, wr + fy * kw * ch, ch, off2, acc);
+        }
+        return;
+    }
+    for (int32_t fy = 0; fy < nfy; fy++) {
+        for (int32_t fx = 0; fx < nfx; fx++) {
+            const uint32_t xv = khil_ld32(xr + fy * row_x + dw * fx * ch);
+            const uint32_t wv = khil_ld32(wr + (fy * kw + fx) * ch);
+            const uint32_t x02 = khil_sxtab16(off2, xv);
+            const uint32_t x13 = khil_sxtab16_ror8(off2, xv);
+            const uint32_t w02 = khil_sxtb16(wv);
+            const uint32_t w13 = khil_sxtb16_ror8(wv);
+            acc[0] = khil_smlabb(x02, w02, acc[0]);
+            acc[2] = khil_smlatt(x02, w02, acc[2]);
+            acc[1] = khil_smlabb(x13, w13, acc[1]);
+            acc[3] = khil_smlatt(x13, w13, acc[3]);
+        }
+    }
+}
+
+/* Output columns [*ox0, *ox1) whose kernel_w taps are all inside the input (stride s, padding
+ * pad, dilation 1): the interior the 3x3 block runs over without per-pixel checks. */
+static void interior_columns(const khil_conv_params *p, int32_t *ox0, int32_t *ox1)
+{
+    int32_t a = 0;
+    while (a < p->out_w && a * p->stride_w - p->pad_w < 0) {
+        a++;
+    }
+    int32_t e = a;
+    while (e < p->out_w && e * p->stride_w - p->pad_w + p->k_w <= p->in_w) {
+        e++;
+    }
+    *ox0 = a;
+    *ox1 = e;
+}
+
 /* Depth multiplier 1: four channels per word, the channel group outermost so its bias and
  * requantisation are prepared once per layer. For output pixel (oy, ox) only the taps inside
- * the input are visited (the reference skips the others), so no padding values are needed. */
+ * the input are visited (the reference skips the others), so no padding values are needed.
+ * Rows whose 3x3 windows lie inside the input run their interior columns in a tight loop. */
 static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const int8_t *x,
                              int8_t *y)
 {
@@ -380,8 +449,15 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
     const int32_t kh = p->k_h, kw = p->k_w;
     const int32_t dh = p->dilation_h, dw = p->dilation_w;
     const uint32_t off2 = khil_dup16(p->input_offset);
+    const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
     const int32_t ch4 = ch & ~3;
     const int32_t row_x = dh * iw * ch;
+    const int32_t step_x = p->stride_w * ch;
+    int32_t in0 = 0, in1 = 0;
+    const int block3x3 = kh == 3 && kw == 3 && dw == 1;
+    if (block3x3) {
+        interior_columns(p, &in0, &in1);
+    }
     for (int32_t c = 0; c < ch4; c += 4) {
         channel_out o[4];
         int32_t bias[4];
@@ -394,50 +470,28 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
         for (int32_t b = 0; b < p->batches; b++) {
             for (int32_t oy = 0; oy < p->out_h; oy++) {
                 const int32_t iy0 = oy * p->stride_h - p->pad_h;
-                int32_t fy0, fy1;
-                taps_inside(iy0, dh, ih, kh, &fy0, &fy1);
-                const int32_t nfy = fy1 - fy0;
-                int8_t *yp = y + ((b * p->out_h + oy) * p->out_w) * ch + c;
-                for (int32_t ox = 0; ox < p->out_w; ox++, yp += ch) {
-                    const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                    int32_t fx0, fx1;
-                    taps_inside(ix0, dw, iw, kw, &fx0, &fx1);
-                    const int32_t nfx = fx1 - fx0;
-                    /* first valid tap, as an element index (never an out-of-range pointer) */
-                    const int8_t *xr =
-                        x + ((b * ih + iy0 + dh * fy0) * iw + ix0 + dw * fx0) * ch + c;
-                    const int8_t *wr = p->weights + (fy0 * kw + fx0) * ch + c;
-                    int32_t acc[4] = {bias[0], bias[1], bias[2], bias[3]};
-                    if (nfx == 3 && dw == 1) {
-                        if (nfy == 3 && kw == 3) { /* the whole 3x3 window */
-                            depthwise_3x3(xr, wr, ch, row_x, off2, acc);
-                        } else {
-                            for (int32_t fy = 0; fy < nfy; fy++) {
-                                depthwise_row3(xr + fy * row_x, wr + fy * kw * ch, ch, off2,
-                                               acc);
-                            }
+                const int row_inside = block3x3 && right && iy0 >= 0 &&
+                                       iy0 + 2 * dh < ih;
+                int8_t *yrow = y + ((b * p->out_h + oy) * p->out_w) * ch + c;
+                for (int32_t ox = 0; ox < p->out_w; ox++) {
+                    if (row_inside && ox == in0 && in0 < in1) {
+                        /* the interior of the row: whole 3x3 windows, one word out per pixel */
+                        const int8_t *xr =
+                            x + ((b * ih + iy0) * iw + in0 * p->stride_w - p->pad_w) * ch + c;
+                        int8_t *yp = yrow + in0 * ch;
+                        for (; ox < in1; ox++, xr += step_x, yp += ch) {
+                            int32_t acc[4] = {bias[0], bias[1], bias[2], bias[3]};
+                            depthwise_3x3(xr, p->weights + c, ch, row_x, off2, acc);
+                            khil_st32(yp, channel_out_apply4(o, acc, lo4, hi4));
                         }
-                    } else {
-                        for (int32_t fy = 0; fy < nfy; fy++) {
-                            for (int32_t fx = 0; fx < nfx; fx++) {
-                                const uint32_t xv = khil_ld32(xr + fy * row_x + dw * fx * ch);
-                                const uint32_t wv = khil_ld32(wr + (fy * kw + fx) * ch);
-                                const uint32_t x02 = khil_sxtab16(off2, xv);
-                                const uint32_t x13 = khil_sxtab16_ror8(off2, xv);
-                                const uint32_t w02 = khil_sxtb16(wv);
-                                const uint32_t w13 = khil_sxtb16_ror8(wv);
-                                acc[0] = khil_smlabb(x02, w02, acc[0]);
-                                acc[2] = khil_smlatt(x02, w02, acc[2]);
-                                acc[1] = khil_smlabb(x13, w13, acc[1]);
-                                acc[3] = khil_smlatt(x13, w13, acc[3]);
-                            }
-                        }
+                        ox--;
+                        continue;
                     }
+                    int32_t acc[4] = {bias[0], bias[1], bias[2], bias[3]};
+                    depthwise_taps4(p, x, b, oy, ox, c, off2, acc);
+                    int8_t *yp = yrow + ox * ch;
                     if (right) {
-                        yp[0] = channel_out_apply_right(&o[0], acc[0]);
-                        yp[1] = channel_out_apply_right(&o[1], acc[1]);
-                        yp[2] = channel_out_apply_right(&o[2], acc[2]);
-                        yp[3] = channel_out_apply_right(&o[3], acc[3]);
+                        khil_st32(yp, channel_out_apply4(o, acc, lo4, hi4));
                     } else {
                         for (int32_t j = 0; j < 4; j++) {
                             yp[j] = channel_out_apply(&o[j], p, acc[j]);

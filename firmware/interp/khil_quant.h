@@ -83,10 +83,11 @@ static inline int32_t khil_mbqm_greater_than_one(int32_t x, int32_t multiplier, 
  * khil_mbqm on random and edge cases (tests/firmware/test_interp_requant.py). */
 typedef struct {
     int32_t mult;
-    int32_t left;     /* shift > 0: acc << left, then no rounding shift (right = 0) */
+    int32_t left;      /* shift > 0: acc << left, then no rounding shift (right = 0) */
     int32_t right;
     uint32_t round_lo; /* 2^30 + 2^(30+right), right >= 1, as two words */
     int32_t round_hi;
+    int32_t hi_shift;  /* right - 1: the high word's shift */
 } khil_rq;
 
 static inline khil_rq khil_rq_make(int32_t mult, int shift)
@@ -95,9 +96,12 @@ static inline khil_rq khil_rq_make(int32_t mult, int shift)
     q.mult = mult;
     q.left = shift > 0 ? shift : 0;
     q.right = shift > 0 ? 0 : -shift;
-    const uint64_t round = q.right > 0 ? (1ull << 30) + (1ull << (30 + q.right)) : 0;
-    q.round_lo = (uint32_t)round;
-    q.round_hi = (int32_t)(round >> 32);
+    /* 32-bit forms of the 64-bit constant (right <= 31): 2^(30+right) is 2^31 in the low word
+     * for right = 1, else 2^(right-2) in the high word. */
+    const int32_t r = q.right > 0 ? q.right : 1;
+    q.round_lo = 0x40000000u + (0x80000000u << (r - 1));
+    q.round_hi = (int32_t)((1u << r) >> 2);
+    q.hi_shift = r - 1;
     return q;
 }
 
@@ -120,7 +124,7 @@ static inline int32_t khil_rq_apply_right(const khil_rq *q, int32_t acc)
             : "r"(acc), "r"(q->mult), "r"(q->round_lo), "r"(q->round_hi)
             : "cc");
     (void)lo;
-    return hi >> (q->right - 1);
+    return hi >> q->hi_shift;
 #else
     const int64_t round = (int64_t)(((uint64_t)(uint32_t)q->round_hi << 32) | q->round_lo);
     const int64_t p = (int64_t)acc * q->mult + round - (acc < 0 ? (1LL << 31) : 0);
