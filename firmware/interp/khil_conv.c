@@ -99,34 +99,26 @@ static inline int8_t channel_out_apply(const channel_out *o, const khil_conv_par
     return (int8_t)clamp(khil_rq_apply(&o->rq, acc) + o->offset, o->lo, o->hi);
 }
 
-/* Whether channel_out_apply_right may be used: a rounding shift (scale below 0.5) and, in the
- * host investigation build, no arithmetic variant. */
-static inline int channel_out_right(const channel_out *o)
+/* The folded requantisation of channel c (khil_rqo); 0 where it does not apply (shift outside
+ * its range, or an arithmetic variant in the host investigation build). */
+static inline int channel_rqo(const khil_op *op, const khil_conv_params *p, int32_t c,
+                              khil_rqo *q)
 {
 #ifdef KHIL_VARIANTS
-    if (o->op->variant != 0) {
+    if (op->variant != 0) {
         return 0;
     }
+#else
+    (void)op;
 #endif
-    return o->rq.right > 0;
+    const int32_t i = p->per_channel ? c : 0;
+    return khil_rqo_make(p->mult[i], p->shift[i], p->output_offset, q);
 }
 
-/* channel_out_apply where channel_out_right(o) holds. */
-static inline int8_t channel_out_apply_right(const channel_out *o, int32_t acc)
+/* Four packed int8 outputs clamped bytewise to the activation range (lo4, hi4: the bounds in
+ * every byte); they are already saturated to int8, so this equals clamping each to [lo, hi]. */
+static inline uint32_t clamp4(uint32_t v, uint32_t lo4, uint32_t hi4)
 {
-    return (int8_t)clamp(khil_rq_apply_right(&o->rq, acc) + o->offset, o->lo, o->hi);
-}
-
-/* channel_out_apply_right of acc[j] with o[j], j = 0..3, as four int8 in one word (byte j):
- * saturated to int8, then clamped to the activation range [lo, hi] bytewise (lo4, hi4: the
- * bounds in every byte) — the same values as clamping each output to [lo, hi]. */
-static inline uint32_t channel_out_apply4(const channel_out *o, const int32_t *acc,
-                                          uint32_t lo4, uint32_t hi4)
-{
-    const uint32_t v = khil_pack8(khil_ssat8(khil_rq_apply_right(&o[0].rq, acc[0]) + o[0].offset),
-                                  khil_ssat8(khil_rq_apply_right(&o[1].rq, acc[1]) + o[1].offset),
-                                  khil_ssat8(khil_rq_apply_right(&o[2].rq, acc[2]) + o[2].offset),
-                                  khil_ssat8(khil_rq_apply_right(&o[3].rq, acc[3]) + o[3].offset));
     return khil_smin8(khil_smax8(v, lo4), hi4);
 }
 
@@ -194,6 +186,7 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     int16_t *col = (int16_t *)(void *)op->scratch;
     int8_t *gather = (int8_t *)op->scratch + khil_columns4_bytes(k);
+    const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
     for (int32_t pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         for (int32_t j = 0; j < 4; j++) {
@@ -209,13 +202,15 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
             const int32_t bias = bias_of(p, c);
             int32_t s[4] = {bias, bias, bias, bias};
             khil_dot_1x4(w, col, k, s);
-            const channel_out o = channel_out_make(op, p, c);
-            if (n == 4 && channel_out_right(&o)) {
-                yp[c] = channel_out_apply_right(&o, s[0]);
-                yp[oc + c] = channel_out_apply_right(&o, s[1]);
-                yp[2 * oc + c] = channel_out_apply_right(&o, s[2]);
-                yp[3 * oc + c] = channel_out_apply_right(&o, s[3]);
+            khil_rqo q;
+            if (n == 4 && channel_rqo(op, p, c, &q)) {
+                const uint32_t v = clamp4(khil_rqo_pack4(&q, 0, s[0], s[1], s[2], s[3]), lo4, hi4);
+                yp[c] = (int8_t)v;
+                yp[oc + c] = (int8_t)(v >> 8);
+                yp[2 * oc + c] = (int8_t)(v >> 16);
+                yp[3 * oc + c] = (int8_t)(v >> 24);
             } else {
+                const channel_out o = channel_out_make(op, p, c);
                 for (int32_t j = 0; j < n; j++) {
                     yp[j * oc + c] = channel_out_apply(&o, p, s[j]);
                 }
@@ -326,40 +321,35 @@ static inline void depthwise_row3(const int8_t *x, const int8_t *w, int32_t step
 #endif
 }
 
-/* Three rows of three taps (a full 3x3 window, kernel width 3, dilation 1 along x) for four
- * channels: the taps of a row `step` bytes apart, input rows `row_x` bytes apart, weight rows
- * 3 * step apart. In assembly with the DSP extension (99 instructions per 36 MACs, the sums
- * kept in registers); the C twin is depthwise_row3 three times. */
-static inline void depthwise_3x3(const int8_t *x, const int8_t *w, int32_t step, int32_t row_x,
-                                 uint32_t off2, int32_t *s)
+/* A 3x3 window (dilation 1) of four channels: input taps `step` bytes apart in a row, rows
+ * `row_x` bytes apart; weights pre-widened, tap t at w[2t] = (ch0, ch2) and w[2t+1] = (ch1, ch3)
+ * as int16 pairs. In assembly with the DSP extension (74 instructions per 36 MACs, the sums kept
+ * in registers, weights at immediate offsets). */
+static inline void depthwise_3x3(const int8_t *x, const uint32_t *w, int32_t step,
+                                 int32_t row_x, uint32_t off2, int32_t *s)
 {
 #if KHIL_HAVE_DSP
     int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-    uint32_t xv, wv, t1, t2;
-#define KHIL_DW_TAP(ADDR_X, ADDR_W)                                                                \
+    uint32_t xv, wa, wb, t;
+#define KHIL_DW_TAP(ADDR_X, W_OFFSET)                                                              \
     "ldr     %[xv], " ADDR_X "\n\t"                                                               \
-    "ldr     %[wv], " ADDR_W "\n\t"                                                               \
-    "sxtab16 %[t1], %[off2], %[xv]\n\t"                                                           \
-    "sxtb16  %[t2], %[wv]\n\t"                                                                    \
-    "smlabb  %[s0], %[t1], %[t2], %[s0]\n\t"                                                      \
-    "smlatt  %[s2], %[t1], %[t2], %[s2]\n\t"                                                      \
-    "sxtab16 %[t1], %[off2], %[xv], ror #8\n\t"                                                   \
-    "sxtb16  %[t2], %[wv], ror #8\n\t"                                                            \
-    "smlabb  %[s1], %[t1], %[t2], %[s1]\n\t"                                                      \
-    "smlatt  %[s3], %[t1], %[t2], %[s3]\n\t"
-#define KHIL_DW_ROW                                                                                \
-    KHIL_DW_TAP("[%[x]]", "[%[w]]")                                                                \
-    KHIL_DW_TAP("[%[x], %[step]]", "[%[w], %[step]]")                                              \
-    KHIL_DW_TAP("[%[x], %[step], lsl #1]", "[%[w], %[step], lsl #1]")
-    __asm__(KHIL_DW_ROW "add %[x], %[x], %[row_x]\n\t"
-                        "add %[w], %[w], %[step]\n\t"
-                        "add %[w], %[w], %[step], lsl #1\n\t" KHIL_DW_ROW
-                        "add %[x], %[x], %[row_x]\n\t"
-                        "add %[w], %[w], %[step]\n\t"
-                        "add %[w], %[w], %[step], lsl #1\n\t" KHIL_DW_ROW
+    "ldrd    %[wa], %[wb], [%[w], #" W_OFFSET "]\n\t"                                             \
+    "sxtab16 %[t], %[off2], %[xv]\n\t"                                                            \
+    "smlabb  %[s0], %[t], %[wa], %[s0]\n\t"                                                       \
+    "smlatt  %[s2], %[t], %[wa], %[s2]\n\t"                                                       \
+    "sxtab16 %[t], %[off2], %[xv], ror #8\n\t"                                                    \
+    "smlabb  %[s1], %[t], %[wb], %[s1]\n\t"                                                       \
+    "smlatt  %[s3], %[t], %[wb], %[s3]\n\t"
+#define KHIL_DW_ROW(W0, W1, W2)                                                                    \
+    KHIL_DW_TAP("[%[x]]", W0)                                                                      \
+    KHIL_DW_TAP("[%[x], %[step]]", W1)                                                             \
+    KHIL_DW_TAP("[%[x], %[step], lsl #1]", W2)
+    __asm__(KHIL_DW_ROW("0", "8", "16") "add %[x], %[x], %[row_x]\n\t"
+                KHIL_DW_ROW("24", "32", "40") "add %[x], %[x], %[row_x]\n\t"
+                    KHIL_DW_ROW("48", "56", "64")
             : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xv] "=&r"(xv),
-              [wv] "=&r"(wv), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [w] "+r"(w)
-            : [step] "r"(step), [row_x] "r"(row_x), [off2] "r"(off2)
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [x] "+r"(x)
+            : [w] "r"(w), [step] "r"(step), [row_x] "r"(row_x), [off2] "r"(off2)
             : "memory");
 #undef KHIL_DW_ROW
 #undef KHIL_DW_TAP
@@ -368,10 +358,71 @@ static inline void depthwise_3x3(const int8_t *x, const int8_t *w, int32_t step,
     s[2] = s2;
     s[3] = s3;
 #else
-    for (int32_t r = 0; r < 3; r++) {
-        depthwise_row3(x + r * row_x, w + 3 * r * step, step, off2, s);
+    for (int32_t fy = 0; fy < 3; fy++) {
+        for (int32_t fx = 0; fx < 3; fx++) {
+            const uint32_t xv = khil_ld32(x + fy * row_x + fx * step);
+            const uint32_t x02 = khil_sxtab16(off2, xv), x13 = khil_sxtab16_ror8(off2, xv);
+            const uint32_t wa = w[2 * (3 * fy + fx)], wb = w[2 * (3 * fy + fx) + 1];
+            s[0] = khil_smlabb(x02, wa, s[0]);
+            s[2] = khil_smlatt(x02, wa, s[2]);
+            s[1] = khil_smlabb(x13, wb, s[1]);
+            s[3] = khil_smlatt(x13, wb, s[3]);
+        }
     }
 #endif
+}
+
+/* 3x3 depthwise windows at the border: with SAME padding at most one tap row or column lies
+ * outside the input on each side. Such a window is moved one step inside and its weights one
+ * tap the other way, with zeros for the taps that were outside: the same sum (the reference
+ * skips outside taps), read only from inside the input, by the same 3x3 block. Variant
+ * 3 * v + h: v (rows) and h (columns) 0 = first tap outside, 1 = all inside, 2 = last outside. */
+typedef struct {
+    uint32_t w[9][9][2];
+} depthwise_variants;
+
+static void depthwise_variants_make(const khil_conv_params *p, int32_t c,
+                                    depthwise_variants *out)
+{
+    uint32_t base[9][2];
+    for (int32_t t = 0; t < 9; t++) {
+        const uint32_t wv = khil_ld32(p->weights + t * p->in_c + c);
+        base[t][0] = khil_sxtb16(wv);
+        base[t][1] = khil_sxtb16_ror8(wv);
+    }
+    for (int32_t v = 0; v < 3; v++) {
+        for (int32_t h = 0; h < 3; h++) {
+            uint32_t(*w)[2] = out->w[3 * v + h];
+            for (int32_t fy = 0; fy < 3; fy++) {
+                const int32_t sy = fy + (v == 0) - (v == 2);
+                for (int32_t fx = 0; fx < 3; fx++) {
+                    const int32_t sx = fx + (h == 0) - (h == 2);
+                    const int inside = sy >= 0 && sy < 3 && sx >= 0 && sx < 3;
+                    w[3 * fy + fx][0] = inside ? base[3 * sy + sx][0] : 0;
+                    w[3 * fy + fx][1] = inside ? base[3 * sy + sx][1] : 0;
+                }
+            }
+        }
+    }
+}
+
+/* The variant class of a window starting at i0 over an axis of `size` (>= 3) and where the
+ * moved window starts; -1 when more than one tap is outside. */
+static inline int32_t window_class(int32_t i0, int32_t size, int32_t *start)
+{
+    if (i0 < -1 || i0 > size - 2) {
+        return -1;
+    }
+    if (i0 < 0) {
+        *start = 0;
+        return 0;
+    }
+    if (i0 + 2 >= size) {
+        *start = i0 - 1;
+        return 2;
+    }
+    *start = i0;
+    return 1;
 }
 
 /* The taps f of one axis inside the input for an output position: 0 <= i0 + d * f < size. */
@@ -422,76 +473,54 @@ static void depthwise_taps4(const khil_conv_params *p, const int8_t *x, int32_t 
     }
 }
 
-/* Output columns [*ox0, *ox1) whose kernel_w taps are all inside the input (stride s, padding
- * pad, dilation 1): the interior the 3x3 block runs over without per-pixel checks. */
-static void interior_columns(const khil_conv_params *p, int32_t *ox0, int32_t *ox1)
-{
-    int32_t a = 0;
-    while (a < p->out_w && a * p->stride_w - p->pad_w < 0) {
-        a++;
-    }
-    int32_t e = a;
-    while (e < p->out_w && e * p->stride_w - p->pad_w + p->k_w <= p->in_w) {
-        e++;
-    }
-    *ox0 = a;
-    *ox1 = e;
-}
-
 /* Depth multiplier 1: four channels per word, the channel group outermost so its bias and
  * requantisation are prepared once per layer. For output pixel (oy, ox) only the taps inside
  * the input are visited (the reference skips the others), so no padding values are needed.
- * Rows whose 3x3 windows lie inside the input run their interior columns in a tight loop. */
+ * 3x3 kernels with dilation 1 run every window with one 3x3 block (depthwise_variants). */
 static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const int8_t *x,
                              int8_t *y)
 {
     const int32_t ih = p->in_h, iw = p->in_w, ch = p->in_c;
-    const int32_t kh = p->k_h, kw = p->k_w;
-    const int32_t dh = p->dilation_h, dw = p->dilation_w;
     const uint32_t off2 = khil_dup16(p->input_offset);
     const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
     const int32_t ch4 = ch & ~3;
-    const int32_t row_x = dh * iw * ch;
-    const int32_t step_x = p->stride_w * ch;
-    int32_t in0 = 0, in1 = 0;
-    const int block3x3 = kh == 3 && kw == 3 && dw == 1;
-    if (block3x3) {
-        interior_columns(p, &in0, &in1);
-    }
+    const int32_t row_x = iw * ch;
+    const int block3x3 = p->k_h == 3 && p->k_w == 3 && p->dilation_h == 1 &&
+                         p->dilation_w == 1 && ih >= 3 && iw >= 3;
+    depthwise_variants variants;
     for (int32_t c = 0; c < ch4; c += 4) {
         channel_out o[4];
+        khil_rqo q[4];
         int32_t bias[4];
         int right = 1;
         for (int32_t j = 0; j < 4; j++) {
             o[j] = channel_out_make(op, p, c + j);
             bias[j] = bias_of(p, c + j);
-            right &= channel_out_right(&o[j]);
+            right &= channel_rqo(op, p, c + j, &q[j]);
+        }
+        if (block3x3) {
+            depthwise_variants_make(p, c, &variants);
         }
         for (int32_t b = 0; b < p->batches; b++) {
             for (int32_t oy = 0; oy < p->out_h; oy++) {
-                const int32_t iy0 = oy * p->stride_h - p->pad_h;
-                const int row_inside = block3x3 && right && iy0 >= 0 &&
-                                       iy0 + 2 * dh < ih;
-                int8_t *yrow = y + ((b * p->out_h + oy) * p->out_w) * ch + c;
-                for (int32_t ox = 0; ox < p->out_w; ox++) {
-                    if (row_inside && ox == in0 && in0 < in1) {
-                        /* the interior of the row: whole 3x3 windows, one word out per pixel */
-                        const int8_t *xr =
-                            x + ((b * ih + iy0) * iw + in0 * p->stride_w - p->pad_w) * ch + c;
-                        int8_t *yp = yrow + in0 * ch;
-                        for (; ox < in1; ox++, xr += step_x, yp += ch) {
-                            int32_t acc[4] = {bias[0], bias[1], bias[2], bias[3]};
-                            depthwise_3x3(xr, p->weights + c, ch, row_x, off2, acc);
-                            khil_st32(yp, channel_out_apply4(o, acc, lo4, hi4));
-                        }
-                        ox--;
-                        continue;
-                    }
+                int32_t iy = 0;
+                const int32_t v =
+                    block3x3 ? window_class(oy * p->stride_h - p->pad_h, ih, &iy) : -1;
+                int8_t *yp = y + ((b * p->out_h + oy) * p->out_w) * ch + c;
+                for (int32_t ox = 0; ox < p->out_w; ox++, yp += ch) {
                     int32_t acc[4] = {bias[0], bias[1], bias[2], bias[3]};
-                    depthwise_taps4(p, x, b, oy, ox, c, off2, acc);
-                    int8_t *yp = yrow + ox * ch;
+                    int32_t ix = 0;
+                    const int32_t h =
+                        v >= 0 ? window_class(ox * p->stride_w - p->pad_w, iw, &ix) : -1;
+                    if (h >= 0) {
+                        depthwise_3x3(x + ((b * ih + iy) * iw + ix) * ch + c,
+                                      variants.w[3 * v + h][0], ch, row_x, off2, acc);
+                    } else {
+                        depthwise_taps4(p, x, b, oy, ox, c, off2, acc);
+                    }
                     if (right) {
-                        khil_st32(yp, channel_out_apply4(o, acc, lo4, hi4));
+                        khil_st32(yp, clamp4(khil_rqo_pack4(q, 1, acc[0], acc[1], acc[2], acc[3]),
+                                             lo4, hi4));
                     } else {
                         for (int32_t j = 0; j < 4; j++) {
                             yp[j] = channel_out_apply(&o[j], p, acc[j]);
@@ -502,6 +531,7 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
         }
     }
     /* the ch % 4 last channels, one at a time */
+    const int32_t kh = p->k_h, kw = p->k_w, dh = p->dilation_h, dw = p->dilation_w;
     for (int32_t c = ch4; c < ch; c++) {
         const channel_out o = channel_out_make(op, p, c);
         for (int32_t b = 0; b < p->batches; b++) {

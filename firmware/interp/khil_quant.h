@@ -105,10 +105,12 @@ static inline khil_rq khil_rq_make(int32_t mult, int shift)
     return q;
 }
 
-/* khil_rq_apply for q->right >= 1 (scales below 0.5: every layer of the usual models), without
- * the test; kernels pick it once per channel. */
-static inline int32_t khil_rq_apply_right(const khil_rq *q, int32_t acc)
+static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
 {
+    if (q->right == 0) { /* scale >= 0.5: only the high-mul's rounding */
+        const int64_t p = (int64_t)(int32_t)((uint32_t)acc << q->left) * q->mult;
+        return (int32_t)((p + (1LL << 30)) >> 31);
+    }
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     /* SMULL and 64-bit adds: GCC hoists the multiplier's sign extension out of kernel loops
      * and then computes the product with three multiplies instead of SMULL. */
@@ -132,13 +134,106 @@ static inline int32_t khil_rq_apply_right(const khil_rq *q, int32_t acc)
 #endif
 }
 
-static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
+/* khil_rq_apply (right >= 1) plus the output offset, saturated to int8, for right in [1, 24]: the
+ * offset is folded into the rounding constant (floor((P + C) / D) + off = floor((P + C + off D)
+ * / D) with D = 2^(31+right); off D stays below 2^62 and its high word fits in 32 bits for
+ * right <= 24). Four words per channel, read by the kernels' assembly in this order. */
+typedef struct {
+    int32_t mult;
+    uint32_t round_lo;
+    int32_t round_hi;
+    int32_t hi_shift;
+} khil_rqo;
+
+/* Returns 0 (and leaves *q alone) when the shift is outside the folded form's range. */
+static inline int khil_rqo_make(int32_t mult, int shift, int32_t offset, khil_rqo *q)
 {
-    if (q->right == 0) { /* scale >= 0.5: only the high-mul's rounding */
-        const int64_t p = (int64_t)(int32_t)((uint32_t)acc << q->left) * q->mult;
-        return (int32_t)((p + (1LL << 30)) >> 31);
+    if (shift > -1 || shift < -24) {
+        return 0;
     }
-    return khil_rq_apply_right(q, acc);
+    const khil_rq r = khil_rq_make(mult, shift);
+    q->mult = mult;
+    q->round_lo = r.round_lo;
+    q->round_hi = r.round_hi + (int32_t)((uint32_t)offset << r.hi_shift);
+    q->hi_shift = r.hi_shift;
+    return 1;
+}
+
+static inline int32_t khil_sat8(int32_t v)
+{
+    return v < -128 ? -128 : (v > 127 ? 127 : v);
+}
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* One output of khil_rqo_pack4 (acc in A is replaced by the result in V). */
+#define KHIL_RQO_ONE(A, V)                                                                         \
+    "smull   %[lo], %[hi], %[" A "], %[m]\n\t"                                                    \
+    "adds    %[lo], %[lo], %[rl]\n\t"                                                             \
+    "adc     %[hi], %[hi], %[rh]\n\t"                                                             \
+    "asr     %[t], %[" A "], #31\n\t"                                                             \
+    "adds    %[lo], %[lo], %[t], lsl #31\n\t"                                                     \
+    "adc     %[hi], %[hi], %[t]\n\t"                                                              \
+    "asr     %[hi], %[hi], %[sh]\n\t"                                                             \
+    "ssat    %[" V "], #8, %[hi]\n\t"
+#endif
+
+/* Four accumulators of one channel (q) or of four channels (q[0..3], `four` set), requantised
+ * with the offset, saturated to int8 and packed, result j in byte j. */
+static inline uint32_t khil_rqo_pack4(const khil_rqo *q, int four, int32_t a0, int32_t a1,
+                                      int32_t a2, int32_t a3)
+{
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    uint32_t lo, t;
+    int32_t hi, m, rh, sh;
+    uint32_t rl;
+    if (!four) { /* one parameter block for the four */
+        __asm__("ldrd    %[m], %[rl], [%[q]]\n\t"
+                "ldrd    %[rh], %[sh], [%[q], #8]\n\t" KHIL_RQO_ONE("a0", "a0")
+                    KHIL_RQO_ONE("a1", "a1") KHIL_RQO_ONE("a2", "a2") KHIL_RQO_ONE("a3", "a3")
+                "and     %[a0], %[a0], #255\n\t"
+                "bfi     %[a0], %[a1], #8, #8\n\t"
+                "bfi     %[a0], %[a2], #16, #8\n\t"
+                "bfi     %[a0], %[a3], #24, #8"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [lo] "=&r"(lo),
+                  [hi] "=&r"(hi), [t] "=&r"(t), [m] "=&r"(m), [rl] "=&r"(rl), [rh] "=&r"(rh),
+                  [sh] "=&r"(sh)
+                : [q] "r"(q)
+                : "cc", "memory");
+        return (uint32_t)a0;
+    }
+    const int32_t step = (int32_t)sizeof(khil_rqo);
+    __asm__("ldrd    %[m], %[rl], [%[q]]\n\t"
+            "ldrd    %[rh], %[sh], [%[q], #8]\n\t" KHIL_RQO_ONE("a0", "a0")
+            "add     %[q], %[q], %[step]\n\t"
+            "ldrd    %[m], %[rl], [%[q]]\n\t"
+            "ldrd    %[rh], %[sh], [%[q], #8]\n\t" KHIL_RQO_ONE("a1", "a1")
+            "add     %[q], %[q], %[step]\n\t"
+            "ldrd    %[m], %[rl], [%[q]]\n\t"
+            "ldrd    %[rh], %[sh], [%[q], #8]\n\t" KHIL_RQO_ONE("a2", "a2")
+            "add     %[q], %[q], %[step]\n\t"
+            "ldrd    %[m], %[rl], [%[q]]\n\t"
+            "ldrd    %[rh], %[sh], [%[q], #8]\n\t" KHIL_RQO_ONE("a3", "a3")
+            "and     %[a0], %[a0], #255\n\t"
+            "bfi     %[a0], %[a1], #8, #8\n\t"
+            "bfi     %[a0], %[a2], #16, #8\n\t"
+            "bfi     %[a0], %[a3], #24, #8"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [lo] "=&r"(lo),
+              [hi] "=&r"(hi), [t] "=&r"(t), [m] "=&r"(m), [rl] "=&r"(rl), [rh] "=&r"(rh),
+              [sh] "=&r"(sh), [q] "+r"(q)
+            : [step] "r"(step)
+            : "cc", "memory");
+    return (uint32_t)a0;
+#else
+    const int32_t a[4] = {a0, a1, a2, a3};
+    uint32_t word = 0;
+    for (int j = 0; j < 4; j++) {
+        const khil_rqo *c = four ? q + j : q;
+        const int64_t round = (int64_t)(((uint64_t)(uint32_t)c->round_hi << 32) | c->round_lo);
+        const int64_t p = (int64_t)a[j] * c->mult + round - (a[j] < 0 ? (1LL << 31) : 0);
+        word |= (uint32_t)(uint8_t)khil_sat8((int32_t)(p >> (32 + c->hi_shift))) << (8 * j);
+    }
+    return word;
+#endif
 }
 
 /* Per-channel requantisation of an accumulator in the arithmetic LiteRT's kernels use. */

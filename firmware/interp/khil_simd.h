@@ -83,12 +83,6 @@ static inline int32_t khil_smlatt(uint32_t a, uint32_t b, int32_t acc)
     return __smlatt((int32_t)a, (int32_t)b, acc);
 }
 
-/* x saturated to [-128, 127] */
-static inline int32_t khil_ssat8(int32_t x)
-{
-    return __ssat(x, 8);
-}
-
 /* Bytewise signed max(a, b) and min(a, b): SSUB8 sets one GE flag per byte, SEL picks (one
  * asm block: the compiler does not track the GE flags between statements). */
 static inline uint32_t khil_smax8(uint32_t a, uint32_t b)
@@ -165,11 +159,6 @@ static inline int32_t khil_smlatt(uint32_t a, uint32_t b, int32_t acc)
     return (int32_t)((uint32_t)acc + (uint32_t)(khil_top16(a) * khil_top16(b)));
 }
 
-static inline int32_t khil_ssat8(int32_t x)
-{
-    return x < -128 ? -128 : (x > 127 ? 127 : x);
-}
-
 static inline uint32_t khil_smax8(uint32_t a, uint32_t b)
 {
     uint32_t r = 0;
@@ -191,13 +180,6 @@ static inline uint32_t khil_smin8(uint32_t a, uint32_t b)
 }
 
 #endif
-
-/* Four int8 values (each in [-128, 127]) as one word, v0 in byte 0. */
-static inline uint32_t khil_pack8(int32_t v0, int32_t v1, int32_t v2, int32_t v3)
-{
-    return ((uint32_t)v0 & 0xffu) | (((uint32_t)v1 & 0xffu) << 8) | (((uint32_t)v2 & 0xffu) << 16) |
-           ((uint32_t)v3 << 24);
-}
 
 /* All four bytes set to v (an int8 value). */
 static inline uint32_t khil_dup8(int32_t v)

@@ -1,6 +1,7 @@
-/* Compares the interpreter's prepared requantisation (khil_rq_make/khil_rq_apply) with the
- * gemmlowp form (khil_mbqm) on every shift, edge accumulators and random cases; prints the
- * first mismatch and exits 1. Built and run by test_interp_requant.py. */
+/* Compares the interpreter's prepared requantisation (khil_rq_make/khil_rq_apply, and the form
+ * with the output offset folded in, khil_rqo_pack4) with the gemmlowp form (khil_mbqm) on every
+ * shift, edge accumulators and random cases; prints the first mismatch and exits 1. Built and
+ * run by test_interp_requant.py. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +18,32 @@ static uint32_t next32(void)
     return (uint32_t)(state >> 16);
 }
 
+/* The folded form with an output offset, saturated (khil_rqo_pack4), where it applies. */
+static int check_folded(int32_t acc, int32_t mult, int shift, int32_t offset)
+{
+    khil_rqo q;
+    if (!khil_rqo_make(mult, shift, offset, &q)) {
+        return 0;
+    }
+    const int64_t v = (int64_t)khil_mbqm(acc, mult, shift) + offset;
+    const int32_t want = v < -128 ? -128 : (v > 127 ? 127 : (int32_t)v);
+    const uint32_t word = khil_rqo_pack4(&q, 0, acc, 0, 0, acc);
+    const int32_t got = (int8_t)(uint8_t)word, got3 = (int8_t)(uint8_t)(word >> 24);
+    if (want != got || want != got3) {
+        printf("acc=%ld mult=%ld shift=%d offset=%ld: mbqm+offset %ld, rqo %ld/%ld\n",
+               (long)acc, (long)mult, shift, (long)offset, (long)want, (long)got, (long)got3);
+        return 1;
+    }
+    return 0;
+}
+
 static int check(int32_t acc, int32_t mult, int shift)
 {
+    const int32_t offset = (int32_t)(next32() % 256) - 128;
+    if (check_folded(acc, mult, shift, offset) || check_folded(acc, mult, shift, -128) ||
+        check_folded(acc, mult, shift, 127)) {
+        return 1;
+    }
     const khil_rq q = khil_rq_make(mult, shift);
     const int32_t want = khil_mbqm(acc, mult, shift);
     const int32_t got = khil_rq_apply(&q, acc);
