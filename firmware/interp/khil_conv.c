@@ -44,7 +44,9 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
     const int32_t k = p->k_h * p->k_w * p->f_in_c;
     /* input depths that are not a multiple of 4: the receptive field gathered as int8 first */
     const uint32_t gather = (p->in_c & 3) != 0 ? ((uint32_t)k + 3u) & ~3u : 0u;
-    return khil_columns4_bytes(k) + gather;
+    /* each output channel's folded requantisation, prepared once per inference */
+    const uint32_t table = (uint32_t)sizeof(khil_rqo) * (uint32_t)p->out_c;
+    return table + khil_columns4_bytes(k) + gather;
 }
 
 uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
@@ -184,9 +186,14 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
     const int32_t k = p->k_h * p->k_w * p->f_in_c;
     const int32_t oc = p->out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
-    int16_t *col = (int16_t *)(void *)op->scratch;
-    int8_t *gather = (int8_t *)op->scratch + khil_columns4_bytes(k);
+    khil_rqo *table = (khil_rqo *)(void *)op->scratch;
+    int16_t *col = (int16_t *)(void *)(table + oc);
+    int8_t *gather = (int8_t *)col + khil_columns4_bytes(k);
     const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
+    int folded = 1; /* every channel has the folded form: the table is used */
+    for (int32_t c = 0; c < oc; c++) {
+        folded &= channel_rqo(op, p, c, &table[c]);
+    }
     for (int32_t pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         for (int32_t j = 0; j < 4; j++) {
@@ -202,9 +209,9 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
             const int32_t bias = bias_of(p, c);
             int32_t s[4] = {bias, bias, bias, bias};
             khil_dot_1x4(w, col, k, s);
-            khil_rqo q;
-            if (n == 4 && channel_rqo(op, p, c, &q)) {
-                const uint32_t v = clamp4(khil_rqo_pack4(&q, 0, s[0], s[1], s[2], s[3]), lo4, hi4);
+            if (n == 4 && folded) {
+                const uint32_t v =
+                    clamp4(khil_rqo_pack4(&table[c], 0, s[0], s[1], s[2], s[3]), lo4, hi4);
                 yp[c] = (int8_t)v;
                 yp[oc + c] = (int8_t)(v >> 8);
                 yp[2 * oc + c] = (int8_t)(v >> 16);

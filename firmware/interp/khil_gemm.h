@@ -92,8 +92,9 @@ static inline void khil_dot_1x4(const int8_t *w, const int16_t *col, int32_t k, 
                          : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3),
                            [w] "+r"(w), [p] "+r"(p), [a] "=&r"(a), [a02] "=&r"(a02),
                            [x0] "=&r"(x0), [x1] "=&r"(x1)
-                         : [end] "r"(end)
-                         : "cc", "memory");
+                         : [end] "r"(end), "m"(*(const uint8_t(*)[])w),
+                           "m"(*(const uint32_t(*)[])p)
+                         : "cc");
     }
 #else
     while (p != end) {
