@@ -105,12 +105,10 @@ static inline khil_rq khil_rq_make(int32_t mult, int shift)
     return q;
 }
 
-static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
+/* khil_rq_apply for q->right >= 1 (scales below 0.5), without the test, for loops that check
+ * it once. */
+static inline int32_t khil_rq_apply_right(const khil_rq *q, int32_t acc)
 {
-    if (q->right == 0) { /* scale >= 0.5: only the high-mul's rounding */
-        const int64_t p = (int64_t)(int32_t)((uint32_t)acc << q->left) * q->mult;
-        return (int32_t)((p + (1LL << 30)) >> 31);
-    }
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     /* SMULL and 64-bit adds: GCC hoists the multiplier's sign extension out of kernel loops
      * and then computes the product with three multiplies instead of SMULL. */
@@ -134,7 +132,16 @@ static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
 #endif
 }
 
-/* khil_rq_apply (right >= 1) plus the output offset, saturated to int8, for right in [1, 24]: the
+static inline int32_t khil_rq_apply(const khil_rq *q, int32_t acc)
+{
+    if (q->right == 0) { /* scale >= 0.5: only the high-mul's rounding */
+        const int64_t p = (int64_t)(int32_t)((uint32_t)acc << q->left) * q->mult;
+        return (int32_t)((p + (1LL << 30)) >> 31);
+    }
+    return khil_rq_apply_right(q, acc);
+}
+
+/* khil_rq_apply_right plus the output offset, saturated to int8, for right in [1, 24]: the
  * offset is folded into the rounding constant (floor((P + C) / D) + off = floor((P + C + off D)
  * / D) with D = 2^(31+right); off D stays below 2^62 and its high word fits in 32 bits for
  * right <= 24). Four words per channel, read by the kernels' assembly in this order. */

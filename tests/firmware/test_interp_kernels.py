@@ -214,21 +214,31 @@ def test_average_pool_2d(padding, stride, size, activation, interp_library):
     assert_matches_litert(b.build([x], [y]), interp_library, seed=5)
 
 
-@pytest.mark.parametrize("shape_a,shape_b,activation", [
+ADD_CASES = [
     ((1, 4, 4, 3), (1, 4, 4, 3), tb.NONE),
     ((1, 4, 4, 3), (1, 4, 4, 3), tb.RELU6),
+    ((1, 3, 5, 3), (1, 3, 5, 3), tb.RELU),  # 45 elements: not a multiple of 4
+    ((1, 9, 10, 3), (1, 9, 10, 3), tb.RELU6),  # 270: lookup tables, and a tail
+    ((1, 8, 8, 4), (1, 8, 8, 4), tb.NONE),  # 256: lookup tables, no tail
     ((1, 4, 4, 3), (1, 1, 1, 3), tb.RELU),
     ((1, 4, 1, 3), (1, 1, 5, 3), tb.NONE),
     ((2, 3), (3,), tb.NONE),
-])
-def test_add(shape_a, shape_b, activation, interp_library):
+]
+
+
+def add_model(shape_a, shape_b, activation) -> bytes:
     b = tb.TFLiteBuilder()
     a = b.tensor(shape_a, scale=0.07, zero_point=3)
     c = b.tensor(shape_b, scale=0.031, zero_point=-11)
     out_shape = np.broadcast_shapes(shape_a, shape_b)
     y = b.tensor(out_shape, scale=0.09, zero_point=-2)
     b.op(tb.ADD, [a, c], [y], tb.add_options(activation))
-    assert_matches_litert(b.build([a, c], [y]), interp_library, seed=6)
+    return b.build([a, c], [y])
+
+
+@pytest.mark.parametrize("shape_a,shape_b,activation", ADD_CASES)
+def test_add(shape_a, shape_b, activation, interp_library):
+    assert_matches_litert(add_model(shape_a, shape_b, activation), interp_library, seed=6)
 
 
 @pytest.mark.parametrize("beta,in_scale", [(1.0, 0.1), (0.5, 0.25), (1.0, 0.0125), (2.0, 1.0)])

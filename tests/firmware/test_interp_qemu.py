@@ -12,8 +12,10 @@ import pytest
 
 from . import khil_tflite_builder as tb
 from .test_interp_kernels import (
+    ADD_CASES,
     CONV_CASES,
     DEPTHWISE_CASES,
+    add_model,
     conv_model,
     output_scale_for,
     run_litert_reference,
@@ -91,3 +93,8 @@ def test_fully_connected_on_board(board_client, depth, units, batches):
     y = b.tensor((batches, units), scale=output_scale_for(0.04, w_scales, depth), zero_point=3)
     b.op(tb.FULLY_CONNECTED, [x, w, bias], [y], tb.fully_connected_options(tb.RELU))
     check(board_client, b.build([x], [y]), [(batches, depth)], seed=units)
+
+
+def test_add_on_board(board_client):
+    for i, (shape_a, shape_b, activation) in enumerate(ADD_CASES):
+        check(board_client, add_model(shape_a, shape_b, activation), [shape_a, shape_b], seed=i)
