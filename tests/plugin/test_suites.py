@@ -4,6 +4,7 @@ incompatible combinations skipped with the reason, pinned targets, --suite."""
 import os
 import xml.etree.ElementTree as ET
 
+from kenning_hil.targets.catalog import SHIPPED_TARGETS_DIR, TargetCatalog
 from tests.plugin.conftest import run, write_target
 
 pytest_plugins = ["pytester"]
@@ -171,10 +172,11 @@ def test_unknown_suite_targets_are_collection_errors(hil_project):
     result = run(hil_project, *cases, "--collect-only", "-q")
     assert result.ret == 2  # collection errors
     typos = {"top.yaml": "host-onnxruntme", "model.yaml": "spare-bord", "row.yaml": "qemu-m5"}
+    # the project's spare-board and the package's shipped targets
+    known = ", ".join(sorted(["spare-board", *TargetCatalog([SHIPPED_TARGETS_DIR]).names()]))
     for name, (_, key) in cases.items():
         result.stdout.fnmatch_lines([
-            f"*{name}: key '{key}': unknown target '{typos[name]}' (known targets: "
-            f"host-onnxruntime, spare-board)",
+            f"*{name}: key '{key}': unknown target '{typos[name]}' (known targets: {known})",
         ])
     assert "not selected" not in result.stdout.str()
 
