@@ -13,9 +13,7 @@ import numpy as np
 
 from kenning_hil.core.dataset import Dataset
 from kenning_hil.core.errors import InputSizeError
-from kenning_hil.core.measurements import SAMPLES_TOTAL, Measurements
-
-CONFUSION_MATRIX_KEY = "eval_confusion_matrix"
+from kenning_hil.core.measurements import CONFUSION_MATRIX, SAMPLES_TOTAL, Measurements
 
 
 def _label_classes(labels: np.ndarray) -> np.ndarray:
@@ -80,7 +78,7 @@ def classification_metrics(
         "recall": recall,
         "mean_precision": mean(precision),
         "mean_recall": mean(recall),
-        CONFUSION_MATRIX_KEY: confusion.tolist(),
+        CONFUSION_MATRIX: confusion.tolist(),
     }
 
 
@@ -102,7 +100,7 @@ class ClassificationDataset(Dataset):
         return measurements
 
     def _count_keys(self) -> tuple[str, str, str]:
-        return CONFUSION_MATRIX_KEY, f"top_{self.top_k}_count", SAMPLES_TOTAL
+        return CONFUSION_MATRIX, f"top_{self.top_k}_count", SAMPLES_TOTAL
 
     def merge_evaluation(self, total: Measurements, part: Measurements) -> None:
         # counts are accumulated (Measurements.accumulate keeps them as one-element lists)

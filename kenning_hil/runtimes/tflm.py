@@ -21,11 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from kenning_hil.core.errors import ModelLoadError, import_optional
-from kenning_hil.core.measurements import Measurements, MeasurementsCollector
+from kenning_hil.core.measurements import (
+    TFLM_ARENA_SIZE,
+    TFLM_ARENA_USED,
+    Measurements,
+    MeasurementsCollector,
+)
 from kenning_hil.runtimes.tflite_common import FlatbufferRuntime
 
-ARENA_USED_KEY = "tflm_arena_used_bytes"
-ARENA_SIZE_KEY = "tflm_arena_size_bytes"
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 
 
@@ -127,10 +130,10 @@ class TFLMRuntime(FlatbufferRuntime):
         self._input_dtypes = [np.dtype(t.dtype) for t in info.inputs]
         self.arena_size_used_for_load = arena
         self.arena_used_bytes = self._measure_arena()
-        MeasurementsCollector.measurements.initialize_measurement(ARENA_SIZE_KEY, arena)
+        MeasurementsCollector.measurements.initialize_measurement(TFLM_ARENA_SIZE, arena)
         if self.arena_used_bytes is not None:
             MeasurementsCollector.measurements.initialize_measurement(
-                ARENA_USED_KEY, self.arena_used_bytes
+                TFLM_ARENA_USED, self.arena_used_bytes
             )
 
     def _measure_arena(self) -> int | None:
@@ -150,7 +153,7 @@ class TFLMRuntime(FlatbufferRuntime):
 
     def run_locally(self, dataset, modelwrapper, compiled_model_path: Path) -> Measurements:
         measurements = super().run_locally(dataset, modelwrapper, compiled_model_path)
-        measurements.initialize_measurement(ARENA_SIZE_KEY, self.arena_size_used_for_load)
+        measurements.initialize_measurement(TFLM_ARENA_SIZE, self.arena_size_used_for_load)
         if self.arena_used_bytes is not None:
-            measurements.initialize_measurement(ARENA_USED_KEY, self.arena_used_bytes)
+            measurements.initialize_measurement(TFLM_ARENA_USED, self.arena_used_bytes)
         return measurements

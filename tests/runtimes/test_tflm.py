@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from kenning_hil.core.errors import ModelLoadError
+from kenning_hil.core.measurements import TFLM_ARENA_USED
 from kenning_hil.modelwrappers.tflite import TFLiteWrapper
-from kenning_hil.runtimes.tflm import ARENA_USED_KEY, TFLMRuntime
+from kenning_hil.runtimes.tflm import TFLMRuntime
 
 from .tflite_edits import replace_operator
 
@@ -22,7 +23,7 @@ def test_run_locally_reports_accuracy_and_arena_use(digits_int8_tflite, digits_d
     runtime = TFLMRuntime()
     measurements = runtime.run_locally(digits_dataset, wrapper, digits_int8_tflite)
     assert measurements["accuracy"] > 0.95
-    used = measurements[ARENA_USED_KEY]
+    used = measurements[TFLM_ARENA_USED]
     # at least the int8 activations (64 + 64 + 10 bytes), far below the default arena
     assert 138 < used < 10 * digits_int8_tflite.stat().st_size
 
