@@ -26,15 +26,18 @@ FIRMWARE_IGNORE = shutil.ignore_patterns("build", "*.o", "*.d", "*.so", "*.elf",
 
 class BuildPyWithPackageData(build_py):
     def run(self):
-        super().run()
-        if getattr(self, "editable_mode", False):
-            return
+        editable = getattr(self, "editable_mode", False)
         build_lib = Path(self.build_lib)
+        if not editable:
+            # `pip install .` builds in ./build: a previous build's copy would keep modules
+            # and firmware files deleted since
+            shutil.rmtree(build_lib / "kenning_hil", ignore_errors=True)
+        super().run()
+        if editable:
+            return
         firmware = build_lib.joinpath(*FIRMWARE_PACKAGE_DIR)
-        shutil.rmtree(firmware, ignore_errors=True)  # a stale copy would keep deleted files
         shutil.copytree(HERE / "firmware", firmware, ignore=FIRMWARE_IGNORE)
         targets = build_lib.joinpath(*TARGETS_PACKAGE_DIR)
-        shutil.rmtree(targets, ignore_errors=True)
         targets.mkdir(parents=True)
         for description in sorted((HERE / "targets").glob("*.yaml")):
             shutil.copy2(description, targets / description.name)
