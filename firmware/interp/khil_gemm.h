@@ -184,6 +184,84 @@ static inline void khil_dot_2x1_direct(const int8_t *w, const int8_t *x, int32_t
     s[1] = s1;
 }
 
+/* s[r] += (row r of w, rows k apart) . (x + offset), r = 0..3, straight from the int8 input:
+ * each input word is widened once for four weight rows (FULLY_CONNECTED). With the DSP
+ * extension whole 16-value blocks run in an assembly loop (95 instructions per 64 MACs; the
+ * loop end is read from memory to leave the registers to the sums and pointers), then one
+ * 8-value block. */
+static inline void khil_dot_4x1_direct(const int8_t *w, const int8_t *x, int32_t k,
+                                       int32_t offset, int32_t *s)
+{
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    const uint32_t off2 = khil_dup16(offset);
+    const int8_t *end = x + (k & ~7);
+#if KHIL_HAVE_DSP
+    if (x != end) {
+        const int8_t *w2 = w + 2 * k;
+        const int8_t *end16 = x + (k & ~15);
+        uint32_t xv, x13, a, b;
+#define KHIL_FC_ROW(S, ADDR)                                                                       \
+    "ldr     %[a], " ADDR "\n\t"                                                                  \
+    "sxtb16  %[b], %[a]\n\t"                                                                      \
+    "smlad   %[" S "], %[xv], %[b], %[" S "]\n\t"                                                 \
+    "sxtb16  %[a], %[a], ror #8\n\t"                                                              \
+    "smlad   %[" S "], %[x13], %[a], %[" S "]\n\t"
+#define KHIL_FC_WORD                                                                               \
+    "ldr     %[xv], [%[x]], #4\n\t"                                                               \
+    "sxtab16 %[x13], %[off2], %[xv], ror #8\n\t"                                                  \
+    "sxtab16 %[xv], %[off2], %[xv]\n\t" KHIL_FC_ROW("s1", "[%[w], %[k]]")                         \
+        KHIL_FC_ROW("s0", "[%[w]], #4") KHIL_FC_ROW("s3", "[%[w2], %[k]]")                         \
+            KHIL_FC_ROW("s2", "[%[w2]], #4")
+        if (x != end16) { /* 16 values per iteration */
+            __asm__("1:\n\t" KHIL_FC_WORD KHIL_FC_WORD KHIL_FC_WORD KHIL_FC_WORD
+                    "ldr     %[a], %[end]\n\t"
+                    "cmp     %[x], %[a]\n\t"
+                    "bne     1b"
+                    : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [w] "+r"(w),
+                      [w2] "+r"(w2), [x] "+r"(x), [xv] "=&r"(xv), [x13] "=&r"(x13),
+                      [a] "=&r"(a), [b] "=&r"(b)
+                    : [end] "m"(end16), [k] "r"(k), [off2] "r"(off2),
+                      "m"(*(const int8_t(*)[])w), "m"(*(const int8_t(*)[])x)
+                    : "cc");
+        }
+        if (x != end) { /* the last 8 */
+            __asm__(KHIL_FC_WORD KHIL_FC_WORD
+                    : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [w] "+r"(w),
+                      [w2] "+r"(w2), [x] "+r"(x), [xv] "=&r"(xv), [x13] "=&r"(x13),
+                      [a] "=&r"(a), [b] "=&r"(b)
+                    : [k] "r"(k), [off2] "r"(off2), "m"(*(const int8_t(*)[])w),
+                      "m"(*(const int8_t(*)[])x));
+        }
+#undef KHIL_FC_WORD
+#undef KHIL_FC_ROW
+    }
+#else
+    while (x != end) {
+        const uint32_t xv = khil_ld32(x);
+        x += 4;
+        const uint32_t x02 = khil_sxtab16(off2, xv), x13 = khil_sxtab16_ror8(off2, xv);
+        const uint32_t a0 = khil_ld32(w), a1 = khil_ld32(w + k);
+        const uint32_t a2 = khil_ld32(w + 2 * k), a3 = khil_ld32(w + 3 * k);
+        w += 4;
+        s0 = khil_smlad(khil_sxtb16_ror8(a0), x13, khil_smlad(khil_sxtb16(a0), x02, s0));
+        s1 = khil_smlad(khil_sxtb16_ror8(a1), x13, khil_smlad(khil_sxtb16(a1), x02, s1));
+        s2 = khil_smlad(khil_sxtb16_ror8(a2), x13, khil_smlad(khil_sxtb16(a2), x02, s2));
+        s3 = khil_smlad(khil_sxtb16_ror8(a3), x13, khil_smlad(khil_sxtb16(a3), x02, s3));
+    }
+#endif
+    for (int32_t t = 0; t < (k & 7); t++) {
+        const int32_t xv = x[t] + offset;
+        s0 += w[t] * xv;
+        s1 += w[k + t] * xv;
+        s2 += w[2 * k + t] * xv;
+        s3 += w[3 * k + t] * xv;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
 /* Returns s + w . (x + offset) over k values, straight from the int8 input. */
 static inline int32_t khil_dot_1x1_direct(const int8_t *w, const int8_t *x, int32_t k,
                                           int32_t offset, int32_t s)

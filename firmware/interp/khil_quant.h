@@ -315,6 +315,45 @@ static inline int32_t khil_mul_round_double(int32_t acc, uint64_t mant, int32_t 
     return acc < 0 ? -(int32_t)mag : (int32_t)mag;
 }
 
+/* khil_mul_round_double where the answer is certain from 32 bits of the scale: for a scale
+ * mant * 2^exp2 with exp2 <= -53 (below 2^0 with 32 fraction bits to spare), m = mant >> sh,
+ * sh = -(exp2 + 32), puts the product in fixed point with 32 fraction bits: u = |acc| * m. The
+ * exact product lies in [u, u + |acc|) (units 2^-32), the double multiply moves it by at most
+ * 2^10 + 1 (a relative 2^-53 of a value below 2^31), so its rounding to an integer (half away
+ * from zero) is u's unless u's fraction lies that close to one half. One UMULL instead of the
+ * 85-bit product. Checked against khil_mul_round_double (tests/firmware/khil_requant_check.c).
+ * khil_round32_make returns 0 where the form does not apply. */
+static inline int khil_round32_make(uint64_t mant, int32_t exp2, uint32_t *m)
+{
+    if (mant < (1ull << 52) || exp2 > -53 || exp2 < -84) {
+        return 0;
+    }
+    *m = (uint32_t)(mant >> -(exp2 + 32));
+    return 1;
+}
+
+/* Returns 1 and sets *out, or 0 (the caller then takes khil_mul_round_double). */
+static inline int khil_round32_apply(int32_t acc, uint32_t m, int32_t *out)
+{
+    const uint32_t err = 1025u;
+    const uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    const uint64_t u = (uint64_t)a * m;
+    const uint32_t q = (uint32_t)(u >> 32), frac = (uint32_t)u;
+    if (q >= 0x7ffffffeu || a >= 0x80000000u - err) {
+        return 0;
+    }
+    uint32_t r;
+    if (frac < 0x80000000u - a - err) {
+        r = q;
+    } else if (frac >= 0x80000000u + err) {
+        r = q + 1u;
+    } else {
+        return 0;
+    }
+    *out = acc < 0 ? -(int32_t)r : (int32_t)r;
+    return 1;
+}
+
 #ifdef KHIL_VARIANTS
 /* Round half to even of a float below 2^22 in magnitude (host investigation builds only). */
 static inline int32_t khil_rint_f32(float v)

@@ -2,6 +2,7 @@
  * with the output offset folded in, khil_rqo_pack4) with the gemmlowp form (khil_mbqm) on every
  * shift, edge accumulators and random cases; prints the first mismatch and exits 1. Built and
  * run by test_interp_requant.py. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,55 @@ static int check(int32_t acc, int32_t mult, int shift)
     return 0;
 }
 
+/* khil_round32_apply, where it answers, against khil_mul_round_double. */
+static long fast_answers;
+
+static int check_double(int32_t acc, double scale)
+{
+    uint64_t mant;
+    int32_t exp2;
+    khil_double_parts(scale, &mant, &exp2);
+    uint32_t m;
+    int32_t got;
+    if (!khil_round32_make(mant, exp2, &m) || !khil_round32_apply(acc, m, &got)) {
+        return 0;
+    }
+    fast_answers++;
+    const int32_t want = khil_mul_round_double(acc, mant, exp2);
+    if (want != got) {
+        printf("acc=%ld scale=%.17g: exact %ld, fast %ld\n", (long)acc, scale, (long)want,
+               (long)got);
+        return 1;
+    }
+    return 0;
+}
+
+static int check_doubles(long cases)
+{
+    for (long n = 0; n < cases; n++) {
+        const int bits = (int)(next32() % 32);
+        const int32_t acc = (int32_t)next32() >> bits;
+        /* scales from 2^-40 to 2^4, random mantissas */
+        const double scale = ldexp(1.0 + (double)next32() / 4294967296.0 +
+                                       (double)next32() / 18446744073709551616.0,
+                                   (int)(next32() % 45) - 40);
+        if (check_double(acc, scale)) {
+            return 1;
+        }
+        /* near ties: acc * scale within a few ulps of k + 0.5 */
+        const int32_t small = (next32() & 1) ? (int32_t)(next32() % 200000) - 100000
+                                              : (int32_t)(next32() % 2000) - 1000;
+        if (small != 0) {
+            const double k = (double)((int32_t)(next32() % 2000) - 1000) + 0.5;
+            const double s = nextafter(k / (double)small, (next32() & 1) ? 1.0 : -1.0);
+            if (s > 0.0 && (check_double(small, s) || check_double(small, k / (double)small))) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const long cases = argc > 1 ? atol(argv[1]) : 1000000;
@@ -95,6 +145,13 @@ int main(int argc, char **argv)
             }
         }
     }
-    printf("ok\n");
+    if (check_doubles(cases / 4)) {
+        return 1;
+    }
+    if (fast_answers < cases / 8) { /* the fast path must actually answer most cases */
+        printf("fast path answered only %ld cases\n", fast_answers);
+        return 1;
+    }
+    printf("ok (fast path answered %ld of the scale cases)\n", fast_answers);
     return 0;
 }
