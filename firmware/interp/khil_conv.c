@@ -183,6 +183,124 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
     }
 }
 
+/* All output channels of four pixels whose columns are built (K a multiple of 4, bias
+ * present, every channel on the folded requantisation): per channel the dot product with its
+ * weight row, the four requantisations, the clamp and four byte stores, all in one assembly
+ * loop over the channels. Fields at fixed offsets (the assembly reads them). */
+typedef struct {
+    const uint32_t *col;     /* 0: the four columns */
+    const uint32_t *col_end; /* 4 */
+    const uint8_t *bias;     /* 8: next channel's bias (little-endian int32) */
+    const khil_rqo *rq;      /* 12: next channel's requantisation */
+    int8_t *y;               /* 16: next channel's output in pixel 0 */
+    int32_t oc;              /* 20: bytes between the pixels' outputs */
+    uint32_t lo4, hi4;       /* 24, 28 */
+    int32_t count;           /* 32: channels left */
+} conv_pass;
+
+#if KHIL_HAVE_DSP
+_Static_assert(sizeof(void *) == 4 && offsetof(conv_pass, oc) == 20 &&
+                   offsetof(conv_pass, lo4) == 24 && offsetof(conv_pass, count) == 32,
+               "conv_pass offsets are used by the assembly");
+#endif
+
+/* Runs c->count (>= 1) channels from weight row w (rows k bytes apart, consecutive). */
+static void conv_pass_run(conv_pass *c, const int8_t *w, int32_t k)
+{
+#if KHIL_HAVE_DSP
+    int32_t s0, s1, s2, s3;
+    uint32_t pc, end, a, a02, x0, x1, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr     %[t], [%[c], #8]\n\t"
+        "ldr     %[s0], [%[t]], #4\n\t"
+        "str     %[t], [%[c], #8]\n\t"
+        "mov     %[s1], %[s0]\n\t"
+        "mov     %[s2], %[s0]\n\t"
+        "mov     %[s3], %[s0]\n\t"
+        "ldrd    %[pc], %[end], [%[c]]\n\t"
+        "2:\n\t"
+        "ldr     %[a], [%[w]], #4\n\t"
+        "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"
+        "sxtb16  %[a02], %[a]\n\t"
+        "sxtb16  %[a], %[a], ror #8\n\t"
+        "smlad   %[s0], %[a02], %[x0], %[s0]\n\t"
+        "smlad   %[s0], %[a], %[x1], %[s0]\n\t"
+        "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"
+        "smlad   %[s1], %[a02], %[x0], %[s1]\n\t"
+        "smlad   %[s1], %[a], %[x1], %[s1]\n\t"
+        "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"
+        "smlad   %[s2], %[a02], %[x0], %[s2]\n\t"
+        "smlad   %[s2], %[a], %[x1], %[s2]\n\t"
+        "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"
+        "smlad   %[s3], %[a02], %[x0], %[s3]\n\t"
+        "smlad   %[s3], %[a], %[x1], %[s3]\n\t"
+        "cmp     %[pc], %[end]\n\t"
+        "bne     2b\n\t"
+        /* requantisation (khil_rqo at c->rq): m = pc, round_lo = end, round_hi = a,
+         * hi_shift = a02; the 64-bit sum in x0:x1; t the sign */
+        "ldr     %[t], [%[c], #12]\n\t"
+        "ldrd    %[pc], %[end], [%[t]]\n\t"
+        "ldrd    %[a], %[a02], [%[t], #8]\n\t"
+        "add     %[t], %[t], #16\n\t"
+        "str     %[t], [%[c], #12]\n\t"
+#define KHIL_CP_RQ(S)                                                                              \
+    "smull   %[x0], %[x1], %[" S "], %[pc]\n\t"                                                   \
+    "adds    %[x0], %[x0], %[end]\n\t"                                                            \
+    "adc     %[x1], %[x1], %[a]\n\t"                                                              \
+    "asr     %[t], %[" S "], #31\n\t"                                                             \
+    "adds    %[x0], %[x0], %[t], lsl #31\n\t"                                                     \
+    "adc     %[x1], %[x1], %[t]\n\t"                                                              \
+    "asr     %[x1], %[x1], %[a02]\n\t"                                                            \
+    "ssat    %[" S "], #8, %[x1]\n\t"
+        KHIL_CP_RQ("s0") KHIL_CP_RQ("s1") KHIL_CP_RQ("s2") KHIL_CP_RQ("s3")
+        "and     %[s0], %[s0], #255\n\t"
+        "bfi     %[s0], %[s1], #8, #8\n\t"
+        "bfi     %[s0], %[s2], #16, #8\n\t"
+        "bfi     %[s0], %[s3], #24, #8\n\t"
+        "ldrd    %[x0], %[x1], [%[c], #24]\n\t"
+        "ssub8   %[t], %[s0], %[x0]\n\t"
+        "sel     %[s0], %[s0], %[x0]\n\t"
+        "ssub8   %[t], %[x1], %[s0]\n\t"
+        "sel     %[s0], %[s0], %[x1]\n\t"
+        /* four bytes, oc apart; then the next channel */
+        "ldrd    %[t], %[a], [%[c], #16]\n\t"
+        "strb    %[s0], [%[t]]\n\t"
+        "add     %[pc], %[t], %[a]\n\t"
+        "lsr     %[s0], %[s0], #8\n\t"
+        "strb    %[s0], [%[pc]]\n\t"
+        "add     %[pc], %[pc], %[a]\n\t"
+        "lsr     %[s0], %[s0], #8\n\t"
+        "strb    %[s0], [%[pc]]\n\t"
+        "lsr     %[s0], %[s0], #8\n\t"
+        "strb    %[s0], [%[pc], %[a]]\n\t"
+        "add     %[t], %[t], #1\n\t"
+        "str     %[t], [%[c], #16]\n\t"
+        "ldr     %[t], [%[c], #32]\n\t"
+        "subs    %[t], %[t], #1\n\t"
+        "str     %[t], [%[c], #32]\n\t"
+        "bne     1b"
+        : [w] "+r"(w), [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3),
+          [pc] "=&r"(pc), [end] "=&r"(end), [a] "=&r"(a), [a02] "=&r"(a02), [x0] "=&r"(x0),
+          [x1] "=&r"(x1), [t] "=&r"(t)
+        : [c] "r"(c)
+        : "cc", "memory");
+#undef KHIL_CP_RQ
+    (void)k;
+#else
+    for (; c->count > 0; c->count--, w += k, c->bias += 4, c->rq++, c->y++) {
+        const int32_t bias = khil_load_i32(c->bias);
+        int32_t s[4] = {bias, bias, bias, bias};
+        khil_dot_1x4(w, (const int16_t *)(const void *)c->col, k, s);
+        const uint32_t v = clamp4(khil_rqo_pack4(c->rq, 0, s[0], s[1], s[2], s[3]), c->lo4,
+                                  c->hi4);
+        for (int32_t j = 0; j < 4; j++) {
+            c->y[j * c->oc] = (int8_t)(v >> (8 * j));
+        }
+    }
+#endif
+}
+
 /* Four output pixels at a time: their columns, then each output channel's weight row once. */
 static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
 {
@@ -207,6 +325,19 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
             }
         }
         int8_t *yp = y + pix * oc;
+        if (n == 4 && folded && p->bias != NULL && (k & 3) == 0) {
+            conv_pass pass = {(const uint32_t *)(const void *)col,
+                              (const uint32_t *)(const void *)col + 2 * k,
+                              p->bias,
+                              table,
+                              yp,
+                              oc,
+                              lo4,
+                              hi4,
+                              oc};
+            conv_pass_run(&pass, p->weights, k);
+            continue;
+        }
         const int8_t *w = p->weights;
         for (int32_t c = 0; c < oc; c++, w += k) {
             const int32_t bias = bias_of(p, c);
