@@ -32,8 +32,10 @@ from kenning_hil.core.args import ArgumentsHandler
 from kenning_hil.core.errors import (
     ConfigurationError,
     KenningHILError,
+    ModelLoadError,
     ModelNotLoadedError,
     one_line,
+    os_reason,
 )
 from kenning_hil.core.iospec import (
     dequantize_entry,
@@ -82,6 +84,25 @@ OUTPUT_GROUP = 64
 they use warm in cache (holding thousands until the chunk ends costs ~0.5 us per sample)."""
 SERVER_POLL_SECONDS = 0.2
 """How often `run_server` checks whether `close_server` was called."""
+
+
+SAVE_MODEL_PATH_ARGUMENT = {
+    "description": "Where a model received from a client is saved (none: kept in memory)",
+    "type": Path,
+    "nullable": True,
+    "default": None,
+}
+"""The `save_model_path` parameter of server-side runtimes (one spelling for all of them)."""
+
+
+def save_received_model(data: bytes, path: Path) -> Path:
+    """Writes the model bytes a client sent to `path` (a runtime's `save_model_path`)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot save the received model to {path}: {os_reason(exc)}") from exc
+    return path
 
 
 def model_size(path: Path) -> int:

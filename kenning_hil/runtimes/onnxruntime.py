@@ -14,7 +14,7 @@ from kenning_hil.core.errors import (
     ModelNotLoadedError,
     import_optional,
 )
-from kenning_hil.core.runtime import Runtime
+from kenning_hil.core.runtime import SAVE_MODEL_PATH_ARGUMENT, Runtime, save_received_model
 
 
 def _ort():
@@ -40,12 +40,7 @@ class ONNXRuntime(Runtime):
     input_formats = ["onnx"]
 
     arguments_structure = {
-        "save_model_path": {
-            "description": "Where a model received from a client is saved (none: kept in memory)",
-            "type": Path,
-            "nullable": True,
-            "default": None,
-        },
+        "save_model_path": SAVE_MODEL_PATH_ARGUMENT,
         "execution_providers": {
             "description": "ONNX Runtime execution providers, in priority order "
             "(default: CUDA when available, then CPU)",
@@ -114,9 +109,7 @@ class ONNXRuntime(Runtime):
             file_key = None
             where = f"received model ({len(source)} bytes)"
             if self.save_model_path is not None:
-                self.save_model_path.parent.mkdir(parents=True, exist_ok=True)
-                self.save_model_path.write_bytes(source)
-                self.model_path = self.save_model_path
+                self.model_path = save_received_model(source, self.save_model_path)
         options = ort.SessionOptions()
         if self.num_threads:
             options.intra_op_num_threads = self.num_threads

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kenning_hil.core.errors import ModelLoadError, ModelNotLoadedError, one_line, os_reason
-from kenning_hil.core.runtime import Runtime
+from kenning_hil.core.runtime import SAVE_MODEL_PATH_ARGUMENT, Runtime, save_received_model
 from kenning_hil.formats.tflite_flatbuffer import TFLiteModelInfo, read_tflite_model
 
 
@@ -22,12 +22,7 @@ class FlatbufferRuntime(Runtime):
     input_formats = ["tflite"]
 
     arguments_structure = {
-        "save_model_path": {
-            "description": "Where a model received from a client is saved (none: kept in memory)",
-            "type": Path,
-            "nullable": True,
-            "default": None,
-        },
+        "save_model_path": SAVE_MODEL_PATH_ARGUMENT,
     }
 
     def __init__(self, protocol=None, disable_performance_measurements: bool = False,
@@ -62,9 +57,7 @@ class FlatbufferRuntime(Runtime):
             data = bytes(input_data)
             self.model_path = None
             if self.save_model_path is not None:
-                self.save_model_path.parent.mkdir(parents=True, exist_ok=True)
-                self.save_model_path.write_bytes(data)
-                self.model_path = self.save_model_path
+                self.model_path = save_received_model(data, self.save_model_path)
         self.model_info = read_tflite_model(data, self._source_name())
         try:
             self._load(data)

@@ -17,7 +17,7 @@ from kenning_hil.core.errors import (
     import_optional,
     one_line,
 )
-from kenning_hil.core.runtime import Runtime
+from kenning_hil.core.runtime import SAVE_MODEL_PATH_ARGUMENT, Runtime, save_received_model
 
 DEVICES = ("cpu", "cuda")
 
@@ -33,11 +33,9 @@ class TVMRuntime(Runtime):
 
     arguments_structure = {
         "save_model_path": {
+            **SAVE_MODEL_PATH_ARGUMENT,
             "description": "Where a library received from a client is saved (none: a temporary "
             "file, as the VM loads libraries from files)",
-            "type": Path,
-            "nullable": True,
-            "default": None,
         },
         "device": {
             "description": "Device the library was compiled for",
@@ -82,9 +80,7 @@ class TVMRuntime(Runtime):
             else:
                 self._scratch = tempfile.TemporaryDirectory(prefix="kenning-hil-tvm-")
                 path = Path(self._scratch.name) / "model.so"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(bytes(input_data))
-            self.model_path = path
+            self.model_path = save_received_model(bytes(input_data), path)
         if self.model_path is None or not Path(self.model_path).is_file():
             raise ModelLoadError(f"TVMRuntime: model library {self.model_path} does not exist")
         device = self._device()

@@ -243,3 +243,16 @@ def test_model_size_of_files_and_directories(tmp_path):
     (tmp_path / "lib" / "b.bin").write_bytes(b"x" * 5)
     assert model_size(tmp_path / "lib") == 15
     assert model_size(tmp_path / "lib" / "a.bin") == 10
+
+
+def test_a_received_model_is_saved_where_asked_and_an_unwritable_path_is_a_clear_error(tmp_path):
+    from kenning_hil.core.errors import ModelLoadError
+    from kenning_hil.core.runtime import save_received_model
+
+    target = tmp_path / "sub" / "model.onnx"
+    assert save_received_model(b"model bytes", target) == target
+    assert target.read_bytes() == b"model bytes"
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ModelLoadError, match=r"cannot save the received model to .*file/model"):
+        save_received_model(b"x", blocker / "model.onnx")
