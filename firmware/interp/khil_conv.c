@@ -183,10 +183,11 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
     }
 }
 
-/* All output channels of four pixels whose columns are built (K a multiple of 4, bias
+/* All output channels of four pixels whose columns are built (K a multiple of 8, bias
  * present, every channel on the folded requantisation): per channel the dot product with its
- * weight row, the four requantisations, the clamp and four byte stores, all in one assembly
- * loop over the channels. Fields at fixed offsets (the assembly reads them). */
+ * weight row (two 4-value blocks per iteration), the four requantisations, the clamp and four
+ * byte stores, all in one assembly loop over the channels. Fields at fixed offsets (the
+ * assembly reads them). */
 typedef struct {
     const uint32_t *col;     /* 0: the four columns */
     const uint32_t *col_end; /* 4 */
@@ -210,6 +211,23 @@ static void conv_pass_run(conv_pass *c, const int8_t *w, int32_t k)
 #if KHIL_HAVE_DSP
     int32_t s0, s1, s2, s3;
     uint32_t pc, end, a, a02, x0, x1, t;
+/* four weights of the channel against four values of each of the four columns */
+#define KHIL_CP_BLOCK                                                                              \
+    "ldr     %[a], [%[w]], #4\n\t"                                                               \
+    "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"                                                      \
+    "sxtb16  %[a02], %[a]\n\t"                                                                   \
+    "sxtb16  %[a], %[a], ror #8\n\t"                                                             \
+    "smlad   %[s0], %[a02], %[x0], %[s0]\n\t"                                                    \
+    "smlad   %[s0], %[a], %[x1], %[s0]\n\t"                                                      \
+    "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"                                                      \
+    "smlad   %[s1], %[a02], %[x0], %[s1]\n\t"                                                    \
+    "smlad   %[s1], %[a], %[x1], %[s1]\n\t"                                                      \
+    "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"                                                      \
+    "smlad   %[s2], %[a02], %[x0], %[s2]\n\t"                                                    \
+    "smlad   %[s2], %[a], %[x1], %[s2]\n\t"                                                      \
+    "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"                                                      \
+    "smlad   %[s3], %[a02], %[x0], %[s3]\n\t"                                                    \
+    "smlad   %[s3], %[a], %[x1], %[s3]\n\t"
     __asm__ volatile(
         "1:\n\t"
         "ldr     %[t], [%[c], #8]\n\t"
@@ -219,22 +237,7 @@ static void conv_pass_run(conv_pass *c, const int8_t *w, int32_t k)
         "mov     %[s2], %[s0]\n\t"
         "mov     %[s3], %[s0]\n\t"
         "ldrd    %[pc], %[end], [%[c]]\n\t"
-        "2:\n\t"
-        "ldr     %[a], [%[w]], #4\n\t"
-        "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"
-        "sxtb16  %[a02], %[a]\n\t"
-        "sxtb16  %[a], %[a], ror #8\n\t"
-        "smlad   %[s0], %[a02], %[x0], %[s0]\n\t"
-        "smlad   %[s0], %[a], %[x1], %[s0]\n\t"
-        "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"
-        "smlad   %[s1], %[a02], %[x0], %[s1]\n\t"
-        "smlad   %[s1], %[a], %[x1], %[s1]\n\t"
-        "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"
-        "smlad   %[s2], %[a02], %[x0], %[s2]\n\t"
-        "smlad   %[s2], %[a], %[x1], %[s2]\n\t"
-        "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"
-        "smlad   %[s3], %[a02], %[x0], %[s3]\n\t"
-        "smlad   %[s3], %[a], %[x1], %[s3]\n\t"
+        "2:\n\t" KHIL_CP_BLOCK KHIL_CP_BLOCK
         "cmp     %[pc], %[end]\n\t"
         "bne     2b\n\t"
         /* requantisation (khil_rqo at c->rq): m = pc, round_lo = end, round_hi = a,
@@ -286,6 +289,7 @@ static void conv_pass_run(conv_pass *c, const int8_t *w, int32_t k)
         : [c] "r"(c)
         : "cc", "memory");
 #undef KHIL_CP_RQ
+#undef KHIL_CP_BLOCK
     (void)k;
 #else
     for (; c->count > 0; c->count--, w += k, c->bias += 4, c->rq++, c->y++) {
@@ -325,7 +329,7 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
             }
         }
         int8_t *yp = y + pix * oc;
-        if (n == 4 && folded && p->bias != NULL && (k & 3) == 0) {
+        if (n == 4 && folded && p->bias != NULL && (k & 7) == 0) {
             conv_pass pass = {(const uint32_t *)(const void *)col,
                               (const uint32_t *)(const void *)col + 2 * k,
                               p->bias,

@@ -102,6 +102,10 @@ CONV_CASES = {
     "batch2-4x4-same-stride3": dict(in_shape=(2, 7, 7, 2), filters=3, kernel=(4, 4),
                                     options=dict(padding=tb.SAME, stride=(3, 3),
                                                  dilation=(1, 1), activation=tb.RELU)),
+    # K = 72 (a multiple of 8: the channel loop in assembly), pixels a multiple of 4
+    "3x3-same-stride2-8ch-relu6": dict(in_shape=(1, 9, 8, 8), filters=12, kernel=(3, 3),
+                                       options=dict(padding=tb.SAME, stride=(2, 2),
+                                                    dilation=(1, 1), activation=tb.RELU6)),
     "1x1-effective-scale-above-half": dict(in_shape=(1, 5, 3, 4), filters=6, kernel=(1, 1),
                                            out_scale=0.3, weight_max=1, bias_max=50,
                                            options=dict(padding=tb.VALID, stride=(1, 1),
