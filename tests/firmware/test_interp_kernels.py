@@ -200,22 +200,44 @@ def test_fully_connected_without_bias_on_4d_input(interp_library):
     assert_matches_litert(b.build([x], [y]), interp_library, seed=4)
 
 
-@pytest.mark.parametrize("padding,stride,size,activation", [
-    (tb.VALID, (2, 2), (2, 2), tb.NONE),
-    (tb.SAME, (1, 1), (3, 3), tb.NONE),
-    (tb.SAME, (2, 1), (3, 2), tb.RELU),
-    (tb.VALID, (1, 1), (7, 5), tb.RELU6),
-])
-def test_average_pool_2d(padding, stride, size, activation, interp_library):
+POOL_CASES = [
+    ((1, 7, 5, 6), tb.VALID, (2, 2), (2, 2), tb.NONE),
+    ((1, 7, 5, 6), tb.SAME, (1, 1), (3, 3), tb.NONE),
+    ((1, 7, 5, 6), tb.SAME, (2, 1), (3, 2), tb.RELU),
+    ((1, 7, 5, 6), tb.VALID, (1, 1), (7, 5), tb.RELU6),
+    # windows of 256 cells (four channels per word in int16 pairs) and of 272 (one at a time)
+    ((1, 16, 16, 8), tb.VALID, (1, 1), (16, 16), tb.NONE),
+    ((1, 17, 16, 8), tb.VALID, (1, 1), (17, 16), tb.NONE),
+]
+
+
+def pool_model(in_shape, padding, stride, size, activation) -> bytes:
     b = tb.TFLiteBuilder()
-    x = b.tensor((1, 7, 5, 6), scale=0.05, zero_point=-7)
+    x = b.tensor(in_shape, scale=0.05, zero_point=-7)
     out_hw = [
         (n + s - 1) // s if padding == tb.SAME else (n + s - k) // s
-        for n, k, s in zip((7, 5), size, stride)
+        for n, k, s in zip(in_shape[1:3], size, stride)
     ]
-    y = b.tensor((1, *out_hw, 6), scale=0.05, zero_point=-7)
+    y = b.tensor((in_shape[0], *out_hw, in_shape[3]), scale=0.05, zero_point=-7)
     b.op(tb.AVERAGE_POOL_2D, [x], [y], tb.pool_options(padding, stride, size, activation))
-    assert_matches_litert(b.build([x], [y]), interp_library, seed=5)
+    return b.build([x], [y])
+
+
+@pytest.mark.parametrize("in_shape,padding,stride,size,activation", POOL_CASES)
+def test_average_pool_2d(in_shape, padding, stride, size, activation, interp_library):
+    assert_matches_litert(pool_model(in_shape, padding, stride, size, activation),
+                          interp_library, seed=5)
+
+
+def test_average_pool_2d_extreme_sums(interp_library):
+    """256 cells of -128 (the int16 pair's most negative sum) and of 127 in one window."""
+    model = pool_model((1, 16, 16, 8), tb.VALID, (1, 1), (16, 16), tb.NONE)
+    ours = FirmwareInterpreter(model, library=interp_library)
+    for value in (-128, 127):
+        x = np.full((1, 16, 16, 8), value, dtype=np.int8)
+        (expected,) = run_litert_reference(model, [x])
+        (got,) = ours.run(x)
+        assert np.array_equal(expected, got)
 
 
 ADD_CASES = [

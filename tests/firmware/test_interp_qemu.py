@@ -15,9 +15,11 @@ from .test_interp_kernels import (
     ADD_CASES,
     CONV_CASES,
     DEPTHWISE_CASES,
+    POOL_CASES,
     add_model,
     conv_model,
     output_scale_for,
+    pool_model,
     run_litert_reference,
 )
 
@@ -98,3 +100,8 @@ def test_fully_connected_on_board(board_client, depth, units, batches):
 def test_add_on_board(board_client):
     for i, (shape_a, shape_b, activation) in enumerate(ADD_CASES):
         check(board_client, add_model(shape_a, shape_b, activation), [shape_a, shape_b], seed=i)
+
+
+def test_average_pool_on_board(board_client):
+    for i, case in enumerate(POOL_CASES):
+        check(board_client, pool_model(*case), [case[0]], seed=i)
