@@ -1,0 +1,1 @@
+"""Dataset implementations (core.dataset.Dataset): digits, random, EEMBC/MLPerf Tiny."""

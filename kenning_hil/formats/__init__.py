@@ -1,0 +1,1 @@
+"""File formats shared by several implementations: the TFLite flatbuffer reader, ONNX loading."""

@@ -1,0 +1,1 @@
+"""Judging results: metric names and units, thresholds, baselines, agreement between runtimes."""

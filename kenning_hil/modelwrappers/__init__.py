@@ -1,0 +1,1 @@
+"""ModelWrapper implementations (core.model.ModelWrapper): ONNX, TFLite, PyTorch."""

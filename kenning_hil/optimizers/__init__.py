@@ -1,0 +1,1 @@
+"""Optimizer implementations (core.optimizer.Optimizer): quantisers and compilers."""

@@ -1,0 +1,1 @@
+"""RuntimeProtocol implementations: frames, chunking, TCP and UART transports, protocol wrappers."""

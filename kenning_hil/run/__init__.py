@@ -1,0 +1,1 @@
+"""Running: requests, the compile cache, results, the harness, the outcome policy, scenario runs."""

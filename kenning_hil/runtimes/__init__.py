@@ -1,0 +1,1 @@
+"""Runtime implementations (core.runtime.Runtime) and the target server entry (`serve`)."""

@@ -1,0 +1,1 @@
+"""Simulated boards: QEMU, the firmware build, the host build of the firmware's interpreter."""

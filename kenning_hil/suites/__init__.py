@@ -1,0 +1,1 @@
+"""Suites: YAML test matrices of models × optimizer chains × targets (schema, parsing, cases)."""
