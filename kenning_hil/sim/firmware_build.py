@@ -11,13 +11,18 @@ to clear it.
 
 Builds of one output folder are serialised with a file lock, so pytest-xdist workers that
 need the same ELF build it once and the others wait for it; each board (and each variant
-build) has its own folder, so boards never overwrite each other.
+build) has its own folder, named after the board (``<board>`` or ``<board>-<variant>``), and a
+build refuses a folder that belongs to another board (by its name under the build root, or by
+the `flags` file an earlier build wrote there), so boards never overwrite each other. The
+Makefile links the ELF under a temporary name and renames it, so a QEMU started meanwhile
+reads the old ELF or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from functools import cache
@@ -90,6 +95,25 @@ def default_elf(board: str) -> Path:
     return build_root() / board / ELF_NAME
 
 
+def build_dir_board(folder: Path) -> str | None:
+    """The board a build folder belongs to, None when nothing says so. Under the build root
+    a folder is named after its board (``<board>`` or ``<board>-<variant>``; a name that is
+    no board's is ``""``: it belongs to none); anywhere, a folder a build already wrote
+    names its board in its `flags` file (the board's linker script)."""
+    folder = Path(folder)
+    flags = folder / "flags"
+    try:
+        found = re.search(r"-Tboards/([^/\s]+)/linker\.ld", flags.read_text())
+    except (OSError, UnicodeDecodeError):
+        found = None
+    if found:
+        return found.group(1)
+    if folder.parent.resolve() == build_root().resolve() and folder.name != "host":
+        named = [b for b in boards() if folder.name == b or folder.name.startswith(b + "-")]
+        return max(named, key=len) if named else ""
+    return None
+
+
 def _require(tool: str, packages: str) -> None:
     if shutil.which(tool) is None:
         raise FirmwareBuildError(
@@ -97,24 +121,41 @@ def _require(tool: str, packages: str) -> None:
         )
 
 
+def build_lock_path(lock_name: str) -> Path:
+    """The lock file that serialises the builds named `lock_name` (one per output folder:
+    `board_lock_name`), shared by every process that builds from these sources."""
+    return build_root() / f".{lock_name}.lock"
+
+
+def board_lock_name(out_dir: Path) -> str:
+    return "board-" + str(Path(out_dir).resolve()).replace("/", "_")
+
+
 def _make(args: list[str], lock_name: str, what: str, timeout: float) -> None:
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     if not (FIRMWARE_DIR / "Makefile").is_file():
         raise FirmwareBuildError(f"firmware sources not found at {FIRMWARE_DIR}")
     _require("make", "make")
-    lock_dir = build_root()
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_dir / f".{lock_name}.lock"), timeout=timeout):
-        try:
-            result = subprocess.run(
-                ["make", "-C", str(FIRMWARE_DIR), *args],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise FirmwareBuildError(f"building {what} took more than {timeout:g} s") from exc
+    lock = build_lock_path(lock_name)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(lock), timeout=timeout):
+            try:
+                result = subprocess.run(
+                    ["make", "-C", str(FIRMWARE_DIR), *args],
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise FirmwareBuildError(
+                    f"building {what} took more than {timeout:g} s") from exc
+    except Timeout as exc:
+        raise FirmwareBuildError(
+            f"building {what}: another process held the build lock {lock} for more than "
+            f"{timeout:g} s"
+        ) from exc
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
         raise FirmwareBuildError(f"building {what} failed: {output[-1500:]}")
@@ -143,14 +184,25 @@ def build_firmware(
         )
     _require(TOOLCHAIN, TOOLCHAIN_PACKAGES)
     out_dir = Path(build_dir).resolve() if build_dir else build_root() / board
+    owner = build_dir_board(out_dir)
+    if owner == "":
+        raise FirmwareBuildError(
+            f"build folder {out_dir} is not named after board '{board}': under "
+            f"{build_root()} a build folder is <board> or <board>-<variant>"
+        )
+    if owner is not None and owner != board:
+        raise FirmwareBuildError(
+            f"build folder {out_dir} belongs to board '{owner}', not '{board}': a build "
+            f"folder holds one board's firmware (use {build_root() / board} or "
+            f"{build_root()}/{board}-<variant>)"
+        )
     args = [f"BOARD={board}", f"BUILD_DIR={out_dir}", target]
     if ml_region_size is not None:
         args.append(f"ML_REGION_SIZE={int(ml_region_size)}")
     if extra_cflags:
         args.append(f"EXTRA_CFLAGS={extra_cflags}")
     args += [f"{name}={value}" for name, value in (make_vars or {}).items()]
-    lock_name = "board-" + str(out_dir).replace("/", "_")
-    _make(args, lock_name, f"firmware for {board}", timeout)
+    _make(args, board_lock_name(out_dir), f"firmware for {board}", timeout)
     elf = out_dir / (DRAIN_ELF_NAME if target == "drain" else ELF_NAME)
     if not elf.is_file():
         raise FirmwareBuildError(f"building firmware for {board} produced no {elf}")

@@ -33,6 +33,7 @@ from kenning_hil.sim.firmware_build import (
     TOOLCHAIN_PACKAGES,
     FirmwareBuildError,
     boards,
+    build_dir_board,
     build_firmware,
     build_root,
     default_elf,
@@ -102,6 +103,8 @@ class QemuKind(TargetKind):
                 f"{description.source}: key 'firmware' is needed: there is no reference "
                 f"firmware board named '{opts['machine']}' (boards: {', '.join(boards())})"
             )
+        if "firmware" in opts:
+            _check_firmware_board(description, _resolve_firmware(description))
         if opts.get("icount", 0) is False and description.timing == "instructions":
             raise ConfigurationError(
                 f"{description.source}: 'timing: instructions' needs -icount (key 'icount' is "
@@ -143,20 +146,7 @@ class QemuKind(TargetKind):
         """The ELF: by default the reference firmware's build for the machine; an absolute
         path, else the first of (this file's directory, the current directory) that has it,
         else the one a build would make."""
-        given = self.description.options.get("firmware")
-        if given is None:
-            return default_elf(self.machine)
-        path = Path(given).expanduser()
-        if path.is_absolute():
-            return path
-        candidates = [Path(self.description.source).parent / path, Path.cwd() / path]
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate.resolve()
-        for candidate in candidates:
-            if _build_dir(candidate.resolve()) is not None:
-                return candidate.resolve()
-        return candidates[0].resolve()
+        return _resolve_firmware(self.description)
 
     def _why_not_buildable(self, elf: Path) -> str | None:
         if _build_dir(elf) is None:
@@ -286,3 +276,45 @@ def _build_dir(elf: Path) -> Path | None:
     if elf.name == ELF_NAME and elf.parent.parent == build_root():
         return elf.parent
     return None
+
+
+def _resolve_firmware(description) -> Path:
+    """The ELF of a description: by default the reference firmware's build for the machine;
+    an absolute path, else the first of (the file's directory, the current directory) that
+    has it, else the one a build would make."""
+    given = description.options.get("firmware")
+    if given is None:
+        return default_elf(description.options["machine"])
+    path = Path(given).expanduser()
+    if path.is_absolute():
+        return path
+    candidates = [Path(description.source).parent / path, Path.cwd() / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    for candidate in candidates:
+        if _build_dir(candidate.resolve()) is not None:
+            return candidate.resolve()
+    return candidates[0].resolve()
+
+
+def _check_firmware_board(description, elf: Path) -> None:
+    """ConfigurationError naming both boards when `elf` is a build output of another board
+    than the target's machine: running it would be the wrong CPU, and rebuilding it for the
+    machine would overwrite that board's firmware."""
+    folder = _build_dir(elf)
+    if folder is None:
+        return
+    machine = description.options["machine"]
+    owner = build_dir_board(folder)
+    if owner is None or owner == machine:
+        return
+    if owner == "":
+        problem = f"is in build folder '{folder.name}', which is named after no board"
+    else:
+        problem = f"is the firmware of board '{owner}'"
+    raise ConfigurationError(
+        f"{description.source}: key 'firmware': {elf} {problem}, but this target's machine "
+        f"is '{machine}' (a build folder holds one board's firmware: use "
+        f"{default_elf(machine)}, or leave 'firmware' out)"
+    )
