@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Guest instructions per inference of the MLPerf Tiny int8 models on the QEMU boards
-(`-icount shift=0`: the firmware's timer counts instructions), with peak arena bytes, the
-upload time over the emulated UART and a bit-exactness check against LiteRT's reference
-kernels, all through the project's host side (UARTProtocol). TFLite Micro's reference
-kernels take (mps2-an386, same models) KWS 42.2 M, VWW 99.3 M, IC 105.7 M, AD 1.95 M
-instructions.
+(`-icount shift=0`: the firmware's timer counts instructions) against the goals of issue 18,
+with the firmware's code size, peak arena bytes, the upload time over the emulated UART and a
+bit-exactness check against LiteRT's reference kernels, all through the project's host side
+(UARTProtocol). Each run also goes through a QEMU TCG plugin (firmware/tools/
+insn_profile_plugin.c) and prints where the interpreter's instructions go, per function.
+
+Goals (issue 18): on the Cortex-M4 (mps2-an386) below the best published MLPerf Tiny cycle
+counts on a Cortex-M4 (X-CUBE-AI 9.0, Plumerai): KWS 5.2 M, VWW 10.7 M, IC 19.8 M, AD 0.49 M;
+on the Cortex-M55 (mps3-an547) the Helium result (TFLM + CMSIS-NN on a Cortex-M85): KWS 1.7 M,
+VWW 6.4 M, IC 4.1 M, AD 0.25 M. TFLite Micro's reference kernels take (mps2-an386, same models)
+KWS 42.2 M, VWW 99.3 M, IC 105.7 M, AD 1.95 M instructions.
 
     .venv/bin/python benchmarks/bench_firmware_instructions.py [--boards mps2-an386 mps3-an547]
-        [--models kws vww ic ad] [--profile]
-
---profile also runs each model under a QEMU TCG plugin (firmware/tools/insn_profile_plugin.c)
-and prints where the instructions of the session go, per firmware function (the kernels run
-only during the inference; loading and the UART show under their own functions).
+        [--models kws vww ic ad] [--no-profile]
 
 Models come from the models path ($KENNING_HIL_MODELS, default ../shared/models).
 """
@@ -42,6 +44,10 @@ from kenning_hil.sim.firmware_build import build_firmware  # noqa: E402
 from kenning_hil.sim.qemu import QemuInstance  # noqa: E402
 
 TFLM_REFERENCE = {"kws": 42.2e6, "vww": 99.3e6, "ic": 105.7e6, "ad": 1.95e6}
+GOALS = {
+    "mps2-an386": {"kws": 5.2e6, "vww": 10.7e6, "ic": 19.8e6, "ad": 0.49e6},
+    "mps3-an547": {"kws": 1.7e6, "vww": 6.4e6, "ic": 4.1e6, "ad": 0.25e6},
+}
 
 
 def litert_reference(path: Path, x: np.ndarray) -> np.ndarray:
@@ -55,21 +61,30 @@ def litert_reference(path: Path, x: np.ndarray) -> np.ndarray:
     return interp.get_tensor(interp.get_output_details()[0]["index"])
 
 
-def function_ranges(elf: Path) -> list[tuple[int, int, str]]:
-    """(start, end, name) of the ELF's functions, by address."""
-    out = subprocess.run(["arm-none-eabi-nm", "-S", "-n", "--defined-only", str(elf)],
+def function_ranges(elf: Path) -> list[tuple[int, int, str, str]]:
+    """(start, end, name, source file) of the ELF's functions, by address."""
+    out = subprocess.run(["arm-none-eabi-nm", "-S", "-n", "-l", "--defined-only", str(elf)],
                          check=True, capture_output=True, text=True).stdout
     ranges = []
     for line in out.splitlines():
-        parts = line.split()
+        fields, _, where = line.partition("\t")
+        parts = fields.split()
         if len(parts) == 4 and parts[2] in "tTwW":
             start = int(parts[0], 16) & ~1  # Thumb bit
-            ranges.append((start, start + int(parts[1], 16), parts[3]))
+            ranges.append((start, start + int(parts[1], 16), parts[3], where))
     return ranges
 
 
+def code_size(elf: Path) -> int:
+    """The firmware's text bytes (arm-none-eabi-size)."""
+    out = subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True,
+                         text=True).stdout
+    return int(out.splitlines()[1].split()[0])
+
+
 def profile_by_function(elf: Path, profile: Path) -> dict[str, int]:
-    """Instructions per function from the plugin's "address count" lines."""
+    """Instructions per interpreter function (sources under firmware/interp/: they run only
+    during inference) from the plugin's "address count" lines."""
     ranges = function_ranges(elf)
     starts = [r[0] for r in ranges]
     totals: dict[str, int] = {}
@@ -77,8 +92,9 @@ def profile_by_function(elf: Path, profile: Path) -> dict[str, int]:
         addr_hex, count = line.split()
         addr = int(addr_hex, 16)
         i = bisect.bisect_right(starts, addr) - 1
-        name = ranges[i][2] if i >= 0 and addr < ranges[i][1] else f"?{addr_hex}"
-        totals[name] = totals.get(name, 0) + int(count)
+        if i >= 0 and addr < ranges[i][1] and "/interp/" in ranges[i][3]:
+            name = f"{ranges[i][2]} ({Path(ranges[i][3].split(':')[0]).name})"
+            totals[name] = totals.get(name, 0) + int(count)
     return totals
 
 
@@ -87,13 +103,12 @@ def profile_plugin() -> Path:
     return REPO / "firmware" / "build" / "host" / "insn_profile_plugin.so"
 
 
-def print_profile(board: str, model: str, totals: dict[str, int], limit: int = 12) -> None:
+def print_profile(board: str, model: str, totals: dict[str, int], limit: int = 8) -> None:
     total = sum(totals.values())
-    print(f"\nwhere the instructions of {model} on {board} go (whole session: upload, load, "
-          f"one inference; {total / 1e6:.2f} M):")
+    print(f"    {model} on {board}, interpreter functions (loading included; "
+          f"{total / 1e6:.2f} M):")
     for name, n in sorted(totals.items(), key=lambda kv: -kv[1])[:limit]:
-        print(f"  {n / 1e6:8.3f} M  {100 * n / total:5.1f} %  {name}")
-    print()
+        print(f"      {n / 1e6:8.3f} M  {100 * n / total:5.1f} %  {name}")
 
 
 def measure(board: str, elf: Path, path: Path, seed: int, plugin: Path | None = None) -> dict:
@@ -136,13 +151,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--build-dir", type=Path,
                         help="use <dir>/<board>/kenning-hil.elf instead of building")
-    parser.add_argument("--profile", action="store_true",
-                        help="also print instructions per firmware function (TCG plugin)")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="skip the per-function breakdown (TCG plugin)")
     args = parser.parse_args()
-    plugin = profile_plugin() if args.profile else None
+    plugin = None if args.no_profile else profile_plugin()
     models = [m for m in MLPERF_TINY_MODELS if m.name in args.models]
-    print("| board | model | instructions | vs TFLM ref (M4) | peak arena | upload | bit-exact |")
-    print("|---|---|---|---|---|---|---|")
+    print("| board | model | instructions | goal | ratio to goal | vs TFLM ref (M4) | code (text) "
+          "| peak arena | upload | bit-exact |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     ok = True
     for board in args.boards:
         if args.build_dir:
@@ -152,12 +168,15 @@ def main() -> int:
         for model in models:
             path = mlperf_tiny_model_path(model)
             if not path.is_file():
-                print(f"| {board} | {model.name} | model absent: {path} | | | | |")
+                print(f"| {board} | {model.name} | model absent: {path} | | | | | | | |")
                 continue
             r = measure(board, elf, path, args.seed, plugin)
             ok &= r["exact"]
-            ratio = r["instructions"] / TFLM_REFERENCE[model.name]
-            print(f"| {board} | {model.name} | {r['instructions'] / 1e6:.2f} M | {ratio:.2f}x | "
+            n = r["instructions"]
+            goal = GOALS.get(board, {}).get(model.name)
+            goal_cells = (f"{goal / 1e6:.2f} M | {n / goal:.2f}x" if goal else " | ")
+            print(f"| {board} | {model.name} | {n / 1e6:.3f} M | {goal_cells} | "
+                  f"{n / TFLM_REFERENCE[model.name]:.2f}x | {code_size(elf)} B | "
                   f"{r['peak']} B | {r['size']} B in {r['upload']:.1f} s "
                   f"({r['size'] / r['upload'] / 1e3:.1f} kB/s) | {'yes' if r['exact'] else 'NO'} |",
                   flush=True)

@@ -16,7 +16,9 @@ static inline int32_t scale_down(int32_t x, int32_t multiplier, int32_t shift, u
     return khil_mbqm_smaller_than_one(x, multiplier, shift);
 }
 
-static inline int8_t add_one(const khil_add_params *p, const khil_op *op, int32_t a, int32_t b)
+/* (Not inlined: small and broadcast ADDs only; code size.) */
+static __attribute__((noinline)) int8_t add_one(const khil_add_params *p, const khil_op *op,
+                                                int32_t a, int32_t b)
 {
     (void)op;
     const int32_t sa = (int32_t)((uint32_t)(a + p->input1_offset) << p->left_shift);
@@ -62,7 +64,7 @@ static void add_with_tables(const khil_op *op, const khil_add_params *p, const i
             const int32_t s2 =
                 t1[(uint8_t)((va >> 16) ^ 0x80u)] + t2[(uint8_t)((vb >> 16) ^ 0x80u)];
             const int32_t s3 = t1[(va >> 24) ^ 0x80u] + t2[(vb >> 24) ^ 0x80u];
-            khil_st32(y + i, khil_smin8(khil_smax8(khil_rqo_pack4(&ro, 0, s0, s1, s2, s3), lo4),
+            khil_st32(y + i, khil_smin8(khil_smax8(khil_rqo_pack4_one(&ro, s0, s1, s2, s3), lo4),
                                         hi4));
         }
     }

@@ -19,7 +19,9 @@ static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi)
 }
 
 /* Requantises one accumulator of output channel ch to the int8 output. */
-static inline int8_t conv_output(const khil_op *op, const khil_conv_params *p, int32_t acc,
+/* (Not inlined: only the reference loops and rare fallbacks use it; code size.) */
+static __attribute__((noinline)) int8_t conv_output(const khil_op *op,
+                                                    const khil_conv_params *p, int32_t acc,
                                  int32_t ch)
 {
     const int32_t q = p->per_channel ? ch : 0;
@@ -91,7 +93,9 @@ static inline channel_out channel_out_make(const khil_op *op, const khil_conv_pa
     return o;
 }
 
-static inline int8_t channel_out_apply(const channel_out *o, const khil_conv_params *p,
+/* (Not inlined: the hot paths use the folded form; code size.) */
+static __attribute__((noinline)) int8_t channel_out_apply(const channel_out *o,
+                                                          const khil_conv_params *p,
                                        int32_t acc)
 {
 #ifdef KHIL_VARIANTS
@@ -296,7 +300,7 @@ static void conv_pass_run(conv_pass *c, const int8_t *w, int32_t k)
         const int32_t bias = khil_load_i32(c->bias);
         int32_t s[4] = {bias, bias, bias, bias};
         khil_dot_1x4(w, (const int16_t *)(const void *)c->col, k, s);
-        const uint32_t v = clamp4(khil_rqo_pack4(c->rq, 0, s[0], s[1], s[2], s[3]), c->lo4,
+        const uint32_t v = clamp4(khil_rqo_pack4_one(c->rq, s[0], s[1], s[2], s[3]), c->lo4,
                                   c->hi4);
         for (int32_t j = 0; j < 4; j++) {
             c->y[j * c->oc] = (int8_t)(v >> (8 * j));
@@ -315,9 +319,12 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
     int16_t *col = (int16_t *)(void *)(table + oc);
     int8_t *gather = (int8_t *)col + khil_columns4_bytes(k);
     const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
-    int folded = 1; /* every channel has the folded form: the table is used */
+    int folded = 1; /* every channel has the folded form: conv_pass can run */
     for (int32_t c = 0; c < oc; c++) {
-        folded &= channel_rqo(op, p, c, &table[c]);
+        if (!channel_rqo(op, p, c, &table[c])) {
+            table[c].hi_shift = -1; /* this channel takes channel_out_apply */
+            folded = 0;
+        }
     }
     for (int32_t pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
@@ -347,9 +354,9 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
             const int32_t bias = bias_of(p, c);
             int32_t s[4] = {bias, bias, bias, bias};
             khil_dot_1x4(w, col, k, s);
-            if (n == 4 && folded) {
+            if (n == 4 && table[c].hi_shift >= 0) {
                 const uint32_t v =
-                    clamp4(khil_rqo_pack4(&table[c], 0, s[0], s[1], s[2], s[3]), lo4, hi4);
+                    clamp4(khil_rqo_pack4_one(&table[c], s[0], s[1], s[2], s[3]), lo4, hi4);
                 yp[c] = (int8_t)v;
                 yp[oc + c] = (int8_t)(v >> 8);
                 yp[2 * oc + c] = (int8_t)(v >> 16);
@@ -419,51 +426,6 @@ void khil_kernel_conv(const khil_op *op, khil_tensor *t)
     } else {
         conv_generic(op, p, x, y);
     }
-}
-
-/* One row of three taps for four channels: s[j] += sum over taps t of w[t][j] * (x[t][j] + off),
- * taps `step` bytes apart in both the input and the weights (dilation 1, one channel block). */
-static inline void depthwise_row3(const int8_t *x, const int8_t *w, int32_t step, uint32_t off2,
-                                  int32_t *s)
-{
-#if KHIL_HAVE_DSP
-    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-    uint32_t xv, wv, t1, t2;
-    const int32_t step2 = 2 * step;
-#define KHIL_DW_TAP(ADDR_X, ADDR_W)                                                                \
-    "ldr     %[xv], " ADDR_X "\n\t"                                                               \
-    "ldr     %[wv], " ADDR_W "\n\t"                                                               \
-    "sxtab16 %[t1], %[off2], %[xv]\n\t"                                                           \
-    "sxtb16  %[t2], %[wv]\n\t"                                                                    \
-    "smlabb  %[s0], %[t1], %[t2], %[s0]\n\t"                                                      \
-    "smlatt  %[s2], %[t1], %[t2], %[s2]\n\t"                                                      \
-    "sxtab16 %[t1], %[off2], %[xv], ror #8\n\t"                                                   \
-    "sxtb16  %[t2], %[wv], ror #8\n\t"                                                            \
-    "smlabb  %[s1], %[t1], %[t2], %[s1]\n\t"                                                      \
-    "smlatt  %[s3], %[t1], %[t2], %[s3]\n\t"
-    __asm__(KHIL_DW_TAP("[%[x]]", "[%[w]]") KHIL_DW_TAP("[%[x], %[step]]", "[%[w], %[step]]")
-                KHIL_DW_TAP("[%[x], %[step2]]", "[%[w], %[step2]]")
-            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xv] "=&r"(xv),
-              [wv] "=&r"(wv), [t1] "=&r"(t1), [t2] "=&r"(t2)
-            : [x] "r"(x), [w] "r"(w), [step] "r"(step), [step2] "r"(step2), [off2] "r"(off2)
-            : "memory");
-#undef KHIL_DW_TAP
-    s[0] = s0;
-    s[1] = s1;
-    s[2] = s2;
-    s[3] = s3;
-#else
-    for (int32_t t = 0; t < 3; t++) {
-        const uint32_t xv = khil_ld32(x + t * step);
-        const uint32_t wv = khil_ld32(w + t * step);
-        const uint32_t x02 = khil_sxtab16(off2, xv), x13 = khil_sxtab16_ror8(off2, xv);
-        const uint32_t w02 = khil_sxtb16(wv), w13 = khil_sxtb16_ror8(wv);
-        s[0] = khil_smlabb(x02, w02, s[0]);
-        s[2] = khil_smlatt(x02, w02, s[2]);
-        s[1] = khil_smlabb(x13, w13, s[1]);
-        s[3] = khil_smlatt(x13, w13, s[3]);
-    }
-#endif
 }
 
 /* A 3x3 window (dilation 1) of four channels: input taps `step` bytes apart in a row, rows
@@ -596,12 +558,6 @@ static void depthwise_taps4(const khil_conv_params *p, const int8_t *x, int32_t 
     /* first valid tap, as an element index (never an out-of-range pointer) */
     const int8_t *xr = x + ((b * ih + iy0 + dh * fy0) * iw + ix0 + dw * fx0) * ch + c;
     const int8_t *wr = p->weights + (fy0 * kw + fx0) * ch + c;
-    if (nfx == 3 && dw == 1) {
-        for (int32_t fy = 0; fy < nfy; fy++) {
-            depthwise_row3(xr + fy * row_x, wr + fy * kw * ch, ch, off2, acc);
-        }
-        return;
-    }
     for (int32_t fy = 0; fy < nfy; fy++) {
         for (int32_t fx = 0; fx < nfx; fx++) {
             const uint32_t xv = khil_ld32(xr + fy * row_x + dw * fx * ch);

@@ -6,7 +6,7 @@
 #include "khil_internal.h"
 #include "khil_quant.h"
 
-/* Symmetric weights (the int8 spec): four (then two, one) units at a time take dual-MAC dot
+/* Symmetric weights (the int8 spec): four units at a time (then one) take dual-MAC dot
  * products straight from the int8 input (no scratch); asymmetric weights take the reference
  * loop. */
 static int fc_packed(const khil_fc_params *p)
@@ -82,12 +82,6 @@ static void fc_packed_rows(const khil_op *op, const khil_fc_params *p, const int
             yb[u + 1] = fc_output(op, p, s[1], u + 1, &layer);
             yb[u + 2] = fc_output(op, p, s[2], u + 2, &layer);
             yb[u + 3] = fc_output(op, p, s[3], u + 3, &layer);
-        }
-        for (; u + 1 < units; u += 2) {
-            int32_t s[2] = {bias_of(p, u), bias_of(p, u + 1)};
-            khil_dot_2x1_direct(p->weights + u * k, xb, k, p->input_offset, s);
-            yb[u] = fc_output(op, p, s[0], u, &layer);
-            yb[u + 1] = fc_output(op, p, s[1], u + 1, &layer);
         }
         for (; u < units; u++) {
             const int32_t acc = khil_dot_1x1_direct(p->weights + u * k, xb, k, p->input_offset,

@@ -127,63 +127,6 @@ static inline void khil_dot_1x4(const int8_t *w, const int16_t *col, int32_t k, 
     s[3] = s3;
 }
 
-/* s[r] += (row r of w, rows k apart) . (x + offset), r = 0..1, straight from the int8 input:
- * each input word is widened once for two weight rows (FULLY_CONNECTED, no scratch). In
- * assembly with the DSP extension (15 instructions per 8 MACs). */
-static inline void khil_dot_2x1_direct(const int8_t *w, const int8_t *x, int32_t k,
-                                       int32_t offset, int32_t *s)
-{
-    int32_t s0 = s[0], s1 = s[1];
-    const uint32_t off2 = khil_dup16(offset);
-    const int8_t *end = x + (k & ~3);
-#if KHIL_HAVE_DSP
-    if (x != end) {
-        uint32_t xv, x13, a, b;
-        __asm__ volatile("1:\n\t"
-                         "ldr     %[xv], [%[x]], #4\n\t"
-                         "ldr     %[a], [%[w], %[k]]\n\t"
-                         "sxtab16 %[x13], %[off2], %[xv], ror #8\n\t"
-                         "sxtab16 %[xv], %[off2], %[xv]\n\t"
-                         "sxtb16  %[b], %[a]\n\t"
-                         "smlad   %[s1], %[xv], %[b], %[s1]\n\t"
-                         "sxtb16  %[a], %[a], ror #8\n\t"
-                         "smlad   %[s1], %[x13], %[a], %[s1]\n\t"
-                         "ldr     %[a], [%[w]], #4\n\t"
-                         "sxtb16  %[b], %[a]\n\t"
-                         "smlad   %[s0], %[xv], %[b], %[s0]\n\t"
-                         "sxtb16  %[a], %[a], ror #8\n\t"
-                         "smlad   %[s0], %[x13], %[a], %[s0]\n\t"
-                         "cmp     %[x], %[end]\n\t"
-                         "bne     1b"
-                         : [s0] "+r"(s0), [s1] "+r"(s1), [w] "+r"(w), [x] "+r"(x),
-                           [xv] "=&r"(xv), [x13] "=&r"(x13), [a] "=&r"(a), [b] "=&r"(b)
-                         : [end] "r"(end), [k] "r"(k), [off2] "r"(off2)
-                         : "cc", "memory");
-    }
-#else
-    while (x != end) {
-        const uint32_t xv = khil_ld32(x);
-        x += 4;
-        const uint32_t x02 = khil_sxtab16(off2, xv);
-        const uint32_t x13 = khil_sxtab16_ror8(off2, xv);
-        const uint32_t a = khil_ld32(w);
-        const uint32_t b = khil_ld32(w + k);
-        w += 4;
-        s0 = khil_smlad(khil_sxtb16(a), x02, s0);
-        s0 = khil_smlad(khil_sxtb16_ror8(a), x13, s0);
-        s1 = khil_smlad(khil_sxtb16(b), x02, s1);
-        s1 = khil_smlad(khil_sxtb16_ror8(b), x13, s1);
-    }
-#endif
-    for (int32_t t = 0; t < (k & 3); t++) {
-        const int32_t xv = x[t] + offset;
-        s0 += w[t] * xv;
-        s1 += w[k + t] * xv;
-    }
-    s[0] = s0;
-    s[1] = s1;
-}
-
 /* s[r] += (row r of w, rows k apart) . (x + offset), r = 0..3, straight from the int8 input:
  * each input word is widened once for four weight rows (FULLY_CONNECTED). With the DSP
  * extension whole 16-value blocks run in an assembly loop (95 instructions per 64 MACs; the

@@ -134,3 +134,8 @@ void khil_activation_range_int8(int activation, float scale, int32_t zero_point,
     *act_min = lo;
     *act_max = hi;
 }
+
+uint32_t khil_rqo_pack4_one(const khil_rqo *q, int32_t a0, int32_t a1, int32_t a2, int32_t a3)
+{
+    return khil_rqo_pack4(q, 0, a0, a1, a2, a3);
+}

@@ -243,6 +243,10 @@ static inline uint32_t khil_rqo_pack4(const khil_rqo *q, int four, int32_t a0, i
 #endif
 }
 
+/* khil_rqo_pack4 of one channel's four accumulators, as a function (one copy of the code for
+ * the kernels that use it outside their innermost loops). */
+uint32_t khil_rqo_pack4_one(const khil_rqo *q, int32_t a0, int32_t a1, int32_t a2, int32_t a3);
+
 /* Per-channel requantisation of an accumulator in the arithmetic LiteRT's kernels use. */
 static inline int32_t khil_requant(int32_t acc, int32_t multiplier, int shift, uint32_t variant)
 {
