@@ -8,15 +8,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kenning_hil.core.measurements import SECONDS
+from kenning_hil.core.measurements import COUNT_UNITS, SECONDS
 from kenning_hil.judge.metrics import format_latency
+
+
+def latency_property_names(unit: str) -> tuple[str, str]:
+    """The record_property names of the median and 95th percentile latency in `unit`: each
+    name carries its unit, so a dashboard plotting one never mixes seconds (host targets)
+    with counts (simulated or cycle-counting boards): ``latency_p50_s`` / ``latency_p95_s``,
+    ``instructions_p50`` / ``instructions_p95``, ``cycles_p50`` / ``cycles_p95``."""
+    if unit == SECONDS:
+        return "latency_p50_s", "latency_p95_s"
+    return f"{unit}_p50", f"{unit}_p95"
+
+
+LATENCY_UNITS = (SECONDS, *COUNT_UNITS)
 
 # record_property names: what JUnit XML carries and CI dashboards read
 PROPERTY_NAMES = (
     "target",
     "accuracy",
-    "latency_p50",
-    "latency_p95",
+    *(name for unit in LATENCY_UNITS for name in latency_property_names(unit)),
     "latency_source",
     "latency_unit",
     "compiled_size",
@@ -55,18 +67,20 @@ class SummaryRow:
                 return None
 
         size = number("compiled_size")
+        unit = str(props.get("latency_unit") or SECONDS)
+        latency = [number(name) for name in latency_property_names(unit)]
         return cls(
             test=test,
             target=str(props["target"]),
             outcome=outcome,
             accuracy=number("accuracy"),
-            latency_p50=number("latency_p50"),
-            latency_p95=number("latency_p95"),
+            latency_p50=latency[0],
+            latency_p95=latency[1],
             latency_source=props.get("latency_source"),
             compiled_size=None if size is None else int(size),
             reason=reason,
             results=props.get("hil_results"),
-            latency_unit=str(props.get("latency_unit") or SECONDS),
+            latency_unit=unit,
         )
 
 
@@ -153,11 +167,12 @@ def result_properties(result) -> list[tuple[str, object]]:
     """A run's record_property pairs (PROPERTY_NAMES; absent values left out): what the
     plugin records on a test and what `SummaryRow.from_properties` reads back."""
     latency = result.latency
+    p50, p95 = latency_property_names(latency.unit if latency else SECONDS)
     pairs = [
         ("target", result.target),
         ("accuracy", result.metrics.get("accuracy")),
-        ("latency_p50", latency.p50 if latency else None),
-        ("latency_p95", latency.p95 if latency else None),
+        (p50, latency.p50 if latency else None),
+        (p95, latency.p95 if latency else None),
         ("latency_source", latency.source if latency else None),
         ("latency_unit", latency.unit if latency else None),
         ("compiled_size", result.compiled_size),

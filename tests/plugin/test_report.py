@@ -26,11 +26,27 @@ ROWS = [
 def test_row_from_properties():
     row = SummaryRow.from_properties(
         "t::x", "passed",
-        [("target", "host"), ("accuracy", 0.5), ("latency_p50", "0.001"), ("other", 1),
+        [("target", "host"), ("accuracy", 0.5), ("latency_p50_s", "0.001"), ("other", 1),
          ("compiled_size", 10)],
     )
     assert (row.target, row.accuracy, row.latency_p50, row.compiled_size) == ("host", 0.5,
                                                                                 0.001, 10)
+    counted = SummaryRow.from_properties(
+        "t::q", "passed", [("target", "qemu-m4"), ("latency_unit", "instructions"),
+                           ("instructions_p50", 7.5e6), ("instructions_p95", "7.6e6")])
+    assert (counted.latency_p50, counted.latency_p95, counted.latency_unit) == (
+        7.5e6, 7.6e6, "instructions")
+
+
+def test_latency_property_names_carry_their_unit():
+    """A JUnit property holds one unit whatever the target (issue 25, #4): seconds on a host
+    target and instructions on a simulated one go by different names."""
+    from kenning_hil.report.summary import PROPERTY_NAMES, latency_property_names
+
+    assert latency_property_names("s") == ("latency_p50_s", "latency_p95_s")
+    assert latency_property_names("instructions") == ("instructions_p50", "instructions_p95")
+    assert latency_property_names("cycles") == ("cycles_p50", "cycles_p95")
+    assert "latency_p50" not in PROPERTY_NAMES and "instructions_p95" in PROPERTY_NAMES
     assert SummaryRow.from_properties("t::y", "passed", [("accuracy", 1.0)]) is None
 
 

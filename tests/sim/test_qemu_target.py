@@ -398,8 +398,21 @@ def test_digits_int8_on_both_boards_same_accuracy_as_litert_reference(project, d
     instructions on the boards and timed in seconds on the host."""
     project.makepyfile(test_digits=DIGITS_TEST.format(model=str(digits_int8)))
     result = run(project, "--target=host-litert-ref", "--target=qemu-m4", "--target=qemu-m55",
-                 "-W", "always")
+                 "-W", "always", "--junitxml=junit.xml")
     result.assert_outcomes(passed=3)
+    # JUnit property names carry their unit: seconds on the host, instructions on the boards
+    import xml.etree.ElementTree as ET
+
+    junit = ET.parse(project.path / "junit.xml")
+    props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+             for case in junit.iter("testcase")}
+    assert 0 < float(props["test_digits[host-litert-ref]"]["latency_p50_s"]) < 1
+    for name in BOARD_TARGETS:
+        board_props = props[f"test_digits[{name}]"]
+        assert 1_000 < float(board_props["instructions_p50"]) <= float(
+            board_props["instructions_p95"])
+        assert board_props["latency_unit"] == "instructions"
+        assert not any(key.startswith("latency_p") for key in board_props), board_props
     records = results(project)
     host = records["test_digits.py::test_digits[host-litert-ref]"]
     assert host["latency"]["unit"] == "s"
