@@ -36,7 +36,8 @@ def test_examples_pass_with_properties_and_artifacts(hil_project):
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["target"] == "host-onnxruntime"
     assert 0.95 <= float(props["accuracy"]) <= 1.0
-    assert 0 < float(props["latency_p50"]) <= float(props["latency_p95"]) < 1
+    assert 0 < float(props["latency_p50_s"]) <= float(props["latency_p95_s"]) < 1
+    assert props["latency_unit"] == "s" and "latency_p50" not in props
     assert props["compiled_size"] == "19770"
     assert props["latency_source"] == "target_inference_step"
     # per-test results and the session report
