@@ -246,6 +246,15 @@ class Harness:
                     except KenningHILError as unwritten:
                         raise KenningHILError(f"{exc} (and {unwritten})") from exc
                 raise
+            except KeyboardInterrupt as exc:
+                # Ctrl-C: the samples measured so far are written, marked interrupted, before
+                # the interruption goes on (pytest then ends the session)
+                partial = getattr(exc, "measurements", None)
+                if partial is not None:
+                    self._write_interrupted(
+                        test_id, index, target, request, dataset, partial, compiled, size,
+                        cached, start, session.instance.name)
+                raise
             self.uploads += int(protocol.uploaded)
             instance = session.instance.name
             session_info = {
@@ -290,6 +299,37 @@ class Harness:
         )
         return result
 
+    def _write_interrupted(
+        self, test_id: str, index: int, target: Target, request: RunRequest, dataset: Any,
+        measurements: Measurements, compiled: Path, size: int, cached: bool, start: float,
+        instance: str,
+    ) -> Path | None:
+        """Writes the partial result of an interrupted run, marked ``interrupted`` with the
+        samples done and asked; a failure to write is a warning (the interruption wins)."""
+        import warnings
+
+        asked = len(dataset) if dataset is not None else None
+        result = Result(
+            test_id=test_id, target=target.name, model=request.model_name,
+            optimizers=request.optimizers, samples=inferences_measured(measurements),
+            metrics=scalar_metrics(measurements.to_dict()),
+            latency=Latency.from_measurements(measurements), compiled_size=size,
+            measurements=measurements, compiled_model_path=compiled, compile_cached=cached,
+        )
+        try:
+            return self.write(test_id, index, {
+                **result.summary(),
+                "interrupted": {"samples": result.samples, "asked": asked},
+                "session": {"instance": instance},
+                "started": start,
+                "finished": time.time(),
+                "compiled_model_path": str(compiled),
+                "measurements": measurements.to_dict(),
+            })
+        except KenningHILError as exc:
+            warnings.warn(f"interrupted run of {test_id}: {exc}", stacklevel=2)
+            return None
+
     def result_path(self, test_id: str, index: int = 0) -> Path:
         """<results>/tests/<name>.json, named as baselines are (one file per test id); a
         test's later runs get '~<index>' (a '-<index>' could be another test's own name)."""
@@ -331,12 +371,15 @@ class Harness:
             return verdict
         baseline_id = baseline_id or result.test_id
         verdict.baseline_path = self.baselines.path_for(baseline_id)
+        timed = result.latency is not None and result.latency.unit == "s"
+        samples = list(result.latency.samples) if timed else None  # seconds only
         if self.update_baseline:
             self.baselines.save(
                 baseline_id,
                 baseline_record(
                     result.values(), result.target, result.samples,
                     result.latency.source if result.latency else None,
+                    latency_samples=samples,
                 ),
             )
             verdict.baseline_updated = True
@@ -350,8 +393,6 @@ class Harness:
                 f"(run with --update-baseline to record one)"
             )
             return verdict
-        timed = result.latency is not None and result.latency.unit == "s"
-        samples = list(result.latency.samples) if timed else None  # seconds only
         compared = compare_to_baseline(
             stored, result.values(), samples, tolerances,
             samples=result.samples,

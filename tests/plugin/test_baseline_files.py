@@ -10,6 +10,7 @@ from kenning_hil.judge.baselines import (
     id_of_stem,
 )
 from tests.plugin.conftest import run
+from tests.scripted_latency import TARGET_NAME, scripted_env, write_scripted_target
 
 pytest_plugins = ["pytester"]
 
@@ -31,9 +32,14 @@ def test_c(hil, case):
 """
 
 
-def test_ids_differing_in_punctuation_or_cut_get_their_own_files(hil_project):
+def test_ids_differing_in_punctuation_or_cut_get_their_own_files(hil_project, monkeypatch):
+    # ONNX Runtime reporting inference times this test scripted (tests/scripted_latency.py):
+    # the second run compares latency with the first whatever the machine's load
+    scripted_env(monkeypatch)
+    write_scripted_target(hil_project.path, [40e-6, 41e-6, 39e-6, 900e-6])
     hil_project.makepyfile(test_punct=PUNCTUATION)
-    first = run(hil_project, "--baseline=baselines", "--update-baseline")
+    first = run(hil_project, f"--target={TARGET_NAME}", "--baseline=baselines",
+                "--update-baseline")
     first.assert_outcomes(passed=5)
     baselines = {
         json.loads(p.read_text())["test"]: json.loads(p.read_text())
@@ -43,18 +49,19 @@ def test_ids_differing_in_punctuation_or_cut_get_their_own_files(hil_project):
         json.loads(p.read_text())["test"]: json.loads(p.read_text())
         for p in (hil_project.path / "results" / "tests").glob("*.json")
     }
-    ids = {f"test_punct.py::test_c[host-onnxruntime-{case}]": n for case, n in CASES.items()}
+    ids = {f"test_punct.py::test_c[{TARGET_NAME}-{case}]": n for case, n in CASES.items()}
     assert set(baselines) == set(ids) and set(results) == set(ids)
     for test_id, n in ids.items():
         assert baselines[test_id]["samples"] == 10 + n
         assert results[test_id]["samples"] == 10 + n
     # the readable name stays where the id maps to it unchanged
     assert (hil_project.path / "baselines" /
-            "test_punct.py__test_c[host-onnxruntime-a_b].json").is_file()
+            f"test_punct.py__test_c[{TARGET_NAME}-a_b].json").is_file()
     # every test finds its own baseline again: nothing is reported missing
-    again = run(hil_project, "--baseline=baselines")
+    again = run(hil_project, f"--target={TARGET_NAME}", "--baseline=baselines")
     again.assert_outcomes(passed=5)
     assert "no baseline for" not in again.stdout.str()
+    assert f"baselines ({hil_project.path / 'baselines'}): 5 compared" in again.stdout.str()
 
 
 def test_file_names_are_unique_readable_and_bounded():
