@@ -325,6 +325,12 @@ class RuntimeProtocol(ArgumentsHandler):
         """
         raise NotImplementedError
 
+    def statistics_so_far(self) -> Measurements:
+        """Statistics the client already holds, with no request sent (e.g. per-inference
+        counts it collected after each OUTPUT): what a run cut short keeps when the board
+        can no longer be asked, as after Ctrl-C. None by default."""
+        return Measurements()
+
     # -- server answers -------------------------------------------------------------------
 
     def request_success(self, data: bytes | None = b"") -> bool:

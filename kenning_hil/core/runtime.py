@@ -456,12 +456,17 @@ class Runtime(ArgumentsHandler):
                 chunk_outputs, outputs = outputs, []
                 self._evaluate_outputs(dataset, modelwrapper, measurements, chunk_outputs, truth)
             target_stats = protocol.download_statistics(final=True)
-        except KenningHILError as exc:
+        except (KenningHILError, KeyboardInterrupt) as exc:
+            # a failure or Ctrl-C midway: the error carries what was measured until then
             try:
                 self._evaluate_outputs(dataset, modelwrapper, measurements, outputs, truth)
             except Exception:  # keep what was measured; the original error is what matters
                 pass
             self._finish_remote_measurements(dataset, measurements, steps, starts)
+            try:
+                measurements.update_measurements(protocol.statistics_so_far())
+            except Exception:  # noqa: BLE001 - held statistics are a bonus, never the error
+                pass
             exc.measurements = measurements
             raise
         finally:

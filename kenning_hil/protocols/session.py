@@ -69,3 +69,15 @@ class SessionProtocol(ProtocolWrapper):
             if before and len(values) > len(before) and values[: len(before)] == before:
                 stats[key] = values[len(before):]
         return stats
+
+    def statistics_so_far(self) -> Measurements:
+        """The wrapped protocol's held statistics, cut to this run's part as
+        `download_statistics` cuts them (without moving the session's mark)."""
+        stats = self.wrapped.statistics_so_far()
+        seen = self._session.info.get("stats_seen", {})
+        for key in list(stats.keys()):
+            values, before = stats[key], seen.get(key, [])
+            if (isinstance(values, list) and before and len(values) >= len(before)
+                    and values[: len(before)] == before):
+                stats[key] = values[len(before):]
+        return stats

@@ -89,6 +89,9 @@ class ProtocolWrapper(RuntimeProtocol):
     def download_output(self) -> tuple[bool, bytes | None]:
         return self.wrapped.download_output()
 
+    def statistics_so_far(self) -> Measurements:
+        return self.wrapped.statistics_so_far()
+
     def download_statistics(self, final: bool = False) -> Measurements:
         return self.wrapped.download_statistics(final=final)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -75,6 +76,10 @@ class HILReporter:
         self.rows: list = []
         self.baselines: list[str] = []  # each judged test's baseline status
         self.has_hil_items = False  # whether this run selected HIL tests (any process)
+        self.started = time.time()  # result files written since belong to this session
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.started = time.time()
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.has_hil_items |= any(_is_hil_item(item) for item in session.items)
@@ -127,6 +132,13 @@ class HILReporter:
             terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            # Ctrl-C: the test that was running reported nothing (nor, under xdist, tests
+            # whose report was still on its way), but its result file says what it measured
+            from kenning_hil.report.summary import unreported_rows
+
+            self.rows += unreported_rows(self.config.stash[OPTIONS_KEY].report_dir,
+                                         self.started, [r.test for r in self.rows])
         # a run with HIL tests rewrites the report even when none of them reported (stopped
         # early): the previous run's report.md must not pass for this one's
         if not self.rows and (not self.has_hil_items or self.config.option.collectonly):

@@ -179,3 +179,63 @@ def result_properties(result) -> list[tuple[str, object]]:
         ("hil_results", str(result.path) if result.path else None),
     ]
     return [(name, value) for name, value in pairs if value is not None]
+
+
+INTERRUPTED = "interrupted"
+
+
+def interrupted_reason(record: dict) -> str:
+    """What a result file says about a run the session's interruption cut short."""
+    marked = record.get(INTERRUPTED)
+    if isinstance(marked, dict):
+        asked = marked.get("asked")
+        return f"interrupted after {marked.get('samples', 0)}/{asked if asked else '?'} samples"
+    if record.get("error"):
+        return f"interrupted (the run had failed: {record['error']})"
+    return "interrupted before its checks reported (all samples measured)"
+
+
+def row_from_record(record: dict, path: Path, outcome: str, reason: str = "") -> SummaryRow:
+    """A summary row from a test's result file (`Harness.write`)."""
+    latency = record.get("latency") or {}
+    unit = str(latency.get("unit") or SECONDS)
+    metrics = record.get("metrics") or {}
+    size = record.get("compiled_size")
+    return SummaryRow(
+        test=str(record["test"]),
+        target=str(record.get("target", "?")),
+        outcome=outcome,
+        accuracy=metrics.get("accuracy"),
+        latency_p50=latency.get("p50"),
+        latency_p95=latency.get("p95"),
+        latency_source=latency.get("source"),
+        compiled_size=int(size) if isinstance(size, (int, float)) else None,
+        reason=reason,
+        results=str(path),
+        latency_unit=unit,
+    )
+
+
+def unreported_rows(results_dir: Path, since: float, reported: Iterable[str]) -> list[SummaryRow]:
+    """Rows, outcome ``interrupted``, for the result files under `results_dir`/tests written
+    at or after `since` (the session's start) by tests with no row in `reported`: after a
+    Ctrl-C, the test that was running (its partial result is marked ``interrupted``) and, under
+    pytest-xdist, tests whose outcome never reached the controller. One row per test (its
+    latest file)."""
+    known = set(reported)
+    latest: dict[str, tuple[float, Path, dict]] = {}
+    for path in sorted((Path(results_dir) / "tests").glob("*.json")):
+        try:
+            written = path.stat().st_mtime
+            if written < since or path.name.endswith("-measurements.json"):
+                continue
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a file being replaced, or not a result: nothing to report from it
+        test = record.get("test") if isinstance(record, dict) else None
+        if not isinstance(test, str) or test in known or "target" not in record:
+            continue
+        if test not in latest or written >= latest[test][0]:
+            latest[test] = (written, path, record)
+    return [row_from_record(record, path, INTERRUPTED, interrupted_reason(record))
+            for _, path, record in (latest[t] for t in sorted(latest))]

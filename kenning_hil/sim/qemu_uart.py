@@ -65,6 +65,13 @@ class QemuUARTProtocol(UARTProtocol):
                 self._instructions.append(int(counts[-1]) >> self.icount_shift)
         return ok, data
 
+    def statistics_so_far(self) -> Measurements:
+        """The instruction counts collected so far, one per inference (no request)."""
+        stats = Measurements()
+        if self.count_instructions and self._instructions:
+            stats[TARGET_INSTRUCTIONS] = list(self._instructions)
+        return stats
+
     def download_statistics(self, final: bool = False) -> Measurements:
         stats = super().download_statistics(final=final)
         last_count = stats.get(TARGET_INSTRUCTIONS)
