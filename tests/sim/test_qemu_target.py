@@ -500,7 +500,8 @@ def test_qemu_dying_fails_the_test_naming_the_target_and_the_next_test_boots_afr
     # the run stopped right after QEMU died (the socket closed), not at a request timeout
     killed = events["killed-run"]
     assert killed["inferences"] == 10 and not killed["running"]
-    assert killed["after_kill"] < 5, killed
+    # within half the 60 s request timeout (hil_timeout): a margin no machine load reaches
+    assert killed["after_kill"] < 30, killed
     # the failure's one-line message (shown under FAILURES) names the target and the cause
     result.stdout.re_match_lines([
         r"target 'qemu-m4' instance \d \(QEMU mps2-an386, pid \d+, socket://127\.0\.0\.1:\d+\), "
@@ -541,11 +542,24 @@ def test_refused_models_fail_with_the_firmware_reason(project, small_model, tmp_
 
 
 POOL_TESTS = """
-import json, os, time
+import glob, json, os, time
 
 def hold(target_session, log):
+    # hold until a test of the other worker holds a board too, then let go: both instances
+    # busy at once by events, not by a hold outlasting the workers' boot skew (which a
+    # loaded machine stretches); after the first meeting the tests no longer wait
     start = time.time()
-    time.sleep(1.5)
+    here = os.path.dirname(log)
+    mine = os.path.join(here, f"holding-{{os.getpid()}}")
+    open(mine, "w").close()
+    deadline = time.monotonic() + 120  # only a pool that never lends both waits it out
+    while not os.path.exists(os.path.join(here, "met")) and time.monotonic() < deadline:
+        if [p for p in glob.glob(os.path.join(here, "holding-*")) if p != mine]:
+            open(os.path.join(here, "met"), "w").close()
+            break
+        time.sleep(0.02)
+    time.sleep(0.05)
+    os.remove(mine)
     with open(log, "a") as f:
         f.write(json.dumps({{"instance": target_session.instance.index, "start": start,
                             "end": time.time(), "worker": os.getpid(),
