@@ -35,6 +35,7 @@ def targets_command(args: argparse.Namespace) -> int:
     import json
 
     from kenning_hil.cli.pytest_process import project_settings
+    from kenning_hil.runtimes.serve import native_code_runtimes
     from kenning_hil.targets.catalog import TargetCatalog
     from kenning_hil.targets.gpu import gpu_visibility
     from kenning_hil.targets.listing import format_rows, rows_as_json, target_rows
@@ -46,6 +47,12 @@ def targets_command(args: argparse.Namespace) -> int:
         print(json.dumps(rows_as_json(rows), indent=2))
     else:
         print(format_rows(rows))
+        # which runtimes a served model runs as native code (opt-in on the server)
+        print(
+            f"native code: runtime(s) {', '.join(native_code_runtimes()) or 'none'} run an "
+            f"uploaded model as native code; `kenning-hil serve` refuses such uploads unless "
+            f"started with --allow-native-models"
+        )
         # gpu-marked tests run only where one is visible
         print(f"gpu: {gpu_visibility().describe()}")
     return 0

@@ -130,6 +130,14 @@ class Runtime(ArgumentsHandler):
     stats_step: float = 0.1
     """Seconds between system statistics samples during an inference session."""
 
+    loads_native_code: bool = False
+    """True when loading a model runs native code that comes with it (a TVM shared library):
+    such a runtime, served, refuses models from clients unless `allow_native_models` is set
+    (`kenning-hil serve --allow-native-models`)."""
+
+    allow_native_models: bool = False
+    """Server setting: accept uploaded models that `loads_native_code` would execute."""
+
     def __init__(
         self,
         protocol: RuntimeProtocol | None = None,
@@ -550,7 +558,8 @@ class Runtime(ArgumentsHandler):
         Requests are checked against the session order (`ServerSession`) before the runtime
         sees them; anything refused or failing gets a FAIL answer with the reason, and the
         server carries on. Received data is only ever parsed (io spec: JSON, validated) or
-        handed to the runtime's model loader: nothing received is executed or unpickled.
+        handed to the runtime's model loader after `check_received_model`: nothing received
+        is unpickled, and nothing is executed unless the server allows native models.
         """
         protocol = self._require_protocol("run_server")
         if not self._server_prepared:
@@ -636,6 +645,7 @@ class Runtime(ArgumentsHandler):
             # names are not known yet: load the model without binding the placeholder names
             self.io_specification = self.input_spec = self.output_spec = None
         self._model_loaded_for_session = False
+        self.check_received_model(message.payload)
         loaded = self.prepare_model(message.payload)
         if loaded is False:
             return False
@@ -643,6 +653,18 @@ class Runtime(ArgumentsHandler):
         if self._positional_spec is not None:
             self._apply_positional_spec()
         return True
+
+    def check_received_model(self, data: bytes) -> None:
+        """Refuses (ModelLoadError, a FAIL answer) a model a client sent before the loader
+        sees it: native code unless `allow_native_models`; runtimes add their format's checks
+        (an ONNX model naming files of the server's). Models loaded from `model_path` (the
+        server's own files) are not checked."""
+        if self.loads_native_code and not self.allow_native_models:
+            raise ModelLoadError(
+                f"{type(self).__name__} runs a received model as native code on the server; "
+                f"refused: start the server with --allow-native-models to accept models from "
+                f"clients allowed to run code as the server's user"
+            )
 
     def _apply_positional_spec(self) -> None:
         spec = json.loads(json.dumps(self._positional_spec))

@@ -761,6 +761,15 @@ class NetworkProtocol(BytesProtocol):
             "type": int,
             "default": TCP_MAX_FRAME_SIZE,
         },
+        "allow": {
+            "description": "Server: networks (CIDR) whose clients are accepted; a connection "
+            "from elsewhere is closed at accept (none: any client, allowed only when "
+            "listening on a loopback address)",
+            "type": str,
+            "is_list": True,
+            "nullable": True,
+            "default": None,
+        },
     }
 
     drop_on_corruption = True
@@ -770,9 +779,13 @@ class NetworkProtocol(BytesProtocol):
         host: str = "127.0.0.1",
         port: int = 12345,
         max_frame_size: int = TCP_MAX_FRAME_SIZE,
+        allow: list[str] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        from kenning_hil.protocols.peers import AllowList
+
+        self.allow = AllowList.parse(allow) if allow is not None else None
         if not 0 <= port <= 65535:
             raise ConfigurationError(f"NetworkProtocol: port must be 0-65535, got {port}")
         if max_frame_size < 13:
@@ -794,10 +807,17 @@ class NetworkProtocol(BytesProtocol):
         return connect(self.host, self.port, self.timeout, self.max_frame_size)
 
     def initialize_server(self) -> bool:
+        from kenning_hil.protocols.peers import is_loopback_host
         from kenning_hil.protocols.tcp import TCPListener
 
+        if self.allow is None and not is_loopback_host(self.host):
+            raise ConfigurationError(
+                f"NetworkProtocol: {self.host or repr(self.host)} is not a loopback address: name "
+                f"the clients that may connect (`allow`; `kenning-hil serve --allow "
+                f"CIDR[,CIDR...]`, or --allow-any); the wire protocol has no authentication"
+            )
         self._role = "server"
-        self.listener = TCPListener(self.host, self.port, self.max_frame_size)
+        self.listener = TCPListener(self.host, self.port, self.max_frame_size, allow=self.allow)
         self.port = self.listener.port
         return True
 

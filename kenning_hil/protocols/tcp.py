@@ -10,6 +10,7 @@ TCP_NODELAY is set on both ends: the protocol is small request/response exchange
 from __future__ import annotations
 
 import errno
+import logging
 import select
 import socket
 import struct
@@ -18,12 +19,15 @@ import time
 from kenning_hil.core.errors import os_reason
 from kenning_hil.core.protocol import ConnectionLostError
 from kenning_hil.protocols.frame import TCP_MAX_FRAME_SIZE
+from kenning_hil.protocols.peers import AllowList
 from kenning_hil.protocols.transport import Transport, TransportClosedError
 
 DEFAULT_PORT = 12345
 DEFAULT_HOST = "127.0.0.1"
 HANDSHAKE = b"\x00"
 _RECV_BLOCK = 1 << 16
+
+log = logging.getLogger(__name__)
 
 
 class TCPConnection(Transport):
@@ -159,8 +163,10 @@ class TCPListener:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         max_frame_size: int = TCP_MAX_FRAME_SIZE,
+        allow: AllowList | None = None,
     ):
         self.max_frame_size = max_frame_size
+        self.allow = allow  # None: any peer
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -191,6 +197,14 @@ class TCPListener:
             if exc.errno in (errno.EAGAIN, errno.ECONNABORTED):
                 return None
             raise
+        if self.allow is not None and not self.allow.allows(address[0]):
+            # outside --allow: closed before the handshake, nothing read from it
+            log.warning(
+                "refused connection from %s:%s: not in the allow list %s",
+                address[0], address[1], self.allow,
+            )
+            sock.close()
+            return None
         connection = TCPConnection(
             sock, f"tcp://{address[0]}:{address[1]}", self.max_frame_size, listener=self._sock
         )

@@ -15,6 +15,7 @@ from kenning_hil.core.errors import (
     import_optional,
 )
 from kenning_hil.core.runtime import SAVE_MODEL_PATH_ARGUMENT, Runtime, save_received_model
+from kenning_hil.formats.onnx import file_references
 
 
 def _ort():
@@ -125,6 +126,21 @@ class ONNXRuntime(Runtime):
         self._loaded_file = file_key
         self._bind_names()
         return True
+
+    def check_received_model(self, data: bytes) -> None:
+        """A client sends one file: a model whose tensors live in external data files (or an
+        EPContext node naming a context file) would make the server read files it did not
+        send, wherever `location` points (absolute, `..`, or the server's working
+        directory). Such a model is refused before ONNX Runtime sees it."""
+        super().check_received_model(data)
+        source = f"ONNXRuntime: received model ({len(data)} bytes)"
+        references = file_references(data, source)
+        if references:
+            more = f" (and {len(references) - 1} more)" if len(references) > 1 else ""
+            raise ModelLoadError(
+                f"{source} names files on the server: {references[0]}{more}; refused: an "
+                f"uploaded model must be self-contained (save it without external data)"
+            )
 
     def get_io_specification_from_model(self) -> dict | None:
         if self.session is None:

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from kenning_hil.blocks.registry import registered_names, resolve_class
-from kenning_hil.core.errors import KenningHILError, one_line
+from kenning_hil.core.errors import ConfigurationError, KenningHILError, one_line
 
 MODULE = "kenning_hil.runtimes.serve"
 """This module's name, for `python -m` (``__name__`` is ``__main__`` when it runs so)."""
@@ -29,6 +29,8 @@ DESCRIPTION = (
 )
 EXIT_USER_ERROR = 2
 
+log = logging.getLogger("kenning_hil.serve")
+
 
 def _json_object(text: str) -> dict:
     try:
@@ -38,6 +40,33 @@ def _json_object(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")
     return value
+
+
+ANY_ADDRESS = ["0.0.0.0/0", "::/0"]
+"""The allow list of --allow-any."""
+
+
+def _allow_list(text: str) -> list[str]:
+    # checked as networks by the TCP protocol, which names the entry that is not one
+    entries = [part.strip() for part in text.split(",") if part.strip()]
+    if not entries:
+        raise argparse.ArgumentTypeError("expected CIDR[,CIDR...], e.g. 10.0.0.0/8")
+    return entries
+
+
+def native_code_runtimes() -> list[str]:
+    """Registered runtimes whose model loader runs native code that comes with the model."""
+    from kenning_hil.core.runtime import Runtime
+
+    names = []
+    for name in registered_names("runtime"):
+        try:
+            cls = resolve_class("runtime", name, Runtime)
+        except KenningHILError:
+            continue
+        if cls.loads_native_code:
+            names.append(name)
+    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +100,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frame-timeout", type=float, help="seconds before a stalled partial frame is dropped"
     )
+    parser.add_argument(
+        "--allow",
+        type=_allow_list,
+        action="append",
+        metavar="CIDR[,CIDR...]",
+        help="accept TCP clients from these networks only (e.g. 10.0.0.0/8,192.168.1.7); "
+        "others are closed at accept. Required, or --allow-any, on a non-loopback --host",
+    )
+    parser.add_argument(
+        "--allow-any",
+        action="store_true",
+        help="accept TCP clients from any address on a non-loopback --host (the wire "
+        "protocol has no authentication)",
+    )
+    parser.add_argument(
+        "--allow-native-models",
+        action="store_true",
+        help="accept uploaded models that the runtime runs as native code (runtimes that "
+        "load native code refuse them otherwise: tvm); any client that can connect then "
+        "runs code as the server's user",
+    )
     parser.add_argument("--log-level", default="INFO", help="server log level (default: INFO)")
+
+
+def _who_may_connect(allow: list[str], allow_any: bool) -> dict[str, Any]:
+    """The TCP protocol's `allow` parameter from the flags. Without either flag it is left
+    out, and the protocol refuses to listen on a non-loopback address."""
+    if allow and allow_any:
+        raise ConfigurationError("--allow and --allow-any exclude each other: give one")
+    if allow:
+        log.info("accepting clients from %s only", ",".join(allow))
+        return {"allow": allow}
+    if allow_any:
+        log.warning("--allow-any: accepting clients from any address")
+        return {"allow": ANY_ADDRESS}
+    return {}
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -90,15 +154,28 @@ def serve(args: argparse.Namespace) -> int:
         params["max_frame_size"] = args.max_frame_size
     if args.frame_timeout is not None:
         params["frame_timeout"] = args.frame_timeout
+    allow = [cidr for group in (getattr(args, "allow", None) or []) for cidr in group]
+    allow_any = getattr(args, "allow_any", False)
     if args.serial is not None:
+        if allow or allow_any:
+            raise ConfigurationError("--allow and --allow-any apply to TCP, not to --serial")
         protocol_type = "uart"
         params.update(port=args.serial, baudrate=args.baudrate)
     else:
         protocol_type = "tcp"
         params.update(host=args.host, port=args.port)
+        params.update(_who_may_connect(allow, allow_any))
     protocol = resolve_class("protocol", protocol_type).from_json(params)
     runtime_cls = resolve_class("runtime", args.runtime, Runtime)
     runtime = runtime_cls.from_json(args.runtime_parameters, protocol=protocol)
+    if getattr(args, "allow_native_models", False):
+        runtime.allow_native_models = True
+        log.warning(
+            "--allow-native-models: %s",
+            "any client that can connect runs native code as this server's user"
+            if runtime_cls.loads_native_code
+            else f"no effect, {args.runtime} does not load native code",
+        )
     runtime.prepare_server()
     # SIGTERM stops the server cleanly (closes the port) instead of killing it mid-answer
     signal.signal(signal.SIGTERM, lambda signum, frame: runtime.close_server())

@@ -30,6 +30,7 @@ class TVMRuntime(Runtime):
     """Runs TVM Relax executables (shared libraries) with the Relax VM."""
 
     input_formats = ["tvm"]
+    loads_native_code = True  # the model is a shared library: loading it runs its code
 
     arguments_structure = {
         "save_model_path": {

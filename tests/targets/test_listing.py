@@ -56,13 +56,15 @@ def test_table_output(tmp_path):
     assert done.returncode == 0, done.stderr
     header, *lines = done.stdout.splitlines()
     assert header.split()[:5] == ["TARGET", "KIND", "RUNTIME", "POOL", "AVAILABLE"]
-    rows = {line.split()[0]: line for line in lines[:-1]}
+    rows = {line.split()[0]: line for line in lines[:-2]}
     assert set(rows) == SHIPPED_NAMES
     assert re.match(r"host-onnxruntime +host +onnxruntime ", rows["host-onnxruntime"])
     # whether gpu-marked tests can run here: nvidia-smi's answer (none on CI machines)
     from kenning_hil.targets.gpu import detect_gpus
 
     assert lines[-1] == f"gpu: {detect_gpus().describe()}"
+    # which runtimes run a served model as native code (`kenning-hil serve` refuses them)
+    assert lines[-2].startswith("native code: runtime(s) tvm run an uploaded model as native")
 
 
 def test_from_a_subdirectory_the_projects_targets_are_listed(tmp_path):

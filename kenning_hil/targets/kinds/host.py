@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kenning_hil.blocks.registry import resolve_class
+from kenning_hil.core.runtime import Runtime
 from kenning_hil.targets.kinds import (
     Instance,
     OpenContext,
@@ -54,6 +56,9 @@ class HostKind(TargetKind):
         command = server_command("--runtime", desc.runtime, "--host", "127.0.0.1", "--port", "0")
         if desc.runtime_parameters:
             command += ["--runtime-parameters", json.dumps(desc.runtime_parameters)]
+        if resolve_class("runtime", desc.runtime, Runtime).loads_native_code:
+            # this server is the test process's own, on loopback, loading what it compiled
+            command.append("--allow-native-models")
         return [*command, *desc.options.get("serve_args", [])]
 
     @contextmanager
