@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 from abc import abstractmethod
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +238,20 @@ class Dataset(ArgumentsHandler):
     def compute_quality_metrics(self, measurements) -> dict[str, Any]:
         """Derives final quality metrics (e.g. accuracy) from merged `evaluate` results."""
         return {}
+
+    @classmethod
+    def declared_quality_metrics(
+        cls, parameters: Mapping[str, Any]
+    ) -> tuple[frozenset[str] | None, str]:
+        """The quality metrics a dataset of these (scenario) parameters can report, known
+        without building or running it, and why that is all: ``(names, reason)``; names None
+        when only a run tells. Lets a threshold on a metric the dataset cannot produce be an
+        error before anything runs."""
+        return None, ""
+
+    def no_quality_metrics_reason(self) -> str:
+        """Why this dataset reports no quality metrics ("" when it reports some)."""
+        return ""
 
     # --- splits ----------------------------------------------------------------------------
 

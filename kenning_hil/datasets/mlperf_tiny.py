@@ -131,6 +131,10 @@ def write_synthetic_eembc_dataset(
     )
 
 
+def _synthetic_reason(root: Path) -> str:
+    return f"the samples in {root} are synthetic, with random labels"
+
+
 class EEMBCDataset(ClassificationDataset):
     """Raw `.bin` tensors listed in `y_labels.csv` (MLPerf Tiny / EEMBC runner format)."""
 
@@ -237,6 +241,24 @@ class EEMBCDataset(ClassificationDataset):
 
     def get_class_names(self) -> list[str]:
         return [str(index) for index in range(self.num_classes)]
+
+    @classmethod
+    def declared_quality_metrics(cls, parameters) -> tuple[frozenset[str] | None, str]:
+        """None of them when the samples are (or will be written) synthetic: a root holding
+        SYNTHETIC.txt, or no y_labels.csv and `synthetic_samples` set."""
+        root = parameters.get("root")
+        if root is None:
+            return None, ""
+        root = Path(root).expanduser()
+        synthetic = (root / SYNTHETIC_MARKER).is_file() or (
+            not (root / LABELS_FILE_NAME).is_file()
+            and int(parameters.get("synthetic_samples") or 0) > 0)
+        if synthetic:
+            return frozenset(), _synthetic_reason(root)
+        return None, ""
+
+    def no_quality_metrics_reason(self) -> str:
+        return _synthetic_reason(self.root) if getattr(self, "labels_random", False) else ""
 
     def compute_quality_metrics(self, measurements) -> dict:
         metrics = super().compute_quality_metrics(measurements)

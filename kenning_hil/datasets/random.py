@@ -28,6 +28,8 @@ from kenning_hil.core.iospec import (
 )
 from kenning_hil.core.measurements import SAMPLES_TOTAL, Measurements
 
+NO_LABELS = "random inputs have no labels"
+
 
 class RandomDataset(Dataset):
     """Seeded random inputs for the tensors an io specification describes."""
@@ -132,6 +134,13 @@ class RandomDataset(Dataset):
 
     def merge_evaluation(self, total: Measurements, part: Measurements) -> None:
         total.accumulate(SAMPLES_TOTAL, part[SAMPLES_TOTAL][0], lambda: 0)
+
+    @classmethod
+    def declared_quality_metrics(cls, parameters) -> tuple[frozenset[str] | None, str]:
+        return frozenset(), NO_LABELS
+
+    def no_quality_metrics_reason(self) -> str:
+        return NO_LABELS
 
     def compute_quality_metrics(self, measurements: Measurements) -> dict[str, Any]:
         if SAMPLES_TOTAL not in measurements:

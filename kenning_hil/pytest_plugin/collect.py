@@ -75,6 +75,7 @@ class SuiteFile(pytest.File):
         try:
             suite.check_targets(known)
             suite.check_blocks()
+            suite.check_cases()
         except KenningHILError as exc:
             raise self.CollectError(str(exc)) from None
         given = options.targets

@@ -284,6 +284,7 @@ class Harness:
             compiled_model_path=compiled,
             compile_cached=cached,
             ram=int(ram) if isinstance(ram, (int, float)) else None,
+            no_metrics_reason=dataset.no_quality_metrics_reason() if dataset is not None else "",
         )
         result.path = self.write(
             test_id,
@@ -362,7 +363,8 @@ class Harness:
     ) -> Verdict:
         """Threshold misses and baseline regressions as messages (empty: passed); `where`
         names the thresholds' origin (a suite file, hil.run) in an unknown-metric message."""
-        unknown, thresholds = unknown_threshold_metrics(result.values(), thresholds, where)
+        unknown, thresholds = unknown_threshold_metrics(result.values(), thresholds, where,
+                                                        result.no_metrics_reason)
         applicable, skipped = split_timing_thresholds(result, thresholds)
         verdict = Verdict(
             failures=[*unknown, *check_thresholds(result.values(), applicable)], notes=skipped
@@ -488,12 +490,14 @@ def data_file_digests(
 
 
 def unknown_threshold_metrics(
-    measured: Mapping[str, float], thresholds: Sequence[Threshold], where: str
+    measured: Mapping[str, float], thresholds: Sequence[Threshold], where: str,
+    no_metrics_reason: str = "",
 ) -> tuple[list[str], list[Threshold]]:
     """(messages, the other thresholds). Quality metrics come from the dataset, so a quality
     threshold the run did not produce names a metric that does not exist (a typo such as
     'acuracy'), not one that went unmeasured: say so, with the close names and all the run's
-    metrics. Size and timing metrics a target may not report keep the judge's message."""
+    metrics (or, from a dataset that reports none, why). Size and timing metrics a target may
+    not report keep the judge's message."""
     import difflib
 
     from kenning_hil.judge.metrics import metric_class
@@ -505,6 +509,11 @@ def unknown_threshold_metrics(
             continue
         close = difflib.get_close_matches(threshold.metric, list(measured), n=2)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        quality = [m for m in measured if metric_class(m) == "quality"]
+        if not quality and no_metrics_reason:
+            messages.append(f"{where}: no metric '{threshold.metric}': this run has no quality "
+                            f"metrics ({no_metrics_reason})")
+            continue
         messages.append(
             f"{where}: unknown metric '{threshold.metric}'{hint}; this run's metrics: "
             f"{', '.join(sorted(measured)) or 'none'}"

@@ -38,11 +38,20 @@ class Result:
     compile_cached: bool = False
     ram: int | None = None
     path: Path | None = None  # where the results were written
+    # why the dataset reports no quality metrics (random inputs, synthetic labels), or ""
+    no_metrics_reason: str = ""
 
     def __getattr__(self, name: str) -> Any:
         metrics = self.__dict__.get("metrics", {})
         if name in metrics:
             return metrics[name]
+        if name.startswith("__"):  # copy, pickle and friends probe for these
+            raise AttributeError(name)
+        why = self.__dict__.get("no_metrics_reason", "")
+        if why and not metrics:
+            raise AttributeError(
+                f"Result has no attribute or metric '{name}': this run has no quality metrics "
+                f"({why})")
         raise AttributeError(
             f"Result has no attribute or metric '{name}' (metrics: {', '.join(sorted(metrics))})"
         )

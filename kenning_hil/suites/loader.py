@@ -85,6 +85,7 @@ def parse_suite(
         for i, entry in enumerate(entries_of_chain)
     ]
     datasets = {}
+    dataset_keys = {}
     for model_name, spec in models.items():
         dataset_spec = spec.get("dataset", data.get("dataset"))
         if dataset_spec is None:
@@ -99,6 +100,7 @@ def parse_suite(
                        and dataset_spec in named_datasets
                        else f"models.{model_name}.dataset" if "dataset" in spec else "dataset")
         shorthand = isinstance(dataset_spec, str) and dataset_spec not in named_datasets
+        dataset_keys[model_name] = dataset_key
         blocks.append(SuiteBlock("dataset", dataset_key, datasets[model_name], shorthand))
     cases: list[SuiteCase] = []
     seen: set[tuple[str, str]] = set()
@@ -126,6 +128,16 @@ def parse_suite(
                     **(model_spec.get("thresholds") or {}),
                     **(row.get("thresholds") or {}),
                 }
+                # where each threshold was given (the last of suite, model, matrix row wins)
+                threshold_keys = {
+                    metric: f"{where}.{metric}"
+                    for where, given in (("thresholds", base_thresholds),
+                                         (f"models.{model_name}.thresholds",
+                                          model_spec.get("thresholds") or {}),
+                                         (f"matrix.{index}.thresholds",
+                                          row.get("thresholds") or {}))
+                    for metric in given
+                }
                 tolerance = {**(data.get("tolerance") or {}), **(model_spec.get("tolerance") or {})}
                 targets = row.get("targets", model_spec.get("targets", suite_targets))
                 targets_key = (f"matrix.{index}.targets" if "targets" in row else
@@ -147,6 +159,8 @@ def parse_suite(
                                *row.get("marks", [])],
                         targets=None if targets is None else list(targets),
                         targets_key=targets_key,
+                        threshold_keys=threshold_keys,
+                        dataset_key=dataset_keys[model_name],
                     )
                 )
     return Suite(name, source, cases, blocks, [Path(d) for d in search])

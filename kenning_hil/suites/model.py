@@ -34,6 +34,8 @@ class SuiteCase:
     marks: list[str] = field(default_factory=list)
     targets: list[str] | None = None  # None: every target given by --target
     targets_key: str = "targets"  # the suite key the pin came from, for error messages
+    threshold_keys: dict[str, str] = field(default_factory=dict)  # metric -> its suite key
+    dataset_key: str = "dataset"  # the suite key of the case's dataset
 
     @property
     def name(self) -> str:
@@ -142,6 +144,52 @@ class Suite:
                 f"{self.source}: key '{block.subkey('parameters')}': {exc}"
             ) from None
 
+    def check_cases(self) -> None:
+        """What each (model, chain) declares that cannot work, before anything runs: an
+        optimizer chain whose formats do not connect (each block's declared input and output
+        formats), and a threshold on a quality metric the dataset declares it cannot report
+        (random inputs, synthetic labels). Errors name the file and the suite key. Blocks
+        whose class cannot be imported here are left to the run (they skip with the reason)."""
+        from kenning_hil.judge.metrics import metric_class
+
+        for case in self.cases:
+            self._check_chain(case)
+            dataset_cls = _block_class("dataset", case.dataset)
+            if dataset_cls is None:
+                continue
+            declared, why = dataset_cls.declared_quality_metrics(
+                dict(case.dataset.get("parameters") or {}))
+            if declared is None:
+                continue
+            for threshold in case.thresholds:
+                metric = threshold.metric
+                if metric_class(metric) == "quality" and metric not in declared:
+                    key = case.threshold_keys.get(metric, "thresholds")
+                    can = (f"it reports only {', '.join(sorted(declared))}" if declared
+                           else "it reports no quality metric")
+                    raise ConfigurationError(
+                        f"{self.source}: key '{key}': {case.name} has a threshold on "
+                        f"'{metric}', which its dataset ('{case.dataset_key}', "
+                        f"{case.dataset['type']}) cannot produce: {why}, so {can}")
+
+    def _check_chain(self, case: SuiteCase) -> None:
+        previous = _block_class("model_wrapper", case.model_wrapper)
+        if previous is None:
+            return
+        for i, entry in enumerate(case.optimizers):
+            block = _block_class("optimizer", entry)
+            if block is None:
+                return
+            offered = list(getattr(previous, "output_formats", []) or [])
+            accepted = list(getattr(block, "input_formats", []) or [])
+            if offered and accepted and not set(offered) & set(accepted):
+                raise ConfigurationError(
+                    f"{self.source}: key 'optimizers.{case.chain}.{i}': chain '{case.chain}' "
+                    f"of model '{case.model}': {block.__name__} cannot take the model from "
+                    f"{previous.__name__}: {previous.__name__} outputs {offered}, "
+                    f"{block.__name__} accepts {accepted} (need a common format)")
+            previous = block
+
     def check_targets(self, known: Collection[str]) -> None:
         """Raises for a pinned target name that no target description defines (a typo would
         otherwise skip its tests as "not selected")."""
@@ -152,6 +200,18 @@ class Suite:
                         f"{self.source}: key '{case.targets_key}': unknown target '{target}' "
                         f"(known targets: {', '.join(sorted(known)) or 'none'})"
                     )
+
+
+def _block_class(kind: str, entry: dict) -> type | None:
+    """The class of a scenario entry, None when it cannot be imported here (`check_blocks`
+    has already reported a wrong type)."""
+    from kenning_hil.blocks.registry import resolve_class
+    from kenning_hil.core.errors import KenningHILError
+
+    try:
+        return resolve_class(kind, entry["type"])
+    except KenningHILError:
+        return None
 
 
 def _missing_dependency(error: ConfigurationError, class_path: str) -> bool:
