@@ -12,7 +12,8 @@ from typing import Any
 def add_targets_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "targets",
-        help="list known targets and whether each is available here (and why not)",
+        help="list known targets and whether each is available here (and why not); exits 1 "
+        "when a target file is invalid",
         description="List the targets described in the target directories (and those shipped "
         "with kenning-hil), checking each without booting it. The project root, its targets/ and "
         "its hil_target_dir setting are pytest's, from the current directory (read from "
@@ -38,7 +39,7 @@ def targets_command(args: argparse.Namespace) -> int:
     from kenning_hil.runtimes.serve import native_code_runtimes
     from kenning_hil.targets.catalog import TargetCatalog
     from kenning_hil.targets.gpu import gpu_visibility
-    from kenning_hil.targets.listing import format_rows, rows_as_json, target_rows
+    from kenning_hil.targets.listing import format_rows, invalid_rows, rows_as_json, target_rows
 
     # the project's target directories as pytest resolves them from here
     settings = project_settings([f"--target-dir={p}" for p in args.target_dirs])
@@ -55,4 +56,12 @@ def targets_command(args: argparse.Namespace) -> int:
         )
         # gpu-marked tests run only where one is visible
         print(f"gpu: {gpu_visibility().describe()}")
+    invalid = invalid_rows(rows)
+    if invalid:
+        import sys
+
+        # unavailable here is fine; a description that cannot be read is a mistake to fix
+        print(f"kenning-hil targets: {len(invalid)} invalid target file(s): "
+              f"{', '.join(r.source for r in invalid)}", file=sys.stderr)
+        return 1
     return 0

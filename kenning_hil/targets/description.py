@@ -148,11 +148,15 @@ def explain_schema_error(source: str, error, properties: dict) -> str:
     key = _key_path(error)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
+        import difflib
+
         extra = sorted(set(error.instance) - set(allowed))
         where = f"{key}." if key else ""
+        close = difflib.get_close_matches(str(extra[0]), allowed, n=1)
+        hint = f"did you mean '{where}{close[0]}'? " if close else ""
         return (
             f"{source}: unknown key '{where}{extra[0]}' "
-            f"(known keys{' of ' + key if key else ''}: {', '.join(allowed)})"
+            f"({hint}known keys{' of ' + key if key else ''}: {', '.join(allowed)})"
         )
     if error.validator == "required":
         missing = re.findall(r"'([^']+)'", error.message)

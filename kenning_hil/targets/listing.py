@@ -19,6 +19,13 @@ class TargetRow:
     available: bool
     reason: str
     source: str
+    valid: bool = True  # False: the description itself is wrong (the reason says how)
+
+
+def invalid_rows(rows: Sequence[TargetRow]) -> list[TargetRow]:
+    """The rows of target files that are not valid descriptions (not merely unavailable
+    here): what makes `kenning-hil targets` exit non-zero, so CI can gate on them."""
+    return [r for r in rows if not r.valid]
 
 
 def target_rows(catalog: TargetCatalog) -> list[TargetRow]:
@@ -26,7 +33,8 @@ def target_rows(catalog: TargetCatalog) -> list[TargetRow]:
     rows = []
     for entry in catalog.entries():
         if entry.description is None:
-            rows.append(TargetRow(entry.name, "?", "?", 0, False, entry.error, entry.source))
+            rows.append(TargetRow(entry.name, "?", "?", 0, False, entry.error, entry.source,
+                                  valid=False))
             continue
         desc = entry.description
         try:

@@ -69,7 +69,13 @@ def test_defaults_and_name_from_file(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("kind: host\nruntime: onnxruntime\nmemroy: {ram: 1K}\n", "unknown key 'memroy'"),
+        ("kind: host\nruntime: onnxruntime\nmemroy: {ram: 1K}\n",
+         "unknown key 'memroy' (did you mean 'memory'? known keys: "),
+        ("kind: qemu\nmachine: mps2-an386\nicounts: 1\n",
+         "unknown key 'icounts' (did you mean 'icount'? known keys: "),
+        ("kind: host\nruntime: x\ntimeouts: {boto: 3}\n",
+         "unknown key 'timeouts.boto' (did you mean 'timeouts.boot'? known keys of timeouts: "),
+        ("kind: host\nruntime: x\nzzz: 1\n", "unknown key 'zzz' (known keys: "),
         ("kind: host\nruntime: x\nmemory: {ram: lots}\n", "key 'memory.ram' must be bytes"),
         ("kind: host\nruntime: onnxruntime\nmemory: {rom: 1K}\n", "unknown key 'memory.rom'"),
         ("kind: host\n", "missing required key 'runtime'"),

@@ -39,7 +39,10 @@ def test_lists_availability_and_reasons(tmp_path):
     finally:
         listener.close()
         closed.close()
-    assert done.returncode == 0, done.stderr
+    # an invalid target file fails the command (CI gates on it); unavailable ones do not
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (f"kenning-hil targets: 1 invalid target file(s): "
+                           f"{boards / 'broken.yaml'}\n")
     rows = {row["name"]: row for row in json.loads(done.stdout)}
     assert set(rows) == {"up", "down", "tty", "broken", *SHIPPED_NAMES}
     assert rows["up"]["available"] and rows["up"]["reason"] == "1/1 servers reachable"
@@ -47,7 +50,14 @@ def test_lists_availability_and_reasons(tmp_path):
     assert "no server reachable" in rows["down"]["reason"]
     assert rows["tty"]["reason"] == f"{tmp_path}/ttyNONE: not present"
     assert not rows["broken"]["available"]
-    assert "broken.yaml: unknown key 'adress'" in rows["broken"]["reason"]
+    assert "broken.yaml: unknown key 'adress' (did you mean 'address'? known keys: " in rows[
+        "broken"]["reason"]
+    assert not rows["broken"]["valid"] and rows["down"]["valid"]
+    # without the broken file: every file valid, exit 0 though targets are unavailable here
+    (boards / "broken.yaml").unlink()
+    again = run_targets(tmp_path, "--target-dir", str(boards))
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert "no server reachable" in again.stdout
     assert rows["host-onnxruntime"]["source"] == str(SHIPPED_TARGETS_DIR / "host-onnxruntime.yaml")
 
 
