@@ -160,6 +160,7 @@ def main() -> int:
           "| peak arena | upload | bit-exact |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     ok = True
+    met: dict[str, list[str]] = {}  # per board, the models at or below their goal
     for board in args.boards:
         if args.build_dir:
             elf = args.build_dir / board / "kenning-hil.elf"
@@ -174,6 +175,9 @@ def main() -> int:
             ok &= r["exact"]
             n = r["instructions"]
             goal = GOALS.get(board, {}).get(model.name)
+            met.setdefault(board, [])
+            if goal and n <= goal:
+                met[board].append(model.name)
             goal_cells = (f"{goal / 1e6:.2f} M | {n / goal:.2f}x" if goal else " | ")
             print(f"| {board} | {model.name} | {n / 1e6:.3f} M | {goal_cells} | "
                   f"{n / TFLM_REFERENCE[model.name]:.2f}x | {code_size(elf)} B | "
@@ -182,6 +186,9 @@ def main() -> int:
                   flush=True)
             if r["profile"]:
                 print_profile(board, model.name, r["profile"])
+    print("goals met: " + "; ".join(f"{b} {len(m)} of {len(models)} ({', '.join(m) or '-'})"
+                                     for b, m in met.items())
+          + ("" if ok else "; NOT bit-exact"))
     return 0 if ok else 1
 
 
