@@ -117,7 +117,9 @@ def shorten_test_id(test_id: str, width: int) -> str:
     """`test_id` in at most `width` characters, keeping what names the test: the function
     and the [params] (where the target is) whole when they fit, eliding the middle of the
     file path; else the head (file::function) whole and the end of the [params]; else the
-    file name and function with the end of the [params]. Last resort: the middle goes."""
+    file name and function with the end of the [params]; else the function and the [params]
+    whole with the end of the path that fits; else the function whole with the end of the
+    [params]. Last resort (a function name longer than the column): the middle goes."""
     if len(test_id) <= width:
         return test_id
     bracket = test_id.find("[")
@@ -140,6 +142,17 @@ def shorten_test_id(test_id: str, width: int) -> str:
         tail = width - len(kept_head) - 3  # "…", "[" and "…"
         if tail >= _MIN_PART:
             return f"…{kept_head}[…{params[-tail:]}"
+    if sep:
+        # 4. a long function: it and the params whole, with what fits of the path's end
+        room = width - len(function) - len(params) - 1
+        if room >= 0:
+            return f"…{path[len(path) - room:] if room else ''}{function}{params}"
+        # 5. the function whole and the end of the params (the target is last)
+        tail = width - len(function) - 3
+        if params and tail >= 1:
+            return f"…{function}[…{params[-tail:]}"
+        if len(function) + 1 <= width:
+            return f"…{function}"
     left = (width - 1) // 3
     return test_id[:left] + "…" + test_id[len(test_id) - (width - 1 - left):]
 

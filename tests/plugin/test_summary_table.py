@@ -30,6 +30,13 @@ LONG = ("tests/test_mlperf.py::test_kws[optimizers0-digits-models-dir/mlperf_tin
         ("tests/very/deep/directory/structure/for/tests/test_models.py::TestClass::test_kws",
          60, "tests/very/d…e/for/tests/test_models.py::TestClass::test_kws"),
         ("short.py::test_x[host]", 60, "short.py::test_x[host]"),
+        # a long function name is kept whole (issue 25): with its params and the path's end
+        ("tests/hil/test_keyword_spotting_models.py::test_keyword_spotting_int8_accuracy"
+         "[qemu-m55]", 60, "…ng_models.py::test_keyword_spotting_int8_accuracy[qemu-m55]"),
+        # ... or with the end of long params, the path gone
+        ("tests/hil/test_keyword_spotting_models.py::test_keyword_spotting_int8_accuracy"
+         "[optimizers0-int8-models/kws.tflite-qemu-m55]", 60,
+         "…::test_keyword_spotting_int8_accuracy[…kws.tflite-qemu-m55]"),
     ],
 )
 def test_shorten_test_id(test_id, width, shortened):
