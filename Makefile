@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?= -n 2
 RESULTS ?= results
 
-.PHONY: setup system-deps demo test bench lint clean
+.PHONY: setup system-deps demo test test-quick test-under-load bench lint clean
 
 setup: $(STAMP) system-deps
 
@@ -32,9 +32,19 @@ demo: setup
 	$(VENV)/bin/pytest -p no:cacheprovider -n 2 suites/mlperf_tiny.yaml \
 		--target=host-litert --target=qemu-m4 --samples 10 --hil-report $(RESULTS)/demo/mlperf_tiny
 
-# lint first: a broken layer contract fails the run before the long tests start
+# lint first: a broken layer contract fails the run before the long tests start. Every test
+# runs, the `slow` ones (MLPerf Tiny bit-exactness on the QEMU boards, the 10,000-frame
+# fuzz runs) included: this is what CI runs (.ci/run).
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# local iteration only: the tests not marked slow
+test-quick: lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS) -m "not slow"
+
+# `make test` while stress-ng keeps every core busy: no test may depend on an idle machine
+test-under-load: setup
+	./scripts/test-under-load.sh
 
 # The benchmarks run outside pytest, so they take this checkout's models path from the
 # environment (pytest runs read hil_models_path in pyproject.toml; the package default is

@@ -18,16 +18,6 @@ from kenning_hil.targets.process import server_command, start_logged, stop, wait
 LISTENING = r"listening on (?P<address>\S+)"
 
 
-def pytest_collection_modifyitems(config, items):
-    """The 10,000-frame fuzz runs take half a minute: they run only when asked for with a
-    marker expression naming them (`pytest -m slow tests/protocols`)."""
-    if "slow" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="slow: run with -m slow")
-    for item in items:
-        if "slow" in item.keywords and "/protocols/" in str(item.fspath):
-            item.add_marker(skip)
-
 # a tiny model description for the echo runtime: 16 float inputs, 4 int8 outputs
 ECHO_SPEC = {
     "input": [{"name": "x", "shape": [1, 16], "dtype": "float32"}],

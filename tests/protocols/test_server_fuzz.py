@@ -3,8 +3,9 @@ over a real pty pair: the server must never crash or hang, must answer with well
 frames (FAIL, retransmission requests, LOGS) or drop the connection, and must serve a
 well-formed session afterwards.
 
-CI runs a little over a thousand frames per transport; the `slow` variants run ten thousand
-and print the counts of frames sent, crashes and hangs.
+A little over a thousand frames per transport, and the `slow` variants ten thousand (both
+run by `make test`, the slow ones left out by `make test-quick`); each prints the counts of
+frames sent, crashes and hangs.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from .test_host_protocol import litert_reference
 
 pytestmark = pytest.mark.sim
 
-# IC (ResNet-8, 98 kB) adds ADD to what KWS covers: every run. VWW (333 kB) and AD (277 kB)
-# take 10-25 s of upload each over the emulated UART: nightly.
+# IC (ResNet-8, 98 kB) adds ADD to what KWS covers. VWW (333 kB) and AD (277 kB) take 10-25 s
+# of upload each over the emulated UART: slow (`make test` runs them, `make test-quick` not).
 OTHER_MODELS = [
     "pretrainedResnet_quant.tflite",
     pytest.param("ad01_int8.tflite", marks=[pytest.mark.slow, pytest.mark.nightly]),

@@ -40,16 +40,12 @@ MLPERF = {
     "vww": "vww_96_int8.tflite",
     "ic": "pretrainedResnet_quant.tflite",
 }
-# Uploads dominate (the emulated UART moves 10-40 kB/s): the 54 kB KWS model is the default
-# check on each board; the 98-333 kB models run with -m slow.
+# Uploads dominate (the emulated UART moves 10-40 kB/s): the 54 kB KWS model is the quick
+# check on each board; the 98-333 kB models are marked slow. `make test` (CI) runs them all;
+# `make test-quick` (-m "not slow") leaves them out for local iteration.
 DEFAULT_MLPERF = {"kws"}
 MLPERF_INPUTS = 20
-# slow tests run only when the marker expression names them (`pytest -m slow tests/sim`)
-SLOW = (
-    pytest.mark.slow,
-    pytest.mark.skipif("'slow' not in (config.getoption('markexpr') or '')",
-                       reason="slow: run with -m slow"),
-)
+SLOW = (pytest.mark.slow,)
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -284,8 +280,7 @@ def test_invalid_descriptions_name_the_key(text, message):
     assert str(info.value).startswith("board.yaml: ")
 
 
-@SLOW[0]  # a full firmware build (~10 s); a clean checkout builds the default ELFs anyway
-@SLOW[1]
+@pytest.mark.slow  # a full firmware build (~10 s); a clean checkout builds the default ELFs
 def test_missing_firmware_is_built_on_first_use(tmp_path, sessions):
     """A firmware path under firmware/build/ that does not exist yet is made with
     `make -C firmware` (under the build lock) when the session opens."""
