@@ -51,6 +51,16 @@ def boards() -> list[str]:
     return sorted(p.parent.name for p in (FIRMWARE_DIR / "boards").glob("*/board.mk"))
 
 
+def board_cpu(board: str) -> str | None:
+    """The CPU a firmware board is built for (its board.mk's -mcpu), None when unknown."""
+    try:
+        text = (FIRMWARE_DIR / "boards" / board / "board.mk").read_text()
+    except OSError:
+        return None
+    found = re.search(r"-mcpu=([\w.+-]+)", text)
+    return found.group(1) if found else None
+
+
 def user_cache_dir() -> Path:
     """kenning-hil's folder in the user cache: $XDG_CACHE_HOME/kenning-hil, else
     ~/.cache/kenning-hil."""

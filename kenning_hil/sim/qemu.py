@@ -239,12 +239,52 @@ class QemuInstance:
         text = self.log().strip()
         return f": {text[-limit:]}" if text else ""
 
+    def exit_details(self, limit: int = 300) -> str:
+        """What to add to "QEMU exited": its first fatal line (the register dump that
+        follows says less), a note when the ELF was built for another CPU than the machine's,
+        and the end of its output."""
+        log = self.log()
+        parts = []
+        fatal = first_fatal_line(log)
+        if fatal:
+            parts.append(f"QEMU says: {fatal}")
+        mismatch = cpu_mismatch(self.firmware, self.machine)
+        if mismatch:
+            parts.append(mismatch)
+        text = " | ".join(line for line in log.strip().splitlines() if line.strip())
+        details = f" ({'; '.join(parts)})" if parts else ""
+        return details + (f" (QEMU output: {text[-limit:]})" if text else "")
+
     def _exited_error(self, when: str) -> QemuError:
         assert self.process is not None
         code = self.process.wait()
         return QemuError(
-            f"{self.describe()} exited with code {code} {when}{self._log_tail()}"
+            f"{self.describe()} exited with code {code} {when}{self.exit_details(800)}"
         )
+
+
+def first_fatal_line(log: str) -> str | None:
+    """QEMU's first fatal message (``qemu: fatal: Lockup: ...``, ``qemu-system-arm: ...:
+    error``), None when it printed none."""
+    for line in log.splitlines():
+        if "fatal:" in line or re.search(r"^qemu[\w-]*: .*\berror\b", line, re.IGNORECASE):
+            return line.strip()
+    return None
+
+
+def cpu_mismatch(elf: Path, machine: str) -> str | None:
+    """A note when `elf` was built for another Arm architecture than the CPU of `machine`
+    (a firmware board), None when they match or either is unknown."""
+    from kenning_hil.sim.elf_arch import CPU_ARCH, elf_arch
+    from kenning_hil.sim.firmware_build import board_cpu
+
+    cpu = board_cpu(machine)
+    wanted = CPU_ARCH.get(cpu or "")
+    built = elf_arch(elf)
+    if wanted is None or built is None or built == wanted:
+        return None
+    return (f"{elf} was built for Arm{built}, but machine {machine} is a {cpu} "
+            f"(Arm{wanted}): use firmware built for {machine}")
 
 
 def _tcp_port_listening(host: str, port: int) -> bool:

@@ -121,11 +121,6 @@ class _BoardUARTTransport(SerialTransport):
         except subprocess.TimeoutExpired:
             return exc  # QEMU still runs: the connection broke for another reason
         return TransportClosedError(
-            f"{exc.reason}; QEMU exited with code {code}{_output_tail(self._board.log())}",
+            f"{exc.reason}; QEMU exited with code {code}{self._board.exit_details()}",
             self.name,
         )
-
-
-def _output_tail(text: str, limit: int = 300) -> str:
-    text = " | ".join(line for line in text.strip().splitlines() if line.strip())
-    return f" (QEMU output: {text[-limit:]})" if text else ""
