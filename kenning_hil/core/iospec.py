@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kenning_hil.core.errors import ConfigurationError, InputSizeError
+from kenning_hil.core.errors import ConfigurationError, InputSizeError, one_line
 from kenning_hil.core.measurements import write_json_atomic
 
 SPEC_SECTIONS = ("input", "output", "processed_input", "processed_output")
@@ -69,6 +69,65 @@ def validate_io_specification(spec: Any, source: str = "io specification") -> di
         for index, entry in enumerate(entries):
             _validate_entry(entry, f"{source}: {section}[{index}]")
         _validate_orders(entries, f"{source}: {section}")
+    return spec
+
+
+MAX_RECEIVED_ENTRIES = 1024
+"""Most tensors in one section of an io specification a target server accepts."""
+MAX_RECEIVED_RANK = 32
+"""Most dimensions of one tensor in an io specification a target server accepts."""
+
+
+def parse_received_io_specification(
+    data: bytes, max_tensor_bytes: int, source: str = "received io specification"
+) -> dict:
+    """Parses and validates an io specification a client sent, in time linear in its size.
+
+    Bounds what a hostile or mistaken client can make a server do with it: at most
+    `MAX_RECEIVED_ENTRIES` tensors per section and `MAX_RECEIVED_RANK` dimensions per tensor,
+    and no section whose tensors (one sample, a dynamic batch counted as 1) take more than
+    `max_tensor_bytes` bytes (the largest message the server accepts: bigger inputs could
+    never be sent, bigger outputs never answered). Raises ConfigurationError naming `source`
+    and the first limit broken.
+    """
+    try:
+        spec = json.loads(bytes(data).decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON, an integer of thousands of digits
+        raise ConfigurationError(f"{source}: not JSON: {one_line(exc, 200)}") from exc
+    except RecursionError as exc:
+        raise ConfigurationError(f"{source}: not JSON: nested too deeply") from exc
+    if isinstance(spec, dict):
+        for section, entries in spec.items():
+            if isinstance(entries, list) and len(entries) > MAX_RECEIVED_ENTRIES:
+                raise ConfigurationError(
+                    f"{source}: '{section}' lists {len(entries)} tensors, at most "
+                    f"{MAX_RECEIVED_ENTRIES} are accepted"
+                )
+            if not isinstance(entries, list):
+                continue
+            for index, entry in enumerate(entries):
+                shape = entry.get("shape") if isinstance(entry, dict) else None
+                if isinstance(shape, list) and len(shape) > MAX_RECEIVED_RANK:
+                    raise ConfigurationError(
+                        f"{source}: {section}[{index}] has {len(shape)} dimensions, at most "
+                        f"{MAX_RECEIVED_RANK} are accepted"
+                    )
+    validate_io_specification(spec, source=source)
+    for section in SPEC_SECTIONS:
+        total = 0
+        for index, entry in enumerate(spec.get(section, ())):
+            size = numpy_dtype(entry).itemsize
+            for dim in entry["shape"]:
+                size *= max(int(dim), 1)
+                if size > max_tensor_bytes:  # checked per dimension: no huge products
+                    break
+            total += size
+            if total > max_tensor_bytes:
+                raise ConfigurationError(
+                    f"{source}: the '{section}' tensors take more than {max_tensor_bytes} "
+                    f"bytes per sample (from {section}[{index}] '{entry['name']}' on), the "
+                    "largest message accepted"
+                )
     return spec
 
 

@@ -226,6 +226,9 @@ class RuntimeProtocol(ArgumentsHandler):
     #: then quantises inputs and dequantises outputs, and sends an io spec of raw tensors
     host_quantization: bool = False
 
+    #: largest message accepted, in bytes; a server also bounds received io specs by it
+    max_message_size: int = 64 << 20
+
     # -- set-up ---------------------------------------------------------------------------
 
     @property

@@ -138,6 +138,10 @@ class Runtime(ArgumentsHandler):
     allow_native_models: bool = False
     """Server setting: accept uploaded models that `loads_native_code` would execute."""
 
+    isolated_when_served: bool = True
+    """`kenning-hil serve` loads and runs this runtime's models in a worker process under a
+    memory cap (`runtimes/worker.py`); False for runtimes that run no model (echo)."""
+
     def __init__(
         self,
         protocol: RuntimeProtocol | None = None,

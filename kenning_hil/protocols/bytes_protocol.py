@@ -697,10 +697,11 @@ class BytesProtocol(RuntimeProtocol):
         """A request that arrived whole but with a bad checksum is asked for again; a frame
         with a readable header gets a negative ACKNOWLEDGE of its type; bytes that were not
         a frame at all get only a LOGS line (there is no type to answer). The reason always
-        goes to the host as LOGS."""
-        log.info("corrupt input from %s: %s", self.target_name, corruption)
+        goes to the host as LOGS, and to the server log as one line naming the client."""
         if corruption.kind == "checksum" and corruption.flow_control == _REQUEST:
             assert self.channel is not None
+            log.info("asking %s to retransmit %s: %s", self.target_name,
+                     message_type_name(corruption.message_type), corruption)
             self.send_logs(f"corrupt input: {corruption}; asking for retransmission")
             try:
                 self.channel.send(
@@ -710,10 +711,14 @@ class BytesProtocol(RuntimeProtocol):
             except TransportClosedError:
                 self._drop_client()
             return
+        dropped = " (connection dropped)" if self.drop_on_corruption else ""
         if corruption.kind == "garbage" or corruption.message_type > MAX_PLAUSIBLE_TYPE:
+            log.info("refusing bytes from %s: %s%s", self.target_name, corruption, dropped)
             self.send_logs(f"corrupt input: {corruption}")
         else:
-            self._deny(corruption.message_type, f"corrupt input: {corruption}", acknowledge=True)
+            self._deny(
+                corruption.message_type, f"corrupt input: {corruption}{dropped}", acknowledge=True
+            )
         if self.drop_on_corruption:
             self._drop_client()
 

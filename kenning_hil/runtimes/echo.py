@@ -24,6 +24,7 @@ class EchoRuntime(Runtime):
     """Zeros out, whatever comes in (a protocol diagnostic, not a model runtime)."""
 
     input_formats = ["onnx", "tflite", "bin"]
+    isolated_when_served = False  # runs no model: served in-process, measuring the protocol
 
     def __init__(self, protocol: Any = None, disable_performance_measurements: bool = False):
         super().__init__(protocol, disable_performance_measurements)

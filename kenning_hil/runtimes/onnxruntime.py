@@ -142,6 +142,10 @@ class ONNXRuntime(Runtime):
                 f"uploaded model must be self-contained (save it without external data)"
             )
 
+    def unload_model(self) -> None:
+        super().unload_model()
+        self.session = self._loaded_file = self._feeds = self._outputs = None
+
     def get_io_specification_from_model(self) -> dict | None:
         if self.session is None:
             return None

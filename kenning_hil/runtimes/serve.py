@@ -28,6 +28,8 @@ DESCRIPTION = (
     "by the system)."
 )
 EXIT_USER_ERROR = 2
+DEFAULT_REQUEST_TIMEOUT = 300.0
+"""Seconds a model load or an inference may take in the runtime worker (--request-timeout)."""
 
 log = logging.getLogger("kenning_hil.serve")
 
@@ -44,6 +46,15 @@ def _json_object(text: str) -> dict:
 
 ANY_ADDRESS = ["0.0.0.0/0", "::/0"]
 """The allow list of --allow-any."""
+
+
+def _memory(text: str) -> int:
+    from kenning_hil.runtimes.worker import parse_memory
+
+    try:
+        return parse_memory(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _allow_list(text: str) -> list[str]:
@@ -121,6 +132,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "load native code refuse them otherwise: tvm); any client that can connect then "
         "runs code as the server's user",
     )
+    parser.add_argument(
+        "--max-memory",
+        type=_memory,
+        default=None,
+        metavar="SIZE",
+        help="memory cap of the runtime worker process that loads and runs models, e.g. 1GiB "
+        "(default: half of this machine's RAM); a model exceeding it gets a FAIL and the "
+        "worker is restarted",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="SECONDS",
+        help="longest a model load or an inference may take in the worker before it is "
+        f"killed and restarted (default: {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run the runtime in the server process itself (no memory cap, no crash "
+        "isolation; a crash in the runtime stops the server)",
+    )
     parser.add_argument("--log-level", default="INFO", help="server log level (default: INFO)")
 
 
@@ -167,7 +201,20 @@ def serve(args: argparse.Namespace) -> int:
         params.update(_who_may_connect(allow, allow_any))
     protocol = resolve_class("protocol", protocol_type).from_json(params)
     runtime_cls = resolve_class("runtime", args.runtime, Runtime)
-    runtime = runtime_cls.from_json(args.runtime_parameters, protocol=protocol)
+    if getattr(args, "no_worker", False) or not runtime_cls.isolated_when_served:
+        runtime = runtime_cls.from_json(args.runtime_parameters, protocol=protocol)
+    else:
+        from kenning_hil.runtimes.worker import WorkerRuntime, default_max_memory
+
+        max_memory = getattr(args, "max_memory", None) or default_max_memory()
+        runtime = WorkerRuntime(
+            args.runtime,
+            args.runtime_parameters,
+            protocol=protocol,
+            max_memory=max_memory,
+            request_timeout=getattr(args, "request_timeout", DEFAULT_REQUEST_TIMEOUT),
+        )
+        runtime.start_worker()
     if getattr(args, "allow_native_models", False):
         runtime.allow_native_models = True
         log.warning(

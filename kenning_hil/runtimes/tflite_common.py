@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,13 @@ class FlatbufferRuntime(Runtime):
         # model_path: the local model (run_locally sets it too); not a JSON parameter
         self.model_path = Path(model_path) if model_path is not None else None
         self.model_info: TFLiteModelInfo | None = None
+        self.interpreter: Any = None  # the subclass's framework object, made by _load
         self._inputs: list[np.ndarray] | None = None
         self._outputs: list[np.ndarray] | None = None
+
+    def unload_model(self) -> None:
+        super().unload_model()
+        self.model_info = self.interpreter = self._inputs = self._outputs = None
 
     def _source_name(self) -> str:
         return str(self.model_path) if self.model_path is not None else "received model"

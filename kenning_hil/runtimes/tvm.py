@@ -97,6 +97,13 @@ class TVMRuntime(Runtime):
         self.device = device
         return True
 
+    def unload_model(self) -> None:
+        super().unload_model()
+        self.vm = self._function = self._inputs = self._outputs = None
+        if self._scratch is not None:  # the received library's temporary copy
+            self._scratch.cleanup()
+            self._scratch = None
+
     def load_input(self, input_data: list[np.ndarray]) -> bool:
         if self.vm is None:
             raise ModelNotLoadedError("TVMRuntime: no model loaded (prepare_model)")

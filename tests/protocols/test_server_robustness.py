@@ -1,0 +1,235 @@
+"""Outside testers' findings against `kenning-hil serve` (issue 16), each on a real server
+process over real sockets: consecutive client sessions start clean however the last client
+left, io specs are bounded, a refused frame is one log line, and hostile traffic leaves the
+server serving with bounded memory (`kenning_hil.protocols.hostile`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kenning_hil.core.iospec import MAX_RECEIVED_ENTRIES, MAX_RECEIVED_RANK
+from kenning_hil.core.protocol import Flag, MessageType
+from kenning_hil.protocols.bytes_protocol import NetworkProtocol
+from kenning_hil.protocols.frame import pack_header
+from kenning_hil.protocols.hostile import GoodSession, fuzz_tcp_server
+
+from .conftest import ECHO_INPUT, ECHO_SPEC, RawClient, request_frames, serve_process
+from .test_server_sessions import well_formed_session
+
+
+def server_log(log_dir: Path) -> str:
+    (path,) = log_dir.glob("serve-*.log")
+    return path.read_text()
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
+
+
+# --- finding 1: consecutive sessions, alternating models, clients killed mid-upload -----------
+
+MODEL_SPECS = {
+    "gemm": {
+        "input": [{"name": "x", "shape": [1, 8], "dtype": "float32"}],
+        "output": [{"name": "y", "shape": [1, 3], "dtype": "float32"}],
+    },
+    "identity": {
+        "input": [{"name": "p", "shape": [1, 4], "dtype": "float32"}],
+        "output": [{"name": "p_out", "shape": [1, 4], "dtype": "float32"}],
+    },
+}
+
+# A client that connects, uploads the io spec and part of a chunked model, says so, and waits
+# to be killed (the server sees the connection reset mid-upload, no disconnect of any kind).
+KILLED_CLIENT = textwrap.dedent(
+    """
+    import json, socket, sys, time
+    from kenning_hil.core.protocol import Flag, FlowControl, Message, MessageType
+    from kenning_hil.protocols.chunking import encode_message
+    host, port, spec, model, whole = sys.argv[1:6]
+    port = int(port)
+    def frames(mtype, payload):
+        message = Message(mtype, payload, int(Flag.IS_HOST_MESSAGE), FlowControl.REQUEST)
+        return list(encode_message(message, 1000))
+    sock = socket.create_connection((host, port))
+    assert sock.recv(1) == b"\\x00"
+    for frame in frames(MessageType.IO_SPEC, spec.encode()):
+        sock.sendall(frame)
+    model_frames = frames(MessageType.MODEL, open(model, "rb").read())
+    sock.sendall(b"".join(model_frames if whole == "1" else model_frames[: len(model_frames) // 2]))
+    time.sleep(0.3)
+    print("uploading", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def killed_client(host: str, port: int, spec: dict, model: Path, whole: bool) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CLIENT, host, str(port), json.dumps(spec), str(model),
+         "1" if whole else "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "uploading"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+
+
+def onnx_session(host: str, port: int, spec: dict, model: Path, sample: np.ndarray) -> np.ndarray:
+    client = NetworkProtocol(host=host, port=port, timeout=10.0)
+    client.initialize_client()
+    try:
+        assert client.upload_io_specification_dict(spec), client.refusal_reason()
+        assert client.upload_model_bytes(model.read_bytes()), client.refusal_reason()
+        assert client.upload_input(sample.tobytes()), client.refusal_reason()
+        assert client.request_processing(), client.refusal_reason()
+        ok, raw = client.download_output()
+        assert ok, client.refusal_reason()
+    finally:
+        client.disconnect()
+    shape = spec["output"][0]["shape"]
+    return np.frombuffer(raw, np.float32).reshape(shape)
+
+
+def test_twenty_sessions_of_alternating_models_and_killed_clients(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from tests.onnx_test_models import gemm_softmax_model, identity_model
+
+    models = {
+        "gemm": gemm_softmax_model(tmp_path / "gemm.onnx", 8, 3),
+        "identity": identity_model(tmp_path / "identity.onnx", [("p", "float32", [None, 4])]),
+    }
+    rng = np.random.default_rng(0)
+    with serve_process(tmp_path, "--port", "0", runtime="onnxruntime") as (proc, address):
+        host, port = split_address(address)
+        killed = 0
+        for index in range(20):
+            name = ("gemm", "identity")[index % 2]
+            spec, model = MODEL_SPECS[name], models[name]
+            if index % 3 == 1:  # the last client vanished mid-upload or right after it
+                other = "identity" if name == "gemm" else "gemm"
+                killed_client(host, port, MODEL_SPECS[other], models[other], whole=index % 2 == 0)
+                killed += 1
+            sample = rng.standard_normal(spec["input"][0]["shape"]).astype(np.float32)
+            output = onnx_session(host, port, spec, model, sample)
+            feed = {spec["input"][0]["name"]: sample}
+            expected = ort.InferenceSession(str(model)).run(None, feed)[0]
+            np.testing.assert_allclose(output, expected, rtol=1e-6, atol=1e-6)
+        assert killed == 7 and proc.poll() is None
+    assert "Traceback" not in server_log(tmp_path)
+
+
+# --- finding 2: bounded io specs ---------------------------------------------------------------
+
+
+def refusal_of(raw: RawClient, message_type: int, payload: bytes) -> str:
+    for frame in request_frames(message_type, payload):
+        raw.send(frame)
+    frames = raw.read_messages(timeout=10.0, until_type=message_type)
+    answer = frames[-1]
+    assert answer.message_type == message_type and answer.flags & Flag.FAIL, frames
+    return " ".join(f.payload.decode() for f in frames if f.message_type == MessageType.LOGS)
+
+
+ENTRY = {"name": "x", "shape": [1, 4], "dtype": "float32"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (
+            {"input": [dict(ENTRY, name=f"i{k}", shape=[1]) for k in range(30_000)],
+             "output": [ENTRY]},
+            f"'input' lists 30000 tensors, at most {MAX_RECEIVED_ENTRIES}",
+        ),
+        ({"input": [dict(ENTRY, shape=[1] * 5_000)], "output": [ENTRY]},
+         f"input[0] has 5000 dimensions, at most {MAX_RECEIVED_RANK}"),
+        ({"input": [dict(ENTRY, shape=[1, 1 << 40, 1 << 40])], "output": [ENTRY]},
+         "'input' tensors take more than 4000000 bytes per sample"),
+        ({"input": [ENTRY], "output": [dict(ENTRY, shape=[-1, 1_000_001])]},
+         "'output' tensors take more than 4000000 bytes per sample"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"input": [{"shape": [' + "9" * 5_000 + "]}]}", "not JSON"),
+    ],
+    ids=["30000-entries", "rank-5000", "elements", "output-bytes", "deep-nesting", "huge-int"],
+)
+def test_io_spec_beyond_the_bounds_is_refused_naming_the_bound(tmp_path, payload, reason):
+    with serve_process(tmp_path, "--port", "0", "--max-message-size", "4000000") as (_, address):
+        host, port = split_address(address)
+        raw = RawClient(host, port)
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        data = text.encode()
+        assert len(data) < 4_000_000
+        logs = refusal_of(raw, MessageType.IO_SPEC, data)
+        assert reason in logs, logs
+        raw.close()
+        well_formed_session(host, port)
+    assert "Traceback" not in server_log(tmp_path)
+
+
+# --- finding 5: one log line per refused frame, no traceback ----------------------------------
+
+
+def test_each_refused_frame_is_one_log_line_naming_client_type_and_reason(tmp_path):
+    with serve_process(tmp_path, "--port", "0") as (_, address):
+        host, port = split_address(address)
+        cases = [  # (frames, type name, a word of the reason)
+            (request_frames(MessageType.DATA, ECHO_INPUT), "DATA", "before MODEL"),
+            (request_frames(MessageType.IO_SPEC, b"{not json"), "IO_SPEC", "not JSON"),
+            (request_frames(MessageType.PROCESS, b"x"), "PROCESS", "no payload"),
+            (request_frames(200, b"x"), "type 200", "unsupported"),
+            ([pack_header(MessageType.MODEL, 0, 0x55, Flag.HAS_PAYLOAD | Flag.FIRST, 1 << 30)],
+             "MODEL", "limit"),
+            ([b"\xff" * 40], "bytes", "do not start a frame"),
+        ]
+        clients = []
+        for frames, _, _ in cases:
+            raw = RawClient(host, port)
+            clients.append(raw.sock.getsockname())
+            for frame in frames:
+                raw.send(frame)
+            raw.read_messages(timeout=1.0)
+            raw.close()
+        well_formed_session(host, port)
+    log = server_log(tmp_path)
+    assert "Traceback" not in log
+    for (_, what, reason), (client_host, client_port) in zip(cases, clients):
+        client = f"tcp://{client_host}:{client_port}"
+        lines = [
+            line for line in log.splitlines()
+            if client in line and not re.search(r"client \S+ (connected|disconnected)", line)
+        ]
+        assert len(lines) == 1, lines
+        assert what in lines[0] and reason in lines[0], lines[0]
+
+
+# --- findings 3 and 4: hostile traffic, then good sessions; memory ----------------------------
+
+
+def test_hostile_traffic_leaves_good_sessions_working_and_memory_bounded(tmp_path):
+    with serve_process(tmp_path, "--port", "0") as (proc, address):
+        host, port = split_address(address)
+        good = GoodSession(ECHO_SPEC, b"model bytes " * 30, ECHO_INPUT)
+        report = fuzz_tcp_server(
+            host, port, 2_000, good, lambda: well_formed_session(host, port),
+            seed=16, pid=proc.pid, good_every=50, warmup=1_000,
+        )
+    print("\n" + "\n".join(report.lines()))
+    assert report.cases == 2_000 and report.frames > 8_000
+    assert report.crashes == 0 and report.hangs == 0 and report.malformed_answers == 0
+    assert report.good_failed == 0 and report.good_passed == 41
+    assert report.growth_after_warmup is not None and report.growth_after_warmup <= 5_000_000
+    assert "Traceback" not in server_log(tmp_path)

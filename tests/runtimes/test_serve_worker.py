@@ -1,0 +1,182 @@
+"""The target server's runtime worker (issue 26, item 3), against real `serve` processes:
+a model allocating more than --max-memory, a worker killed by SIGSEGV mid-inference and an
+inference longer than --request-timeout each cost one FAIL; the worker is restarted and the
+next session is served normally."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from kenning_hil.runtimes.worker import parse_memory
+from tests.runtimes.test_serve_security import client, run_serve, start_server
+
+pytest.importorskip("onnxruntime")
+
+GIB = 1 << 30
+SPEC = {
+    "input": [{"name": "n", "shape": [1], "dtype": "int64"}],
+    "output": [{"name": "y", "shape": [1], "dtype": "float32"}],
+}
+
+
+def _model(square: bool) -> bytes:
+    """n (int64) -> a float32 tensor of n ones (ConstantOfShape) -> its sum, [1].
+    square: an [n, n] matrix of ones multiplied by itself (n**3 multiply-adds), then the sum."""
+    from onnx import TensorProto, helper
+
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+    nodes = []
+    if square:
+        nodes += [
+            helper.make_node("Concat", ["n", "n"], ["shape"], axis=0),
+            helper.make_node("ConstantOfShape", ["shape"], ["a"], value=one),
+            helper.make_node("MatMul", ["a", "a"], ["b"]),
+            helper.make_node("ReduceSum", ["b"], ["s"], keepdims=0),
+        ]
+    else:
+        nodes += [
+            helper.make_node("ConstantOfShape", ["n"], ["a"], value=one),
+            helper.make_node("ReduceSum", ["a"], ["s"], keepdims=0),
+        ]
+    nodes.append(helper.make_node("Reshape", ["s", "one_dim"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "alloc",
+        [helper.make_tensor_value_info("n", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("one_dim", TensorProto.INT64, [1], [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    return model.SerializeToString()
+
+
+def _session(host: str, port: int, model: bytes, n: int):
+    """One session: spec, model, DATA n, PROCESS; (protocol, processed?)."""
+    protocol = client(host, port)
+    assert protocol.upload_io_specification_dict(SPEC)
+    assert protocol.upload_model_bytes(model), protocol.refusal_reason()
+    assert protocol.upload_input(np.array([n], dtype=np.int64).tobytes())
+    return protocol, protocol.request_processing()
+
+
+def _output(protocol) -> float:
+    ok, raw = protocol.download_output()
+    assert ok
+    return float(np.frombuffer(raw, dtype=np.float32)[0])
+
+
+def _worker_pids(log) -> list[int]:
+    return [int(p) for p in re.findall(r"runtime worker pid (\d+) started", log.read_text())]
+
+
+def test_memory_cap_fails_the_request_and_the_next_session_passes(tmp_path):
+    proc, host, port, log = start_server(
+        tmp_path, "--runtime", "onnxruntime", "--port", "0", "--max-memory", "1GiB"
+    )
+    try:
+        assert "memory cap 1.00 GiB" in log.read_text()
+        model = _model(square=False)
+        # 256 MiB of ones fits under the cap
+        protocol, processed = _session(host, port, model, 1 << 26)
+        assert processed, protocol.refusal_reason()
+        assert _output(protocol) == pytest.approx(1 << 26, rel=1e-3)
+        protocol.disconnect()
+        # 2 GiB does not: FAIL naming the cap
+        protocol, processed = _session(host, port, model, 1 << 29)
+        assert not processed
+        reason = protocol.refusal_reason()
+        assert "1.00 GiB" in reason, reason
+        protocol.disconnect()
+        # the next session is served normally
+        protocol, processed = _session(host, port, model, 1000)
+        assert processed, protocol.refusal_reason()
+        assert _output(protocol) == 1000.0
+        protocol.disconnect()
+        assert proc.poll() is None
+    finally:
+        stop_server(proc)
+
+
+def stop_server(proc) -> None:
+    from kenning_hil.targets.process import stop
+
+    stop(proc)
+
+
+def test_worker_killed_mid_inference_fails_the_request_and_is_restarted(tmp_path):
+    proc, host, port, log = start_server(
+        tmp_path, "--runtime", "onnxruntime", "--port", "0",
+        "--runtime-parameters", '{"num_threads": 1}',
+    )
+    try:
+        (worker,) = _worker_pids(log)
+        protocol = client(host, port)
+        protocol.timeout = 600.0
+        protocol.process_timeout = 600.0
+        assert protocol.upload_io_specification_dict(SPEC)
+        assert protocol.upload_model_bytes(_model(square=True))
+        assert protocol.upload_input(np.array([4000], dtype=np.int64).tobytes())
+        result: dict = {}
+        thread = threading.Thread(
+            target=lambda: result.setdefault("processed", protocol.request_processing())
+        )
+        thread.start()
+        # 4000**3 = 64e9 multiply-adds on one thread: seconds of work, killed well within it
+        time.sleep(0.5)
+        os.kill(worker, signal.SIGSEGV)
+        thread.join(120)
+        assert result == {"processed": False}
+        reason = protocol.refusal_reason()
+        assert "runtime worker died during PROCESS (killed by SIGSEGV" in reason, reason
+        assert "restarted" in reason
+        protocol.disconnect()
+        pids = _worker_pids(log)
+        assert len(pids) == 2 and pids[1] != worker
+        protocol, processed = _session(host, port, _model(square=False), 1000)
+        assert processed, protocol.refusal_reason()
+        assert _output(protocol) == 1000.0
+        protocol.disconnect()
+        assert proc.poll() is None
+    finally:
+        stop_server(proc)
+
+
+def test_request_timeout_kills_the_worker_and_the_next_session_passes(tmp_path):
+    proc, host, port, log = start_server(
+        tmp_path, "--runtime", "onnxruntime", "--port", "0", "--request-timeout", "1",
+        "--runtime-parameters", '{"num_threads": 1}',
+    )
+    try:
+        # at least seconds of work on any machine; a loaded one only takes longer
+        protocol, processed = _session(host, port, _model(square=True), 4000)
+        assert not processed
+        reason = protocol.refusal_reason()
+        assert "did not finish PROCESS within 1 s (--request-timeout): killed" in reason
+        protocol.disconnect()
+        protocol, processed = _session(host, port, _model(square=False), 1000)
+        assert processed, protocol.refusal_reason()
+        assert _output(protocol) == 1000.0
+        protocol.disconnect()
+        assert len(_worker_pids(log)) == 2
+    finally:
+        stop_server(proc)
+
+
+def test_memory_sizes():
+    assert parse_memory("1GiB") == GIB
+    assert parse_memory("512MiB") == 512 << 20
+    assert parse_memory("2G") == 2 * GIB
+    assert parse_memory("1073741824") == GIB
+    for bad in ("lots", "1 XB", "0", "-1GiB", ""):
+        with pytest.raises(ValueError):
+            parse_memory(bad)
+    result = run_serve("--runtime", "onnxruntime", "--port", "0", "--max-memory", "lots")
+    assert result.returncode == 2
+    assert "argument --max-memory: expected a size such as 1GiB" in result.stderr
