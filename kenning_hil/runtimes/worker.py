@@ -309,10 +309,15 @@ class WorkerRuntime(Runtime):
         self._request(_SPEC, json.dumps(self.io_specification).encode(), "IO_SPEC")
 
     def unload_model(self) -> None:
+        """Frees the worker's model between sessions. Called outside any request (a client
+        came or went), so it never raises: a worker that fails here is restarted."""
         self.io_specification = self.input_spec = self.output_spec = None
         self._model_spec = self._input = self._output = None
         if self._conn is not None:
-            self._request(_UNLOAD, b"", "unload")
+            try:
+                self._request(_UNLOAD, b"", "unload")
+            except KenningHILError as exc:
+                log.warning("runtime worker: unloading the model failed: %s", one_line(exc))
 
     def prepare_input(self, input_data: bytes) -> bool:
         self._require_io_specification()
