@@ -45,6 +45,7 @@ from kenning_hil.core.iospec import (
     load_io_specification,
     numpy_dtype,
     output_entries,
+    parse_received_io_specification,
     quantize_entry,
     raw_tensor_io_specification,
     tensor_shape,
@@ -220,13 +221,14 @@ class Runtime(ArgumentsHandler):
         self.output_spec = spec["output"]
         # Precomputed per-tensor conversions: (position in the wrapper's order, entry,
         # dtype the wrapper delivers, dtype the model takes, quantised?), in compiled order.
+        # Positions by identity: list.index would compare dicts, quadratic in the entries.
+        inputs = {id(e): i for i, e in enumerate(self.input_spec)}
+        outputs = {id(e): i for i, e in enumerate(self.output_spec)}
         self._input_plan = [
-            (self.input_spec.index(e), e, wire_dtype(e), numpy_dtype(e), is_quantized(e))
+            (inputs[id(e)], e, wire_dtype(e), numpy_dtype(e), is_quantized(e))
             for e in input_entries(spec)
         ]
-        self._output_plan = [
-            (self.output_spec.index(e), e, is_quantized(e)) for e in output_entries(spec)
-        ]
+        self._output_plan = [(outputs[id(e)], e, is_quantized(e)) for e in output_entries(spec)]
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -587,22 +589,40 @@ class Runtime(ArgumentsHandler):
                 if status is ready and message is not None:
                     self._serve_request(protocol, session, handlers, message)
                     continue
-                if status is connected:
+                if status is connected or status is disconnected:
+                    # a session ends and the next starts from nothing, however the last
+                    # client left (clean close, reset, killed mid-upload, restart PING)
                     session.reset()
-                    self._target_steps, self._target_step_starts = [], []
-                    # a new session starts from nothing: no io spec left from the last one
-                    self.io_specification = self.input_spec = self.output_spec = None
-                    self._positional_spec = None
-                    self._model_loaded_for_session = False
-                    self.inference_session_start()
-                    continue
-                if status is disconnected:
-                    session.reset()
-                    self.inference_session_end()
+                    self._stop_server_statistics()
+                    self.start_server_session()
+                    if status is connected:
+                        self.inference_session_start()
         finally:
             self._serving = False
-            self.inference_session_end()
+            self._stop_server_statistics()
             protocol.close_server()
+
+    def start_server_session(self) -> None:
+        """Puts the server side in the state of a fresh start: no model, no io spec, no
+        inputs, outputs or timings left from an earlier client (run_server calls it when a
+        client connects and when it leaves, so the model of a client that left is freed)."""
+        self.unload_model()
+        self._positional_spec = None
+        self._model_loaded_for_session = False
+        self._target_steps, self._target_step_starts = [], []
+
+    def unload_model(self) -> None:
+        """Forgets the loaded model and its io specification. Runtimes that hold a framework
+        object (session, interpreter, VM) override this to drop it too, and call super()."""
+        self.io_specification = self.input_spec = self.output_spec = None
+
+    def _stop_server_statistics(self) -> None:
+        """Ends a server session's system statistics sampling. The samples went to the
+        client in STATS; unlike `inference_session_end` they are not kept in the process-wide
+        MeasurementsCollector, which would grow with every client of a long-running server."""
+        collector, self.statsmeasurements = self.statsmeasurements, None
+        if collector is not None:
+            collector.stop()
 
     def _serve_request(
         self, protocol: RuntimeProtocol, session: ServerSession, handlers: dict, message: Any
@@ -634,11 +654,14 @@ class Runtime(ArgumentsHandler):
         """IO_SPEC: JSON is read as is. A spec unpacked from the UART struct (flagged
         SERIALIZED) has no tensor names: its tensors are positional and take the names of the
         model's own tensors once the model is loaded."""
+        limit = self._require_protocol("run_server").max_message_size
+        spec = parse_received_io_specification(
+            message.payload, limit, f"{type(self).__name__}: received io specification"
+        )
         if not message.flags & Flag.SERIALIZED:
             self._positional_spec = None
-            return self.prepare_io_specification(message.payload)
-        spec = json.loads(message.payload)
-        validate_io_specification(spec, source="received io specification")
+            self.read_io_specification(spec)
+            return True
         self._positional_spec = spec
         if self._model_loaded_for_session:
             self._apply_positional_spec()

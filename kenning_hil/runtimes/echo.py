@@ -40,6 +40,13 @@ class EchoRuntime(Runtime):
         self.model_size = len(input_data)
         return True
 
+    def unload_model(self) -> None:
+        super().unload_model()
+        self.model_size = self._batch = None
+        self._zeros.clear()
+        self._zero_bytes: dict[int, bytes] = {}
+        self._sample_bytes = 0
+
     def read_io_specification(self, io_spec: dict) -> None:
         super().read_io_specification(io_spec)
         self._zeros.clear()
