@@ -197,14 +197,19 @@ def hostile_case(
 
 
 def resident_bytes(pid: int) -> int | None:
-    """Resident memory of process `pid` (Linux /proc), None where it cannot be read."""
+    """Resident memory of process `pid` and its child processes (a runtime worker), from
+    Linux /proc; None where it cannot be read."""
     try:
+        total = 0
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+                total = int(line.split()[1]) * 1024
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except (OSError, ValueError, IndexError):
         return None
-    return None
+    for child in children:
+        total += resident_bytes(int(child)) or 0
+    return total
 
 
 @dataclass
