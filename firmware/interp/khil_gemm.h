@@ -138,6 +138,42 @@ static inline void khil_dot_4x1_direct(const int8_t *w, const int8_t *x, int32_t
     int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
     const uint32_t off2 = khil_dup16(offset);
     const int8_t *end = x + (k & ~7);
+#if KHIL_HAVE_MVE
+    /* Helium: 16 int8 products per VMLADAVA; the input offset as offset * (sum of the weights)
+     * (VADDVA), both exact in int32: w . (x + off) = w . x + off * sum(w). */
+    (void)off2;
+    const int8_t *end16 = x + (k & ~15);
+    int32_t w0 = 0, w1 = 0, w2 = 0, w3 = 0; /* sums of the weights */
+    for (; x != end16; x += 16, w += 16) {
+        const int8x16_t xv = vld1q_s8(x);
+        const int8x16_t a0 = vld1q_s8(w), a1 = vld1q_s8(w + k);
+        const int8x16_t a2 = vld1q_s8(w + 2 * k), a3 = vld1q_s8(w + 3 * k);
+        s0 = vmladavaq_s8(s0, a0, xv);
+        s1 = vmladavaq_s8(s1, a1, xv);
+        s2 = vmladavaq_s8(s2, a2, xv);
+        s3 = vmladavaq_s8(s3, a3, xv);
+        w0 = vaddvaq_s8(w0, a0);
+        w1 = vaddvaq_s8(w1, a1);
+        w2 = vaddvaq_s8(w2, a2);
+        w3 = vaddvaq_s8(w3, a3);
+    }
+    s0 += offset * w0;
+    s1 += offset * w1;
+    s2 += offset * w2;
+    s3 += offset * w3;
+    for (int32_t t = 0; t < (k & 15); t++) {
+        const int32_t xv = x[t] + offset;
+        s0 += w[t] * xv;
+        s1 += w[k + t] * xv;
+        s2 += w[2 * k + t] * xv;
+        s3 += w[3 * k + t] * xv;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+    return;
+#endif
 #if KHIL_HAVE_DSP
     if (x != end) {
         const int8_t *w2 = w + 2 * k;

@@ -17,6 +17,16 @@
 #define KHIL_HAVE_DSP 0
 #endif
 
+/* Helium (M-profile Vector Extension, integer): the Cortex-M55 build (mps3-an547, compiled with
+ * the FP/vector registers: -mfloat-abi=softfp). Kernels with an MVE path use it instead of
+ * their DSP-extension one. */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+#define KHIL_HAVE_MVE 1
+#else
+#define KHIL_HAVE_MVE 0
+#endif
+
 /* Unaligned 32-bit load/store (single LDR/STR on Armv7-M). */
 static inline uint32_t khil_ld32(const void *p)
 {

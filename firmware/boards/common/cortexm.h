@@ -16,6 +16,8 @@
 #define SCB_AIRCR_SYSRESETREQ (1u << 2)
 #define SCB_CCR KHIL_REG32(0xE000ED14u)
 #define SCB_CCR_DIV_0_TRP (1u << 4)
+#define SCB_CPACR KHIL_REG32(0xE000ED88u)
+#define SCB_CPACR_CP10_CP11_FULL (0xFu << 20)
 #define SCB_SHCSR KHIL_REG32(0xE000ED24u)
 #define SCB_SHCSR_FAULTS_ENA ((1u << 16) | (1u << 17) | (1u << 18)) /* MemManage, Bus, Usage */
 #define SCB_CFSR KHIL_REG32(0xE000ED28u)

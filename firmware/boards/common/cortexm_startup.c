@@ -18,6 +18,12 @@ int main(void);
 
 void cortexm_reset_handler(void)
 {
+#if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
+    /* Builds that use the FP/vector registers (the M55's Helium kernels): coprocessors 10 and
+     * 11 enabled before any code (memcpy included) may touch them. */
+    SCB_CPACR |= SCB_CPACR_CP10_CP11_FULL;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
     /* .data lives in flash on a real board and is copied to RAM; on the QEMU boards it is
      * loaded in place (load address = run address) and nothing needs copying. */
     size_t data_bytes = (size_t)((uintptr_t)__data_end - (uintptr_t)__data_start);
