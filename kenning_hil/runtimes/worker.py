@@ -9,7 +9,9 @@ holds the real runtime. One pipe connects them; each request is one message and 
 
 - parent -> worker: one op byte and its payload: ``M`` the length of the io spec JSON (4
   bytes, little-endian), the JSON (or ``null``), then the model bytes; ``S`` io spec JSON;
-  ``R`` input bytes (prepare_input, run, upload_output in one round trip); ``U`` unload.
+  ``R`` input bytes (prepare_input, the runtime's PROCESS handler, upload_output in one
+  round trip); ``T`` STATS (the runtime's own `upload_stats`); ``N`` a new session;
+  ``U`` unload.
 - worker -> parent: ``\\x00`` + result (M: the model's own io spec as JSON; R: 8 bytes of
   run time in ns, little-endian, then the output bytes) or ``\\x01`` + the error, one line.
 
@@ -48,7 +50,7 @@ from kenning_hil.core.runtime import Runtime
 log = logging.getLogger("kenning_hil.serve")
 
 _OK, _ERROR = b"\x00", b"\x01"
-_MODEL, _SPEC, _RUN, _UNLOAD = b"M", b"S", b"R", b"U"
+_MODEL, _SPEC, _RUN, _STATS, _SESSION, _UNLOAD = b"M", b"S", b"R", b"T", b"N", b"U"
 STARTUP_TIMEOUT = 120.0
 """Seconds a new worker may take to import its runtime and say it is ready."""
 
@@ -121,10 +123,16 @@ def _worker_main(conn: Any, runtime_type: str, parameters: dict, max_memory: int
         try:
             if op == _RUN:
                 runtime.prepare_input(payload)
+                # the runtime's own PROCESS handler: it times run() into its STATS
+                steps = runtime._target_steps
                 start = clock()
-                runtime.run()
-                elapsed = clock() - start
+                runtime._process_request(b"")
+                elapsed = steps[-1] if steps else clock() - start
                 answer = elapsed.to_bytes(8, "little") + runtime.upload_output(b"")
+            elif op == _STATS:
+                answer = runtime.upload_stats(b"")
+            elif op == _SESSION:
+                runtime._target_steps, runtime._target_step_starts = [], []
             elif op == _MODEL:
                 end = 4 + int.from_bytes(payload[:4], "little")
                 _set_spec(runtime, json.loads(bytes(payload[4:end])))
@@ -343,6 +351,26 @@ class WorkerRuntime(Runtime):
         self._target_steps.append(self._worker_step)
         self._target_step_starts.append(start)
         return True
+
+    def inference_session_start(self) -> None:
+        """A client connected: the worker's runtime starts a fresh session too (its
+        inference times, which its STATS report). Outside any request: never raises."""
+        super().inference_session_start()
+        if self._conn is not None:
+            try:
+                self._request(_SESSION, b"", "session start")
+            except KenningHILError as exc:
+                log.warning("runtime worker: starting a session failed: %s", one_line(exc))
+
+    def upload_stats(self, input_data: bytes) -> bytes:
+        """The runtime's own STATS from the worker (its inference times and whatever it adds,
+        e.g. TFLite Micro's arena use) with this process's system statistics."""
+        stats = json.loads(super().upload_stats(input_data))
+        worker = json.loads(bytes(self._request(_STATS, b"", "STATS")))
+        if not isinstance(worker, dict):
+            raise WorkerRequestError("runtime worker: STATS is not a JSON object")
+        stats.update(worker)
+        return json.dumps(stats, separators=(",", ":")).encode("utf-8")
 
     def extract_raw_output(self) -> list:
         raise ModelNotLoadedError("WorkerRuntime answers output bytes (upload_output)")
