@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,10 +261,17 @@ class FuzzReport:
 
 
 def _one_connection(
-    host: str, port: int, chunks: list[bytes], answer_timeout: float, report: FuzzReport
+    host: str,
+    port: int,
+    chunks: list[bytes],
+    answer_timeout: float,
+    report: FuzzReport,
+    abrupt: bool = False,
 ) -> str | None:
     """Sends `chunks` on a fresh connection, closes the sending side, reads until the server
-    closes. Returns what went wrong (a hang), or None."""
+    closes. `abrupt`: closes at once after sending instead, with a reset (SO_LINGER 0), as a
+    killed client does; the next connection finds out whether the server recovered. Returns
+    what went wrong (a hang), or None."""
     try:
         sock = socket.create_connection((host, port), timeout=answer_timeout)
     except OSError as exc:
@@ -281,6 +289,9 @@ def _one_connection(
         stream = b"".join(chunks)
         try:
             sock.sendall(stream)
+            if abrupt:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return None
             sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the server may drop a connection before it has all of it
@@ -350,7 +361,8 @@ def fuzz_tcp_server(
         report.by_category[category] += 1
         report.frames += len(chunks)
         report.bytes += sum(len(c) for c in chunks)
-        problem = _one_connection(host, port, chunks, answer_timeout, report)
+        abrupt = index % 5 == 4  # every fifth client vanishes right after sending
+        problem = _one_connection(host, port, chunks, answer_timeout, report, abrupt)
         if not alive():
             report.crashes += 1
             report.note(f"server gone after case {index} ({category})")

@@ -205,6 +205,7 @@ class TCPListener:
             )
             sock.close()
             return None
+        keep_alive(sock)
         connection = TCPConnection(
             sock, f"tcp://{address[0]}:{address[1]}", self.max_frame_size, listener=self._sock
         )
@@ -217,6 +218,28 @@ class TCPListener:
 
     def close(self) -> None:
         self._sock.close()
+
+
+KEEPALIVE_IDLE = 10
+"""Seconds of silence on a served connection before the kernel probes the client."""
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_PROBES = 3
+
+
+def keep_alive(sock: socket.socket) -> None:
+    """TCP keepalive on a served connection: a client whose machine vanished (power, cable,
+    a VM stopped) without closing is found dead by the kernel after
+    KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES = 25 s of silence, and the server
+    goes on to the next client instead of turning every later one away as busy. A live but
+    idle client answers the probes from its kernel and keeps its session."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, option):  # Linux; elsewhere the system's keepalive timing
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _refuse_pending(listener: socket.socket) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -233,3 +234,31 @@ def test_hostile_traffic_leaves_good_sessions_working_and_memory_bounded(tmp_pat
     assert report.good_failed == 0 and report.good_passed == 41
     assert report.growth_after_warmup is not None and report.growth_after_warmup <= 5_000_000
     assert "Traceback" not in server_log(tmp_path)
+
+
+# --- finding 1, a client whose machine vanished: the kernel probes it --------------------------
+
+
+def test_served_connections_probe_a_vanished_client():
+    """A client machine that vanishes without closing is found dead by TCP keepalive (25 s),
+    so the server does not turn every later client away as busy. (A real vanishing peer
+    cannot be made on loopback; this checks what the kernel is told on a real connection.)"""
+    from kenning_hil.protocols.tcp import TCPListener
+
+    listener = TCPListener("127.0.0.1", 0)
+    client = socket.create_connection(("127.0.0.1", listener.port), timeout=5.0)
+    served = listener.accept(5.0)
+    try:
+        assert served is not None and client.recv(1) == b"\x00"
+        sock = served._sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+            interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+            probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+            assert idle + interval * probes == 25
+    finally:
+        client.close()
+        if served is not None:
+            served.close()
+        listener.close()
