@@ -104,11 +104,10 @@ def _mutate_field(siblings: list[_Field], index: int, rng: random.Random) -> Non
                   rng.getrandbits(rng.choice((8, 16, 32, 64))))
         field.value = rng.choice(values)
     elif field.wire_type in (protobuf.FIXED32, protobuf.FIXED64):
-        fmt, size = ("<f", 4) if field.wire_type == protobuf.FIXED32 else ("<d", 8)
+        fmt = "<f" if field.wire_type == protobuf.FIXED32 else "<d"
         special = rng.choice((0.0, -0.0, 1.0, -1.0, float("nan"), float("inf"), -float("inf"),
                               1e38, 1e-45, 3.4e38))
         field.value = int.from_bytes(struct.pack(fmt, special), "little")
-        del size
     elif field.children is not None and rng.random() < 0.3:
         field.children = None  # the message becomes opaque bytes, mutated next
         field.value = _mutate_bytes(field.value, rng)

@@ -15,6 +15,23 @@ from tests.model_fuzz import fuzz_server
 MODELS = 150
 
 
+def test_mutations_keep_the_container_well_formed(digits_onnx):
+    import random
+
+    from kenning_hil.formats import protobuf
+    from kenning_hil.formats.mutation import _parse, _serialize
+
+    data = digits_onnx.read_bytes()
+    assert _serialize(_parse(data, 0)) == data  # the tree re-encodes the file exactly
+    rng = random.Random(0)
+    changed = 0
+    for _ in range(200):
+        mutated = mutate_protobuf(data, rng)
+        list(protobuf.fields(mutated))  # every top-level length still adds up
+        changed += mutated != data
+    assert changed > 190
+
+
 def test_mutated_onnx_models(tmp_path, digits_onnx):
     pytest.importorskip("onnxruntime")
     spec = json.loads(digits_onnx.with_name(digits_onnx.name + ".json").read_text())
