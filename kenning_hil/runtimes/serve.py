@@ -201,7 +201,10 @@ def serve(args: argparse.Namespace) -> int:
         params.update(_who_may_connect(allow, allow_any))
     protocol = resolve_class("protocol", protocol_type).from_json(params)
     runtime_cls = resolve_class("runtime", args.runtime, Runtime)
+    worker = None
     if getattr(args, "no_worker", False) or not runtime_cls.isolated_when_served:
+        if getattr(args, "max_memory", None) is not None:
+            log.warning("--max-memory: no effect, %s runs in the server process", args.runtime)
         runtime = runtime_cls.from_json(args.runtime_parameters, protocol=protocol)
     else:
         from kenning_hil.runtimes.worker import WorkerRuntime, default_max_memory
@@ -214,7 +217,7 @@ def serve(args: argparse.Namespace) -> int:
             max_memory=max_memory,
             request_timeout=getattr(args, "request_timeout", DEFAULT_REQUEST_TIMEOUT),
         )
-        runtime.start_worker()
+        worker = runtime
     if getattr(args, "allow_native_models", False):
         runtime.allow_native_models = True
         log.warning(
@@ -224,6 +227,8 @@ def serve(args: argparse.Namespace) -> int:
             else f"no effect, {args.runtime} does not load native code",
         )
     runtime.prepare_server()
+    if worker is not None:
+        worker.start_worker()  # warm before the first client, after the address checks
     # SIGTERM stops the server cleanly (closes the port) instead of killing it mid-answer
     signal.signal(signal.SIGTERM, lambda signum, frame: runtime.close_server())
     print(f"listening on {protocol.address}", flush=True)
