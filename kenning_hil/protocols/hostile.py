@@ -20,6 +20,7 @@ import json
 import random
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,15 +71,18 @@ def session_frames(good: GoodSession, frame_size: int = 1 << 20) -> list[bytes]:
     return frames
 
 
-def _absurd_io_spec(rng: random.Random, good: GoodSession) -> bytes:
+def _absurd_io_spec(rng: random.Random, good: GoodSession, serial: bool) -> bytes:
+    """An io spec no server should spend time on. `serial`: sized for a serial line (tens
+    of kB at most: 1.5 MB takes minutes even on an emulated UART)."""
     entry = {"name": "x", "shape": [1, 4], "dtype": "float32"}
     kind = rng.randrange(10)
     if kind == 0:  # thousands of tiny inputs (quadratic handling kept servers busy for s)
-        count = rng.choice([2_000, 5_000, 20_000])
+        count = rng.choice([300, 1_500] if serial else [2_000, 5_000, 20_000])
         spec = {"input": [dict(entry, name=f"i{k}", shape=[1]) for k in range(count)],
                 "output": [entry]}
     elif kind == 1:  # absurd rank
-        spec = {"input": [dict(entry, shape=[1] * rng.choice([40, 1_000, 20_000]))],
+        ranks = [40, 1_000] if serial else [40, 1_000, 20_000]
+        spec = {"input": [dict(entry, shape=[1] * rng.choice(ranks))],
                 "output": [entry]}
     elif kind == 2:  # absurd element count
         spec = {"input": [dict(entry, shape=[1, 1 << rng.randrange(20, 60), 1 << 20])],
@@ -87,7 +91,7 @@ def _absurd_io_spec(rng: random.Random, good: GoodSession) -> bytes:
         spec = {"input": good.io_spec["input"],
                 "output": [dict(entry, shape=[-1, 1 << 30, 1 << 30])]}
     elif kind == 4:  # deep nesting
-        depth = rng.choice([1_000, 100_000])
+        depth = rng.choice([1_000, 5_000 if serial else 100_000])
         return b"[" * depth + b"]" * depth
     elif kind == 5:  # integers of thousands of digits
         return b'{"input": [{"name": "x", "shape": [' + b"9" * 5_000 + b'], "dtype": "int8"}]}'
@@ -103,6 +107,8 @@ def _absurd_io_spec(rng: random.Random, good: GoodSession) -> bytes:
     elif kind == 7:  # huge names and unknown keys
         spec = {"input": [dict(entry, name="n" * rng.choice([10_000, 500_000]))],
                 "output": [entry], "zzz": list(range(1_000))}
+        if serial:
+            spec["input"][0]["name"] = "n" * 5_000
     elif kind == 8:  # not UTF-8 / not JSON
         return rng.randbytes(rng.randrange(1, 5_000))
     else:  # a good spec, truncated
@@ -180,7 +186,8 @@ def hostile_case(
         frames += _request(MessageType.PROCESS) + _request(MessageType.OUTPUT)
         return frames
     if category == "absurd_io_spec":
-        frames = _request(MessageType.IO_SPEC, _absurd_io_spec(rng, good), max_frame_size)
+        spec = _absurd_io_spec(rng, good, serial=max_frame_size <= 1_000)
+        frames = _request(MessageType.IO_SPEC, spec, max_frame_size)
         if rng.random() < 0.5:  # and then carry on as if it had been accepted
             frames += _request(MessageType.MODEL, good.model)
             frames += _request(MessageType.DATA, good.sample) + _request(MessageType.PROCESS)
@@ -226,6 +233,7 @@ class FuzzReport:
     hangs: int = 0
     good_passed: int = 0
     good_failed: int = 0
+    retried_pings: int = 0  # serial: bursts after which the first connect PING went unanswered
     rss_start: int | None = None
     rss_warm: int | None = None  # after the warm-up cases
     rss_end: int | None = None
@@ -251,7 +259,9 @@ class FuzzReport:
             f"cases: {self.cases} ({', '.join(f'{k} {v}' for k, v in self.by_category.items())})",
             f"frames sent: {self.frames}, bytes sent: {self.bytes}, "
             f"answer frames: {self.answer_frames}, malformed answers: {self.malformed_answers}",
-            f"crashes: {self.crashes}, hangs: {self.hangs}",
+            f"crashes: {self.crashes}, hangs: {self.hangs}"
+            + (f", connect PING answered only when retried: {self.retried_pings}"
+               if self.retried_pings else ""),
             f"good sessions passed: {self.good_passed}, failed: {self.good_failed}",
             f"server RSS: start {mb(self.rss_start)}, after warm-up {mb(self.rss_warm)}, "
             f"end {mb(self.rss_end)}, growth after warm-up "
@@ -379,6 +389,112 @@ def fuzz_tcp_server(
     if alive():
         run_good("the last case")
     report.rss_end = resident_bytes(pid) if pid else None
+    return report
+
+
+def fuzz_serial_target(
+    port: str,
+    cases: int,
+    good: GoodSession,
+    good_session: Callable[[], None],
+    *,
+    seed: int = 0,
+    alive: Callable[[], bool] = lambda: True,
+    good_every: int = 70,
+    answer_timeout: float = 2.0,
+    quiet: float = 0.05,
+    categories: tuple[str, ...] = CATEGORIES,
+    max_frame_size: int = 136,
+    progress: Callable[[FuzzReport], None] | None = None,
+) -> FuzzReport:
+    """Runs `cases` hostile bursts down a serial line (a device path or pyserial URL, e.g.
+    QEMU's UART as ``socket://``) to a target that speaks the protocol (firmware, or
+    ``serve --serial``). Half the bursts start with a connect PING, so that requests meet an
+    open session. After each burst the line is read until quiet for `quiet` s (a target
+    still talking after 5 s is a hang), then a connect PING must get its SUCCESS answer
+    within `answer_timeout` s, retried up to 5 times as a host does (a PING that arrives
+    while the target still waits for the rest of a truncated frame is part of that frame;
+    bursts needing a retry are counted in `retried_pings`); none answered is a hang.
+    `alive()` says whether the target process still runs (a crash otherwise).
+    `good_session()` opens the port itself: the runner closes its own connection around it."""
+    from kenning_hil.protocols.uart import SerialTransport
+
+    rng = random.Random(seed)
+    report = FuzzReport(by_category={c: 0 for c in categories})
+    connect = encode_frame(
+        MessageType.PING, _REQUEST, _HOST | Flag.SUCCESS | Flag.FIRST | Flag.LAST
+    )
+    line = SerialTransport(port, max_frame_size=max_frame_size)
+
+    def read_quiet(decoder: FrameDecoder) -> bool:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            data = line.receive(quiet)
+            if not data:
+                return True
+            decoder.feed(data)
+            while decoder.next() is not None:
+                report.answer_frames += 1
+        return False
+
+    def ping_answered(decoder: FrameDecoder) -> int:
+        """Tries (1-5) until a connect PING was answered, as a host retries; 0: never."""
+        for attempt in range(1, 6):
+            line.send(connect)
+            deadline = time.monotonic() + answer_timeout
+            while time.monotonic() < deadline:
+                decoder.feed(line.receive(min(0.1, max(deadline - time.monotonic(), 0.001))))
+                while (frame := decoder.next()) is not None:
+                    report.answer_frames += 1
+                    if (frame.message_type == MessageType.PING
+                            and frame.flow_control == FlowControl.TRANSMISSION
+                            and frame.flags & Flag.SUCCESS):
+                        return attempt
+        return 0
+
+    try:
+        for index in range(cases):
+            category = categories[index % len(categories)]
+            chunks = hostile_case(rng, category, good, max_frame_size)
+            if rng.random() < 0.5:
+                chunks = [connect, *chunks]
+            report.cases += 1
+            report.by_category[category] += 1
+            report.frames += len(chunks)
+            stream = b"".join(chunks)
+            report.bytes += len(stream)
+            decoder = FrameDecoder(max_frame_size)
+            line.send(stream)
+            quiet_again = read_quiet(decoder)
+            answered = ping_answered(decoder)
+            if answered > 1:
+                report.retried_pings += 1
+            if decoder.errors:
+                report.malformed_answers += 1
+                report.note(f"case {index} ({category}): malformed answer frames")
+            if not alive():
+                report.crashes += 1
+                report.note(f"target gone after case {index} ({category})")
+                break
+            if not quiet_again or not answered:
+                report.hangs += 1
+                what = "kept talking for 5 s" if not quiet_again else "5 connect PINGs unanswered"
+                report.note(f"case {index} ({category}): {what}")
+            if (index + 1) % good_every == 0 or index + 1 == cases:
+                line.close()
+                try:
+                    good_session()
+                except Exception as exc:  # noqa: BLE001 - any failure counts
+                    report.good_failed += 1
+                    report.note(f"good session after case {index} failed: "
+                                f"{type(exc).__name__}: {exc}")
+                else:
+                    report.good_passed += 1
+                line = SerialTransport(port, max_frame_size=max_frame_size)
+            if progress is not None and (index + 1) % 500 == 0:
+                progress(report)
+    finally:
+        line.close()
     return report
 
 

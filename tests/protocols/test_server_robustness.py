@@ -262,3 +262,36 @@ def test_served_connections_probe_a_vanished_client():
         if served is not None:
             served.close()
         listener.close()
+
+
+def test_hostile_bursts_down_a_serial_line_leave_the_server_serving(tmp_path, pty_pair):
+    """The serial runner (the one the firmware fuzz benchmark uses) against `serve --serial`
+    on a real pty pair: every burst is followed by an answered connect PING, good sessions
+    pass, nothing crashes."""
+    from kenning_hil.protocols.bytes_protocol import UARTProtocol
+    from kenning_hil.protocols.hostile import fuzz_serial_target
+
+    server_end, client_end = pty_pair
+    good = GoodSession(ECHO_SPEC, b"model bytes " * 30, ECHO_INPUT)
+
+    def good_session() -> None:
+        client = UARTProtocol(port=client_end, timeout=5.0)
+        client.initialize_client()
+        try:
+            assert client.upload_io_specification_dict(ECHO_SPEC)
+            assert client.upload_model_bytes(good.model)
+            assert client.upload_input(ECHO_INPUT) and client.request_processing()
+            assert client.download_output() == (True, b"\0" * 4)
+        finally:
+            client.disconnect()
+
+    with serve_process(tmp_path, "--serial", server_end, "--frame-timeout", "0.1") as (proc, _):
+        report = fuzz_serial_target(
+            client_end, 80, good, good_session, seed=16, alive=lambda: proc.poll() is None,
+            good_every=40, answer_timeout=1.0,
+        )
+    print("\n" + "\n".join(report.lines()))
+    assert report.cases == 80 and report.frames > 1_000
+    assert report.crashes == 0 and report.hangs == 0 and report.malformed_answers == 0
+    assert report.good_passed == 2 and report.good_failed == 0
+    assert "Traceback" not in server_log(tmp_path)
