@@ -4,10 +4,10 @@ a process of its own under a memory cap) costs per inference.
 
 Two servers of the digits model on ONNX Runtime (`num_threads: 1`), one with the worker (the
 default) and one with `--no-worker`, each in its own process; one client measures DATA ->
-PROCESS -> OUTPUT for one sample (64 float32 in, 10 out: 256 and 40 bytes), alternating between the two
-servers in rounds so that machine load hits both alike. Reports p50 and p99 in microseconds
-of both, and the worker's added p50 in microseconds and as a ratio; the last line is the
-ratio of the p50s.
+PROCESS -> OUTPUT for one sample (64 float32 in, 10 out: 256 and 40 bytes), alternating
+between the two servers in rounds so that machine load hits both alike. Reports p50 and
+p99 in microseconds of both, and the worker's added p50 in microseconds and as a ratio; the
+last line is the ratio of the p50s.
 
     .venv/bin/python benchmarks/bench_serve_worker.py [--samples N] [--rounds R]
 """
