@@ -133,6 +133,7 @@ def _worker_main(conn: Any, runtime_type: str, parameters: dict, max_memory: int
                 answer = runtime.upload_stats(b"")
             elif op == _SESSION:
                 runtime._target_steps, runtime._target_step_starts = [], []
+                answer = b""
             elif op == _MODEL:
                 end = 4 + int.from_bytes(payload[:4], "little")
                 _set_spec(runtime, json.loads(bytes(payload[4:end])))
