@@ -180,3 +180,39 @@ def test_memory_sizes():
     result = run_serve("--runtime", "onnxruntime", "--port", "0", "--max-memory", "lots")
     assert result.returncode == 2
     assert "argument --max-memory: expected a size such as 1GiB" in result.stderr
+
+
+def test_worker_requests_from_the_library(digits_onnx):
+    """WorkerRuntime without a server: a session start, model, io spec, inference and STATS,
+    in the order a client may send them; outputs equal ONNX Runtime's in this process."""
+    import json
+
+    from kenning_hil.runtimes.onnxruntime import ONNXRuntime
+    from kenning_hil.runtimes.worker import WorkerRuntime
+
+    spec = json.loads(digits_onnx.with_name(digits_onnx.name + ".json").read_text())
+    sample = np.linspace(0, 16, 64, dtype=np.float32).reshape(1, 64)
+    local = ONNXRuntime()
+    local.prepare_model(digits_onnx.read_bytes())
+    (expected,) = local.run_batch([sample])
+
+    runtime = WorkerRuntime("onnxruntime", {"num_threads": 1}, max_memory=GIB)
+    runtime.disable_performance_measurements = True
+    runtime.start_worker()
+    try:
+        pid = runtime.worker_pid
+        runtime.inference_session_start()  # the first request a worker sees
+        assert runtime.prepare_model(digits_onnx.read_bytes())
+        assert runtime.get_io_specification_from_model()["input"][0]["name"] == "pixels"
+        runtime.read_io_specification(spec)
+        for _ in range(3):
+            assert runtime.prepare_input(sample.tobytes())
+            assert runtime._process_request(b"")
+            output = np.frombuffer(runtime.upload_output(b""), dtype=np.float32)
+            np.testing.assert_array_equal(output, expected.ravel())
+        stats = json.loads(runtime.upload_stats(b""))
+        assert len(stats["target_inference_step"]) == 3
+        assert all(step > 0 for step in stats["target_inference_step"])
+        assert runtime.worker_pid == pid  # nothing restarted it
+    finally:
+        runtime.stop_worker()
