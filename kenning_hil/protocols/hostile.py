@@ -425,6 +425,8 @@ def fuzz_serial_target(
         MessageType.PING, _REQUEST, _HOST | Flag.SUCCESS | Flag.FIRST | Flag.LAST
     )
     line = SerialTransport(port, max_frame_size=max_frame_size)
+    # one decoder for the whole line: an answer may straddle two bursts' reads
+    decoder = FrameDecoder(max_frame_size)
 
     def read_quiet(decoder: FrameDecoder) -> bool:
         deadline = time.monotonic() + 5.0
@@ -463,13 +465,13 @@ def fuzz_serial_target(
             report.frames += len(chunks)
             stream = b"".join(chunks)
             report.bytes += len(stream)
-            decoder = FrameDecoder(max_frame_size)
+            errors_before = decoder.errors
             line.send(stream)
             quiet_again = read_quiet(decoder)
             answered = ping_answered(decoder)
             if answered > 1:
                 report.retried_pings += 1
-            if decoder.errors:
+            if decoder.errors > errors_before:
                 report.malformed_answers += 1
                 report.note(f"case {index} ({category}): malformed answer frames")
             if not alive():
@@ -491,6 +493,7 @@ def fuzz_serial_target(
                 else:
                     report.good_passed += 1
                 line = SerialTransport(port, max_frame_size=max_frame_size)
+                decoder = FrameDecoder(max_frame_size)
             if progress is not None and (index + 1) % 500 == 0:
                 progress(report)
     finally:
