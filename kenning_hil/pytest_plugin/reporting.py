@@ -131,6 +131,9 @@ class HILReporter:
         if line:
             terminalreporter.write_line(line)
 
+    # last: under xdist, the workers are shut down (and have written what an interruption
+    # left them to write) before the rows are read from their result files
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if session.exitstatus == pytest.ExitCode.INTERRUPTED:
             # Ctrl-C: the test that was running reported nothing (nor, under xdist, tests

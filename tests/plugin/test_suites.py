@@ -149,8 +149,8 @@ def test_suite_option_and_collection_errors(hil_project):
     assert "test_other" not in result.stdout.str()  # --suite alone runs only the suite
     (hil_project.path / "bad.yaml").write_text("models:\n  d: {modle: x.onnx}\n")
     bad = run(hil_project, "bad.yaml")
-    bad.stdout.re_match_lines([r".*bad.yaml: unknown key 'models.d.modle' \(known keys of "
-                               r"models.d: .*"])
+    bad.stdout.re_match_lines([r".*bad.yaml: unknown key 'models.d.modle' \(did you mean "
+                               r"'models.d.model'\? known keys of models.d: .*"])
     assert bad.ret != 0
     assert "kenning_hil/pytest_plugin/" not in bad.stdout.str()  # the message alone, no traceback
 

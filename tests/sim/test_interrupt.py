@@ -116,6 +116,14 @@ def test_ctrl_c_keeps_the_partial_run_and_reports_it(tmp_path, small_model, work
             json.loads((project / "results" / "summary.json").read_text())}
     assert rows[long_id]["outcome"] == "interrupted" and rows[long_id]["reason"] == reason
     assert rows[long_id]["latency_unit"] == "instructions"
-    assert quick_id in rows
+    # the quick test passed; under xdist its report may still have been on its way to the
+    # controller when the session stopped: then its result file gives its row
+    quick = rows[quick_id]
+    late = ("interrupted", "interrupted before its checks reported (all samples measured)")
+    if workers:
+        assert quick["outcome"] == "passed" or (quick["outcome"], quick["reason"]) == late, quick
+    else:
+        assert quick["outcome"] == "passed", quick
+    interrupted = 1 + (quick["outcome"] == "interrupted")
     report = (project / "results" / "report.md").read_text()
-    assert "1 interrupted" in report and reason in report
+    assert f"{interrupted} interrupted" in report and reason in report
