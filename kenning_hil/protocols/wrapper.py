@@ -30,6 +30,10 @@ class ProtocolWrapper(RuntimeProtocol):
         return self.wrapped.host_quantization
 
     @property
+    def max_message_size(self) -> int:  # type: ignore[override]
+        return self.wrapped.max_message_size
+
+    @property
     def connected(self) -> bool:
         return self.wrapped.connected
 
