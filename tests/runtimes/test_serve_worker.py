@@ -10,6 +10,7 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,3 +217,21 @@ def test_worker_requests_from_the_library(digits_onnx):
         assert runtime.worker_pid == pid  # nothing restarted it
     finally:
         runtime.stop_worker()
+
+
+def test_no_worker_serves_in_the_server_process(tmp_path):
+    proc, host, port, log = start_server(
+        tmp_path, "--runtime", "onnxruntime", "--port", "0", "--no-worker", "--max-memory", "1GiB"
+    )
+    try:
+        protocol, processed = _session(host, port, _model(square=False), 1000)
+        assert processed, protocol.refusal_reason()
+        assert _output(protocol) == 1000.0
+        protocol.disconnect()
+        text = log.read_text()
+        assert _worker_pids(log) == []
+        assert "--max-memory: no effect, onnxruntime runs in the server process" in text
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert children == []
+    finally:
+        stop_server(proc)
