@@ -183,12 +183,14 @@ class BoardPool:
                 return lease
             waited = time.monotonic() - start
             if waited >= timeout:
+                # the message names the configured wait, not the measured one: a loaded
+                # machine overshoots by a scheduling delay, which is no news to the user
                 holders = "; ".join(
                     f"{inst.name}: {_describe_holder(InstanceLock(self.lock_path(inst)).holder())}"
                     for inst in self.instances
                 )
                 raise BoardBusyError(
-                    f"target '{self.target}': no free instance after waiting {waited:.1f} s "
+                    f"target '{self.target}': no free instance after waiting {timeout:g} s "
                     f"(all {len(self.instances)} busy — {holders}); raise --hil-timeout or "
                     f"the target's timeouts.lock, or add instances"
                 )
