@@ -239,7 +239,10 @@ def fuzz_pty(proc, port: str, examples: int, quiet: float) -> FuzzCounts:
             decoder.feed(line.receive(0.1))
             while (frame := decoder.next()) is not None:
                 frames_back.append(frame)
-            if any(f.message_type == MessageType.PING for f in frames_back):
+            # the server answers in order, so the answer to our PING is the last PING frame;
+            # on a loaded machine the burst's own (failed) PING answers may still come first
+            last_ping = [f for f in frames_back if f.message_type == MessageType.PING][-1:]
+            if last_ping and last_ping[0].flags & Flag.SUCCESS:
                 break
         assert decoder.errors == 0, f"malformed server output: {frames_back}"
         pings = [f for f in frames_back if f.message_type == MessageType.PING]
