@@ -39,3 +39,42 @@ def write_target(project, name: str, text: str) -> Path:
     path = directory / f"{name}.yaml"
     path.write_text(text)
     return path
+
+
+MEETING_HOLDERS = """
+import glob, json, os, time
+
+def hold(target_session, log):
+    # hold until a test of the other worker holds a board too, then let go: both instances
+    # busy at once by events, not by a hold outlasting the workers' boot skew (which a
+    # loaded machine stretches); after the first meeting the tests no longer wait
+    start = time.time()
+    here = os.path.dirname(log)
+    mine = os.path.join(here, f"holding-{os.getpid()}")
+    open(mine, "w").close()
+    deadline = time.monotonic() + 120  # only a pool that never lends both waits it out
+    while not os.path.exists(os.path.join(here, "met")) and time.monotonic() < deadline:
+        if [p for p in glob.glob(os.path.join(here, "holding-*")) if p != mine]:
+            open(os.path.join(here, "met"), "w").close()
+            break
+        time.sleep(0.02)
+    time.sleep(0.05)
+    os.remove(mine)
+    record = {"instance": target_session.instance.index, "start": start, "end": time.time(),
+              "pid": os.getpid()}
+    record.update(EXTRA(target_session))
+    with open(log, "a") as f:
+        f.write(json.dumps(record) + "\\n")
+"""
+
+
+def meeting_holders(log: Path, count: int, extra: str = "{}") -> str:
+    """Test code: `count` tests that each hold a board of their target's pool until a test of
+    the other xdist worker holds one too, and log each hold to `log` as a JSON line
+    (instance, start, end, pid, plus the fields of `extra`, an expression of
+    `target_session`)."""
+    tests = "".join(
+        f"def test_hold_{i}(target_session):\n    hold(target_session, {str(log)!r})\n\n"
+        for i in range(count)
+    )
+    return f"EXTRA = lambda target_session: {extra}\n" + MEETING_HOLDERS + "\n\n" + tests

@@ -3,7 +3,7 @@ a killed worker's board is taken over by the others."""
 
 import json
 
-from tests.plugin.conftest import run, write_target
+from tests.plugin.conftest import meeting_holders, run, write_target
 
 pytest_plugins = ["pytester"]
 
@@ -38,41 +38,12 @@ def overlap(a: dict, b: dict) -> bool:
     return a["start"] < b["end"] and b["start"] < a["end"]
 
 
-MEETING = """
-import glob, json, os, time
-
-def hold(target_session, log):
-    # hold until a test of the other worker holds too (both instances busy at once), then
-    # let go: met by events, not by a hold long enough to outlast the workers' boot skew,
-    # which a loaded machine stretches; the first meeting is enough for the rest
-    start = time.time()
-    here = os.path.dirname(log)
-    mine = os.path.join(here, f"holding-{{os.getpid()}}")
-    open(mine, "w").close()
-    deadline = time.monotonic() + 120  # only a pool that never lends both would wait it out
-    while not os.path.exists(os.path.join(here, "met")) and time.monotonic() < deadline:
-        if [p for p in glob.glob(os.path.join(here, "holding-*")) if p != mine]:
-            open(os.path.join(here, "met"), "w").close()
-            break
-        time.sleep(0.02)
-    time.sleep(0.05)
-    os.remove(mine)
-    with open(log, "a") as f:
-        f.write(json.dumps({{"instance": target_session.instance.index, "start": start,
-                            "end": time.time(), "pid": os.getpid()}}) + "\\n")
-
-{tests}
-"""
 
 
 def test_two_workers_use_both_instances_at_once(hil_project):
     write_target(hil_project, "pool2", "kind: host\nruntime: onnxruntime\ninstances: 2\n")
     log = hil_project.path / "holds.jsonl"
-    tests = "\n".join(
-        f"def test_hold_{i}(target_session):\n    hold(target_session, {str(log)!r})\n"
-        for i in range(4)
-    )
-    hil_project.makepyfile(test_holders=MEETING.format(tests=tests))
+    hil_project.makepyfile(test_holders=meeting_holders(log, 4))
     result = run(hil_project, "-p", "xdist", "-n", "2", "--target=pool2")
     result.assert_outcomes(passed=4)
     records = holds(hil_project)

@@ -23,6 +23,7 @@ from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
 from kenning_hil.targets import SessionManager, Target, load_target_file
 from kenning_hil.targets.description import parse_target
+from tests.plugin.conftest import meeting_holders
 
 from .conftest import require_simulation
 from .tflite_patch import replace_operator
@@ -536,33 +537,6 @@ def test_refused_models_fail_with_the_firmware_reason(project, small_model, tmp_
 # ------------------------------------------------------------------------------- pools
 
 
-POOL_TESTS = """
-import glob, json, os, time
-
-def hold(target_session, log):
-    # hold until a test of the other worker holds a board too, then let go: both instances
-    # busy at once by events, not by a hold outlasting the workers' boot skew (which a
-    # loaded machine stretches); after the first meeting the tests no longer wait
-    start = time.time()
-    here = os.path.dirname(log)
-    mine = os.path.join(here, f"holding-{{os.getpid()}}")
-    open(mine, "w").close()
-    deadline = time.monotonic() + 120  # only a pool that never lends both waits it out
-    while not os.path.exists(os.path.join(here, "met")) and time.monotonic() < deadline:
-        if [p for p in glob.glob(os.path.join(here, "holding-*")) if p != mine]:
-            open(os.path.join(here, "met"), "w").close()
-            break
-        time.sleep(0.02)
-    time.sleep(0.05)
-    os.remove(mine)
-    with open(log, "a") as f:
-        f.write(json.dumps({{"instance": target_session.instance.index, "start": start,
-                            "end": time.time(), "worker": os.getpid(),
-                            "qemu": target_session.info["pid"]}}) + "\\n")
-
-""" + "".join(
-    f"def test_hold_{i}(target_session):\n    hold(target_session, {{log!r}})\n\n" for i in range(4)
-)
 
 
 def overlap(a: dict, b: dict) -> bool:
@@ -571,18 +545,19 @@ def overlap(a: dict, b: dict) -> bool:
 
 def test_pool_of_two_under_xdist_each_worker_its_own_qemu_and_no_orphans(project):
     log = project.path / "holds.jsonl"
-    project.makepyfile(test_pool=POOL_TESTS.format(log=str(log)))
+    qemu_pid = '{"qemu": target_session.info["pid"]}'
+    project.makepyfile(test_pool=meeting_holders(log, 4, extra=qemu_pid))
     result = run(project, "-p", "xdist", "-n", "2", "--target=qemu-m4")
     result.assert_outcomes(passed=4)
     holds = [json.loads(line) for line in log.read_text().splitlines()]
-    assert len({h["worker"] for h in holds}) == 2
+    assert len({h["pid"] for h in holds}) == 2
     pairs = [(a, b) for i, a in enumerate(holds) for b in holds[i + 1:]]
     assert any(overlap(a, b) and a["instance"] != b["instance"] for a, b in pairs)
     assert not any(overlap(a, b) and a["instance"] == b["instance"] for a, b in pairs)
     # every QEMU belongs to one worker; a worker keeps its board between tests
     owners = {}
     for h in holds:
-        owners.setdefault(h["qemu"], set()).add(h["worker"])
+        owners.setdefault(h["qemu"], set()).add(h["pid"])
     assert all(len(workers) == 1 for workers in owners.values())
     assert len(owners) < len(holds)
     assert not wait_gone(owners)  # the workers stopped their QEMUs at exit
