@@ -107,7 +107,9 @@ def test_baselines_are_shared_with_pytest(project, monkeypatch):
     assert f"baselines ({project / 'baselines'}): 2 compared" in checked.stdout
     # and judge them: the same runtime twice as slow fails both tests on latency
     write_scripted_target(project, [100e-6, 104e-6, 98e-6, 6e-3, 102e-6])
-    slower = pytest_run(project, "suites/s.yaml", *target, "--baseline", "baselines")
+    # -rN: no short summary, which repeats the message in full when pytest sees a CI
+    # environment (CI, BUILD_NUMBER) and cuts it to one line elsewhere
+    slower = pytest_run(project, "suites/s.yaml", *target, "--baseline", "baselines", "-rN")
     assert slower.returncode == 1, slower.stdout[-3000:]
     assert slower.stdout.count("baseline regression: latency.p10 regressed: measured 98.0 µs, "
                                "baseline 49.0 µs") == 2, slower.stdout[-3000:]
