@@ -162,6 +162,10 @@ class BytesProtocol(RuntimeProtocol):
         )
         self.channel: MessageChannel | None = None
         self.target_logs: deque[str] = deque(maxlen=200)
+        # log lines received in all, and how many there were when the last request went
+        # out: a refusal names what the target logged for that request only (#23)
+        self._logs_received = 0
+        self._logs_before_request = 0
         self.last_processing_time: float | None = None
         self.last_answer: Message | None = None
         # server side
@@ -278,6 +282,7 @@ class BytesProtocol(RuntimeProtocol):
         if channel is None:
             raise ConnectionLostError("not connected", self.describe_target(), message_type)
         start = time.monotonic()
+        self._logs_before_request = self._logs_received
         frames = self._request_frames(channel, message_type, payload, flags)
         retries_left = self.retries
         try:
@@ -382,6 +387,7 @@ class BytesProtocol(RuntimeProtocol):
         text = payload.decode("utf-8", errors="replace").rstrip("\n")
         for line in text.splitlines() or [""]:
             self.target_logs.append(line)
+            self._logs_received += 1
             target_log.info("%s", line)
 
     def _recent_logs(self, lines: int = 3) -> str:
@@ -417,8 +423,13 @@ class BytesProtocol(RuntimeProtocol):
         return True
 
     def refusal_reason(self) -> str:
-        """The target's last log lines: usually why it refused the last request."""
-        return self._recent_logs().removeprefix(" (target log: ").removesuffix(")")
+        """What the target logged while answering the last request (its last 3 lines):
+        usually why it refused it. Lines logged for earlier requests are not repeated, so a
+        refusal names its own cause only."""
+        new = min(self._logs_received - self._logs_before_request, len(self.target_logs), 3)
+        if new <= 0:
+            return ""
+        return " | ".join(list(self.target_logs)[-new:])
 
     def send_data(self, data: bytes) -> bool:
         if self.channel is None:

@@ -16,8 +16,10 @@ class SessionProtocol(ProtocolWrapper):
     tests), so they are no-ops here; the io spec and model uploads are skipped when the
     session already holds this compiled model (the model upload cache). A target's STATS
     cover everything since it was connected (`RuntimeProtocol.download_statistics`):
-    list-valued statistics are cut to what is new since the session's previous STATS, so each
-    run gets its own.
+    list-valued statistics are cut to what is new since this run started, so each run gets
+    its own. The mark is taken with one STATS request when the run starts: the session's
+    protocol may have been used directly in between (the `protocol` fixture), and what it
+    measured then is no part of this run (#23).
     """
 
     def __init__(self, session: Any, model_key: str):
@@ -26,6 +28,17 @@ class SessionProtocol(ProtocolWrapper):
         self._key = model_key
         self._skip = session.loaded_model == model_key
         self.uploaded = False
+        self._mark_statistics()
+
+    def _mark_statistics(self) -> None:
+        """Remembers the session's list-valued statistics as they are now, before the run."""
+        try:
+            stats = self.wrapped.download_statistics()
+        except NotImplementedError:  # a protocol without STATS: what the client holds
+            stats = self.wrapped.statistics_so_far()
+        self._session.info["stats_seen"] = {
+            key: list(values) for key, values in stats.items() if isinstance(values, list)
+        }
 
     def initialize_client(self) -> bool:
         return True

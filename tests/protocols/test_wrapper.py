@@ -99,3 +99,34 @@ def test_protocol_interface_methods_have_documented_signatures():
         assert list(inspect.signature(forwarded).parameters) == list(
             inspect.signature(declared).parameters
         ), name
+
+
+def test_a_run_after_direct_protocol_use_measures_itself_alone(tcp_server, tmp_path):
+    """#23 finding 3: inferences made through the session's protocol directly (the
+    `protocol` fixture) before a run are not folded into the run's statistics, and a
+    refusal names only its own cause, not earlier refusals."""
+    _, host, port = tcp_server
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"echo model")
+    client = NetworkProtocol(host=host, port=port, timeout=5.0)
+    client.initialize_client()
+    session = TargetSession("echo", Instance(0, "0", "echo-0"), client)
+    try:
+        run_samples(client, model, 4)  # direct use, as through the protocol fixture
+        assert not client.upload_io_specification_dict({"input": "not a list"})
+        first_refusal = client.refusal_reason()
+        assert first_refusal
+
+        run = SessionProtocol(session, "model-a")
+        stats = run_samples(run, model, 3)
+        assert len(stats["target_inference_step"]) == 3  # not 4 + 3
+
+        assert not run.upload_io_specification_dict({"output": []})
+        second_refusal = run.refusal_reason()
+        assert second_refusal and second_refusal != first_refusal
+        assert first_refusal not in second_refusal, (first_refusal, second_refusal)
+        # a request the target answers without logging leaves no stale reason behind
+        assert run.download_output()[0] is True
+        assert run.refusal_reason() == ""
+    finally:
+        client.disconnect()
