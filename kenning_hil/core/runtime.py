@@ -162,6 +162,9 @@ class Runtime(ArgumentsHandler):
         self._target_step_starts: list[int] = []
         self._positional_spec: dict | None = None
         self._model_loaded_for_session = False
+        # client side: when a list, run_client appends each batch's outputs to it (wrapper
+        # order, dequantised), for differential tests that compare targets sample by sample
+        self.output_sink: list[list[np.ndarray]] | None = None
 
     # --- formats ----------------------------------------------------------------------------
 
@@ -467,6 +470,8 @@ class Runtime(ArgumentsHandler):
                     outputs.append(
                         self._infer_remotely(batch, modelwrapper, host_quantization, steps, starts)
                     )
+                    if self.output_sink is not None:
+                        self.output_sink.append(outputs[-1])
                 chunk_outputs, outputs = outputs, []
                 self._evaluate_outputs(dataset, modelwrapper, measurements, chunk_outputs, truth)
             target_stats = protocol.download_statistics(final=True)

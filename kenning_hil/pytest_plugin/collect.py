@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kenning_hil.config.settings import capped_samples
-from kenning_hil.pytest_plugin.fixtures import finish
+from kenning_hil.pytest_plugin.fixtures import comparison_target, finish, finish_comparison
 from kenning_hil.pytest_plugin.state import (
     OPTIONS_KEY,
     _known_target_names,
@@ -120,9 +120,27 @@ class SuiteItem(pytest.Item):
         case = self.case
         samples = capped_samples(case.samples, options.samples)
         request = RunRequest(case.model_wrapper, case.dataset, case.optimizers, samples, case.model)
+        if case.reference is not None and case.reference != target.name:
+            self._run_compared(request)
+            return
         result = _user_errors(state.harness.run, target, request, self.nodeid)
         finish(self, state.harness, result, case.thresholds, case.tolerances, True, self.nodeid,
                where=f"{case.source}: thresholds")
+
+    def _run_compared(self, request) -> None:
+        """A case with a `reference`: the reference and this target run the same samples,
+        outputs compared; thresholds and the baseline judge this target's result."""
+        from kenning_hil.run.comparison import compare_on_targets
+
+        state = hil_state(self.config)
+        case = self.case
+        reference = comparison_target(self.config, case.reference)
+        comparison = _user_errors(
+            compare_on_targets, state.harness, [reference, self.target], request, self.nodeid,
+            case.compare, per_target=case.compare_targets)
+        finish_comparison(self, state.harness, comparison, case.thresholds, True,
+                          where=f"{case.source}: thresholds", tolerances=case.tolerances,
+                          baseline_id=self.nodeid)
 
     def reportinfo(self):
         # not a suffix of the nodeid: pytest would turn the dots of the domain into "::"

@@ -17,6 +17,7 @@ from kenning_hil.pytest_plugin.state import (
     OPTIONS_KEY,
     RESULT_KEY,
     _record_target,
+    _skip_at_test,
     _user_errors,
     hil_state,
     resolve_target,
@@ -223,6 +224,96 @@ class HIL:
         result = _user_errors(harness.run, self.target, request, test_id, index)
         return finish(self._node, harness, result, checks, tolerances, baseline,
                       baseline_id=test_id if index == 0 else f"{test_id}#{name or index}")
+
+
+    def compare(
+        self,
+        model: Any,
+        dataset: Any = None,
+        targets: list | None = None,
+        optimizer: Any = None,
+        samples: int | None = None,
+        tolerance: dict | None = None,
+        thresholds: dict | None = None,
+        name: str = "",
+    ):
+        """Runs one compiled model on the same samples on every target of `targets` (names
+        or Targets, all held at once; the first is the reference) and compares each other
+        target's outputs with the reference's, sample by sample. Fails when one is beyond
+        `tolerance`: ``{"exact": True}`` (default), ``{"max_lsb": N}`` (quantisation steps)
+        or ``{"atol": A, "rtol": R}``; `thresholds` apply to each target under test.
+        Returns the Comparison (``.pairs``: samples, exact-match rate, max difference, first
+        mismatch, accuracies; ``.results``: each target's Result)."""
+        from kenning_hil.judge.agreement import parse_output_tolerance
+        from kenning_hil.judge.thresholds import parse_thresholds
+        from kenning_hil.run.comparison import compare_on_targets
+
+        if not targets:
+            pytest.fail("hil.compare needs targets=[reference, target, ...] (names or the "
+                        "`target` fixture)", pytrace=False)
+        harness = self._state.harness
+        resolved = [comparison_target(self._request.config, t) for t in targets]
+        names = [t.name for t in resolved]
+        if names.count(self.target.name) > 1:
+            # `targets=["host-litert-ref", hil.target]` run with --target=host-litert-ref
+            _skip_at_test(f"target '{self.target.name}' is this comparison's reference: "
+                          f"nothing to compare it with")
+        index = self._runs
+        self._runs += len(resolved) - 1
+        limit = capped_samples(samples if samples is not None else self.samples,
+                               self._state.options.samples)
+        request = _user_errors(
+            harness.request, model, dataset, optimizer, limit, name,
+            search=[Path(self._node.path).parent],
+        )
+        output_tolerance = _user_errors(parse_output_tolerance, tolerance, "hil.compare tolerance")
+        checks = _user_errors(parse_thresholds, thresholds, "hil.compare")
+        comparison = _user_errors(compare_on_targets, harness, resolved, request,
+                                  self._node.nodeid, output_tolerance, index)
+        finish_comparison(self._node, harness, comparison, checks, use_baseline=False,
+                          where="hil.compare thresholds")
+        return comparison
+
+
+def comparison_target(config, value: Any):
+    """A Target of a comparison from a name or a Target; one not usable here (no LiteRT for
+    the reference, no QEMU) skips the test with the reason."""
+    from kenning_hil.targets.target import Target
+
+    state = hil_state(config)
+    target = value if isinstance(value, Target) else _user_errors(state.target, str(value))
+    available, reason = state.availability(target)
+    if not available:
+        _skip_at_test(f"comparison target '{target.name}' is not available here: {reason}")
+    return target
+
+
+def finish_comparison(node, harness, comparison, thresholds, use_baseline: bool,
+                      where: str, tolerances=None, baseline_id: str = ""):
+    """Records every target under test's result and comparison on the test, judges their
+    thresholds (and baseline, when `use_baseline`), then fails with each target's failed
+    checks, the comparison first."""
+    from kenning_hil.judge.baselines import DEFAULT_TOLERANCES
+    from kenning_hil.run.outcome import failure_message
+
+    messages = []
+    for pair in comparison.pairs:
+        result = comparison.results[pair.target]
+        record(node, result)
+        node.user_properties.append(("comparison", pair.summary()))
+        verdict = _user_errors(harness.judge, result, thresholds,
+                               tolerances or DEFAULT_TOLERANCES, baseline_id or node.nodeid,
+                               use_baseline, where)
+        if verdict.baseline_status:
+            node.user_properties.append((BASELINE_PROPERTY, verdict.baseline_status))
+        for note in verdict.notes:
+            warnings.warn(f"kenning-hil: {node.nodeid}: {note}", stacklevel=3)
+        failures = ([pair.failure()] if not pair.passed else []) + verdict.failures
+        if failures:
+            messages.append(failure_message(result, failures))
+    if messages:
+        pytest.fail("\n".join(messages), pytrace=False)
+    return comparison
 
 
 def finish(node, harness, result, thresholds, tolerances, use_baseline: bool, baseline_id: str,

@@ -49,7 +49,7 @@ from kenning_hil.run.request import (
     hil_model_entry,
     optimizer_entries,
 )
-from kenning_hil.run.results import Result, scalar_metrics
+from kenning_hil.run.results import CapturedOutputs, Result, scalar_metrics
 from kenning_hil.targets.sessions import SessionManager
 from kenning_hil.targets.target import Target
 
@@ -215,8 +215,11 @@ class Harness:
                 f"model of {size} B is larger than target '{target.name}' RAM ({ram} B)"
             )
 
-    def run(self, target: Target, request: RunRequest, test_id: str, index: int = 0) -> Result:
-        """Compiles (cached), runs on a free instance of `target`, writes the results."""
+    def run(self, target: Target, request: RunRequest, test_id: str, index: int = 0,
+            capture: CapturedOutputs | None = None, write: bool = True) -> Result:
+        """Compiles (cached), runs on a free instance of `target`, writes the results.
+        `capture` keeps the run's outputs (differential tests: run/comparison.py);
+        `write=False` leaves the writing of a finished run to the caller."""
         from kenning_hil.core.runtime import Runtime
 
         blocks = self._blocks(request, None)
@@ -235,6 +238,8 @@ class Harness:
         with self.sessions.use(target, holder=test_id) as session:
             protocol = SessionProtocol(session, model_key)
             runtime = client_runtime(target, protocol, Runtime)
+            if capture is not None:
+                runtime.output_sink = capture.batches
             try:
                 measurements = runtime.run_client(dataset, wrapper, compiled)
             except KenningHILError as exc:
@@ -256,6 +261,8 @@ class Harness:
                         cached, start, session.instance.name)
                 raise
             self.uploads += int(protocol.uploaded)
+            if capture is not None:
+                capture.entries = runtime.output_spec
             instance = session.instance.name
             session_info = {
                 "instance": instance,
@@ -286,18 +293,16 @@ class Harness:
             ram=int(ram) if isinstance(ram, (int, float)) else None,
             no_metrics_reason=dataset.no_quality_metrics_reason() if dataset is not None else "",
         )
-        result.path = self.write(
-            test_id,
-            index,
-            {
-                **result.summary(),
-                "session": session_info,
-                "started": start,
-                "finished": time.time(),
-                "compiled_model_path": str(compiled),
-                "measurements": measurements.to_dict(),
-            },
-        )
+        result.record = {
+            **result.summary(),
+            "session": session_info,
+            "started": start,
+            "finished": time.time(),
+            "compiled_model_path": str(compiled),
+            "measurements": measurements.to_dict(),
+        }
+        if write:
+            result.path = self.write(test_id, index, result.record)
         return result
 
     def _write_interrupted(

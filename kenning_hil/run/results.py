@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from kenning_hil.core.measurements import (
     COMPILED_MODEL_SIZE,
@@ -38,6 +40,7 @@ class Result:
     compile_cached: bool = False
     ram: int | None = None
     path: Path | None = None  # where the results were written
+    record: dict | None = None  # the results record (what `path` holds, or will)
     # why the dataset reports no quality metrics (random inputs, synthetic labels), or ""
     no_metrics_reason: str = ""
 
@@ -81,6 +84,22 @@ class Result:
             "ram": self.ram,
             "compile_cached": self.compile_cached,
         }
+
+
+@dataclass
+class CapturedOutputs:
+    """A run's outputs, kept for differential tests (`Harness.run(capture=...)`): each
+    batch's outputs in the model wrapper's order, dequantised, and their io spec entries."""
+
+    batches: list[list[np.ndarray]] = field(default_factory=list)
+    entries: list[dict] | None = None
+
+    def arrays(self) -> list[np.ndarray]:
+        """One array per model output, all samples (first axis) of the run."""
+        if not self.batches:
+            return []
+        return [np.concatenate([np.asarray(batch[i]) for batch in self.batches])
+                for i in range(len(self.batches[0]))]
 
 
 def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:

@@ -8,6 +8,9 @@ A suite file::
     marks: [hil]                      # pytest marks on every test
     thresholds: {accuracy: 0.9}       # for every test (models and matrix rows add/override)
     tolerance: {latency: {rel: 10%}}  # baseline tolerances
+    reference: host-litert-ref        # differential: outputs compared with this target's
+    compare: {exact: true}            # or {max_lsb: N}, {atol: A, rtol: R}; per target:
+                                      #   targets: {host-tflm: {max_lsb: 3}}
     datasets:
       digits: {type: digits}
     models:
@@ -21,7 +24,9 @@ A suite file::
     matrix:                           # optional; default: every model with every chain
       - {models: [digits], optimizers: [fp32, int8], thresholds: {latency.p95: 5ms}}
 
-Each (model, chain, target) becomes one test named ``<model>-<chain>[<target>]``. Relative
+Each (model, chain, target) becomes one test named ``<model>-<chain>[<target>]``; with a
+`reference`, a test on any other target also runs the reference and compares outputs
+sample by sample (run/comparison.py). Relative
 model paths resolve against the suite's directory, then the project root, then the models
 path (external models). Expanding compiles nothing; `Suite.check_blocks` imports only the
 block classes (once per distinct entry) to check types and parameters, so collecting a
@@ -36,6 +41,7 @@ from typing import Any
 
 from kenning_hil.blocks.entries import model_entry, normalize_entry, parse_dataset
 from kenning_hil.core.errors import ConfigurationError, os_reason
+from kenning_hil.judge.agreement import EXACT, OutputTolerance, parse_output_tolerance
 from kenning_hil.judge.baselines import parse_tolerances
 from kenning_hil.judge.thresholds import parse_thresholds
 from kenning_hil.suites.model import Suite, SuiteBlock, SuiteCase
@@ -54,6 +60,22 @@ def suite_model_entry(
         )
     key = "model" if "model" in spec else "model_wrapper"
     return model_entry(spec[key], search, f"{source}: key '{where}.{key}'", "use model_wrapper")
+
+
+def parse_compare(spec: Any, where: str) -> tuple[OutputTolerance | None, dict]:
+    """A `compare` mapping: (its tolerance, None when it gives only per-target ones; the
+    per-target tolerances of its `targets` key)."""
+    if spec is None:
+        return None, {}
+    if not isinstance(spec, dict):
+        raise ConfigurationError(f"{where}: must be a mapping, not {spec!r}")
+    spec = dict(spec)
+    per_target = spec.pop("targets", None) or {}
+    if not isinstance(per_target, dict):
+        raise ConfigurationError(f"{where}.targets: must map target names to tolerances")
+    tolerance = parse_output_tolerance(spec, where) if spec else None
+    return tolerance, {name: parse_output_tolerance(value, f"{where}.targets.{name}")
+                       for name, value in per_target.items()}
 
 
 def parse_suite(
@@ -102,6 +124,10 @@ def parse_suite(
         shorthand = isinstance(dataset_spec, str) and dataset_spec not in named_datasets
         dataset_keys[model_name] = dataset_key
         blocks.append(SuiteBlock("dataset", dataset_key, datasets[model_name], shorthand))
+    suite_compare = parse_compare(data.get("compare"), f"{source}: key 'compare'")
+    if data.get("compare") is not None and data.get("reference") is None and not any(
+            "reference" in spec for spec in models.values()):
+        raise ConfigurationError(f"{source}: key 'compare' needs a 'reference' target")
     cases: list[SuiteCase] = []
     seen: set[tuple[str, str]] = set()
     for index, row in enumerate(rows):
@@ -139,6 +165,13 @@ def parse_suite(
                     for metric in given
                 }
                 tolerance = {**(data.get("tolerance") or {}), **(model_spec.get("tolerance") or {})}
+                reference = model_spec.get("reference", data.get("reference"))
+                model_compare = parse_compare(model_spec.get("compare"),
+                                              f"{source}: key 'models.{model_name}.compare'")
+                if model_spec.get("compare") is not None and reference is None:
+                    raise ConfigurationError(
+                        f"{source}: key 'models.{model_name}.compare' needs a 'reference' "
+                        f"target")
                 targets = row.get("targets", model_spec.get("targets", suite_targets))
                 targets_key = (f"matrix.{index}.targets" if "targets" in row else
                                f"models.{model_name}.targets" if "targets" in model_spec
@@ -161,6 +194,11 @@ def parse_suite(
                         targets_key=targets_key,
                         threshold_keys=threshold_keys,
                         dataset_key=dataset_keys[model_name],
+                        reference=reference,
+                        compare=model_compare[0] or suite_compare[0] or EXACT,
+                        compare_targets={**suite_compare[1], **model_compare[1]},
+                        reference_key=(f"models.{model_name}.reference"
+                                       if "reference" in model_spec else "reference"),
                     )
                 )
     return Suite(name, source, cases, blocks, [Path(d) for d in search])

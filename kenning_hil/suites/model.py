@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.judge.agreement import EXACT, OutputTolerance
 from kenning_hil.judge.baselines import Tolerance
 from kenning_hil.judge.thresholds import Threshold
 
@@ -36,6 +37,11 @@ class SuiteCase:
     targets_key: str = "targets"  # the suite key the pin came from, for error messages
     threshold_keys: dict[str, str] = field(default_factory=dict)  # metric -> its suite key
     dataset_key: str = "dataset"  # the suite key of the case's dataset
+    # differential: every other target's outputs compared with this target's (None: none)
+    reference: str | None = None
+    compare: OutputTolerance = EXACT
+    compare_targets: dict[str, OutputTolerance] = field(default_factory=dict)
+    reference_key: str = "reference"  # the suite key the reference came from
 
     @property
     def name(self) -> str:
@@ -191,13 +197,17 @@ class Suite:
             previous = block
 
     def check_targets(self, known: Collection[str]) -> None:
-        """Raises for a pinned target name that no target description defines (a typo would
-        otherwise skip its tests as "not selected")."""
+        """Raises for a pinned target name, reference or compare.targets name that no target
+        description defines (a typo would otherwise skip its tests as "not selected")."""
         for case in self.cases:
-            for target in case.targets or ():
+            named = [(case.targets_key, t) for t in case.targets or ()]
+            if case.reference is not None:
+                named.append((case.reference_key, case.reference))
+            named += [("compare.targets", t) for t in case.compare_targets]
+            for key, target in named:
                 if target not in known:
                     raise ConfigurationError(
-                        f"{self.source}: key '{case.targets_key}': unknown target '{target}' "
+                        f"{self.source}: key '{key}': unknown target '{target}' "
                         f"(known targets: {', '.join(sorted(known)) or 'none'})"
                     )
 

@@ -11,6 +11,12 @@ _DATASET = {
 }
 _NAMES = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 _MARKS = {"type": "array", "items": {"type": "string"}}
+_REFERENCE = {"type": "string", "description": "the target every other target is compared with"}
+_COMPARE = {
+    "type": "object",
+    "description": "{exact: true} | {max_lsb: N} | {atol: A, rtol: R}, and per target under "
+                   "'targets'",
+}
 _MODEL = {
     "type": "object",
     "additionalProperties": False,
@@ -23,6 +29,8 @@ _MODEL = {
         "tolerance": {"type": "object"},
         "marks": _MARKS,
         "targets": _NAMES,
+        "reference": _REFERENCE,
+        "compare": _COMPARE,
     },
 }
 SUITE_SCHEMA = {
@@ -40,6 +48,8 @@ SUITE_SCHEMA = {
         "marks": _MARKS,
         "thresholds": {"type": "object"},
         "tolerance": {"type": "object"},
+        "reference": _REFERENCE,
+        "compare": _COMPARE,
         "dataset": _DATASET,
         "datasets": {"type": "object", "additionalProperties": _ENTRY},
         "models": {

@@ -16,11 +16,12 @@ A session whose use raised is closed, so the next test starts from a fresh boot.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.targets.kinds import OpenContext, TargetSession
 from kenning_hil.targets.pool import Lease, default_lock_dir
 from kenning_hil.targets.target import Target
@@ -115,6 +116,26 @@ class SessionManager:
                 if key in self._open:
                     self._open[key].lease = None
                 lease.release()
+
+    @contextmanager
+    def use_all(self, targets: Sequence[Target], holder: str = "") -> Iterator[list[TargetSession]]:
+        """Yields sessions on all of `targets` at once (a differential test), in their order.
+
+        Pools are acquired in one global order, by target name, whatever order the caller
+        lists them in: two processes comparing the same targets then never each hold one
+        while waiting for the other's. Leases kept between tests do not break this: one is
+        kept only when its pool has an instance for every test process, so nobody waits
+        for it."""
+        names = [target.name for target in targets]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ConfigurationError(
+                f"target '{twice[0]}' is listed twice; a comparison holds each target once")
+        sessions: dict[str, TargetSession] = {}
+        with ExitStack() as stack:
+            for target in sorted(targets, key=lambda t: t.name):
+                sessions[target.name] = stack.enter_context(self.use(target, holder))
+            yield [sessions[name] for name in names]
 
     def _boot(self, target: Target, lease: Lease) -> _Open:
         stack = ExitStack()
