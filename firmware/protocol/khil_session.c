@@ -431,7 +431,32 @@ static void on_frame(khil_session *s, const khil_rx_frame *f)
     }
 }
 
-/* A request frame that cannot be used: answer FAIL for the request it belongs to. */
+/* A request frame damaged on the line (bad checksum, or cut off by a quiet line): the host
+ * still has the request, so ask it to send the whole request again (REQUEST_RETRANSMIT of
+ * its type, count = whole transmission) after a LOGS line with the reason. Under QEMU a
+ * starved host can make a healthy upload look cut off; a resend recovers it. */
+static void ask_retransmission(khil_session *s, uint8_t type)
+{
+    uint8_t text[KHIL_UART_MAX_PAYLOAD];
+    khil_text t;
+    khil_text_init(&t, (char *)text, sizeof(text));
+    khil_text_str(khil_text_str(&t, s->err), "; asking for retransmission");
+    size_t frame = khil_frame_encode(KHIL_MSG_LOGS, KHIL_FLOW_TRANSMISSION,
+                                     KHIL_FLAG_IS_ZEPHYR | KHIL_FLAG_FIRST | KHIL_FLAG_LAST,
+                                     text, t.len, s->tx, sizeof(s->tx));
+    s->write(s->write_ctx, s->tx, frame);
+    /* no payload: the size field is the count, 0xFFFFFFFF = the whole transmission */
+    khil_header h = {.type = type, .flow = KHIL_FLOW_REQUEST_RETRANSMIT, .checksum = 0,
+                     .flags = KHIL_FLAG_IS_ZEPHYR, .payload_size = 0xFFFFFFFFu};
+    khil_header_pack(&h, s->tx);
+    s->tx[5] = khil_checksum(s->tx, NULL, 0);
+    s->write(s->write_ctx, s->tx, KHIL_HEADER_SIZE);
+    s->retransmit_requests++;
+}
+
+/* A request frame that cannot be used: a damaged one is asked for again (the request it
+ * belongs to restarts with the resent FIRST chunk; chunks of the damaged transmission still
+ * on the line are dropped); an oversized one is answered FAIL. */
 static void on_bad_frame(khil_session *s, khil_rx_event ev, const khil_rx_frame *f)
 {
     const khil_header *h = &f->header;
@@ -463,21 +488,37 @@ static void on_bad_frame(khil_session *s, khil_rx_event ev, const khil_rx_frame 
     }
     int first = (h->flags & KHIL_FLAG_FIRST) != 0;
     int last = (h->flags & KHIL_FLAG_LAST) != 0;
-    if (s->rx_active && s->rx_type == h->type && !first) {
-        fail_request(s, s->err); /* a chunk of the request being reassembled */
-        if (last) {
-            s->rx_active = 0;
-        }
-    } else if (first && !last) {
-        s->rx_active = 1; /* a broken start: fail it and drop the rest */
-        s->rx_type = h->type;
-        s->rx_len = 0;
-        s->rx_answered = 0;
-        fail_request(s, s->err);
-    } else if (first || last) {
-        answer_fail(s, h->type, s->err);
-    } else {
+    int ours = s->rx_active && s->rx_type == h->type && !first; /* a chunk being reassembled */
+    if (!ours && !first && !last) {
         s->dropped_frames++; /* a stray middle chunk: nobody waits for its answer */
+        return;
+    }
+    if (ev == KHIL_RX_OVERSIZED) {
+        if (ours) {
+            fail_request(s, s->err);
+        } else if (first && !last) {
+            s->rx_active = 1; /* a broken start: fail it and drop the rest */
+            s->rx_type = h->type;
+            s->rx_len = 0;
+            s->rx_answered = 0;
+            fail_request(s, s->err);
+        } else {
+            answer_fail(s, h->type, s->err);
+        }
+    } else if ((ours && s->rx_answered) || h->type >= KHIL_MSG_TYPE_COUNT) {
+        /* already answered or asked for again (wait for the resend), or a type no host
+         * sends: a header made of line noise, nobody waits for its answer */
+        s->dropped_frames++;
+    } else {
+        ask_retransmission(s, h->type);
+        if (!last) { /* drop the rest of the damaged transmission */
+            s->rx_active = 1;
+            s->rx_type = h->type;
+            s->rx_answered = 1;
+        }
+    }
+    if (ours && last) {
+        s->rx_active = 0;
     }
 }
 

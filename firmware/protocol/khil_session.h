@@ -7,14 +7,17 @@
  *   with SUCCESS and FAIL restarts it; a disconnect PING (FAIL flag) ends it; a PING with
  *   neither flag is a liveness check. All four are answered with PING SUCCESS.
  * - Every request is answered exactly once, as soon as its outcome is known: a request that
- *   fails early (out of order, too large, corrupt chunk) is answered FAIL at that point and
- *   its remaining chunks are dropped silently.
+ *   fails early (out of order, too large) is answered FAIL at that point and its remaining
+ *   chunks are dropped silently.
  * - A FAIL answer carries a one-line UTF-8 reason as payload (e.g. the MODEL answer names an
  *   unsupported operator or says the model does not fit), and the same reason goes out just
  *   before it as a LOGS transmission ("<TYPE> refused: <reason>") for hosts that only read
  *   reasons from logs.
- * - Bytes that cannot start a frame are skipped; a corrupt (bad checksum), truncated (line
- *   went quiet mid-frame) or oversized request frame is answered FAIL with the reason.
+ * - Bytes that cannot start a frame are skipped. A request frame damaged on the line (bad
+ *   checksum, or truncated: the line went quiet mid-frame) is not answered: the target sends
+ *   a LOGS line with the reason, then REQUEST_RETRANSMIT of that type (count 0xFFFFFFFF =
+ *   the whole transmission), and drops the rest of that transmission; the host sends the
+ *   request again from its FIRST chunk. An oversized request frame is answered FAIL.
  * - A REQUEST_RETRANSMIT for the type of the last answer sends that answer again.
  *
  * No board code: builds for the MCU and as a host library.
@@ -71,7 +74,7 @@ typedef struct {
     /* The request being reassembled. */
     uint8_t rx_active;
     uint8_t rx_type;
-    uint8_t rx_answered; /* already answered (FAIL): drop its remaining chunks */
+    uint8_t rx_answered; /* answered FAIL or asked for again: drop its remaining chunks */
     uint16_t rx_flags;
     uint32_t rx_len;
     uint8_t *model_buf;
@@ -90,6 +93,7 @@ typedef struct {
     uint32_t answers;
     uint32_t fail_answers;
     uint32_t dropped_frames; /* not requests, or chunks of an answered/abandoned request */
+    uint32_t retransmit_requests; /* damaged request frames asked for again */
 } khil_session;
 
 void khil_session_init(khil_session *s, const khil_runtime_ops *rt, void *rt_ctx,

@@ -133,6 +133,8 @@ class BytesProtocol(RuntimeProtocol):
     default_host_quantization = False
     #: whether a session is opened and closed with PINGs (UART) or by the connection (TCP)
     ping_sessions = False
+    #: bytes sent before a request the target asked for again; see UARTProtocol
+    resend_preamble = b""
 
     def __init__(
         self,
@@ -313,7 +315,11 @@ class BytesProtocol(RuntimeProtocol):
                     )
                 if type(event) is Corruption:
                     log.debug("corrupt input from %s: %s", channel.name, event)
-                    if event.kind != "checksum":
+                    # a checksum error, or our answer cut off (the target stopped mid-frame,
+                    # e.g. a simulator starved of CPU): ask for the answer again
+                    if event.kind != "checksum" and not (
+                        event.kind == "stalled" and event.message_type == message_type
+                    ):
                         continue  # resynchronised; the answer may still come
                     if retries_left == 0:
                         raise ProtocolError(
@@ -349,6 +355,10 @@ class BytesProtocol(RuntimeProtocol):
                             time.monotonic() - start,
                         )
                     retries_left -= 1
+                    log.info("%s asked for %s again%s", channel.name,
+                             message_type_name(message_type), self._recent_logs(1))
+                    if self.resend_preamble:
+                        send(self.resend_preamble)
                     channel.send_frames(frames)
                     deadline = time.monotonic() + timeout
                 # a positive ACKNOWLEDGE (receipt) or a stray REQUEST: keep waiting
@@ -895,6 +905,11 @@ class UARTProtocol(BytesProtocol):
     serialized_io_spec = True
     default_host_quantization = True
     ping_sessions = True
+    # A serial line has no frame boundaries: what is left of the damaged frame in the
+    # target's decoder could swallow the start of the resent request (mostly-zero headers
+    # and an XOR checksum make shifted headers look valid). One maximum frame of 0xFF bytes,
+    # which cannot start a header, flushes it, so the resend starts on a frame boundary.
+    resend_preamble = b"\xff" * UART_MAX_FRAME_SIZE
 
     def __init__(
         self,

@@ -92,6 +92,20 @@ class FrameClient:
                     mtype, frames[0].flags, b"".join(f.payload for f in frames), frames
                 )
 
+    def retransmit_request(self, mtype: int, timeout: float = 10.0) -> Frame:
+        """Waits for the board to ask for `mtype` again (REQUEST_RETRANSMIT); LOGS are kept,
+        other frames go to `other`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self._next_frame(deadline)
+            if frame.message_type == MessageType.LOGS:
+                self.logs.append(frame.payload.decode("utf-8", errors="replace"))
+            elif (frame.message_type == mtype
+                  and frame.flow_control == FlowControl.REQUEST_RETRANSMIT):
+                return frame
+            else:
+                self.other.append(frame)
+
     def request(self, mtype: int, payload: bytes = b"", flags: int = 0,
                 timeout: float = 10.0) -> Answer:
         self.send(mtype, payload, flags)

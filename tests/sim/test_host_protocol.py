@@ -12,6 +12,7 @@ import pytest
 
 from kenning_hil.core.protocol import Flag, FlowControl, MessageType
 from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
+from kenning_hil.protocols.bytes_protocol import UARTProtocol
 from kenning_hil.protocols.frame import Frame, FrameDecoder, decode_frame, encode_frame
 from kenning_hil.protocols.iospec_struct import pack_io_spec
 from kenning_hil.protocols.stats import unpack_stat_records
@@ -270,25 +271,56 @@ def test_model_too_large_fails_once_and_session_goes_on(proto_lib, kws_model):
         small.close()
 
 
-def test_corrupt_chunk_fails_the_model_upload_once(session, kws_model):
+def test_corrupt_chunk_asks_for_the_whole_model_again(session, kws_model):
+    """#16 finding 6: a chunk damaged on the line is asked for again (REQUEST_RETRANSMIT
+    once, the reason as LOGS), the rest of that transmission is dropped without answers, and
+    the resent request succeeds."""
     session.ok(MessageType.PING, flags=Flag.SUCCESS)
-    wire = bytearray(request_frames(MessageType.MODEL, kws_model.read_bytes()))
+    model = kws_model.read_bytes()
+    wire = bytearray(request_frames(MessageType.MODEL, model))
     wire[136 * 10 + 50] ^= 0x01  # one payload bit of chunk 10
     session.target.feed(bytes(wire))
-    answers = session.frames()
-    assert len(answers) == 1 and answers[0].flags & Flag.FAIL
-    assert "corrupt MODEL frame" in answers[0].payload.decode()
-    session.ok(MessageType.MODEL, kws_model.read_bytes())
+    (ask,) = session.frames()
+    assert (ask.message_type, ask.flow_control) == (MessageType.MODEL,
+                                                    FlowControl.REQUEST_RETRANSMIT)
+    assert ask.flags & Flag.IS_ZEPHYR and ask.size_field == 0xFFFFFFFF  # whole transmission
+    assert "corrupt MODEL frame: checksum" in session.logs[-1]
+    assert session.logs[-1].endswith("asking for retransmission")
+    session.ok(MessageType.MODEL, model)
+    session.ok(MessageType.DATA, bytes(490))
+    session.ok(MessageType.PROCESS)
 
 
-def test_truncated_request_is_answered_after_the_line_goes_quiet(session):
+def test_truncated_request_is_asked_for_again_after_the_line_goes_quiet(session):
     session.ok(MessageType.PING, flags=Flag.SUCCESS)
-    session.target.feed(request_frames(MessageType.IO_SPEC, bytes(100))[:50])
+    spec = request_frames(MessageType.IO_SPEC, bytes(100))
+    session.target.feed(spec[:50])
     assert session.frames() == []
     session.target.line_idle()
-    (answer,) = session.frames()
-    assert answer.flags & Flag.FAIL and "truncated IO_SPEC frame" in answer.payload.decode()
+    (ask,) = session.frames()
+    assert (ask.message_type, ask.flow_control) == (MessageType.IO_SPEC,
+                                                    FlowControl.REQUEST_RETRANSMIT)
+    assert "truncated IO_SPEC frame" in session.logs[-1]
+    # the rest of the cut-off frame arrives late: skipped, not answered
+    session.target.feed(spec[50:])
+    assert session.frames() == []
+    assert "356-byte struct, got 100 bytes" in session.fail(MessageType.IO_SPEC, bytes(100))
     session.ok(MessageType.PING, flags=Flag.SUCCESS)
+
+
+def test_corrupt_single_frame_request_is_asked_for_again(session):
+    """What is left of a damaged single frame in the decoder would swallow the resend's
+    header (a mostly-zero PING shifted by a few bytes passes the XOR checksum): the host's
+    resend preamble flushes it."""
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    ping = encode_frame(MessageType.PING, REQ, Flag.SUCCESS | FIRST_LAST)
+    session.target.feed(ping[:5] + bytes([ping[5] ^ 0x01]) + ping[6:])
+    (ask,) = session.frames()
+    assert (ask.message_type, ask.flow_control) == (MessageType.PING,
+                                                    FlowControl.REQUEST_RETRANSMIT)
+    session.target.feed(UARTProtocol.resend_preamble)
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    assert len(session.logs) == 1  # the preamble itself is skipped without a report
 
 
 def test_chunk_without_first_fails(session):

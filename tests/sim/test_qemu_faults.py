@@ -11,6 +11,7 @@ import pytest
 import serial
 
 from kenning_hil.core.protocol import Flag, FlowControl, MessageType
+from kenning_hil.protocols.bytes_protocol import UARTProtocol
 from kenning_hil.protocols.frame import encode_frame
 from kenning_hil.sim.firmware_build import FIRMWARE_DIR, build_firmware
 from kenning_hil.sim.qemu import QemuInstance
@@ -60,23 +61,26 @@ def test_line_noise_and_corrupt_frames_then_a_good_session(board, client):
                         Flag.SUCCESS | Flag.FIRST | Flag.LAST)
     client.send_raw(ping[:5] + bytes([ping[5] ^ 0xA5]) + ping[6:])  # bad checksum
     # noise may have opened a resynchronisation episode that absorbs the report: either a
-    # FAIL naming the checksum arrives or nothing does - but never a SUCCESS
+    # retransmission request naming the checksum arrives or nothing does - never an answer
     try:
-        answer = client.answer(MessageType.PING, timeout=2)
-        assert not answer.success and "corrupt PING frame" in answer.text
+        client.retransmit_request(MessageType.PING, timeout=2)
+        assert "corrupt PING frame" in client.logs[-1]
     except TimeoutError:
         pass
     assert client.connect().success
-    # a checksum error on a clean line is always answered
+    # a checksum error on a clean line is always asked for again (#16 finding 6)
     client.send_raw(ping[:5] + bytes([ping[5] ^ 0x01]) + ping[6:])
-    answer = client.answer(MessageType.PING, timeout=5)
-    assert not answer.success and "corrupt PING frame: checksum" in answer.text
-    # a truncated frame is answered once the line has been quiet for a while
+    client.retransmit_request(MessageType.PING, timeout=5)
+    assert "corrupt PING frame: checksum" in client.logs[-1]
+    client.send_raw(UARTProtocol.resend_preamble)
+    assert client.connect().success
+    # a truncated frame is asked for again once the line has been quiet for a while
     client.send_raw(request_frames(MessageType.IO_SPEC, bytes(356))[:60])
-    answer = client.answer(MessageType.IO_SPEC, timeout=5)
-    assert not answer.success and "truncated IO_SPEC frame" in answer.text
+    client.retransmit_request(MessageType.IO_SPEC, timeout=5)
+    assert "truncated IO_SPEC frame" in client.logs[-1]
     assert client.connect().success
     assert client.request(MessageType.STATS).success
+    assert not [f for f in client.other if f.flow_control == FlowControl.TRANSMISSION]
 
 
 def test_unsupported_operator_is_named(board, client, kws_model):
