@@ -19,7 +19,7 @@ INTERP_SRCS := \
 	$(INTERP_DIR)/khil_pool.c \
 	$(INTERP_DIR)/khil_add.c \
 	$(INTERP_DIR)/khil_softmax.c
-INTERP_HDRS := $(wildcard $(INTERP_DIR)/*.h)
+INTERP_HDRS := $(wildcard $(INTERP_DIR)/*.h) $(INTERP_DIR)/khil_ops.def
 INTERP_INCLUDES := -I$(INTERP_DIR)
 INTERP_CFLAGS := -std=c11 -Wall -Wextra -Werror
 

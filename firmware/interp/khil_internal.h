@@ -14,15 +14,12 @@
 
 #include "khil_interp.h"
 
-/* TFLite BuiltinOperator codes we implement. */
+/* TFLite BuiltinOperator codes we implement: KHIL_BUILTIN_<NAME>, from the operator table
+ * (khil_ops.def, also read by the host). */
 enum {
-    KHIL_BUILTIN_ADD = 0,
-    KHIL_BUILTIN_AVERAGE_POOL_2D = 1,
-    KHIL_BUILTIN_CONV_2D = 3,
-    KHIL_BUILTIN_DEPTHWISE_CONV_2D = 4,
-    KHIL_BUILTIN_FULLY_CONNECTED = 9,
-    KHIL_BUILTIN_RESHAPE = 22,
-    KHIL_BUILTIN_SOFTMAX = 25
+#define KHIL_OP(name, code, r0, t0, r1, t1, r2, t2, tout) KHIL_BUILTIN_##name = code,
+#include "khil_ops.def"
+#undef KHIL_OP
 };
 
 /* TFLite ActivationFunctionType. */

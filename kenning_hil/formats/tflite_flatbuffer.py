@@ -52,6 +52,11 @@ BUILTIN_OPERATORS = (
     "SCATTER_ND SELECT_V2 DENSIFY SEGMENT_SUM BATCH_MATMUL PLACEHOLDER_FOR_GREATER_OP_CODES"
 ).split()
 CUSTOM_OPERATOR_CODE = 32
+# TensorType names of schema.fbs, by code
+TENSOR_TYPE_NAMES = (
+    "FLOAT32 FLOAT16 INT32 UINT8 INT64 STRING BOOL INT16 COMPLEX64 INT8 FLOAT64 COMPLEX128 "
+    "UINT64 RESOURCE VARIANT UINT32 UINT16 INT4 BFLOAT16"
+).split()
 
 
 @dataclass
@@ -78,6 +83,32 @@ class TFLiteTensor:
         return entry
 
 
+@dataclass(frozen=True)
+class TensorRecord:
+    """What a runtime checks of every tensor before running a model: its TFLite type code,
+    shape and whether it holds constant data (weights) in the file."""
+
+    type_code: int
+    shape: tuple[int, ...]
+    constant: bool
+
+    @property
+    def type_name(self) -> str:
+        """The schema's name of the type ("FLOAT32", "INT8"), as runtimes print it."""
+        return TENSOR_TYPE_NAMES[self.type_code] if 0 <= self.type_code < len(
+            TENSOR_TYPE_NAMES) else "UNKNOWN"
+
+
+@dataclass(frozen=True)
+class OperatorRecord:
+    """One node of subgraph 0: builtin code (CUSTOM: 32) and tensor indices (-1: absent)."""
+
+    code: int
+    name: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
 @dataclass
 class TFLiteModelInfo:
     """Inputs, outputs and operators of the first subgraph of a `.tflite` model."""
@@ -86,6 +117,11 @@ class TFLiteModelInfo:
     outputs: list[TFLiteTensor]
     operators: list[str]  # operator name per node, in execution order
     version: int
+    # every tensor and node of subgraph 0, for checks against what a runtime supports
+    tensors: list[TensorRecord] = field(default_factory=list)
+    nodes: list[OperatorRecord] = field(default_factory=list)
+    input_indices: list[int] = field(default_factory=list)
+    output_indices: list[int] = field(default_factory=list)
 
     def io_specification(self) -> dict:
         return {
@@ -177,10 +213,12 @@ def read_tflite_model(data: bytes, source: str | Path = "<bytes>") -> TFLiteMode
     root = reader.unpack("I", 0, "root table offset")
     version = reader.scalar(root, 0, "I", 0, "Model.version")
     operator_codes = []
+    builtin_codes = []
     for code_table in reader.tables(root, 1, "Model.operator_codes"):
         deprecated = reader.scalar(code_table, 0, "b", 0, "OperatorCode.deprecated_builtin_code")
         builtin = reader.scalar(code_table, 3, "i", 0, "OperatorCode.builtin_code")
         code = max(deprecated, builtin)  # older files fill only the deprecated byte
+        builtin_codes.append(code)
         if code == CUSTOM_OPERATOR_CODE:
             operator_codes.append("CUSTOM:" + reader.string(code_table, 1, "custom_code"))
         elif 0 <= code < len(BUILTIN_OPERATORS):
@@ -226,15 +264,46 @@ def read_tflite_model(data: bytes, source: str | Path = "<bytes>") -> TFLiteMode
         return result
 
     _check_references(reader, root, subgraph, tensor_tables)
-    inputs = [tensor(int(i)) for i in reader.scalar_vector(subgraph, 1, "i4", "SubGraph.inputs")]
-    outputs = [tensor(int(i)) for i in reader.scalar_vector(subgraph, 2, "i4", "SubGraph.outputs")]
+    input_indices = [int(i) for i in reader.scalar_vector(subgraph, 1, "i4", "SubGraph.inputs")]
+    output_indices = [int(i) for i in reader.scalar_vector(subgraph, 2, "i4", "SubGraph.outputs")]
+    inputs = [tensor(i) for i in input_indices]
+    outputs = [tensor(i) for i in output_indices]
     operators = []
+    nodes = []
     for op_table in reader.tables(subgraph, 3, "SubGraph.operators"):
         index = reader.scalar(op_table, 0, "I", 0, "Operator.opcode_index")
         if index >= len(operator_codes):
             raise reader.fail(f"operator code index {index} outside 0..{len(operator_codes) - 1}")
         operators.append(operator_codes[index])
-    return TFLiteModelInfo(inputs, outputs, operators, version)
+        nodes.append(OperatorRecord(
+            builtin_codes[index], operator_codes[index],
+            tuple(int(t) for t in reader.scalar_vector(op_table, 1, "i4", "Operator.inputs")),
+            tuple(int(t) for t in reader.scalar_vector(op_table, 2, "i4", "Operator.outputs")),
+        ))
+    return TFLiteModelInfo(inputs, outputs, operators, version,
+                           _tensor_records(reader, root, tensor_tables), nodes,
+                           input_indices, output_indices)
+
+
+def _tensor_records(reader: _Reader, root: int, tensor_tables: list[int]) -> list[TensorRecord]:
+    """Type, shape and constness of every tensor (a tensor is constant when its buffer holds
+    data, inline or at an offset past the converter's "not placed" marker 1)."""
+    buffers = reader.tables(root, 4, "Model.buffers")
+    records = []
+    for table in tensor_tables:
+        buffer_index = reader.scalar(table, 2, "I", 0, "Tensor.buffer")
+        constant = False
+        if buffer_index and buffer_index < len(buffers):
+            buffer = buffers[buffer_index]
+            _, length = reader.vector(buffer, 0, "Buffer.data")
+            offset = reader.scalar(buffer, 1, "Q", 0, "Buffer.offset")
+            constant = length > 0 or offset > 1
+        records.append(TensorRecord(
+            reader.scalar(table, 1, "b", 0, "Tensor.type"),
+            tuple(int(d) for d in reader.scalar_vector(table, 0, "i4", "Tensor.shape")),
+            constant,
+        ))
+    return records
 
 
 def _check_references(reader: _Reader, root: int, subgraph: int, tensor_tables: list[int]):

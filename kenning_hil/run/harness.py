@@ -207,6 +207,16 @@ class Harness:
                 f"{', '.join(formats) or 'of unknown format'}"
             )
 
+    def check_model(self, target: Target, model: Path) -> None:
+        """The board's own refusal of the compiled model (operators, tensor types, arena),
+        found on the host by the target's kind before anything is uploaded (#23)."""
+        reason = target.model_refusal(model)
+        if reason is not None:
+            raise Incompatible(
+                f"target '{target.name}' cannot run {Path(model).name}: {reason} (checked on "
+                f"the host; nothing uploaded)"
+            )
+
     def check_fits(self, target: Target, size: int) -> None:
         # the model is uploaded into RAM at run time (MODEL message), so RAM bounds it
         ram = target.description.ram
@@ -228,6 +238,7 @@ class Harness:
         compiled, cached = self.compile(request, blocks)
         size = compiled.stat().st_size
         self.check_fits(target, size)
+        self.check_model(target, compiled)
         if request.samples is not None:
             dataset.set_sample_limit(request.samples)
         model_key = file_digest(compiled)

@@ -80,6 +80,11 @@ class Target:
             return None  # the board's own software: unknown here, so not checked
         return list(cls.input_formats) or None
 
+    def model_refusal(self, model: Path) -> str | None:
+        """The board's own refusal of the compiled `model`, found on the host before any
+        upload (its kind's check: operators, tensor types, arena), or None."""
+        return self.kind.model_refusal(Path(model))
+
     def __repr__(self) -> str:
         return f"Target({self.name!r}, kind={self.description.kind!r})"
 

@@ -178,6 +178,13 @@ class TargetKind:
         """How this target is reached, for listings."""
         return self.summary
 
+    def model_refusal(self, model: Path) -> str | None:
+        """What the board would answer when sent `model` (a compiled model file), if it would
+        refuse it, found on the host from the file alone; None when it would load it or the
+        kind cannot tell. A kind whose board runs a known runtime says so here, so a model
+        it can never run is not uploaded first (the harness skips it as not applicable)."""
+        return None
+
     def alive(self, session: TargetSession) -> bool:
         """Whether a session kept open between uses can still be used (a kind that can tell
         its board died says no, and the next use boots a fresh one)."""
