@@ -1,9 +1,39 @@
-"""Figures as PNG bytes (matplotlib, Agg backend); None when matplotlib is not installed."""
+"""Figures as PNG bytes (matplotlib, Agg backend); None when matplotlib is not installed.
+
+Every figure is drawn the same way for the same data: the Okabe-Ito palette (told apart with
+the common colour-vision deficiencies), PNG metadata without the matplotlib version, and no
+timestamps, so a report rendered twice is byte-identical and diffs stay quiet. An axis
+carries one unit: seconds and counted instructions/cycles never share one (a figure has a
+panel per unit instead).
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from kenning_hil.core.measurements import SECONDS
+
+# Okabe & Ito, "Color Universal Design" (2008): black dropped, blue first
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000"]
+DPI = 80
+_STYLE = {
+    "axes.prop_cycle": None,  # set on first use (needs matplotlib's cycler)
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "figure.dpi": DPI,
+    "svg.hashsalt": "kenning-hil",
+    "path.simplify": True,
+}
 
 
 def _pyplot():
@@ -12,31 +42,261 @@ def _pyplot():
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
+        from cycler import cycler
     except ImportError:
         return None
+    if _STYLE["axes.prop_cycle"] is None:
+        _STYLE["axes.prop_cycle"] = cycler(color=PALETTE)
+    plt.rcParams.update(_STYLE)
     return plt
 
 
 def _png(fig, plt) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    # no "Software" (matplotlib's version) in the PNG: the same data, the same bytes
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()
 
 
-def latency_samples_png(samples_s: Sequence[float], title: str, source: str) -> bytes | None:
-    """Per-inference latency over the run and its histogram."""
+# -------------------------------------------------------------------------------- units
+
+
+def unit_scale(values: Sequence[float] | np.ndarray, unit: str) -> tuple[float, str]:
+    """(factor, axis label) showing `values` (seconds or a count) with readable digits:
+    milliseconds or microseconds, k or M instructions."""
+    array = np.asarray(values, dtype=np.float64)
+    typical = float(np.median(np.abs(array))) if array.size else 0.0
+    if unit == SECONDS:
+        for factor, name in ((1.0, "s"), (1e3, "ms"), (1e6, "µs")):
+            if typical * factor >= 1:
+                return factor, name
+        return 1e9, "ns"
+    if typical >= 1e6:
+        return 1e-6, f"M {unit}"
+    if typical >= 1e4:
+        return 1e-3, f"k {unit}"
+    return 1.0, unit
+
+
+def axis_label(unit: str) -> str:
+    """'latency' for times, the count's own name otherwise."""
+    return "latency" if unit == SECONDS else "per inference"
+
+
+def _short(label: str, width: int = 40) -> str:
+    return label if len(label) <= width else "…" + label[-(width - 1):]
+
+
+# ------------------------------------------------------------------------- one run
+
+
+def latency_run_png(series: Sequence[tuple[str, str, Sequence[float]]]) -> bytes | None:
+    """Per-inference latency over the run (left) and its histogram (right), a row per
+    (source, unit, values): the target's own measure and the protocol round trip."""
     plt = _pyplot()
-    if plt is None or not samples_s:
+    series = [s for s in series if len(s[2])]
+    if plt is None or not series:
         return None
-    ms = [s * 1e3 for s in samples_s]
-    fig, (trace, hist) = plt.subplots(1, 2, figsize=(8, 2.6), width_ratios=[2, 1])
-    trace.plot(range(len(ms)), ms, linewidth=0.8)
-    trace.set_xlabel("inference")
-    trace.set_ylabel("ms")
-    trace.set_title(f"{title} ({source})", fontsize=8)
-    hist.hist(ms, bins=min(40, max(5, len(ms) // 5)))
-    hist.set_xlabel("ms")
+    fig, axes = plt.subplots(len(series), 2, figsize=(8, 2.3 * len(series)),
+                             width_ratios=[2, 1], squeeze=False)
+    for row, (source, unit, values) in enumerate(series):
+        factor, name = unit_scale(values, unit)
+        data = np.asarray(values, dtype=np.float64) * factor
+        colour = PALETTE[row % len(PALETTE)]
+        trace, hist = axes[row]
+        trace.plot(np.arange(1, data.size + 1), data, linewidth=0.7, color=colour)
+        if data.size <= 60:
+            trace.plot(np.arange(1, data.size + 1), data, ".", markersize=3, color=colour)
+        trace.set_xlabel("inference")
+        trace.set_ylabel(name)
+        trace.set_title(f"{source}: {axis_label(unit)} per inference")
+        _pad_flat(trace, data)
+        hist.hist(data, bins=min(40, max(5, data.size // 5)), color=colour)
+        hist.axvline(float(np.median(data)), color="#000000", linewidth=0.8, linestyle="--",
+                     label="median")
+        hist.set_xlabel(name)
+        hist.set_ylabel("inferences")
+        hist.legend(loc="upper right")
+        hist.ticklabel_format(axis="x", useOffset=False, style="plain")
+    fig.tight_layout()
+    return _png(fig, plt)
+
+
+def _pad_flat(ax, data: np.ndarray) -> None:
+    """A run that barely varies (counted instructions) gets a y range of ±1 % around it
+    instead of an offset axis ('+3.75e7') that hides the values."""
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    low, high = float(data.min()), float(data.max())
+    if high - low < 0.01 * max(abs(high), 1e-12):
+        centre = (low + high) / 2
+        span = max(abs(centre) * 0.01, 1e-12)
+        ax.set_ylim(centre - span, centre + span)
+
+
+def system_stats_png(time_s: Sequence[float], cpus_percent: Sequence[Sequence[float]],
+                     mem_percent: Sequence[float], gpu_percent: Sequence[float] = (),
+                     gpu_mem_percent: Sequence[float] = ()) -> bytes | None:
+    """CPU busy % per core and memory % over the run (SystemStatsCollector), GPU when seen."""
+    plt = _pyplot()
+    if plt is None or not len(time_s):
+        return None
+    panels = 3 if len(gpu_percent) else 2
+    fig, axes = plt.subplots(1, panels, figsize=(8, 2.4))
+    cpus = np.asarray([list(c) for c in cpus_percent], dtype=np.float64)
+    t = np.asarray(time_s, dtype=np.float64)
+    if cpus.ndim == 2 and cpus.size:
+        for core in range(cpus.shape[1]):
+            axes[0].plot(t, cpus[:, core], linewidth=0.6, alpha=0.6,
+                         color=PALETTE[(core + 1) % len(PALETTE)])
+        axes[0].plot(t, cpus.mean(axis=1), linewidth=1.4, color=PALETTE[0],
+                     label=f"mean of {cpus.shape[1]} cores")
+        axes[0].legend(loc="upper right")
+    axes[0].set_title("CPU per core")
+    axes[1].plot(t, mem_percent, color=PALETTE[5])
+    axes[1].set_title("memory in use")
+    if panels == 3:
+        axes[2].plot(t[: len(gpu_percent)], gpu_percent, color=PALETTE[2], label="GPU")
+        if len(gpu_mem_percent):
+            axes[2].plot(t[: len(gpu_mem_percent)], gpu_mem_percent, color=PALETTE[3],
+                         label="GPU memory")
+        axes[2].set_title("GPU")
+        axes[2].legend(loc="upper right")
+    for ax in axes:
+        ax.set_xlabel("time in run (s)")
+        ax.set_ylabel("%")
+        ax.set_ylim(0, 105)
+    fig.tight_layout()
+    return _png(fig, plt)
+
+
+def confusion_png(matrix: Sequence[Sequence[int]], class_names: Sequence[str] = ()) -> bytes | None:
+    """The confusion matrix, each row (true class) normalised to its count; counts written
+    in the cells when there are few classes, names on the axes when they fit."""
+    plt = _pyplot()
+    counts = np.asarray(matrix, dtype=np.float64)
+    if plt is None or counts.ndim != 2 or not counts.size:
+        return None
+    n = counts.shape[0]
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    side = 3.2 if n <= 4 else min(7.0, 2.5 + 0.35 * n)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    image = ax.imshow(share, cmap="cividis", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if n <= 15:
+        for (i, j), value in np.ndenumerate(counts):
+            if value:
+                ax.text(j, i, f"{int(value)}", ha="center", va="center", fontsize=6,
+                        color="#000000" if share[i, j] > 0.6 else "#ffffff")
+    if n <= 30:
+        names = [_short(str(c), 12) for c in class_names] if len(class_names) == n else [
+            str(i) for i in range(n)]
+        ax.set_xticks(range(n), names, rotation=90 if n > 10 else 0)
+        ax.set_yticks(range(n), names)
+        ax.grid(False)
+    else:
+        ax.grid(False)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"confusion matrix ({int(counts.sum())} samples, {n} classes)")
+    fig.tight_layout()
+    return _png(fig, plt)
+
+
+# ------------------------------------------------------------------------- comparisons
+
+
+def distributions_png(groups: Sequence[tuple[str, Sequence[float]]], unit: str) -> bytes | None:
+    """Latency distributions side by side, one violin (with its box) per run, all in one
+    unit."""
+    plt = _pyplot()
+    groups = [(label, np.asarray(v, dtype=np.float64)) for label, v in groups if len(v)]
+    if plt is None or not groups:
+        return None
+    factor, name = unit_scale(np.concatenate([v for _, v in groups]), unit)
+    data = [v * factor for _, v in groups]
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(groups) + 1.3))
+    positions = np.arange(1, len(groups) + 1)
+    varied = [i for i, d in enumerate(data) if d.size > 1 and np.ptp(d) > 0]
+    if varied:
+        parts = ax.violinplot([data[i] for i in varied], positions[varied], vert=False,
+                              showextrema=False, widths=0.8)
+        for body in parts["bodies"]:
+            body.set_facecolor(PALETTE[4])
+            body.set_alpha(0.5)
+    ax.boxplot(data, positions=positions, vert=False, widths=0.25, showfliers=False,
+               medianprops={"color": PALETTE[5]})
+    ax.set_yticks(positions, [_short(label, 48) for label, _ in groups])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{axis_label(unit)} ({name})")
+    ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    fig.tight_layout()
+    return _png(fig, plt)
+
+
+def bubbles_png(points: Sequence[tuple[str, float, float, float | None]], unit: str,
+                metric: str = "accuracy") -> bytes | None:
+    """Accuracy (y) against median latency (x, one unit), the bubble's area the compiled
+    model size; (label, latency, accuracy, size bytes)."""
+    plt = _pyplot()
+    if plt is None or not points:
+        return None
+    factor, name = unit_scale([p[1] for p in points], unit)
+    sizes = [p[3] or 0 for p in points]
+    largest = max(sizes) or 1
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for i, (label, latency, accuracy, size) in enumerate(points):
+        area = 40 + 900 * (size or 0) / largest
+        ax.scatter(latency * factor, accuracy, s=area, alpha=0.6,
+                   color=PALETTE[i % len(PALETTE)], edgecolors="#000000", linewidths=0.5,
+                   label=f"{_short(label, 44)} ({_size(size)})")
+    ax.set_xlabel(f"median {axis_label(unit)} ({name})")
+    ax.set_ylabel(metric)
+    low = min(p[2] for p in points)
+    ax.set_ylim(max(0.0, low - 0.05), min(1.02, max(p[2] for p in points) + 0.03))
+    ax.margins(x=0.15)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="bubble area = size",
+              frameon=False)
+    fig.tight_layout()
+    return _png(fig, plt)
+
+
+def _size(size: float | None) -> str:
+    if not size:
+        return "size ?"
+    return f"{size / 1024:.0f} KiB" if size >= 10240 else f"{int(size)} B"
+
+
+def trends_png(series: Mapping[str, Sequence[tuple[str, float, bool]]], ylabel: str,
+               unit: str) -> bytes | None:
+    """Each test's value over successive results (x: the run's label, a date or commit);
+    (label, value, regressed) points, regressions marked with a red cross."""
+    plt = _pyplot()
+    series = {k: v for k, v in series.items() if v}
+    if plt is None or not series:
+        return None
+    labels: list[str] = []
+    for points in series.values():
+        labels += [p[0] for p in points if p[0] not in labels]
+    x_of = {label: i for i, label in enumerate(labels)}
+    factor, name = unit_scale([p[1] for pts in series.values() for p in pts], unit)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for i, (test, points) in enumerate(sorted(series.items())):
+        xs = [x_of[p[0]] for p in points]
+        ys = [p[1] * factor for p in points]
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1,
+                color=PALETTE[i % len(PALETTE)], label=_short(test, 50))
+        bad = [(x, y) for x, y, p in zip(xs, ys, points) if p[2]]
+        if bad:
+            ax.scatter(*zip(*bad), marker="x", s=60, color=PALETTE[5], zorder=3,
+                       label="regression" if i == 0 else None)
+    step = max(1, len(labels) // 12)
+    ax.set_xticks(range(0, len(labels), step), [labels[i] for i in range(0, len(labels), step)],
+                  rotation=30, ha="right")
+    ax.set_ylabel(f"{ylabel} ({name})" if name else ylabel)
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return _png(fig, plt)
 
@@ -46,16 +306,17 @@ def latency_bars_png(rows: Sequence[tuple[str, float, float | None]]) -> bytes |
     plt = _pyplot()
     if plt is None or not rows:
         return None
-    labels = [label if len(label) <= 50 else "…" + label[-49:] for label, _, _ in rows]
-    p50 = [v * 1e3 for _, v, _ in rows]
-    p95 = [(w if w is not None else v) * 1e3 for _, v, w in rows]
+    factor, name = unit_scale([v for _, v, _ in rows], SECONDS)
+    labels = [_short(label, 50) for label, _, _ in rows]
+    p50 = [v * factor for _, v, _ in rows]
+    p95 = [(w if w is not None else v) * factor for _, v, w in rows]
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(rows) + 1.2))
     positions = range(len(rows))
-    ax.barh(positions, p50, color="#4c72b0", label="p50")
-    ax.errorbar(p95, positions, fmt="|", color="#c44e52", label="p95")
+    ax.barh(positions, p50, color=PALETTE[0], label="p50")
+    ax.errorbar(p95, positions, fmt="|", color=PALETTE[5], markersize=10, label="p95")
     ax.set_yticks(list(positions), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("latency (ms)")
+    ax.set_xlabel(f"latency ({name})")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _png(fig, plt)

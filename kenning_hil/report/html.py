@@ -1,5 +1,7 @@
-"""Extras for pytest-html: a results table and a latency plot per HIL run of a test.
+"""Extras for pytest-html: a results table and the run's figures per HIL run of a test.
 
+The figures are the report's own: drawn into ``<results>/figures`` while the test reports,
+embedded in its pytest-html row, and reused (not drawn again) by the session report.
 The builders (`extras.html`, `extras.png`) are passed in, so this module needs neither
 pytest nor pytest-html."""
 
@@ -8,9 +10,9 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from kenning_hil.core.measurements import SECONDS
 from kenning_hil.judge.metrics import format_metric
 
 
@@ -42,17 +44,28 @@ def result_table(result: Any) -> str:
     return f"<table class='kenning-hil-result'>{body}</table>"
 
 
+def result_figures(result_path: Path) -> list[tuple[str, Path]]:
+    """(kind, PNG path) of a written result's figures, drawn under its results directory."""
+    from kenning_hil.report.runs import read_run
+    from kenning_hil.report.session import FigureWriter, run_figures
+
+    directory = Path(result_path).parent.parent  # <results>/tests/<test>.json
+    found = run_figures(read_run(Path(result_path)), FigureWriter(directory))
+    return [(kind, directory / figure.path) for kind, figure in found.items()]
+
+
 def result_extras(
     results: Sequence[Any], make_html: Callable[[str], Any], make_png: Callable[..., Any]
 ) -> list[Any]:
-    from kenning_hil.report.figures import latency_samples_png
-
     extras = []
     for result in results:
         extras.append(make_html(result_table(result)))
-        # the figure is drawn in milliseconds: counted latencies (instructions) have none
-        if result.latency is not None and result.latency.samples and result.latency.unit == SECONDS:
-            png = latency_samples_png(result.latency.samples, result.test_id, result.latency.source)
-            if png is not None:
-                extras.append(make_png(base64.b64encode(png).decode(), name="latency"))
+        if result.path is None:
+            continue
+        try:
+            drawn = result_figures(result.path)
+        except OSError:
+            continue  # no figures in the row; the session report says what is missing
+        for kind, path in drawn:
+            extras.append(make_png(base64.b64encode(path.read_bytes()).decode(), name=kind))
     return extras

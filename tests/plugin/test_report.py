@@ -72,7 +72,7 @@ def test_markdown_report(tmp_path):
     assert ("| 0.8100 | 120.000 ms | 131.000 ms | target_inference_step | 53000 B | failed: "
             "accuracy = 0.81 is below the threshold 0.9 |") in text
     assert "[tests/test_a.py::test_acc[host]](/tmp/r/tests/a.json)" in text
-    assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "figures" / "latency-overview.png").read_bytes().startswith(b"\x89PNG")
     assert "![Latency per test" in text
     assert load_rows(tmp_path / "summary.json") == ROWS
 
@@ -99,7 +99,7 @@ def test_rst_report_is_valid_rst_with_tables_links_and_the_figure(tmp_path):
     links = [(n.astext(), n["refuri"]) for n in tree.findall(lambda n: n.tagname == "reference")]
     assert links == [("tests/test_a.py::test_acc[host]", "/tmp/r/tests/a.json")]
     figures = [n["uri"] for n in tree.findall(lambda n: n.tagname == "image")]
-    assert figures == ["latency.png"]
+    assert figures == ["figures/latency-overview.png"]
 
 
 @pytest.mark.parametrize("text", ["a_b_ *x* `y` |z| [1]_", "- starts a list", "1. item",
@@ -123,9 +123,10 @@ def test_report_command_renders_again_from_summary_json(tmp_path, capsys):
 def test_report_command_names_a_missing_or_broken_summary(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert f"{tmp_path / 'summary.json'}: no such file" in capsys.readouterr().err
+    # a broken summary: the report is written and says what it could not read
     (tmp_path / "summary.json").write_text('[{"nope": 1}]')
-    assert main(["report", str(tmp_path)]) == 2
-    assert "not a kenning-hil summary" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 0
+    assert "summary.json: unreadable, outcomes unknown" in (tmp_path / "report.md").read_text()
 
 
 def test_report_command_finds_the_projects_report_dir_from_a_subdirectory(tmp_path, monkeypatch,
@@ -158,8 +159,8 @@ def test_pytest_html_extras(hil_project):
 
 def test_an_empty_run_says_so_and_drops_the_old_figure(tmp_path):
     write_session_report(ROWS, tmp_path)
-    assert (tmp_path / "latency.png").is_file()
+    assert (tmp_path / "figures" / "latency-overview.png").is_file()
     write_session_report([], tmp_path)
     assert "no HIL test ran" in (tmp_path / "report.md").read_text()
     assert "no HIL test ran" in (tmp_path / "report.rst").read_text()
-    assert not (tmp_path / "latency.png").exists()
+    assert not (tmp_path / "figures" / "latency-overview.png").exists()
