@@ -39,6 +39,16 @@ REGISTRY: dict[str, dict[str, str]] = {
         "network": "kenning_hil.protocols.bytes_protocol.NetworkProtocol",
         "uart": "kenning_hil.protocols.bytes_protocol.UARTProtocol",
     },
+    # KenningFlow runners (flow files' "type"): data providers, the model runner, collectors
+    "runner": {
+        "dataset-provider": "kenning_hil.dataproviders.dataset.DatasetProvider",
+        "files-provider": "kenning_hil.dataproviders.files.FilesProvider",
+        "tcp-provider": "kenning_hil.dataproviders.tcp.TCPStreamProvider",
+        "model-runtime-runner": "kenning_hil.flows.modelruntimerunner.ModelRuntimeRunner",
+        "jsonlines": "kenning_hil.outputcollectors.jsonlines.JSONLinesCollector",
+        "summary": "kenning_hil.outputcollectors.summary.LiveSummaryCollector",
+        "classification-images": "kenning_hil.outputcollectors.images.ClassificationImageCollector",
+    },
 }
 
 KINDS = tuple(REGISTRY)

@@ -496,6 +496,16 @@ class Runtime(ArgumentsHandler):
         MeasurementsCollector.measurements.update_measurements(measurements)
         return measurements
 
+    def infer_remotely(
+        self, batch: list[np.ndarray], modelwrapper: Any, steps: list[int], starts: list[int]
+    ) -> list[np.ndarray]:
+        """One batch on the target after `upload_essentials` (a KenningFlow step): DATA ->
+        PROCESS -> OUTPUT; outputs in the wrapper's order, dequantised. `steps` and `starts`
+        get the host-timed PROCESS round trip and its start (ns)."""
+        protocol = self._require_protocol("infer_remotely")
+        return self._infer_remotely(batch, modelwrapper, protocol.host_quantization, steps,
+                                    starts)
+
     def _infer_remotely(
         self,
         batch: list[np.ndarray],

@@ -1,0 +1,89 @@
+"""OutputCollector: the runner that uses a flow's results (seed:
+`kenning.core.outputcollector`): writes them, shows them, sends them on.
+
+Local inputs: ``model_output`` (the model's outputs, a list of arrays), ``input`` (the
+data the model got, e.g. to draw on the image) and ``label`` (the true class, when the
+provider knows it). For classifiers the base class keeps the running top-1 accuracy over
+the labelled samples (`accuracy`), which every collector reports as its measurement.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+
+from kenning_hil.core.runner import Runner
+
+ACCURACY = "accuracy"
+
+
+def top1_class(model_output: Any) -> int | None:
+    """The class a classifier's output picks (argmax of the first tensor's first row), or
+    None when the output is not a score vector."""
+    scores = model_output[0] if isinstance(model_output, (list, tuple)) else model_output
+    array = np.asarray(scores)
+    if array.ndim == 0 or array.size == 0 or array.dtype.kind not in "fiu":
+        return None
+    return int(array.reshape(-1, array.shape[-1])[0].argmax())
+
+
+def label_class(label: Any) -> int | None:
+    """The class id of a label as providers give it (an int or a one-element array)."""
+    if label is None:
+        return None
+    array = np.asarray(label).reshape(-1)
+    if array.size != 1 or array.dtype.kind not in "iu":
+        return None
+    return int(array[0])
+
+
+class OutputCollector(Runner):
+    """Receives and processes inference results."""
+
+    input_names = ("model_output", "input", "label")
+    required_inputs = ("model_output",)
+
+    def __init__(
+        self,
+        inputs_sources: dict[str, tuple[int, str]] | None = None,
+        inputs_specs: dict[str, Any] | None = None,
+        outputs: dict[str, str] | None = None,
+    ):
+        super().__init__(inputs_sources, inputs_specs, outputs)
+        self.processed = 0
+        self.labelled = 0
+        self.correct = 0
+        self.last_class: int | None = None
+        self.last_label: int | None = None
+
+    @abstractmethod
+    def process_output(self, input_data: Any, output_data: Any) -> None:
+        """Returns the inferred data back to its place (a file, a screen, a connection)."""
+
+    @abstractmethod
+    def detach_from_output(self) -> None:
+        """Detaches from the output during shutdown (closes files, connections)."""
+
+    @property
+    def accuracy(self) -> float | None:
+        """Top-1 accuracy over the labelled samples so far (None before the first)."""
+        return self.correct / self.labelled if self.labelled else None
+
+    def run(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        output = inputs.get("model_output")
+        self.last_class = predicted = top1_class(output)
+        self.last_label = truth = label_class(inputs.get("label"))
+        if truth is not None and predicted is not None:
+            self.labelled += 1
+            self.correct += predicted == truth
+        self.process_output(inputs.get("input"), output)
+        self.processed += 1
+        return {}
+
+    def measurements(self) -> dict[str, Any]:
+        return {} if self.accuracy is None else {ACCURACY: self.accuracy}
+
+    def cleanup(self) -> None:
+        self.detach_from_output()
