@@ -57,6 +57,9 @@ OPTIONS = [
            "smoke runs (default: the run's own count, the suite's, or all)", "int"),
     Option("--hil-timeout", "hil_timeout", "hil_timeout", "seconds to wait for a free board, a "
            "boot, and each target request (default 60)", "float"),
+    Option("--hil-retries", "hil_retries", "hil_retries", "times a test is rerun on a fresh "
+           "board after an infrastructure error (board did not boot, connection lost, emulator "
+           "died, lock timeout, flash failed); never after a failed check (default 0)", "int"),
     Option("--baseline", "baseline", "baseline_dir", "directory of baselines to compare "
            "results with", "path"),
     Option("--update-baseline", "update_baseline", "update_baseline", "write measured values "

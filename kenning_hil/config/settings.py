@@ -42,6 +42,8 @@ class HILSettings:
     models_path: Path
     lock_dir: Path | None
     sources: dict[str, str] = field(default_factory=dict)
+    # reruns of a test after an infrastructure error (0: none; run/outcome.py)
+    retries: int = 0
 
     @classmethod
     def resolve(cls, rootdir: Path, values: dict[str, Any],
@@ -102,6 +104,7 @@ class HILSettings:
             lock_dir=None if values.get("hil_lock_dir") is None
             else path(values["hil_lock_dir"], "hil_lock_dir"),
             sources=sources,
+            retries=_count(OPTION_BY_DEST["hil_retries"], values.get("hil_retries")),
         )
         if settings.update_baseline and settings.baseline_dir is None:
             raise ConfigurationError("--update-baseline needs --baseline DIR (where to write them)")
@@ -163,6 +166,20 @@ def _positive(option: Option, value: Any, cast: type) -> Any:
                                  f"got {value!r}") from None
     if result <= 0:
         raise ConfigurationError(f"{option.flag} / {option.ini}: must be positive, got {value!r}")
+    return result
+
+
+def _count(option: Option, value: Any) -> int:
+    """A count that may be 0 (unset: 0)."""
+    if value is None:
+        return 0
+    try:
+        result = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{option.flag} / {option.ini}: expected a whole number, "
+                                 f"got {value!r}") from None
+    if result < 0:
+        raise ConfigurationError(f"{option.flag} / {option.ini}: must be 0 or more, got {value!r}")
     return result
 
 

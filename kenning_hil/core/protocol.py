@@ -202,9 +202,14 @@ class ProtocolError(KenningHILError):
 class RequestTimeoutError(ProtocolError):
     """The target did not answer a request within its timeout."""
 
+    # a board that stopped answering is a lab problem, not a model's (run/outcome.py)
+    infrastructure = "timeout"
+
 
 class ConnectionLostError(ProtocolError):
     """The connection closed (or could not be opened) while talking to the target."""
+
+    infrastructure = "connection"
 
 
 class RequestDeniedError(ProtocolError):

@@ -9,7 +9,8 @@ pytest as a plugin of its own through `pytest_plugins`:
 - `parametrize`: one test per selected target, pins, the gpu and hil markers;
 - `fixtures`: one fixture per option, the pipeline's objects, and `hil`;
 - `collect`: suite YAML files as test items;
-- `reporting`: properties, pytest-html extras, the terminal table, the session report.
+- `reporting`: properties, pytest-html extras, the terminal table, the session report;
+- `infrastructure`: infrastructure errors as pytest errors (E), --hil-retries.
 
 Running models, sessions, pools, caches, thresholds and baselines live in the library
 (`kenning_hil.run`, `kenning_hil.targets`, `kenning_hil.judge`, `kenning_hil.report`).
@@ -22,6 +23,7 @@ pytest_plugins = [
     "kenning_hil.pytest_plugin.parametrize",
     "kenning_hil.pytest_plugin.fixtures",
     "kenning_hil.pytest_plugin.collect",
+    "kenning_hil.pytest_plugin.infrastructure",
     "kenning_hil.pytest_plugin.reporting",
     "kenning_hil.pytest_plugin.options",
 ]

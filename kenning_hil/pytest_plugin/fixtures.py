@@ -49,6 +49,7 @@ compile_cache_dir = _option_fixture("compile_cache_dir", "compile_cache_dir")
 target_dirs = _option_fixture("target_dirs", "target_dirs")
 models_path = _option_fixture("models_path", "models_path")
 hil_lock_dir = _option_fixture("hil_lock_dir", "lock_dir")
+hil_retries = _option_fixture("hil_retries", "retries")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 
 from kenning_hil.core.errors import os_reason
 from kenning_hil.pytest_plugin.collect import SuiteItem
+from kenning_hil.pytest_plugin.infrastructure import INFRASTRUCTURE, RETRIED, retry_errors
 from kenning_hil.pytest_plugin.parametrize import _uses_our_target
 from kenning_hil.pytest_plugin.state import (
     BASELINE_PROPERTY,
@@ -98,9 +99,15 @@ class HILReporter:
 
         outcome = report.outcome if report.when == "call" else (
             "skipped" if report.skipped else "error")
+        reason = _reason(report)
+        if report.failed and getattr(report, INFRASTRUCTURE, None):
+            outcome = "error"  # a broken board, not a failed check (infrastructure.py)
+        if getattr(report, RETRIED, 0):
+            reason = "; ".join(filter(None, [
+                f"retried {getattr(report, RETRIED)}x after " + " | ".join(retry_errors(report)),
+                reason]))
         self.baselines += [v for k, v in report.user_properties if k == BASELINE_PROPERTY]
-        row = SummaryRow.from_properties(report.nodeid, outcome, report.user_properties,
-                                         _reason(report))
+        row = SummaryRow.from_properties(report.nodeid, outcome, report.user_properties, reason)
         if row is None:
             return
         if report.when == "teardown":

@@ -101,20 +101,38 @@ RESULT_KEY = pytest.StashKey[list]()
 HIL_ITEMS_OUTPUT = "kenning_hil_items"  # whether an xdist worker had HIL tests, for the report
 
 
-def _user_errors(function, *args, **kwargs):
-    """Calls `function`; a user error fails the test with its one-line message."""
-    from kenning_hil.core.errors import KenningHILError, MissingDependencyError, one_line
-    from kenning_hil.run.outcome import Incompatible
+def infrastructure_failure(message: str, category: str) -> pytest.fail.Exception:
+    """The exception that ends a test on a broken board, not a regressed model
+    (run/outcome.py): pytest's own Failed, carrying the category the way library errors do,
+    so that pytest_plugin/infrastructure.py reports it as an error (E) and may rerun it."""
+    error = pytest.fail.Exception(message, pytrace=False)
+    error.infrastructure = category
+    return error
 
+
+def _user_errors(function, *args, **kwargs):
+    """Calls `function`; a user error fails the test with its one-line message, an
+    infrastructure error (no board, lost connection, ...) fails it with its category."""
+    from kenning_hil.core.errors import KenningHILError, MissingDependencyError, one_line
+    from kenning_hil.run.outcome import (
+        Incompatible,
+        infrastructure_category,
+        infrastructure_message,
+    )
+
+    category = None
     try:
         return function(*args, **kwargs)
     except (Incompatible, MissingDependencyError) as exc:
         skip, message = True, str(exc)
     except KenningHILError as exc:
         skip, message = False, one_line(exc)
+        category = infrastructure_category(exc)
     # outside the except block, so the report shows the message, not a chained traceback
     if skip:
         _skip_at_test(message)
+    if category is not None:
+        raise infrastructure_failure(infrastructure_message(category, message), category)
     pytest.fail(message, pytrace=False)
 
 

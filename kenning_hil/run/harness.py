@@ -42,7 +42,7 @@ from kenning_hil.run.compile_cache import (
     framework_versions,
     path_digest,
 )
-from kenning_hil.run.outcome import Incompatible
+from kenning_hil.run.outcome import Incompatible, infrastructure_category
 from kenning_hil.run.request import (
     RunRequest,
     dataset_entry,
@@ -85,6 +85,9 @@ class Harness:
         self.baselines = baselines
         self.update_baseline = update_baseline
         self.uploads = 0  # models actually sent to a target
+        # set by a face while it reruns a test after an infrastructure error: {"attempt": 2,
+        # "earlier": [{"category": ..., "error": ...}]}, recorded in every result written
+        self.retry: dict | None = None
 
     # -- building ----------------------------------------------------------------------
 
@@ -246,41 +249,38 @@ class Harness:
         if spec.is_file():
             model_key += file_digest(spec)
         start = time.time()
-        with self.sessions.use(target, holder=test_id) as session:
-            protocol = SessionProtocol(session, model_key)
-            runtime = client_runtime(target, protocol, Runtime)
-            if capture is not None:
-                runtime.output_sink = capture.batches
-            try:
-                measurements = runtime.run_client(dataset, wrapper, compiled)
-            except KenningHILError as exc:
-                partial = getattr(exc, "measurements", None)
-                if partial is not None:  # keep what was measured before the failure
-                    try:
-                        self.write(test_id, index, {"error": str(exc), "target": target.name,
-                                                    "measurements": partial})
-                    except KenningHILError as unwritten:
-                        raise KenningHILError(f"{exc} (and {unwritten})") from exc
-                raise
-            except KeyboardInterrupt as exc:
-                # Ctrl-C: the samples measured so far are written, marked interrupted, before
-                # the interruption goes on (pytest then ends the session)
-                partial = getattr(exc, "measurements", None)
-                if partial is not None:
-                    self._write_interrupted(
-                        test_id, index, target, request, dataset, partial, compiled, size,
-                        cached, start, session.instance.name)
-                raise
-            self.uploads += int(protocol.uploaded)
-            if capture is not None:
-                capture.entries = runtime.output_spec
-            instance = session.instance.name
-            session_info = {
-                "instance": instance,
-                "model_uploaded": protocol.uploaded,  # False: the board already had it
-                "boots_in_this_process": self.sessions.boots,
-                **{k: v for k, v in session.info.items() if k != "stats_seen"},
-            }
+        try:
+            with self.sessions.use(target, holder=test_id) as session:
+                protocol = SessionProtocol(session, model_key)
+                runtime = client_runtime(target, protocol, Runtime)
+                if capture is not None:
+                    runtime.output_sink = capture.batches
+                try:
+                    measurements = runtime.run_client(dataset, wrapper, compiled)
+                except KeyboardInterrupt as exc:
+                    # Ctrl-C: the samples measured so far are written, marked interrupted,
+                    # before the interruption goes on (pytest then ends the session)
+                    partial = getattr(exc, "measurements", None)
+                    if partial is not None:
+                        self._write_interrupted(
+                            test_id, index, target, request, dataset, partial, compiled, size,
+                            cached, start, session.instance.name)
+                    raise
+                self.uploads += int(protocol.uploaded)
+                if capture is not None:
+                    capture.entries = runtime.output_spec
+                instance = session.instance.name
+                session_info = {
+                    "instance": instance,
+                    "model_uploaded": protocol.uploaded,  # False: the board already had it
+                    "boots_in_this_process": self.sessions.boots,
+                    **{k: v for k, v in session.info.items() if k != "stats_seen"},
+                }
+        except KenningHILError as exc:
+            # what was measured before the failure is kept; an infrastructure error (no
+            # board, lost connection, ...) is recorded with its category even when nothing was
+            self._write_error(test_id, index, target, request, exc)
+            raise
         measurements = measurements if isinstance(measurements, Measurements) else Measurements(
             dict(measurements)
         )
@@ -315,6 +315,25 @@ class Harness:
         if write:
             result.path = self.write(test_id, index, result.record)
         return result
+
+    def _write_error(self, test_id: str, index: int, target: Target, request: RunRequest,
+                     exc: KenningHILError) -> None:
+        """Writes a failed run's record when it has something to say: the measurements taken
+        before the failure, or the infrastructure category (run/outcome.py) of the error."""
+        partial = getattr(exc, "measurements", None)
+        category = infrastructure_category(exc)
+        if partial is None and category is None:
+            return
+        record: dict[str, Any] = {"error": str(exc), "target": target.name,
+                                  "model": request.model_name}
+        if category is not None:
+            record["infrastructure"] = category
+        if partial is not None:
+            record["measurements"] = partial
+        try:
+            self.write(test_id, index, record)
+        except KenningHILError as unwritten:
+            raise KenningHILError(f"{exc} (and {unwritten})") from exc
 
     def _write_interrupted(
         self, test_id: str, index: int, target: Target, request: RunRequest, dataset: Any,
@@ -357,6 +376,8 @@ class Harness:
 
     def write(self, test_id: str, index: int, record: dict) -> Path:
         """Writes a test's results atomically (before anything judges them)."""
+        if self.retry is not None:  # this test is being rerun after an infrastructure error
+            record = {**record, "retried": self.retry}
         return save_json_file(self.result_path(test_id, index), {"test": test_id, **record},
                               f"the results of {test_id}")
 

@@ -42,3 +42,37 @@ def failure_reason(message: str) -> str:
     if len(lines) > 1 and "check(s) failed" in lines[0]:
         return " ".join(lines[:2])
     return lines[0] if lines else ""
+
+
+INFRASTRUCTURE_CATEGORIES = {
+    "lock": "no free board within the lock timeout",
+    "boot": "the board did not start (emulator, server, reset command)",
+    "flash": "flashing the firmware failed",
+    "emulator": "the emulator died",
+    "connection": "the connection to the board was lost or could not be opened",
+    "timeout": "the board stopped answering",
+}
+"""What an infrastructure error category means: a broken board or lab, not a regressed
+model. Both faces report these as errors (pytest: E), never as failed checks."""
+
+
+def infrastructure_category(error: BaseException | None) -> str | None:
+    """The infrastructure category (`INFRASTRUCTURE_CATEGORIES`) of `error` or of an error
+    it was raised from, or None for everything else (a model or a check is at fault).
+
+    Errors carry their category as an ``infrastructure`` attribute: TargetError (boot, flash,
+    lock), ConnectionLostError (connection; emulator when QEMU died), RequestTimeoutError."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        category = getattr(error, "infrastructure", None)
+        if isinstance(category, str) and category:
+            return category
+        error = error.__cause__
+    return None
+
+
+def infrastructure_message(category: str, message: str) -> str:
+    """How an infrastructure error reads in both faces: the category first, so that a lab
+    tells a broken board from a regressed model at a glance."""
+    return f"infrastructure error ({category}): {message}"

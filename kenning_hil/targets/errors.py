@@ -10,8 +10,19 @@ class UnknownTargetError(ConfigurationError):
 
 
 class TargetError(KenningHILError):
-    """A board could not be started, flashed, reached or talked to."""
+    """A board could not be started, flashed, reached or talked to: an infrastructure
+    problem (run/outcome.py), whose `infrastructure` category says which ("boot" unless
+    given: "flash", ...)."""
+
+    infrastructure = "boot"
+
+    def __init__(self, message: str, infrastructure: str | None = None):
+        super().__init__(message)
+        if infrastructure is not None:
+            self.infrastructure = infrastructure
 
 
 class BoardBusyError(TargetError):
     """No instance of a target's pool became free within the lock timeout."""
+
+    infrastructure = "lock"

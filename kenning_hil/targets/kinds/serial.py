@@ -122,6 +122,7 @@ class SerialKind(TargetKind):
 
     def _run(self, key: str, instance: Instance, context: OpenContext) -> str:
         cmd = self._command(key, instance)
+        category = "flash" if key == "flash" else "boot"  # a reset that fails: no boot
         log = Path(context.workdir) / f"{self.description.name}-{instance.index}-{key}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -130,19 +131,19 @@ class SerialKind(TargetKind):
             )
         except FileNotFoundError as exc:
             raise TargetError(
-                f"target '{self.description.name}': {key} tool not found: {cmd[0]}"
+                f"target '{self.description.name}': {key} tool not found: {cmd[0]}", category
             ) from exc
         except subprocess.TimeoutExpired as exc:
             raise TargetError(
                 f"target '{self.description.name}': {key} command did not finish in "
-                f"{context.timeouts.boot:.0f} s: {shlex.join(cmd)}"
+                f"{context.timeouts.boot:.0f} s: {shlex.join(cmd)}", category
             ) from exc
         log.write_text(f"$ {shlex.join(cmd)}\n{done.stdout}{done.stderr}")
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise TargetError(
                 f"target '{self.description.name}' instance {instance.name}: {key} command "
-                f"failed with code {done.returncode}: {' | '.join(tail)} (log {log})"
+                f"failed with code {done.returncode}: {' | '.join(tail)} (log {log})", category
             )
         return done.stdout
 
