@@ -1,0 +1,51 @@
+"""#16 finding 6 / #22: the host (UARTProtocol) and the firmware on QEMU recover from a
+damaged line instead of failing the session: a flipped bit in a MODEL upload, a request cut
+off by a stop longer than the board's RX gap (what a starved host or simulator looks like to
+the board), and an answer that stops mid-frame longer than the host's frame timeout. The
+faults are placed by a relay the test controls (faulty_line.py), so the test does not depend
+on machine load; on a loaded machine the same recoveries make the RX-gap flake harmless."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kenning_hil.protocols.bytes_protocol import UARTProtocol
+from kenning_hil.sim.qemu import QemuInstance
+
+from .faulty_line import FaultyLine
+from .test_host_protocol import litert_reference
+
+pytestmark = pytest.mark.sim
+
+FRAME = 136  # a full UART frame: 12-byte header + 124-byte payload chunk
+
+
+def test_uart_session_recovers_corrupt_cut_off_and_stalled_frames(firmware_elf, kws_model):
+    with QemuInstance("mps2-an386", firmware_elf("mps2-an386")) as board:
+        line = FaultyLine(board.url)
+        protocol = UARTProtocol(port=line.url, timeout=10.0)
+        try:
+            assert protocol.initialize_client()
+            line.flip(line.to_board + 10 * FRAME + 50)  # a payload bit of the 11th chunk
+            assert protocol.upload_model(kws_model)
+            x = np.random.default_rng(3).integers(-128, 128, size=(1, 49, 10, 1), dtype=np.int8)
+            # the first DATA frame stops after 60 bytes for 1.5 s: the board's RX gap is 1 s
+            line.pause(line.to_board + 60, 1.5)
+            assert protocol.upload_input(x.tobytes())
+            assert protocol.request_processing()
+            # the OUTPUT answer stops after 14 bytes for 1.5 s: the host's frame timeout is 0.5 s
+            line.pause_answer(14, 1.5)
+            ok, out = protocol.download_output()
+            assert ok and np.array_equal(np.frombuffer(out, np.int8),
+                                         litert_reference(kws_model, x)[0])
+            asked = [entry for entry in protocol.target_logs if "retransmission" in entry]
+            assert len(asked) == 2, list(protocol.target_logs)
+            assert "corrupt MODEL frame: checksum" in asked[0]
+            assert "truncated DATA frame" in asked[1]
+            # the firmware's own count: nothing overflowed its receive ring
+            stats = protocol.download_statistics()
+            assert stats["uart_rx_overruns"] == [0]
+        finally:
+            protocol.disconnect()
+            line.close()
