@@ -99,6 +99,15 @@ int khil_quantize_multiplier(double real, int32_t *multiplier, int *shift, int s
         s = 30;
         q_fixed = (1LL << 31) - 1;
     }
+#ifdef KHIL_TEST_WRONG_SHIFT
+    /* Test builds only (-DKHIL_TEST_WRONG_SHIFT=N): the N-th multiplier computed since boot
+     * gets its shift off by one, one deliberately wrong requantisation that differential
+     * tests must catch (tests/sim/test_compare_boards.py). Never in a normal build. */
+    static int khil_test_multipliers;
+    if (++khil_test_multipliers == (KHIL_TEST_WRONG_SHIFT)) {
+        ++s;
+    }
+#endif
     *multiplier = (int32_t)q_fixed;
     *shift = s;
     return 0;
