@@ -144,7 +144,7 @@ class KenningFlow:
             except KenningHILError as exc:
                 for built in reversed(runners):
                     built.cleanup()
-                raise ConfigurationError(f"{where}: {one_line(exc)}") from None
+                raise ConfigurationError(f"{where}: field 'parameters': {one_line(exc)}") from None
             runners.append(runner)
             mismatch = _check_input_specs(runner, specs, entry, sources[i], names)
             if mismatch:

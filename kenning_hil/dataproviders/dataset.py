@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kenning_hil.blocks.entries import build_block, normalize_entry
+from kenning_hil.blocks.entries import normalize_entry
+from kenning_hil.blocks.registry import resolve_class
 from kenning_hil.core.dataprovider import DataProvider, Sample
 from kenning_hil.core.dataset import Dataset
 from kenning_hil.core.errors import ConfigurationError
@@ -50,7 +51,11 @@ class DatasetProvider(DataProvider):
         if samples is not None and samples < 1:
             raise ConfigurationError(f"parameter 'samples' must be positive, got {samples}")
         entry = normalize_entry(dataset, "parameter 'dataset'")
-        self.dataset = build_block("dataset", entry, Dataset, "dataset")
+        try:
+            cls = resolve_class("dataset", entry["type"], Dataset)
+            self.dataset = cls.from_json(entry["parameters"])
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"parameter 'dataset': {exc}") from None
         self.dataset.set_sample_limit(samples)
         self.loop = loop
         xs, ys = self.dataset.get_data_unloaded()

@@ -117,11 +117,11 @@ class ModelRuntimeRunner(Runner):
                                           ("target", target)) if value is not None]
         if not given:
             raise ConfigurationError(
-                "parameters: give 'runtime' (run here), 'protocol' (a running server) or "
+                "give 'runtime' (run here), 'protocol' (a running server) or "
                 "'target' (a target by name)")
         if "target" in given and len(given) > 1:
             raise ConfigurationError(
-                f"parameters: 'target' cannot be combined with {' and '.join(given[:-1])} "
+                f"'target' cannot be combined with {' and '.join(given[:-1])} "
                 "(the target decides its runtime and protocol)")
         self.request = harness.request(model_wrapper, dataset, optimizers or [],
                                        search=list(search or []), require_dataset=False)
@@ -151,7 +151,8 @@ class ModelRuntimeRunner(Runner):
         self._steps: list[int] = []
         self._starts: list[int] = []
         self._target_stats = Measurements()
-        self._remote = False
+        self._remote = False  # steps go over a protocol (else: the runtime runs them here)
+        self._connected = False  # statistics still to fetch at cleanup
 
     def get_io_specification(self) -> dict:
         return {
@@ -206,7 +207,7 @@ class ModelRuntimeRunner(Runner):
         runtime.model_path = self.compiled
         runtime.read_io_specification(spec or self.io_specification)
         runtime.upload_essentials(self.compiled)
-        self._remote = True
+        self._remote = self._connected = True
 
     # --- steps ---------------------------------------------------------------------------------
 
@@ -242,7 +243,7 @@ class ModelRuntimeRunner(Runner):
         """Fetches the target's statistics of this run, then gives the board (or the
         connection) back; on an interrupted run the statistics the client holds."""
         runtime = self.runtime
-        if self._remote and runtime is not None:
+        if self._connected and runtime is not None:
             try:
                 self._target_stats = runtime.protocol.download_statistics(final=True)
             except (KenningHILError, OSError, NotImplementedError) as exc:
@@ -251,5 +252,5 @@ class ModelRuntimeRunner(Runner):
                 except Exception:  # noqa: BLE001 - statistics are a bonus here
                     pass
                 self.stats_error = one_line(exc)
-        self._remote = False
+        self._connected = False
         self._stack.close()

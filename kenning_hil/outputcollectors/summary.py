@@ -46,6 +46,9 @@ class LiveSummaryCollector(OutputCollector):
             parts.append(f"accuracy {self.accuracy:.4f} ({self.correct}/{self.labelled})")
         return "flow: " + ", ".join(parts)
 
+    def prepare(self) -> None:
+        self._start = time.monotonic()  # the rate counts from the flow's start
+
     def process_output(self, input_data: Any, output_data: Any) -> None:
         now = time.monotonic()
         if self._start is None:

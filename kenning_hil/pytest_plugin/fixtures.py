@@ -275,6 +275,43 @@ class HIL:
                           where="hil.compare thresholds")
         return comparison
 
+    def flow(
+        self,
+        flow: Any,
+        steps: int | None = None,
+        thresholds: dict | None = None,
+        tolerance: dict | None = None,
+        baseline: bool = True,
+        on_target: bool = True,
+        name: str = "",
+    ):
+        """Runs a KenningFlow (a flow JSON file, relative to the test's folder or the
+        rootdir, or its list of runners) until its data ends or `steps` are done; with
+        `on_target` (default) every model runner runs on the test's target, as `hil.run`
+        does. Writes the results, checks `thresholds` and the baseline like `hil.run`, and
+        returns the FlowResult (``steps``, ``throughput``, ``end_to_end``, ``runner_mean_s``,
+        ``latency``, ``accuracy``, ``measurements``)."""
+        from kenning_hil.flows.flowrun import run_flow
+        from kenning_hil.judge.baselines import parse_tolerances
+        from kenning_hil.judge.thresholds import parse_thresholds
+
+        harness = self._state.harness
+        test_id = self._node.nodeid
+        index = self._runs
+        self._runs += 1
+        if isinstance(flow, (str, Path)) and not Path(flow).is_absolute():
+            here = Path(self._node.path).parent / flow
+            flow = here if here.exists() else self._state.options.rootdir / flow
+        checks = _user_errors(parse_thresholds, thresholds, "hil.flow")
+        tolerances = _user_errors(parse_tolerances, tolerance, "hil.flow")
+        outcome = _user_errors(
+            run_flow, flow, harness, self._state.target, name=name or None, steps=steps,
+            target=self.target.name if on_target else None, test_id=test_id, index=index)
+        finish(self._node, harness, outcome.result, checks, tolerances, baseline,
+               baseline_id=test_id if index == 0 else f"{test_id}#{name or index}",
+               where="hil.flow thresholds")
+        return outcome
+
 
 def comparison_target(config, value: Any):
     """A Target of a comparison from a name or a Target; one not usable here (no LiteRT for
