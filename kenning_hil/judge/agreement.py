@@ -59,6 +59,7 @@ class PairAgreement:
     element_exact_rate: float  # fraction of output elements that are equal
     max_difference: int  # largest |a - b| over all elements, in quantisation steps
     top1_agreement: float | None  # classifiers (last axis <= 100 classes): argmax agreement
+    distinct_outputs: int = 0  # different outputs of the first runtime over the samples
 
 
 def random_int8_inputs(model_path: Path, count: int, seed: int) -> list[np.ndarray]:
@@ -108,6 +109,7 @@ def compare_runtimes(
         rows.append(PairAgreement(
             model_path.name, first, second, count, float(per_sample_equal.mean()),
             equal_elements / total_elements, max_difference, top1,
+            distinct_outputs(a_all),
         ))
     return rows
 
@@ -115,17 +117,38 @@ def compare_runtimes(
 def render_agreement_table(rows: list[PairAgreement]) -> str:
     """Markdown table, one row per (model, runtime pair)."""
     lines = [
-        "| model | runtimes | samples | exact match (samples) | equal elements | max diff "
-        "(steps) | top-1 agreement |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | runtimes | samples | distinct outputs | exact match (samples) | equal "
+        "elements | max diff (steps) | top-1 agreement |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         top1 = "–" if r.top1_agreement is None else f"{r.top1_agreement:.0%}"
         lines.append(
-            f"| {r.model} | {r.first} vs {r.second} | {r.samples} | {r.exact_rate:.0%} | "
+            f"| {r.model} | {r.first} vs {r.second} | {r.samples} | {r.distinct_outputs} | "
+            f"{r.exact_rate:.0%} | "
             f"{r.element_exact_rate:.1%} | {r.max_difference} | {top1} |"
         )
     return "\n".join(lines)
+
+
+def distinct_outputs(outputs: Sequence[np.ndarray]) -> int:
+    """How many different outputs the samples gave: `outputs` holds one array per model
+    output, samples first; a sample's output is all of them together, byte for byte. An
+    agreement over few distinct outputs checks few outputs, whatever the sample count."""
+    arrays = [np.ascontiguousarray(np.asarray(a)) for a in outputs]
+    if not arrays or len(arrays[0]) == 0:
+        return 0
+    samples = len(arrays[0])
+    return len({b"".join(a[i].tobytes() for a in arrays) for i in range(samples)})
+
+
+def few_distinct_outputs(distinct: int, samples: int) -> str:
+    """A warning when fewer than half the samples gave different outputs (empty if not)."""
+    if samples and distinct * 2 < samples:
+        return (f"only {distinct} distinct outputs in {samples} samples: the comparison "
+                f"checks few different outputs (inputs that drive the model to the same "
+                f"output prove little; the random dataset's 'spread' draw avoids it)")
+    return ""
 
 
 # ------------------------------------------------------------------- targets compared
@@ -237,6 +260,7 @@ class PairComparison:
     failing_samples: list[int]  # samples beyond the tolerance
     per_sample_max_difference: list[float]
     accuracy: dict[str, float | None] = field(default_factory=dict)  # target name -> accuracy
+    distinct_outputs: int = 0  # different reference outputs over the samples
 
     @property
     def exact_match_rate(self) -> float:
@@ -256,6 +280,7 @@ class PairComparison:
             "samples": self.samples,
             "exact_samples": self.exact_samples,
             "exact_match_rate": self.exact_match_rate,
+            "distinct_outputs": self.distinct_outputs,
             "max_difference": _plain(self.max_difference),
             "max_relative_difference": self.max_relative_difference,
             "max_at": self.max_at,
@@ -272,7 +297,8 @@ class PairComparison:
     def summary(self) -> str:
         """One line: the pair, samples, exact-match rate, max difference, accuracies."""
         unit = " steps" if self.unit == "steps" else ""
-        text = (f"{self.target} vs {self.reference}: {self.samples} samples, "
+        text = (f"{self.target} vs {self.reference}: {self.samples} samples "
+                f"({self.distinct_outputs} distinct outputs), "
                 f"{self.exact_match_rate:.0%} exact, max difference {_plain(self.max_difference)}"
                 f"{unit}")
         if self.max_relative_difference is not None:
@@ -283,7 +309,14 @@ class PairComparison:
                       if value is not None]
         if accuracies:
             text += f"; accuracy {', '.join(accuracies)}"
+        warning = self.few_distinct_warning()
+        if warning:
+            text += f"; warning: {warning}"
         return text
+
+    def few_distinct_warning(self) -> str:
+        """Said when fewer than half the samples gave different reference outputs."""
+        return few_distinct_outputs(self.distinct_outputs, self.samples)
 
     def failure(self) -> str:
         """Why the pair fails its tolerance (empty when it passes)."""
@@ -423,6 +456,7 @@ def compare_outputs(
         first_mismatch=first_mismatch,
         failing_samples=[int(i) for i in np.flatnonzero(failing)],
         per_sample_max_difference=[float(d) for d in per_sample],
+        distinct_outputs=distinct_outputs(ref_arrays),
     )
 
 

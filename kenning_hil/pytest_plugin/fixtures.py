@@ -339,6 +339,9 @@ def finish_comparison(node, harness, comparison, thresholds, use_baseline: bool,
         result = comparison.results[pair.target]
         record(node, result)
         node.user_properties.append(("comparison", pair.summary()))
+        if pair.few_distinct_warning():  # an agreement over few different outputs (#23)
+            warnings.warn(f"kenning-hil: {node.nodeid}: {pair.target} vs {pair.reference}: "
+                          f"{pair.few_distinct_warning()}", stacklevel=3)
         verdict = _user_errors(harness.judge, result, thresholds,
                                tolerances or DEFAULT_TOLERANCES, baseline_id or node.nodeid,
                                use_baseline, where)
