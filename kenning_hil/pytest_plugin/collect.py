@@ -88,6 +88,8 @@ class SuiteFile(pytest.File):
                 if name not in marks:
                     marks[name] = getattr(pytest.mark, name)
             for target_name in targets:
+                if skip is None and self._not_applicable(case, target_name):
+                    continue  # never runnable there: not a test (counted, not skipped)
                 item = SuiteItem.from_parent(self, name=case.test_name(target_name), case=case,
                                              target_name=target_name)
                 # known now: a row in the report even when the test skips or errors at setup
@@ -98,6 +100,28 @@ class SuiteFile(pytest.File):
                 if skip is not None:
                     item.add_marker(skip)
                 yield item
+
+
+    def _not_applicable(self, case, target_name: str) -> bool:
+        """Whether the target can never accept the case's model (the harness's own
+        compatibility check, before compiling); such a combination is recorded for the
+        summary line and the report instead of becoming a test that always skips."""
+        from kenning_hil.core.errors import KenningHILError
+        from kenning_hil.run.request import RunRequest
+
+        state = hil_state(self.config)
+        try:
+            target = state.target(target_name)
+        except KenningHILError:
+            return False  # the test's setup reports the broken description
+        refused = state.harness.not_applicable(
+            target, RunRequest(case.model_wrapper, case.dataset, case.optimizers))
+        if refused is None:
+            return False
+        test = f"{self.nodeid}::{case.test_name(target_name)}"
+        not_applicable(self.config)[test] = {"test": test, "target": target_name,
+                                             "check": refused.check, "reason": str(refused)}
+        return True
 
 
 class SuiteItem(pytest.Item):
@@ -145,3 +169,71 @@ class SuiteItem(pytest.Item):
     def reportinfo(self):
         # not a suffix of the nodeid: pytest would turn the dots of the domain into "::"
         return self.path, 0, f"{self.path}::{self.name}"
+
+
+# ------------------------------------------------------------------------------ not applicable
+
+NOT_APPLICABLE_KEY = pytest.StashKey[dict]()
+NOT_APPLICABLE_OUTPUT = "kenning_hil_not_applicable"  # an xdist worker's list, for the controller
+NOT_APPLICABLE = "not applicable"  # the outcome word in the summary line and the report
+
+
+def not_applicable(config: pytest.Config) -> dict[str, dict]:
+    """The model × target combinations left out at collection, by test id: test, target,
+    check (what refused it: formats, ...) and reason."""
+    if NOT_APPLICABLE_KEY not in config.stash:
+        config.stash[NOT_APPLICABLE_KEY] = {}
+    return config.stash[NOT_APPLICABLE_KEY]
+
+
+def not_applicable_rows(config: pytest.Config) -> list:
+    """Report rows (outcome "not applicable", with the reason) for the left-out combinations."""
+    entries = not_applicable(config)
+    if not entries:
+        return []
+    from kenning_hil.report.summary import SummaryRow
+
+    return [SummaryRow(test=entry["test"], target=entry["target"], outcome=NOT_APPLICABLE,
+                       reason=entry["reason"])
+            for _, entry in sorted(entries.items())]
+
+
+def not_applicable_line(entries: list[dict]) -> str:
+    """"7 model × target combinations not applicable: formats" (by check, when several)."""
+    checks: dict[str, int] = {}
+    for entry in entries:
+        checks[entry["check"]] = checks.get(entry["check"], 0) + 1
+    why = ", ".join(checks) if len(checks) == 1 else ", ".join(
+        f"{check} ({n})" for check, n in checks.items())
+    noun = "combination" if len(entries) == 1 else "combinations"
+    return f"{len(entries)} model × target {noun} {NOT_APPLICABLE}: {why}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints the summary
+        workeroutput[NOT_APPLICABLE_OUTPUT] = list(not_applicable(session.config).values())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    # under xdist the workers collect (each the same combinations): merge by test id
+    entries = getattr(node, "workeroutput", {}).get(NOT_APPLICABLE_OUTPUT) or []
+    found = not_applicable(node.config)
+    for entry in entries:
+        found.setdefault(entry["test"], entry)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    entries = [entry for _, entry in sorted(not_applicable(config).items())]
+    if not entries:
+        return
+    terminalreporter.write_line(not_applicable_line(entries))
+    if config.get_verbosity() > 0:
+        for entry in entries:
+            terminalreporter.write_line(f"  {entry['test']}: {entry['reason']}")
+    # counted in pytest's last line: "5 passed, 7 not applicable in 9.1s"
+    terminalreporter.stats.setdefault(NOT_APPLICABLE, []).extend(entries)

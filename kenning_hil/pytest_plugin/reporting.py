@@ -149,9 +149,14 @@ class HILReporter:
 
             self.rows += unreported_rows(self.config.stash[OPTIONS_KEY].report_dir,
                                          self.started, [r.test for r in self.rows])
+        # combinations left out at collection are listed in the report with their reason
+        from kenning_hil.pytest_plugin.collect import not_applicable_rows
+
+        rows = [*self.rows, *not_applicable_rows(self.config)]
         # a run with HIL tests rewrites the report even when none of them reported (stopped
         # early): the previous run's report.md must not pass for this one's
-        if not self.rows and (not self.has_hil_items or self.config.option.collectonly):
+        if not self.rows and (not (rows or self.has_hil_items)
+                              or self.config.option.collectonly):
             return
         if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             # e.g. a malformed -k, found after collection: nothing ran, so the last run's
@@ -160,7 +165,7 @@ class HILReporter:
         from kenning_hil.report.session import write_session_report
 
         try:
-            write_session_report(sorted(self.rows, key=lambda r: r.test),
+            write_session_report(sorted(rows, key=lambda r: r.test),
                                  self.config.stash[OPTIONS_KEY].report_dir)
         except OSError as exc:
             warnings.warn(f"kenning-hil: cannot write the session report: {os_reason(exc)}",

@@ -11,7 +11,12 @@ from kenning_hil.run.results import Result
 
 class Incompatible(KenningHILError):
     """The model cannot run on the target (format not accepted, too large): a skip, not a
-    failure."""
+    failure. `check` names what refused it ("formats", "memory"), so combinations refused at
+    collection can be counted by reason."""
+
+    def __init__(self, message: str, check: str = "formats"):
+        super().__init__(message)
+        self.check = check
 
 
 BASELINE_STATUSES = ("written", "compared", "regressed", "missing")

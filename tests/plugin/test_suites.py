@@ -1,5 +1,6 @@
 """Suites collected by a real pytest process: ids, compile counts (also under -n 2),
-incompatible combinations skipped with the reason, pinned targets, --suite."""
+combinations a target cannot take left out (counted, listed), others skipped with the reason,
+pinned targets, --suite."""
 
 import os
 import xml.etree.ElementTree as ET
@@ -105,6 +106,9 @@ def test_compile_once_per_pair_under_xdist(hil_project, monkeypatch):
 
 
 def test_incompatible_and_pinned_combinations_skip_with_reason(hil_project, models_dir):
+    """A format the target can never take is not a test: left out at collection, counted in
+    one line (listed with -v) and in the report. What could run but cannot here skips: a
+    model found too large for the RAM once compiled, a pin to a target not selected."""
     write_target(hil_project, "tiny-ram", "kind: host\nruntime: onnxruntime\n"
                                           "memory: {ram: 1KiB}\n")
     write_target(hil_project, "spare-board", "kind: host\nruntime: onnxruntime\n")
@@ -122,8 +126,8 @@ models:
 """
     )
     result = run(hil_project, "mixed.yaml", "--target=host-onnxruntime", "--target=tiny-ram",
-                 "--junitxml=junit.xml", f"--models-path={models_dir}")
-    result.assert_outcomes(passed=1, skipped=4)
+                 "--junitxml=junit.xml", f"--models-path={models_dir}", "-v")
+    result.assert_outcomes(passed=1, skipped=2)
     skipped = {
         case.get("name"): case.find("skipped").get("message")
         for case in ET.parse(hil_project.path / "junit.xml").iter("testcase")
@@ -131,12 +135,21 @@ models:
     }
     assert skipped == {
         "digits-none[tiny-ram]": "model of 19770 B is larger than target 'tiny-ram' RAM (1024 B)",
-        "kws-none[host-onnxruntime]":
-            "target 'host-onnxruntime' runs onnx models; this model is tflite",
-        "kws-none[tiny-ram]": "target 'tiny-ram' runs onnx models; this model is tflite",
         "board-only-none[spare-board]":
             "suite pins target spare-board, not selected (run with --target spare-board)",
     }
+    result.stdout.fnmatch_lines([
+        "2 model × target combinations not applicable: formats",
+        "  mixed.yaml::kws-none[[]host-onnxruntime[]]: target 'host-onnxruntime' runs onnx "
+        "models; this model is tflite",
+        "  mixed.yaml::kws-none[[]tiny-ram[]]: target 'tiny-ram' runs onnx models; this model "
+        "is tflite",
+        "*= 1 passed, 2 skipped, 2 not applicable in *",
+    ])
+    report = (hil_project.path / "results" / "report.md").read_text()
+    assert ("| mixed.yaml::kws-none[tiny-ram] | - | - | - | - | - | not applicable: target "
+            "'tiny-ram' runs onnx models; this model is tflite |") in report
+    assert "2 not applicable" in report.splitlines()[2]
 
 
 def test_suite_option_and_collection_errors(hil_project):
