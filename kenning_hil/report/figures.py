@@ -88,6 +88,21 @@ def _short(label: str, width: int = 40) -> str:
     return label if len(label) <= width else "…" + label[-(width - 1):]
 
 
+def test_label(test: str, width: int = 48) -> str:
+    """A test id as a figure names it: without its file (``suites/digits.yaml::``), which
+    every run of a suite shares, so the model, chain and target part stays readable."""
+    return _short(test.rsplit("::", 1)[-1], width)
+
+
+SOURCE_NAMES = {
+    "target_inference_step": "time on the target",
+    "target_inference_instructions": "instructions counted by the simulated board",
+    "target_inference_cycles": "cycles counted by the board",
+    "protocol_inference_step": "protocol round trip, timed by the host",
+}
+"""What a latency source measures, in words (the key stays in the figure for searching)."""
+
+
 # ------------------------------------------------------------------------- one run
 
 
@@ -110,12 +125,15 @@ def latency_run_png(series: Sequence[tuple[str, str, Sequence[float]]]) -> bytes
             trace.plot(np.arange(1, data.size + 1), data, ".", markersize=3, color=colour)
         trace.set_xlabel("inference")
         trace.set_ylabel(name)
-        trace.set_title(f"{source}: {axis_label(unit)} per inference")
+        trace.set_title(f"{SOURCE_NAMES.get(source, source)} ({source})")
         _pad_flat(trace, data)
-        hist.hist(data, bins=min(40, max(5, data.size // 5)), color=colour)
+        # the histogram shows the body: a few slow outliers would squash it into one bar
+        top = float(np.percentile(data, 99)) if data.size >= 100 else float(data.max())
+        beyond = int((data > top).sum())
+        hist.hist(data[data <= top], bins=min(40, max(5, data.size // 5)), color=colour)
         hist.axvline(float(np.median(data)), color="#000000", linewidth=0.8, linestyle="--",
-                     label="median")
-        hist.set_xlabel(name)
+                     label=f"median {np.median(data):.4g}")
+        hist.set_xlabel(name + (f" ({beyond} above p99 not shown)" if beyond else ""))
         hist.set_ylabel("inferences")
         hist.legend(loc="upper right")
         hist.ticklabel_format(axis="x", useOffset=False, style="plain")
@@ -146,15 +164,16 @@ def system_stats_png(time_s: Sequence[float], cpus_percent: Sequence[Sequence[fl
     cpus = np.asarray([list(c) for c in cpus_percent], dtype=np.float64)
     t = np.asarray(time_s, dtype=np.float64)
     if cpus.ndim == 2 and cpus.size:
+        marker = "o" if len(t) <= 30 else None
         for core in range(cpus.shape[1]):
-            axes[0].plot(t, cpus[:, core], linewidth=0.6, alpha=0.6,
-                         color=PALETTE[(core + 1) % len(PALETTE)])
+            axes[0].plot(t, cpus[:, core], linewidth=0.6, alpha=0.6, marker=marker,
+                         markersize=2, color=PALETTE[(core + 1) % len(PALETTE)])
         axes[0].plot(t, cpus.mean(axis=1), linewidth=1.4, color=PALETTE[0],
                      label=f"mean of {cpus.shape[1]} cores")
         axes[0].legend(loc="upper right")
     axes[0].set_title("CPU per core")
     axes[1].plot(t, mem_percent, color=PALETTE[5])
-    axes[1].set_title("memory in use")
+    axes[1].set_title("memory in use (of the host's RAM)")
     if panels == 3:
         axes[2].plot(t[: len(gpu_percent)], gpu_percent, color=PALETTE[2], label="GPU")
         if len(gpu_mem_percent):
@@ -180,7 +199,7 @@ def confusion_png(matrix: Sequence[Sequence[int]], class_names: Sequence[str] = 
     n = counts.shape[0]
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-    side = 3.2 if n <= 4 else min(7.0, 2.5 + 0.35 * n)
+    side = 3.2 if n <= 4 else min(6.0, 2.5 + 0.3 * n)
     fig, ax = plt.subplots(figsize=(side + 1.0, side))
     image = ax.imshow(share, cmap="cividis", vmin=0, vmax=1, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
@@ -218,18 +237,21 @@ def distributions_png(groups: Sequence[tuple[str, Sequence[float]]], unit: str) 
     data = [v * factor for _, v in groups]
     fig, ax = plt.subplots(figsize=(8, 0.42 * len(groups) + 1.3))
     positions = np.arange(1, len(groups) + 1)
-    varied = [i for i, d in enumerate(data) if d.size > 1 and np.ptp(d) > 0]
+    # violins of the 1st to 99th percentile: a rare stall would stretch the axis tenfold
+    body = [d[(d >= np.percentile(d, 1)) & (d <= np.percentile(d, 99))] if d.size >= 100 else d
+            for d in data]
+    varied = [i for i, d in enumerate(body) if d.size > 1 and np.ptp(d) > 0]
     if varied:
-        parts = ax.violinplot([data[i] for i in varied], positions[varied], vert=False,
+        parts = ax.violinplot([body[i] for i in varied], positions[varied], vert=False,
                               showextrema=False, widths=0.8)
         for body in parts["bodies"]:
             body.set_facecolor(PALETTE[4])
             body.set_alpha(0.5)
     ax.boxplot(data, positions=positions, vert=False, widths=0.25, showfliers=False,
                medianprops={"color": PALETTE[5]})
-    ax.set_yticks(positions, [_short(label, 48) for label, _ in groups])
+    ax.set_yticks(positions, [test_label(label) for label, _ in groups])
     ax.invert_yaxis()
-    ax.set_xlabel(f"{axis_label(unit)} ({name})")
+    ax.set_xlabel(f"{axis_label(unit)} ({name}; whiskers 1.5 IQR, violins p1 to p99)")
     ax.ticklabel_format(axis="x", useOffset=False, style="plain")
     fig.tight_layout()
     return _png(fig, plt)
@@ -250,14 +272,16 @@ def bubbles_png(points: Sequence[tuple[str, float, float, float | None]], unit: 
         area = 40 + 900 * (size or 0) / largest
         ax.scatter(latency * factor, accuracy, s=area, alpha=0.6,
                    color=PALETTE[i % len(PALETTE)], edgecolors="#000000", linewidths=0.5,
-                   label=f"{_short(label, 44)} ({_size(size)})")
+                   label=f"{test_label(label, 44)} ({_size(size)})")
     ax.set_xlabel(f"median {axis_label(unit)} ({name})")
     ax.set_ylabel(metric)
     low = min(p[2] for p in points)
     ax.set_ylim(max(0.0, low - 0.05), min(1.02, max(p[2] for p in points) + 0.03))
     ax.margins(x=0.15)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="bubble area = size",
-              frameon=False)
+    legend = ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5),
+                       title="bubble area = compiled size", frameon=False)
+    for handle in legend.legend_handles:  # the legend's markers name, not size, the runs
+        handle.set_sizes([40])
     fig.tight_layout()
     return _png(fig, plt)
 
@@ -286,7 +310,7 @@ def trends_png(series: Mapping[str, Sequence[tuple[str, float, bool]]], ylabel: 
         xs = [x_of[p[0]] for p in points]
         ys = [p[1] * factor for p in points]
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1,
-                color=PALETTE[i % len(PALETTE)], label=_short(test, 50))
+                color=PALETTE[i % len(PALETTE)], label=test_label(test, 50))
         bad = [(x, y) for x, y, p in zip(xs, ys, points) if p[2]]
         if bad:
             ax.scatter(*zip(*bad), marker="x", s=60, color=PALETTE[5], zorder=3,
@@ -307,7 +331,7 @@ def latency_bars_png(rows: Sequence[tuple[str, float, float | None]]) -> bytes |
     if plt is None or not rows:
         return None
     factor, name = unit_scale([v for _, v, _ in rows], SECONDS)
-    labels = [_short(label, 50) for label, _, _ in rows]
+    labels = [test_label(label, 50) for label, _, _ in rows]
     p50 = [v * factor for _, v, _ in rows]
     p95 = [(w if w is not None else v) * factor for _, v, w in rows]
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(rows) + 1.2))

@@ -263,6 +263,19 @@ def read_run(path: Path) -> RunRecord:
     return run_from_record(record, path)
 
 
+def fill_session_facts(runs: Sequence[RunRecord], directory: Path) -> None:
+    """What the result files do not say themselves: the session's environment (commit,
+    versions; environment.json) and each target's RAM (its description)."""
+    from kenning_hil.report.environment import read_environment, target_ram
+
+    environment = read_environment(directory)
+    for run in runs:
+        if not run.environment and environment:
+            run.environment = dict(environment)
+        if run.target_ram is None and run.target != "?":
+            run.target_ram = target_ram(run.target)
+
+
 def _summary_rows(directory: Path, problems: list[str]) -> dict[str, SummaryRow]:
     summary = directory / "summary.json"
     if not summary.is_file():
@@ -305,6 +318,7 @@ def load_runs(paths: Sequence[Path | str]) -> Loaded:
                 loaded.ignored += len(files) - len(kept)
                 files = kept
             runs = [read_run(f) for f in files]
+            fill_session_facts(runs, path)
             by_file = {Path(r.results).name: r for r in rows.values() if r.results}
             seen = set()
             for run in runs:

@@ -36,7 +36,7 @@ from kenning_hil.report.document import (
     to_markdown,
     to_rst,
 )
-from kenning_hil.report.runs import Loaded, RunRecord, load_runs, read_run
+from kenning_hil.report.runs import Loaded, RunRecord, fill_session_facts, load_runs, read_run
 from kenning_hil.report.summary import SummaryRow, row_cells
 
 __all__ = ["rst_escape", "write_session_report", "render_report", "render_markdown",
@@ -181,7 +181,7 @@ def run_figures(run: RunRecord, writer: FigureWriter) -> dict[str, Figure]:
                                 stats.gpu_percent, stats.gpu_mem_percent), run.path)
         if fig:
             found["resources"] = fig
-    if run.confusion is not None:
+    if run.confusion is not None and run.metrics:
         fig = writer.figure(f"{stem}-confusion.png", f"Confusion matrix of {run.test}",
                             lambda: figures.confusion_png(run.confusion, run.class_names),
                             run.path)
@@ -202,6 +202,8 @@ def _date(epoch: float | None) -> str:
 def _bytes(value: int | None) -> str:
     if value is None:
         return "-"
+    if value >= 1 << 20:
+        return f"{value} B ({value / (1 << 20):.2f} MiB)"
     return f"{value} B ({value / 1024:.1f} KiB)" if value >= 1024 else f"{value} B"
 
 
@@ -234,10 +236,12 @@ def _latency_table(run: RunRecord) -> Table | None:
 
 
 def _quality_blocks(run: RunRecord, figure: Figure | None) -> list[Block]:
-    blocks: list[Block] = []
-    if run.metrics:
-        blocks.append(Table(["quality metric", "value"],
-                            [[k, format_metric(k, v)] for k, v in sorted(run.metrics.items())]))
+    if not run.metrics:
+        # e.g. synthetic labels: a confusion matrix of them would read as a real one
+        return [Paragraph("No quality metrics: the dataset reported none for this run "
+                          "(random inputs or synthetic labels).")]
+    blocks: list[Block] = [Table(["quality metric", "value"], [
+        [k, format_metric(k, v)] for k, v in sorted(run.metrics.items())])]
     if figure is not None:
         blocks.append(figure)
     if run.confusion is not None:
@@ -493,6 +497,7 @@ def _runs_of_rows(rows: Sequence[SummaryRow], directory: Path) -> tuple[list[Run
         run = read_run(path)
         run.outcome, run.reason = row.outcome, row.reason
         runs.append(run)
+    fill_session_facts(runs, directory)
     return runs, notes
 
 
@@ -504,6 +509,9 @@ def write_session_report(rows: Sequence[SummaryRow], directory: Path,
     directory.mkdir(parents=True, exist_ok=True)
     # rows first: whatever fails after, the results survive and the report can be redone
     write_json_atomic(directory / "summary.json", [asdict(r) for r in rows])
+    from kenning_hil.report.environment import ENVIRONMENT_FILE, session_environment
+
+    write_json_atomic(directory / ENVIRONMENT_FILE, session_environment(Path.cwd()))
     return render_session_report(rows, directory, formats)
 
 

@@ -33,6 +33,7 @@ from kenning_hil.judge.baselines import (
     baseline_record,
     compare_to_baseline,
 )
+from kenning_hil.judge.margins import baseline_records, threshold_records
 from kenning_hil.judge.metrics import TIMING_METRIC_PREFIXES
 from kenning_hil.judge.thresholds import Threshold, check_thresholds
 from kenning_hil.protocols.session import SessionProtocol
@@ -64,6 +65,8 @@ class Verdict:
     baseline_updated: bool = False
     # what happened to the baseline: written, compared, regressed, missing ("" without one)
     baseline_status: str = ""
+    # each threshold and baseline comparison with its margin, for the report (judge/margins)
+    checks: list[dict] = field(default_factory=list)
 
 
 class Harness:
@@ -225,24 +228,8 @@ class Harness:
         ram = target.description.ram
         if ram is not None and size > ram:
             raise Incompatible(
-                f"model of {size} B is larger than target '{target.name}' RAM ({ram} B)",
-                check="memory",
+                f"model of {size} B is larger than target '{target.name}' RAM ({ram} B)"
             )
-
-    def not_applicable(self, target: Target, request: RunRequest) -> Incompatible | None:
-        """Why `request` can never run on `target`, known without compiling (the chain's
-        output format against what the target accepts: `check_compatible`, as `run` checks
-        it), or None. Collection leaves such combinations out instead of skipping them. Blocks
-        that cannot be built here are left to the run, which reports them."""
-        try:
-            _, wrapper, optimizers = self._blocks(
-                RunRequest(request.model_wrapper, None, request.optimizers), None)
-            self.check_compatible(target, self._output_formats(wrapper, optimizers))
-        except Incompatible as exc:
-            return exc
-        except KenningHILError:
-            return None
-        return None
 
     def run(self, target: Target, request: RunRequest, test_id: str, index: int = 0,
             capture: CapturedOutputs | None = None, write: bool = True) -> Result:
@@ -405,7 +392,26 @@ class Harness:
 
     # -- judging -----------------------------------------------------------------------
 
-    def judge(
+    def judge(self, result: Result, *args: Any, **kwargs: Any) -> Verdict:
+        """Threshold misses and baseline regressions as messages (empty: passed), see
+        `_judge`; the checks, with their margins, go into the run's result file too."""
+        verdict = self._judge(result, *args, **kwargs)
+        if verdict.checks and result.path is not None:
+            self._record_checks(result.path, verdict.checks)
+        return verdict
+
+    def _record_checks(self, path: Path, checks: list[dict]) -> None:
+        import json
+
+        try:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # the file is gone or half-written: the verdict still stands
+        if isinstance(record, dict):
+            save_json_file(path, {**record, "checks": checks},
+                           f"the checks of {record.get('test')}")
+
+    def _judge(
         self,
         result: Result,
         thresholds: Sequence[Threshold] = (),
@@ -414,13 +420,14 @@ class Harness:
         use_baseline: bool = True,
         where: str = "thresholds",
     ) -> Verdict:
-        """Threshold misses and baseline regressions as messages (empty: passed); `where`
-        names the thresholds' origin (a suite file, hil.run) in an unknown-metric message."""
+        """`where` names the thresholds' origin (a suite file, hil.run) in an
+        unknown-metric message."""
         unknown, thresholds = unknown_threshold_metrics(result.values(), thresholds, where,
                                                         result.no_metrics_reason)
         applicable, skipped = split_timing_thresholds(result, thresholds)
         verdict = Verdict(
-            failures=[*unknown, *check_thresholds(result.values(), applicable)], notes=skipped
+            failures=[*unknown, *check_thresholds(result.values(), applicable)], notes=skipped,
+            checks=threshold_records(result.values(), applicable),
         )
         if self.baselines is None or not use_baseline:
             return verdict
@@ -455,6 +462,7 @@ class Harness:
             label=str(verdict.baseline_path),
         )
         verdict.notes.extend(compared.notes)
+        verdict.checks += baseline_records(compared.comparisons)
         verdict.baseline_status = "regressed" if compared.regressions else "compared"
         for comparison in compared.regressions:
             verdict.failures.append(
