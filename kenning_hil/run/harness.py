@@ -228,8 +228,24 @@ class Harness:
         ram = target.description.ram
         if ram is not None and size > ram:
             raise Incompatible(
-                f"model of {size} B is larger than target '{target.name}' RAM ({ram} B)"
+                f"model of {size} B is larger than target '{target.name}' RAM ({ram} B)",
+                check="memory",
             )
+
+    def not_applicable(self, target: Target, request: RunRequest) -> Incompatible | None:
+        """Why `request` can never run on `target`, known without compiling (the chain's
+        output format against what the target accepts: `check_compatible`, as `run` checks
+        it), or None. Collection leaves such combinations out instead of skipping them. Blocks
+        that cannot be built here are left to the run, which reports them."""
+        try:
+            _, wrapper, optimizers = self._blocks(
+                RunRequest(request.model_wrapper, None, request.optimizers), None)
+            self.check_compatible(target, self._output_formats(wrapper, optimizers))
+        except Incompatible as exc:
+            return exc
+        except KenningHILError:
+            return None
+        return None
 
     def run(self, target: Target, request: RunRequest, test_id: str, index: int = 0,
             capture: CapturedOutputs | None = None, write: bool = True) -> Result:
