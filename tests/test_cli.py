@@ -125,7 +125,8 @@ def test_wrong_typed_parameter(tmp_path):
         tmp_path / "s.json", dataset={"type": "digits", "parameters": {"batch_size": "eight"}}
     )
     line = error_of(kenning_hil("run", scenario))
-    assert "scenario 'dataset': DigitsDataset: parameter 'batch_size' must be an integer" in line
+    assert ("s.json: dataset.parameters.batch_size: DigitsDataset: parameter 'batch_size' must "
+            "be an integer") in line
 
 
 def test_input_of_the_wrong_size(tmp_path):

@@ -112,21 +112,22 @@ def test_real_quantisation_chain(tmp_path):
     assert result.accuracy >= 0.93
 
 
-def test_runtime_that_cannot_take_the_model_is_a_configuration_error():
-    pipeline = build_pipeline(scenario(runtime={"type": "litert", "parameters": {}}))
-    with pytest.raises(ConfigurationError, match="LiteRTRuntime cannot take the model from ONNX"):
-        pipeline.run()
+def test_runtime_that_cannot_take_the_model_is_refused_before_anything_runs():
+    with pytest.raises(ConfigurationError,
+                       match="LiteRTRuntime takes tflite models; ONNXWrapper before it "
+                       "writes onnx"):
+        build_pipeline(scenario(runtime={"type": "litert", "parameters": {}}))
 
 
 @pytest.mark.parametrize(
     "bad,message",
     [
-        ({"datasets": {}}, "unknown key 'datasets'"),
-        ({"runtime": None}, "'runtime' must be an object"),
-        ({"runtime": {"type": "onnxruntime", "params": {}}}, "'runtime': unknown key 'params'"),
-        ({"runtime": {"parameters": {}}}, "'runtime': key 'type' must be a string"),
+        ({"datasets": {}}, "datasets: unknown key \\(did you mean 'dataset'\\?\\)"),
+        ({"runtime": None}, "runtime: must be an object"),
+        ({"runtime": {"type": "onnxruntime", "params": {}}}, "runtime: unknown key 'params'"),
+        ({"runtime": {"parameters": {}}}, "runtime: key 'type' must be a string"),
         ({"optimizers": {}}, "'optimizers' must be a list"),
-        ({"optimizers": [3]}, "'optimizers\\[0\\]' must be an object"),
+        ({"optimizers": [3]}, "optimizers\\[0\\]: must be an object"),
     ],
 )
 def test_structure_errors(bad, message):
@@ -154,8 +155,8 @@ def test_wrong_typed_parameter_names_entry_key_and_type():
     with pytest.raises(ConfigurationError) as error:
         build_pipeline(scenario(dataset={"type": "digits", "parameters": {"batch_size": "8"}}))
     assert str(error.value) == (
-        "scenario 'dataset': DigitsDataset: parameter 'batch_size' must be an integer, "
-        "got '8' (string)"
+        "scenario: dataset.parameters.batch_size: DigitsDataset: parameter 'batch_size' must "
+        "be an integer, got '8' (string)"
     )
 
 

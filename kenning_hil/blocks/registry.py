@@ -1,6 +1,8 @@
 """Short names of the classes a scenario or the command line may pick, per kind.
 
-A scenario's ``"type"`` is one of these names or a dotted class path
+A scenario's ``"type"`` is one of these names, a registered class's own name
+(``DigitsDataset``, as Kenning's short names are class names), a Kenning class name or path
+with a counterpart here (`kenning_names.KENNING_CLASSES`), or a dotted class path
 (``package.module.Class``). Classes are imported only when used, so a missing optional
 framework affects only the scenarios that need it. To register a class, add one line to
 its kind's table.
@@ -8,6 +10,7 @@ its kind's table.
 
 from __future__ import annotations
 
+from kenning_hil.blocks.kenning_names import did_you_mean, kenning_class, not_implemented
 from kenning_hil.core.args import load_class
 from kenning_hil.core.errors import ConfigurationError
 
@@ -60,22 +63,56 @@ def registered_names(kind: str) -> list[str]:
 
 
 def names_class(kind: str, name: str) -> bool:
-    """Whether `name` is a short name registered for `kind` or a dotted class path (what
-    `resolve_class_path` accepts), decided without importing anything."""
-    return name in _table(kind) or "." in name
+    """Whether `name` is a name `resolve_class_path` accepts for `kind`, decided without
+    importing anything."""
+    return name in _table(kind) or "." in name or _short_name(kind, name) is not None
 
 
 def resolve_class_path(kind: str, name: str) -> str:
-    """The dotted class path for a short name, or `name` itself when it is a dotted path."""
+    """The dotted class path for a short name, a registered class's own name or a Kenning
+    class with a counterpart here; `name` itself when it is another dotted path. A Kenning
+    class we lack is an error naming what we offer instead."""
     table = _table(kind)
     if name in table:
         return table[name]
+    ours = _short_name(kind, name)
+    if ours is not None:
+        return table[ours]
+    missing = not_implemented(name)
+    if missing is not None:
+        raise ConfigurationError(missing)
+    if name.startswith("kenning."):
+        raise ConfigurationError(
+            f"Kenning's {kind} class '{name}' is not implemented in kenning-hil; {kind} types "
+            f"here: {', '.join(sorted(table))}")
     if "." in name:
         return name
     known = ", ".join(sorted(table)) or "none registered"
     raise ConfigurationError(
-        f"unknown {kind} type '{name}' (known: {known}; or a dotted class path)"
+        f"unknown {kind} type '{name}'{did_you_mean(name, type_names(kind))} (known: {known}; "
+        "or a dotted class path)"
     )
+
+
+def type_names(kind: str) -> list[str]:
+    """Every short name `resolve_class_path` takes for `kind`: registered names, the classes'
+    own names and Kenning's names of the classes we have."""
+    from kenning_hil.blocks.kenning_names import KENNING_CLASSES
+
+    table = _table(kind)
+    names = [*table, *(path.rpartition(".")[2] for path in table.values())]
+    names += [path.rpartition(".")[2] for path in KENNING_CLASSES.get(kind, {})]
+    return list(dict.fromkeys(names))
+
+
+def _short_name(kind: str, name: str) -> str | None:
+    """Our registry name for a class's own name (``DigitsDataset``) or a Kenning class."""
+    table = _table(kind)
+    if "." not in name:
+        for short, path in table.items():
+            if path.rpartition(".")[2] == name:
+                return short
+    return kenning_class(kind, name)
 
 
 def resolve_class(kind: str, name: str, base: type | None = None) -> type:

@@ -56,7 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KenningHILError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        problems = getattr(exc, "problems", None)
+        if problems and len(problems) > 1:  # a file's every problem, one a line
+            print(f"{PROG}: error: {getattr(exc, 'source', '')}: {len(problems)} problems",
+                  file=sys.stderr)
+            for problem in problems:
+                print(f"  {one_line(problem)}", file=sys.stderr)
+        else:
+            print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

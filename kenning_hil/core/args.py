@@ -204,6 +204,30 @@ class ArgumentsHandler:
         return kwargs
 
     @classmethod
+    def parameter_problems(cls, json_dict: Any) -> list[tuple[str, str]]:
+        """Every problem of `json_dict` against the schema, not only the first:
+        (parameter name or "", message naming the class), unknown names with close matches."""
+        import jsonschema
+
+        if not isinstance(json_dict, dict):
+            return [("", f"{cls.__name__}: parameters must be a JSON object, "
+                         f"got {type(json_dict).__name__}")]
+        schema = cls.form_parameterschema()
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(json_dict),
+                        key=lambda e: [str(p) for p in e.absolute_path])
+        problems = []
+        for error in errors:
+            if error.validator == "additionalProperties":
+                known = sorted(schema.get("properties", {}))
+                for extra in sorted(set(error.instance) - set(known)):
+                    problems.append((extra, _unknown_parameter(cls.__name__, extra, known)))
+                continue
+            path = list(error.absolute_path)
+            problems.append((str(path[0]) if path else "",
+                             _explain_schema_error(cls.__name__, error, schema)))
+        return problems
+
+    @classmethod
     def parse_argparse_parameters(cls, args: argparse.Namespace) -> dict[str, Any]:
         """Picks this class's parameters out of parsed command-line arguments."""
         structure = get_arguments_structure(cls)
@@ -250,9 +274,8 @@ def _explain_schema_error(owner: str, error, schema: dict) -> str:
     # e.g. ['sizes', 1] -> "sizes[1]", the item of a list parameter
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)[1:] if path else None
     if error.validator == "additionalProperties":
-        known = ", ".join(sorted(schema.get("properties", {}))) or "none"
         extra = sorted(set(error.instance) - set(schema.get("properties", {})))
-        return f"{owner}: unknown parameter '{extra[0]}' (known parameters: {known})"
+        return _unknown_parameter(owner, extra[0], sorted(schema.get("properties", {})))
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"{owner}: missing required parameter '{missing}'"
@@ -267,6 +290,15 @@ def _explain_schema_error(owner: str, error, schema: dict) -> str:
         return f"{owner}: parameter '{key}' must be one of {allowed}, got {error.instance!r}"
     where = f"parameter '{key}'" if key else "parameters"
     return f"{owner}: {where}: {error.message}"
+
+
+def _unknown_parameter(owner: str, name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    return (f"{owner}: unknown parameter '{name}'{hint} (known parameters: "
+            f"{', '.join(known) or 'none'})")
 
 
 def _json_name(value: Any) -> str:

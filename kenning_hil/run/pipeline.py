@@ -194,7 +194,12 @@ def build_pipeline(scenario: dict, name: str = "scenario", source: str = "scenar
     """Validates a scenario dict and builds its objects."""
     from kenning_hil.core.protocol import RuntimeProtocol
 
-    validate_scenario(scenario, source)
+    scenario = validate_scenario(scenario, source)
+    platform = scenario.get("platform")
+    if platform is not None and local_platform(platform) is False:
+        raise ConfigurationError(
+            f"{source}: platform '{platform['type']}' is a board: run it with `kenning-hil run` "
+            "(it maps the platform onto a target) or pytest --target")
     dataset = build_block("dataset", scenario["dataset"], Dataset, "dataset")
     model_wrapper = build_block(
         "model_wrapper", scenario["model_wrapper"], ModelWrapper, "model_wrapper", dataset=dataset
@@ -208,6 +213,42 @@ def build_pipeline(scenario: dict, name: str = "scenario", source: str = "scenar
         protocol = build_block("protocol", scenario["protocol"], RuntimeProtocol, "protocol")
     runtime = build_block("runtime", scenario["runtime"], Runtime, "runtime", protocol=protocol)
     return Pipeline(dataset, model_wrapper, runtime, optimizers, protocol, name, scenario)
+
+
+LOCAL_PLATFORMS = ("LocalPlatform", "kenning.platforms.local.LocalPlatform")
+BOARD_PLATFORMS = ("BareMetalPlatform", "ZephyrPlatform", "kenning.platforms.bare_metal."
+                   "BareMetalPlatform", "kenning.platforms.zephyr.ZephyrPlatform")
+
+
+def local_platform(platform: dict | None) -> bool:
+    """Whether a Kenning `platform` entry means this machine (absent, LocalPlatform)."""
+    return platform is None or platform.get("type") in LOCAL_PLATFORMS
+
+
+def platform_target(platform: dict, catalog: Any, source: str) -> str:
+    """The target a Kenning board platform names: its `name` parameter is a target name or
+    a QEMU machine of a target (``mps2-an386``); else a one-line refusal."""
+    kind = platform.get("type")
+    parameters = platform.get("parameters") or {}
+    name = parameters.get("name")
+    if kind not in BOARD_PLATFORMS:
+        raise ConfigurationError(
+            f"{source}: platform '{kind}' has no counterpart here (platforms mapped: "
+            f"LocalPlatform -> this machine; BareMetalPlatform / ZephyrPlatform with a `name` "
+            "naming a target -> that target)")
+    names = catalog.names()
+    if name in names:
+        return name
+    for candidate in names:
+        try:
+            description = catalog.get(candidate)
+        except KenningHILError:
+            continue
+        if name is not None and description.options.get("machine") == name:
+            return candidate
+    raise ConfigurationError(
+        f"{source}: platform {kind} name {name!r} names no target described here "
+        f"(targets: {', '.join(names)})")
 
 
 def run_scenario(
