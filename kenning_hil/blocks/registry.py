@@ -88,9 +88,10 @@ def resolve_class_path(kind: str, name: str) -> str:
     if "." in name:
         return name
     known = ", ".join(sorted(table)) or "none registered"
+    hint = did_you_mean(name, type_names(kind)).strip(" ()")
     raise ConfigurationError(
-        f"unknown {kind} type '{name}'{did_you_mean(name, type_names(kind))} (known: {known}; "
-        "or a dotted class path)"
+        f"unknown {kind} type '{name}' (known: {known}; or a dotted class path)"
+        + (f"; {hint}" if hint else "")
     )
 
 

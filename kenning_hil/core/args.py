@@ -296,9 +296,9 @@ def _unknown_parameter(owner: str, name: str, known: list[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-    return (f"{owner}: unknown parameter '{name}'{hint} (known parameters: "
-            f"{', '.join(known) or 'none'})")
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return (f"{owner}: unknown parameter '{name}' (known parameters: "
+            f"{', '.join(known) or 'none'}){hint}")
 
 
 def _json_name(value: Any) -> str:

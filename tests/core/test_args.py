@@ -141,8 +141,8 @@ def test_nullable_accepts_null():
          "Base: parameter 'mode' must be one of 'fast', 'exact', got 'slow'"),
         ({"batch_size": 2}, "Base: missing required parameter 'model_path'"),
         ({"model_path": "m", "batch": 2},
-         "Base: unknown parameter 'batch' (did you mean 'batch_size'?) (known parameters: "
-         "anything, batch_size, level, mode, model_path, options, sizes, threshold, verbose)"),
+         "Base: unknown parameter 'batch' (known parameters: anything, batch_size, level, "
+         "mode, model_path, options, sizes, threshold, verbose); did you mean 'batch_size'?"),
     ],
 )
 def test_from_json_errors_name_key_and_expected_type(params, message):
