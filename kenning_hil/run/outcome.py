@@ -50,31 +50,37 @@ def failure_reason(message: str) -> str:
 
 
 INFRASTRUCTURE_CATEGORIES = {
-    "lock": "no free board within the lock timeout",
-    "boot": "the board did not start (emulator, server, reset command)",
-    "flash": "flashing the firmware failed",
     "emulator": "the emulator died",
-    "connection": "the connection to the board was lost or could not be opened",
+    "flash": "flashing the firmware failed",
+    "boot": "the board did not start (emulator, server, reset command)",
+    "lock": "no free board within the lock timeout",
     "timeout": "the board stopped answering",
+    "connection": "the connection to the board was lost or could not be opened",
 }
 """What an infrastructure error category means: a broken board or lab, not a regressed
 model. Both faces report these as errors (pytest: E), never as failed checks."""
 
 
 def infrastructure_category(error: BaseException | None) -> str | None:
-    """The infrastructure category (`INFRASTRUCTURE_CATEGORIES`) of `error` or of an error
-    it was raised from, or None for everything else (a model or a check is at fault).
+    """The infrastructure category (`INFRASTRUCTURE_CATEGORIES`) of `error` or of the errors
+    it was raised from, or None for everything else (a model or a check is at fault). When
+    the chain holds several, the cause beats its symptom: an emulator that died, a failed
+    flash or boot, a lock timeout over the lost connection or timeout they led to.
 
     Errors carry their category as an ``infrastructure`` attribute: TargetError (boot, flash,
     lock), ConnectionLostError (connection; emulator when QEMU died), RequestTimeoutError."""
+    found: list[str] = []
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         category = getattr(error, "infrastructure", None)
         if isinstance(category, str) and category:
-            return category
+            found.append(category)
         error = error.__cause__
-    return None
+    if not found:
+        return None
+    order = list(INFRASTRUCTURE_CATEGORIES)  # causes first, symptoms last
+    return min(found, key=lambda c: order.index(c) if c in order else len(order))
 
 
 def infrastructure_message(category: str, message: str) -> str:

@@ -12,7 +12,7 @@ class UnknownTargetError(ConfigurationError):
 class TargetError(KenningHILError):
     """A board could not be started, flashed, reached or talked to: an infrastructure
     problem (run/outcome.py), whose `infrastructure` category says which ("boot" unless
-    given: "flash", ...)."""
+    given: "flash", ...; "" for none, e.g. a firmware that does not build)."""
 
     infrastructure = "boot"
 

@@ -6,6 +6,18 @@ failed check stays a failure and is never rerun."""
 import json
 import xml.etree.ElementTree as ET
 
+import pytest
+
+from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.protocol import (
+    ConnectionLostError,
+    ProtocolError,
+    RequestDeniedError,
+    RequestTimeoutError,
+)
+from kenning_hil.protocols.transport import TransportClosedError
+from kenning_hil.run.outcome import infrastructure_category
+from kenning_hil.targets.errors import BoardBusyError, TargetError
 from tests.plugin.conftest import DIGITS, run
 
 pytest_plugins = ["pytester"]
@@ -83,3 +95,36 @@ def test_killed_server_is_an_error_and_a_retry_passes_marked(hil_project):
     assert "infrastructure" not in record and record["samples"] == 3
     assert (hil_project.path / "killed.runs").read_text() == "2"
     assert (hil_project.path / "check.runs").read_text() == "1"  # a failed check: no rerun
+
+
+def _chain(*errors: BaseException) -> BaseException:
+    """errors[0] raised from errors[1] raised from ..."""
+    for outer, inner in zip(errors, errors[1:]):
+        outer.__cause__ = inner
+    return errors[0]
+
+
+def test_categories_name_the_cause_not_the_symptom():
+    died = TransportClosedError("closed; QEMU exited with code -9")
+    died.infrastructure = "emulator"
+    assert infrastructure_category(
+        _chain(ConnectionLostError("connection lost"), died, TransportClosedError("eof"))
+    ) == "emulator"
+    assert infrastructure_category(TargetError("QEMU did not start")) == "boot"
+    assert infrastructure_category(TargetError("flash command failed", "flash")) == "flash"
+    assert infrastructure_category(BoardBusyError("no free instance")) == "lock"
+    assert infrastructure_category(RequestTimeoutError("no answer")) == "timeout"
+    # the board is fine, the model or the firmware under test is not: not infrastructure
+    assert infrastructure_category(TargetError("firmware does not build", "")) is None
+    assert infrastructure_category(RequestDeniedError("model refused")) is None
+    assert infrastructure_category(ProtocolError("malformed answer")) is None
+    assert infrastructure_category(ValueError("bug")) is None
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_bad_retry_counts_are_usage_errors(value, tmp_path):
+    from kenning_hil.config.settings import HILSettings
+
+    with pytest.raises(ConfigurationError, match="--hil-retries / hil_retries"):
+        HILSettings.resolve(tmp_path, {"hil_retries": value})
+    assert HILSettings.resolve(tmp_path, {}, {"hil_retries": "2"}).retries == 2

@@ -190,12 +190,13 @@ class QemuKind(TargetKind):
             try:
                 build_firmware(self.machine, build_dir=_build_dir(elf))
             except FirmwareBuildError as exc:
-                raise TargetError(f"target '{self.description.name}': {exc}") from exc
+                # the firmware under test is broken, not the lab: no infrastructure category
+                raise TargetError(f"target '{self.description.name}': {exc}", "") from exc
             _built_this_process.add(elf)
         elif not elf.is_file():
             raise TargetError(
                 f"target '{self.description.name}': firmware {elf} not found and cannot be "
-                f"built: {why}"
+                f"built: {why}", ""
             )
         return elf
 
