@@ -329,6 +329,8 @@ class BytesProtocol(RuntimeProtocol):
                             time.monotonic() - start,
                         )
                     retries_left -= 1
+                    log.info("asking %s for the %s answer again: %s", channel.name,
+                             message_type_name(message_type), event)
                     channel.send(
                         Message(message_type, b"", _HOST, _RETRANSMIT), count=WHOLE_TRANSMISSION
                     )
