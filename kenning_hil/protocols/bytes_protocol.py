@@ -47,6 +47,7 @@ from kenning_hil.protocols.frame import (
     UART_MAX_FRAME_SIZE,
     WHOLE_TRANSMISSION,
     ChecksumPolicy,
+    HeaderLayout,
     encode_frame,
 )
 from kenning_hil.protocols.iospec_struct import IOSPEC_STRUCT_SIZE, pack_io_spec, unpack_io_spec
@@ -70,7 +71,6 @@ _PING = int(MessageType.PING)
 _IO_SPEC = int(MessageType.IO_SPEC)
 _STATUS_ACTIONS = {int(k): bytes((int(v),)) for k, v in STATUS_ACTIONS.items()}
 _CHUNK_FLAGS = int(Flag.FIRST | Flag.LAST)
-_HEADER_SIZE = 12
 # enum members looked up once (each lookup costs ~0.15 us on the hot path)
 _DATA_READY = ServerStatus.DATA_READY
 _NOTHING = ServerStatus.NOTHING
@@ -103,6 +103,13 @@ class BytesProtocol(RuntimeProtocol):
             "type": str,
             "enum": ["verify", "ignore"],
             "default": "verify",
+        },
+        "header": {
+            "description": "Frame header layout: v3 (12 bytes, Kenning since April 2026) or "
+            "v2 (8 bytes: older Kenning and kenning-zephyr-runtime firmware)",
+            "type": str,
+            "enum": ["v3", "v2"],
+            "default": "v3",
         },
         "max_message_size": {
             "description": "Largest message accepted, in bytes (bounds model uploads)",
@@ -145,6 +152,7 @@ class BytesProtocol(RuntimeProtocol):
         max_message_size: int = 64 << 20,
         frame_timeout: float = 1.0,
         host_quantization: bool | None = None,
+        header: str = "v3",
     ):
         if timeout <= 0 or process_timeout <= 0 or frame_timeout <= 0:
             raise ConfigurationError(
@@ -157,6 +165,11 @@ class BytesProtocol(RuntimeProtocol):
         self.process_timeout = process_timeout
         self.retries = retries
         self.checksum = ChecksumPolicy(checksum)
+        try:
+            self.header = HeaderLayout(header)
+        except ValueError:
+            raise ConfigurationError(
+                f"{type(self).__name__}: header must be v3 or v2, got {header!r}") from None
         self.max_message_size = max_message_size
         self.frame_timeout = frame_timeout
         self.host_quantization = (
@@ -202,6 +215,7 @@ class BytesProtocol(RuntimeProtocol):
             checksum=self.checksum,
             max_message_size=self.max_message_size,
             stall_timeout=self.frame_timeout,
+            header=self.header,
         )
 
     # -- client: session -------------------------------------------------------------------
@@ -308,13 +322,17 @@ class BytesProtocol(RuntimeProtocol):
                     if not raise_timeout:
                         return None
                     raise RequestTimeoutError(
-                        f"no answer within {timeout:g} s{self._recent_logs()}",
+                        f"no answer within {timeout:g} s{channel.pending_layout_hint()}"
+                        f"{self._recent_logs()}",
                         channel.name,
                         message_type,
                         time.monotonic() - start,
                     )
                 if type(event) is Corruption:
                     log.debug("corrupt input from %s: %s", channel.name, event)
+                    if event.other_layout:  # a target speaking the other header layout
+                        raise ProtocolError(f"unreadable answer: {event}", channel.name,
+                                            message_type, time.monotonic() - start)
                     # a checksum error, or our answer cut off (the target stopped mid-frame,
                     # e.g. a simulator starved of CPU): ask for the answer again
                     if event.kind != "checksum" and not (
@@ -377,7 +395,7 @@ class BytesProtocol(RuntimeProtocol):
     ) -> list[bytes]:
         """The frames of a request; payload-less ones are the same bytes every time."""
         if payload:
-            if len(payload) <= channel.max_frame_size - _HEADER_SIZE:
+            if len(payload) <= channel.max_frame_size - channel.header_size:
                 return [
                     encode_frame(
                         message_type,
@@ -385,6 +403,7 @@ class BytesProtocol(RuntimeProtocol):
                         flags | _HOST | _CHUNK_FLAGS,
                         payload,
                         compute_checksum=channel.compute_checksum,
+                        header=channel.header,
                     )
                 ]
             return channel.encode(Message(message_type, payload, flags | _HOST, _REQUEST))
@@ -489,6 +508,10 @@ class BytesProtocol(RuntimeProtocol):
             ) from exc
         return self.upload_model_bytes(data)
 
+    # called with (bytes the target has read, model size) during a model upload; set by
+    # whoever shows progress (the harness), None: nobody watches (protocols/upload_progress)
+    upload_progress: Callable[[int, int], None] | None = None
+
     def upload_model_bytes(self, data: bytes) -> bool:
         if len(data) > self.max_message_size:
             raise ConfigurationError(
@@ -496,7 +519,13 @@ class BytesProtocol(RuntimeProtocol):
             )
         if self.channel is None:
             raise ConnectionLostError("not connected", self.describe_target(), MessageType.MODEL)
-        return self._status_request(MessageType.MODEL, data, timeout=self.model_timeout(len(data)))
+        timeout = self.model_timeout(len(data))
+        if self.upload_progress is None:
+            return self._status_request(MessageType.MODEL, data, timeout=timeout)
+        from kenning_hil.protocols.upload_progress import UploadWatch
+
+        with UploadWatch(self.channel.transport, len(data), self.upload_progress):
+            return self._status_request(MessageType.MODEL, data, timeout=timeout)
 
     def upload_runtime(self, path: Path) -> bool:
         data = Path(path).read_bytes()

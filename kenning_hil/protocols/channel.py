@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from kenning_hil.core.protocol import Flag, FlowControl, Message, message_type_name
 from kenning_hil.protocols.chunking import AssemblyError, MessageAssembler, encode_message
 from kenning_hil.protocols.frame import (
-    HEADER_SIZE,
     ChecksumPolicy,
     Frame,
     FrameDecoder,
     FrameError,
+    HeaderLayout,
     encode_frame,
 )
 from kenning_hil.protocols.transport import Transport
@@ -37,6 +37,7 @@ class Corruption:
     message_type: int
     flow_control: int
     detail: str
+    other_layout: bool = False  # the bytes make a frame in the other header layout
 
     def __str__(self) -> str:
         return self.detail
@@ -52,10 +53,13 @@ class MessageChannel:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         stall_timeout: float = 1.0,
         compute_checksum: bool = True,
+        header: HeaderLayout | str = HeaderLayout.V3,
     ):
         self.transport = transport
         self.max_frame_size = transport.max_frame_size
-        self.decoder = FrameDecoder(transport.max_frame_size, checksum)
+        self.header = HeaderLayout(header)
+        self.header_size = self.header.size
+        self.decoder = FrameDecoder(transport.max_frame_size, checksum, self.header)
         self.assembler = MessageAssembler(max_message_size)
         self.stall_timeout = stall_timeout
         self.compute_checksum = compute_checksum
@@ -70,7 +74,8 @@ class MessageChannel:
 
     def send(self, message: Message, count: int = 0) -> None:
         """Sends `message`, chunked to the transport's frame size (one write per frame)."""
-        for frame in encode_message(message, self.max_frame_size, self.compute_checksum, count):
+        for frame in encode_message(message, self.max_frame_size, self.compute_checksum, count,
+                                    self.header):
             self.transport.send(frame)
 
     def send_frames(self, frames: list[bytes]) -> None:
@@ -79,7 +84,7 @@ class MessageChannel:
 
     def encode(self, message: Message, count: int = 0) -> list[bytes]:
         """The frames of `message`, kept by callers that may have to retransmit them."""
-        if len(message.payload) <= self.max_frame_size - HEADER_SIZE:
+        if len(message.payload) <= self.max_frame_size - self.header_size:
             return [  # one frame: skip the generator
                 encode_frame(
                     message.message_type,
@@ -88,9 +93,11 @@ class MessageChannel:
                     message.payload,
                     count=count,
                     compute_checksum=self.compute_checksum,
+                    header=self.header,
                 )
             ]
-        return list(encode_message(message, self.max_frame_size, self.compute_checksum, count))
+        return list(encode_message(message, self.max_frame_size, self.compute_checksum, count,
+                                   self.header))
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -148,7 +155,8 @@ class MessageChannel:
                 continue
             if type(event) is FrameError:
                 self.assembler.discard_partial()
-                return Corruption(event.kind, event.message_type, event.flow_control, event.detail)
+                return Corruption(event.kind, event.message_type, event.flow_control, event.detail,
+                                  event.other_layout)
             try:
                 message = self.assembler.add(event)
             except AssemblyError as exc:
@@ -166,6 +174,12 @@ class MessageChannel:
             f"{message_type_name(frame.message_type)} {_flow_name(frame.flow_control)}: "
             f"{exc.reason}",
         )
+
+    def pending_layout_hint(self) -> str:
+        """What the bytes received but not decoded look like in the other header layout
+        ("; these bytes look like a frame in the v2 ... layout ..."), or empty: for a
+        request that timed out with an answer the decoder could not read."""
+        return self.decoder.pending_layout_hint()
 
     def discard_input(self) -> None:
         """Forgets everything received so far (stale bytes from an earlier session)."""

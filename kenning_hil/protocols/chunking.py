@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kenning_hil.core.protocol import Flag, FlowControl, Message
-from kenning_hil.protocols.frame import HEADER_SIZE, Frame, encode_frame
+from kenning_hil.protocols.frame import HEADER_SIZE, Frame, HeaderLayout, encode_frame
 
 _FIRST = int(Flag.FIRST)
 _LAST = int(Flag.LAST)
@@ -20,17 +20,19 @@ _CHUNK_FLAGS = _FIRST | _LAST
 _SINGLE_FRAME_FLOWS = (FlowControl.ACKNOWLEDGE, FlowControl.REQUEST_RETRANSMIT)
 
 
-def chunk_payload_size(max_frame_size: int) -> int:
-    return max_frame_size - HEADER_SIZE
+def chunk_payload_size(max_frame_size: int, header: HeaderLayout | str = HeaderLayout.V3) -> int:
+    return max_frame_size - (HEADER_SIZE if header == "v3" else HeaderLayout(header).size)
 
 
 def encode_message(
-    message: Message, max_frame_size: int, compute_checksum: bool = True, count: int = 0
+    message: Message, max_frame_size: int, compute_checksum: bool = True, count: int = 0,
+    header: HeaderLayout | str = HeaderLayout.V3,
 ) -> Iterator[bytes]:
-    """Yields the frames of `message` (FIRST/LAST set here, whatever `message.flags` say)."""
+    """Yields the frames of `message` (FIRST/LAST set here, whatever `message.flags` say)
+    in the `header` layout."""
     flags = message.flags & ~_CHUNK_FLAGS
     payload = message.payload
-    step = chunk_payload_size(max_frame_size)
+    step = chunk_payload_size(max_frame_size, header)
     if len(payload) <= step:
         yield encode_frame(
             message.message_type,
@@ -39,6 +41,7 @@ def encode_message(
             payload,
             count=count,
             compute_checksum=compute_checksum,
+            header=header,
         )
         return
     view = memoryview(payload)
@@ -55,6 +58,7 @@ def encode_message(
             chunk_flags,
             bytes(view[offset : offset + step]),
             compute_checksum=compute_checksum,
+            header=header,
         )
 
 

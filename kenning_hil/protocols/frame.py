@@ -1,13 +1,19 @@
-"""Frame codec of the wire protocol: the 12-byte header, the XOR checksum and a streaming
-decoder that resynchronises after garbage.
+"""Frame codec of the wire protocol: the header, the XOR checksum and a streaming decoder
+that resynchronises after garbage.
 
-Layout (PROTOCOL.md, all little-endian)::
+Layout v3 (PROTOCOL.md, Kenning since April 2026; all little-endian)::
 
     bytes 0..4   40-bit message id: low 38 bits message type, top 2 bits flow control
     byte  5      checksum: 0x4B XOR every other byte of the frame (0x00: "not computed")
     bytes 6..7   flags (u16, see `Flag`)
     bytes 8..11  payload size (u32); the payload follows only when HAS_PAYLOAD is set
                  (without it the field is a count, e.g. on ACKNOWLEDGE / REQUEST_RETRANSMIT)
+
+Layout v2 (older Kenning and kenning-zephyr-runtime firmware; `HeaderLayout.V2`) is the same
+with an 8-bit message id: byte 0 holds the type (low 6 bits) and the flow control (top 2),
+so the header is 8 bytes. Its type numbers predate TRACE_DATA: OPTIMIZERS..LOGS are one lower
+(8..12), and TRACE_DATA does not exist. Frames here always carry the v3 numbers
+(`core.protocol.MessageType`); the codec translates.
 
 Usable on its own (the firmware tests use it to talk to their boards)::
 
@@ -27,7 +33,7 @@ from enum import Enum
 from kenning_hil.core.errors import KenningHILError
 from kenning_hil.core.protocol import Flag, FlowControl, Message, message_type_name
 
-HEADER_SIZE = 12
+HEADER_SIZE = 12  # v3; `HeaderLayout.size` for either layout
 CHECKSUM_MAGIC = 0x4B
 CHECKSUM_OFFSET = 5
 # Largest frame (header included) each transport carries; longer messages are chunked.
@@ -44,8 +50,46 @@ _HEADER = struct.Struct("<IBBHI")  # id bits 0-31, id bits 32-39, checksum, flag
 _unpack_header = _HEADER.unpack_from
 _TYPE_MASK = (1 << 38) - 1
 _HAS_PAYLOAD = int(Flag.HAS_PAYLOAD)
+_RESERVED_FLAGS = 0x0F00  # bits 8-11
+_LAST_KNOWN_TYPE = 13  # LOGS
+_REQUEST = int(FlowControl.REQUEST)
+_TRANSMISSION = int(FlowControl.TRANSMISSION)
 # below this many bytes a Python loop beats numpy's call overhead
 _SMALL_XOR = 48
+
+
+class HeaderLayout(str, Enum):
+    """The header layout a target speaks (a per-target protocol setting, `header`)."""
+
+    V3 = "v3"  # 12 bytes, 40-bit message id: Kenning since April 2026, our firmware
+    V2 = "v2"  # 8 bytes, 8-bit message id: older Kenning and kenning-zephyr-runtime builds
+
+    @property
+    def size(self) -> int:
+        return HEADER_SIZE if self is HeaderLayout.V3 else V2_HEADER_SIZE
+
+    def describe(self) -> str:
+        return f"{self.value} ({self.size}-byte header)"
+
+
+V2_HEADER_SIZE = 8
+_V2_HEADER = struct.Struct("<BBHI")  # message id, checksum, flags, size
+_unpack_v2_header = _V2_HEADER.unpack_from
+_TRACE_DATA = 8  # the one v3 type v2 lacks; v3 types above it are one higher than in v2
+# v2 wire type -> v3 type for all 64 values (unknown ones stay distinct and get a FAIL)
+_V2_TO_V3 = tuple(t if t < _TRACE_DATA else t + 1 for t in range(64))
+
+
+def v3_type_to_v2(message_type: int) -> int:
+    """The v2 wire number of a (v3-numbered) message type; ValueError if v2 has none."""
+    if message_type < _TRACE_DATA:
+        return message_type
+    if message_type == _TRACE_DATA or message_type > 64:
+        raise ValueError(
+            f"message type {message_type_name(message_type)} does not exist in the v2 header "
+            f"layout"
+        )
+    return message_type - 1
 
 
 class ChecksumPolicy(str, Enum):
@@ -108,9 +152,14 @@ def encode_frame(
     *,
     count: int = 0,
     compute_checksum: bool = True,
+    header: HeaderLayout | str = HeaderLayout.V3,
 ) -> bytes:
     """Encodes one frame. HAS_PAYLOAD is set exactly when `payload` is non-empty; without a
-    payload the size field carries `count` (ACKNOWLEDGE / REQUEST_RETRANSMIT use it)."""
+    payload the size field carries `count` (ACKNOWLEDGE / REQUEST_RETRANSMIT use it).
+    `header` picks the layout (v3 unless said)."""
+    if header == "v2":
+        return _encode_frame_v2(message_type, flow_control, flags, payload, count,
+                                compute_checksum)
     if not 0 <= message_type <= _TYPE_MASK:
         raise ValueError(f"message type {message_type} does not fit in 38 bits")
     if payload:
@@ -132,6 +181,79 @@ def encode_frame(
             checksum ^= xor_bytes(payload)
     header = _HEADER.pack(low, high, checksum, flags, size)
     return header + payload if payload else header
+
+
+def _encode_frame_v2(
+    message_type: int, flow_control: int, flags: int, payload: bytes, count: int,
+    compute_checksum: bool,
+) -> bytes:
+    ident = v3_type_to_v2(message_type) | ((flow_control & 0x3) << 6)
+    if payload:
+        flags = (flags | _HAS_PAYLOAD) & 0xFFFF
+        size = len(payload)
+    else:
+        flags = flags & ~_HAS_PAYLOAD & 0xFFFF
+        size = count & 0xFFFFFFFF
+    checksum = 0
+    if compute_checksum:
+        folded = ident ^ flags ^ size
+        folded ^= folded >> 16
+        folded ^= folded >> 8
+        checksum = CHECKSUM_MAGIC ^ (folded & 0xFF)
+        if payload:
+            checksum ^= xor_bytes(payload)
+    head = _V2_HEADER.pack(ident, checksum, flags, size)
+    return head + payload if payload else head
+
+
+def _plausible_header(data, layout: HeaderLayout, max_frame_size: int) -> str | None:
+    """What the bytes at the start of `data` are as a `layout` frame ("PING TRANSMISSION,
+    flags 0x0061, 0 payload bytes"), when they make a convincing one: a known message type,
+    no reserved flag bits, a size that fits, and a checksum that verifies (or a 0x00 "not
+    computed" one on an otherwise exact frame). None otherwise."""
+    size_h = layout.size
+    if len(data) < size_h:
+        return None
+    if layout is HeaderLayout.V2:
+        ident, csum, flags, size = _unpack_v2_header(data, 0)
+        mtype, flow, folded = _V2_TO_V3[ident & 0x3F], ident >> 6, ident ^ csum ^ flags ^ size
+    else:
+        low, high, csum, flags, size = _unpack_header(data, 0)
+        mtype, flow = low | ((high & 0x3F) << 32), high >> 6
+        folded = low ^ high ^ csum ^ flags ^ size
+    if mtype > _LAST_KNOWN_TYPE or flags & _RESERVED_FLAGS:
+        return None
+    length = size_h + (size if flags & _HAS_PAYLOAD else 0)
+    if length > max(max_frame_size, size_h + 1) or len(data) < length:
+        return None
+    if not flags & _HAS_PAYLOAD and size and flow in (_REQUEST, _TRANSMISSION):
+        return None  # only acknowledgements and retransmission requests carry a count
+    if csum == 0:
+        if len(data) != length:
+            return None
+    else:
+        folded ^= folded >> 16
+        folded ^= folded >> 8
+        if size_h < length:
+            folded ^= xor_bytes(memoryview(data)[size_h:length])
+        if folded & 0xFF != CHECKSUM_MAGIC:
+            return None
+    return (f"{message_type_name(mtype)} {_flow_name(flow)}, flags 0x{flags:04X}, "
+            f"{length - size_h} payload bytes")
+
+
+def layout_hint(data, layout: HeaderLayout | str, max_frame_size: int = TCP_MAX_FRAME_SIZE
+                ) -> str:
+    """For bytes that are no valid frame in `layout`: "; they look like a v2 (8-byte
+    header) frame: ... (set the target's protocol `header: v2`)" when they make one in the
+    other layout, else empty."""
+    other = HeaderLayout.V2 if HeaderLayout(layout) is HeaderLayout.V3 else HeaderLayout.V3
+    what = _plausible_header(data, other, max_frame_size)
+    if what is None:
+        return ""
+    return (f"; these bytes look like a frame in the {other.describe()} layout ({what}), not "
+            f"{HeaderLayout(layout).describe()}: set the target's protocol `header: "
+            f"{other.value}` (kenning-hil serve --header {other.value})")
 
 
 class Frame(Message):
@@ -189,17 +311,21 @@ class FrameError:
 
     `kind` is ``garbage`` (bytes that cannot start a header: a message type beyond
     `MAX_PLAUSIBLE_TYPE`), ``checksum`` (a complete frame whose checksum does not match),
-    ``oversized`` (a header declaring more payload than the limit) or ``stalled`` (a partial
-    frame that stopped arriving). `message_type`/`flow_control` come from the offending header.
+    ``oversized`` (a header declaring more payload than the limit), ``stalled`` (a partial
+    frame that stopped arriving) or ``layout`` (a whole frame in the other header layout).
+    A `detail` ends by naming the other layout when the bad bytes make a frame in it.
+    `message_type`/`flow_control` come from the offending header.
     """
 
-    __slots__ = ("kind", "message_type", "flow_control", "detail")
+    __slots__ = ("kind", "message_type", "flow_control", "detail", "other_layout")
 
-    def __init__(self, kind: str, message_type: int, flow_control: int, detail: str):
+    def __init__(self, kind: str, message_type: int, flow_control: int, detail: str,
+                 other_layout: bool = False):
         self.kind = kind
         self.message_type = message_type
         self.flow_control = flow_control
         self.detail = detail
+        self.other_layout = other_layout  # the bytes make a frame in the other header layout
 
     def __repr__(self) -> str:
         return f"FrameError({self.kind}: {self.detail})"
@@ -212,27 +338,45 @@ def _flow_name(flow_control: int) -> str:
         return str(flow_control)
 
 
-def _parse_header(data, offset: int) -> tuple[int, int, int, int, int]:
-    """(message_type, flow_control, checksum, flags, size_field) of the header at `offset`."""
+def _parse_header(
+    data, offset: int, header: HeaderLayout = HeaderLayout.V3
+) -> tuple[int, int, int, int, int]:
+    """(message_type, flow_control, checksum, flags, size_field) of the header at `offset`
+    (the type in v3 numbers whatever the layout)."""
+    if header is HeaderLayout.V2:
+        ident, checksum, flags, size = _unpack_v2_header(data, offset)
+        return _V2_TO_V3[ident & 0x3F], ident >> 6, checksum, flags, size
     low, high, checksum, flags, size = _HEADER.unpack_from(data, offset)
     return low | ((high & 0x3F) << 32), high >> 6, checksum, flags, size
 
 
 def decode_frame(
-    data: bytes, checksum: ChecksumPolicy = ChecksumPolicy.VERIFY, max_frame_size: int | None = None
+    data: bytes, checksum: ChecksumPolicy = ChecksumPolicy.VERIFY,
+    max_frame_size: int | None = None, header: HeaderLayout | str = HeaderLayout.V3,
 ) -> Frame:
-    """Decodes `data` as exactly one frame; raises FrameFormatError naming what is wrong."""
-    if len(data) < HEADER_SIZE:
-        raise FrameFormatError(f"frame needs at least {HEADER_SIZE} bytes, got {len(data)}")
-    mtype, flow, csum, flags, size = _parse_header(data, 0)
-    length = HEADER_SIZE + (size if flags & _HAS_PAYLOAD else 0)
-    if max_frame_size is not None and length > max_frame_size:
-        raise FrameFormatError(f"frame of {length} bytes exceeds the limit of {max_frame_size}")
-    if len(data) != length:
-        raise FrameFormatError(f"header declares a {length}-byte frame, got {len(data)} bytes")
-    if checksum is ChecksumPolicy.VERIFY and csum != 0 and xor_bytes(data) != CHECKSUM_MAGIC:
-        raise FrameFormatError(f"checksum mismatch in {message_type_name(mtype)} frame")
-    return Frame(mtype, flow, flags, bytes(data[HEADER_SIZE:]), csum, size)
+    """Decodes `data` as exactly one frame; raises FrameFormatError naming what is wrong
+    (and, when the bytes make a frame in the other header layout, saying so)."""
+    layout = HeaderLayout(header)
+    size_h = layout.size
+    try:
+        if len(data) < size_h:
+            raise FrameFormatError(f"frame needs at least {size_h} bytes, got {len(data)}")
+        mtype, flow, csum, flags, size = _parse_header(data, 0, layout)
+        length = size_h + (size if flags & _HAS_PAYLOAD else 0)
+        if max_frame_size is not None and length > max_frame_size:
+            raise FrameFormatError(
+                f"frame of {length} bytes exceeds the limit of {max_frame_size}")
+        if len(data) != length:
+            raise FrameFormatError(
+                f"header declares a {length}-byte frame, got {len(data)} bytes")
+        if checksum is ChecksumPolicy.VERIFY and csum != 0 and xor_bytes(data) != CHECKSUM_MAGIC:
+            raise FrameFormatError(f"checksum mismatch in {message_type_name(mtype)} frame")
+    except FrameFormatError as exc:
+        hint = layout_hint(data, layout, max_frame_size or TCP_MAX_FRAME_SIZE)
+        if hint:
+            raise FrameFormatError(f"{exc}{hint}") from None
+        raise
+    return Frame(mtype, flow, flags, bytes(data[size_h:]), csum, size)
 
 
 class FrameDecoder:
@@ -254,15 +398,20 @@ class FrameDecoder:
         self,
         max_frame_size: int = TCP_MAX_FRAME_SIZE,
         checksum: ChecksumPolicy | str = ChecksumPolicy.VERIFY,
+        header: HeaderLayout | str = HeaderLayout.V3,
     ):
-        if max_frame_size < HEADER_SIZE:
-            raise ValueError(f"max_frame_size must be at least {HEADER_SIZE}")
+        self.header = HeaderLayout(header)
+        self.header_size = self.header.size
+        self._v2 = self.header is HeaderLayout.V2
+        if max_frame_size < self.header_size:
+            raise ValueError(f"max_frame_size must be at least {self.header_size}")
         self.max_frame_size = max_frame_size
         self.checksum = ChecksumPolicy(checksum)
         self._verify = self.checksum is ChecksumPolicy.VERIFY
         self._buf: bytes | bytearray = b""
         self._pos = 0
         self._resyncing = False
+        self._flushing = False  # resync_stalled: decide on the bytes there are
         self.frames = 0  # frames decoded
         self.errors = 0  # FrameErrors reported
         self.dropped_bytes = 0  # bytes skipped while resynchronising
@@ -290,13 +439,27 @@ class FrameDecoder:
     def next(self) -> Frame | FrameError | None:
         """The next frame or error, or None when more bytes are needed."""
         buf = self._buf
+        size_h = self.header_size
         while True:
             pos = self._pos
             available = len(buf) - pos
-            if available < HEADER_SIZE:
+            if available < size_h:
                 return None
-            low, high, csum, flags, size = _unpack_header(buf, pos)
-            mtype = low | ((high & 0x3F) << 32)
+            if self._v2:
+                high, csum, flags, size = _unpack_v2_header(buf, pos)
+                low = 0
+                mtype = _V2_TO_V3[high & 0x3F]
+                if csum == 0 and not flags:
+                    # maybe the zero bytes of a v3 message id: decide on 12 bytes, or on
+                    # the 8 there are once the line went quiet
+                    if available < HEADER_SIZE and not self._flushing:
+                        return None
+                    error = self._v3_frame_in_v2(buf, pos)
+                    if error is not None:
+                        return error
+            else:
+                low, high, csum, flags, size = _unpack_header(buf, pos)
+                mtype = low | ((high & 0x3F) << 32)
             flow = high >> 6
             if mtype > MAX_PLAUSIBLE_TYPE:
                 error = self._skip_byte(
@@ -305,7 +468,7 @@ class FrameDecoder:
                 if error is not None:
                     return error
                 continue
-            length = HEADER_SIZE + (size if flags & _HAS_PAYLOAD else 0)
+            length = size_h + (size if flags & _HAS_PAYLOAD else 0)
             if length > self.max_frame_size:
                 error = self._skip_byte(
                     "oversized",
@@ -320,12 +483,12 @@ class FrameDecoder:
             if available < length:
                 return None
             end = pos + length
-            if length > HEADER_SIZE:
+            if length > size_h:
                 if pos == 0 and end == len(buf) and isinstance(buf, bytes):
-                    payload = buf[HEADER_SIZE:]
+                    payload = buf[size_h:]
                 else:
                     with memoryview(buf) as view:
-                        payload = bytes(view[pos + HEADER_SIZE : end])
+                        payload = bytes(view[pos + size_h : end])
             else:
                 payload = b""
             # while resynchronising a zero checksum proves nothing (the zeros of a message id
@@ -358,14 +521,48 @@ class FrameDecoder:
             return Frame(mtype, flow, flags, payload, csum, size)
 
     def _skip_byte(self, kind: str, mtype: int, flow: int, detail: str) -> FrameError | None:
-        """Drops the first buffered byte; reports the error if it starts an episode."""
+        """Drops the first buffered byte; reports the error if it starts an episode (saying
+        so when the bytes make a frame in the other header layout)."""
+        hint = ""
+        if not self._resyncing:
+            with memoryview(self._buf) as view:
+                hint = layout_hint(view[self._pos :], self.header, self.max_frame_size)
         self._pos += 1
         self.dropped_bytes += 1
         if self._resyncing:
             return None
         self._resyncing = True
         self.errors += 1
-        return FrameError(kind, mtype, flow, detail)
+        return FrameError(kind, mtype, flow, detail + hint, bool(hint))
+
+    def _v3_frame_in_v2(self, buf, pos: int) -> FrameError | None:
+        """A v2 header with a 0x00 ("not computed") checksum and no flags that is really the
+        start of a whole v3 frame whose checksum verifies: skips that frame and reports it
+        (a v2 receiver would take it for a payload-less frame and the rest for garbage)."""
+        if len(buf) - pos < HEADER_SIZE or buf[pos + CHECKSUM_OFFSET] == 0:
+            return None
+        with memoryview(buf) as view:
+            what = _plausible_header(view[pos : pos + self.max_frame_size], HeaderLayout.V3,
+                                     self.max_frame_size)
+        if what is None:
+            return None
+        mtype, flow, _, flags, size = _parse_header(buf, pos)
+        skipped = HEADER_SIZE + (size if flags & _HAS_PAYLOAD else 0)
+        self._pos = pos + skipped
+        self.dropped_bytes += skipped
+        self.errors += 1
+        return FrameError(
+            "layout", mtype, flow,
+            f"a frame in the {HeaderLayout.V3.describe()} layout ({what}), not "
+            f"{HeaderLayout.V2.describe()}: set the target's protocol `header: v3` "
+            f"(kenning-hil serve --header v3)", True)
+
+    def pending_layout_hint(self) -> str:
+        """`layout_hint` of the bytes received but not decoded (empty when none)."""
+        if not self.pending:
+            return ""
+        with memoryview(self._buf) as view:
+            return layout_hint(view[self._pos :], self.header, self.max_frame_size)
 
     def drop_stalled(self) -> FrameError | None:
         """Gives up on a partial frame that stopped arriving: drops one byte and lets `next`
@@ -374,8 +571,8 @@ class FrameDecoder:
         if self.pending == 0:
             return None
         mtype = flow = 0
-        if self.pending >= HEADER_SIZE:
-            mtype, flow, _, _, _ = _parse_header(self._buf, self._pos)
+        if self.pending >= self.header_size:
+            mtype, flow, _, _, _ = _parse_header(self._buf, self._pos, self.header)
         return self._skip_byte(
             "stalled",
             mtype,
@@ -388,12 +585,16 @@ class FrameDecoder:
         byte by byte, and returns the error to report (once) plus any frames found behind it.
         Leaves the buffer empty."""
         events: list[Frame | FrameError] = []
-        while self.pending:
-            event = self.next()
-            if event is None:
-                event = self.drop_stalled()
-            if event is not None:
-                events.append(event)
+        self._flushing = True
+        try:
+            while self.pending:
+                event = self.next()
+                if event is None:
+                    event = self.drop_stalled()
+                if event is not None:
+                    events.append(event)
+        finally:
+            self._flushing = False
         # the line went quiet, so whatever comes next starts on a frame boundary
         self._resyncing = False
         return events

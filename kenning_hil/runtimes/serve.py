@@ -102,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="received checksums: verify (default) or ignore",
     )
     parser.add_argument(
+        "--header",
+        choices=["v3", "v2"],
+        default="v3",
+        help="frame header layout: v3 (12 bytes, default; Kenning since April 2026) or v2 "
+        "(8 bytes, for hosts built against older Kenning)",
+    )
+    parser.add_argument(
         "--max-message-size",
         type=int,
         default=64 << 20,
@@ -182,6 +189,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     params: dict[str, Any] = {
         "checksum": args.checksum,
+        "header": getattr(args, "header", "v3"),
         "max_message_size": args.max_message_size,
     }
     if args.max_frame_size is not None:

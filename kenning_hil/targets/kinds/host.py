@@ -56,6 +56,10 @@ class HostKind(TargetKind):
         command = server_command("--runtime", desc.runtime, "--host", "127.0.0.1", "--port", "0")
         if desc.runtime_parameters:
             command += ["--runtime-parameters", json.dumps(desc.runtime_parameters)]
+        header = (desc.protocol or {}).get("header") or (
+            (desc.protocol or {}).get("parameters") or {}).get("header")
+        if header:  # the server speaks the header layout the client is set to
+            command += ["--header", str(header)]
         if resolve_class("runtime", desc.runtime, Runtime).loads_native_code:
             # this server is the test process's own, on loopback, loading what it compiled
             command.append("--allow-native-models")
