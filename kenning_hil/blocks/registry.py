@@ -27,6 +27,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     "optimizer": {
         "onnxruntime-quant": "kenning_hil.optimizers.onnxruntime_quant.ONNXRuntimeQuantizer",
+        "litert-quant": "kenning_hil.optimizers.litert_quant.LiteRTQuantizer",
         "tflite": "kenning_hil.optimizers.tflite.TFLiteCompiler",
         "tvm": "kenning_hil.optimizers.tvm.TVMCompiler",
     },
