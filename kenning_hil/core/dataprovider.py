@@ -48,7 +48,7 @@ class DataProvider(Runner):
     def run(self, inputs: dict[str, Any]) -> dict[str, Any]:
         sample = self.fetch_input()
         if type(sample) is Sample:
-            return {"data": sample.data, "label": sample.label}
+            return {"data": sample[0], "label": sample[1]}  # by index: cheaper per step
         return {"data": sample}
 
     def cleanup(self) -> None:

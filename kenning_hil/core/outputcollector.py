@@ -17,12 +17,16 @@ import numpy as np
 from kenning_hil.core.runner import Runner
 
 ACCURACY = "accuracy"
+_NOTHING: dict[str, Any] = {}  # what a collector's step returns (never changed)
 
 
 def top1_class(model_output: Any) -> int | None:
     """The class a classifier's output picks (argmax of the first tensor's first row), or
     None when the output is not a score vector."""
     scores = model_output[0] if isinstance(model_output, (list, tuple)) else model_output
+    if type(scores) is np.ndarray and scores.ndim == 2 and len(scores) == 1:
+        # the usual flow step, a batch of one: no conversion (this runs every step)
+        return int(scores.argmax()) if scores.dtype.kind in "fiu" else None
     array = np.asarray(scores)
     if array.ndim == 0 or array.size == 0 or array.dtype.kind not in "fiu":
         return None
@@ -33,6 +37,8 @@ def label_class(label: Any) -> int | None:
     """The class id of a label as providers give it (an int or a one-element array)."""
     if label is None:
         return None
+    if type(label) is np.ndarray and label.size == 1 and label.dtype.kind in "iu":
+        return int(label.item())  # the usual step: a batch of one (no conversion)
     array = np.asarray(label).reshape(-1)
     if array.size != 1 or array.dtype.kind not in "iu":
         return None
@@ -74,13 +80,15 @@ class OutputCollector(Runner):
     def run(self, inputs: dict[str, Any]) -> dict[str, Any]:
         output = inputs.get("model_output")
         self.last_class = predicted = top1_class(output)
-        self.last_label = truth = label_class(inputs.get("label"))
-        if truth is not None and predicted is not None:
-            self.labelled += 1
-            self.correct += predicted == truth
+        label = inputs.get("label")
+        if label is not None:
+            self.last_label = truth = label_class(label)
+            if truth is not None and predicted is not None:
+                self.labelled += 1
+                self.correct += predicted == truth
         self.process_output(inputs.get("input"), output)
         self.processed += 1
-        return {}
+        return _NOTHING
 
     def measurements(self) -> dict[str, Any]:
         return {} if self.accuracy is None else {ACCURACY: self.accuracy}
