@@ -71,6 +71,68 @@ def resolve_options(config: pytest.Config, prepare: bool = True) -> HILSettings:
     return settings
 
 
+PATH_KINDS = ("path", "pathlist")
+
+
+def space_form_path_options(args: list[str]) -> list[tuple[str, str]]:
+    """(flag, value) of every path option written as two arguments (``--target-dir DIR``)
+    before a ``--``: the form in which pytest took the value for a test path."""
+    flags = {option.flag for option in OPTIONS if option.kind in PATH_KINDS}
+    found = []
+    for index, arg in enumerate(args[:-1]):
+        if arg == "--":
+            break
+        if arg in flags:
+            found.append((arg, args[index + 1]))
+    return found
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """Refuses a run whose rootdir a path option moved (#23).
+
+    pytest finds the rootdir and configuration file before installed plugins add their
+    options, so in ``--target-dir /other/project`` it reads the value as a test path and may
+    take that project's rootdir and ini: results, baselines and settings would then come from
+    the wrong project without a word. pytest has no way for a plugin to take part in that
+    decision (pytest issues #1435, #8846: its advice is the ``--flag=value`` form), so the
+    plugin repeats the decision without the values, now that it can tell them apart, and
+    stops with the fix when the two differ. The ``=`` form is never affected."""
+    suspects = [(flag, value) for flag, value in space_form_path_options(list(args))
+                if value and not value.startswith("-")]
+    if not suspects:
+        return
+    expected = _rootdir_without(early_config)
+    if expected is None or expected == early_config.rootpath:
+        return
+    flag, value = suspects[0]
+    raise pytest.UsageError(
+        f"kenning-hil: '{flag} {value}' made pytest take {early_config.rootpath} as rootdir "
+        f"(configuration file {early_config.inipath or 'none'}) instead of {expected}: pytest "
+        f"reads a path after a space as a test path before plugins add their options; write "
+        f"{flag}={value}"
+    )
+
+
+def _rootdir_without(config: pytest.Config):
+    """The rootdir pytest would have chosen for the test paths alone (the option values now
+    parsed as what they are), or None when pytest's setup function cannot be asked."""
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        namespace = config.known_args_namespace
+        return determine_setup(
+            inifile=namespace.inifilename,
+            override_ini=namespace.override_ini,
+            args=list(namespace.file_or_dir),
+            rootdir_cmd_arg=namespace.rootdir or None,
+            invocation_dir=config.invocation_params.dir,
+        )[0]
+    except (ImportError, TypeError, AttributeError):  # another pytest: no check
+        return None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """`--hil-settings`: the settings as pytest resolves them (its rootdir and configuration
