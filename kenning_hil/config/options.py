@@ -39,6 +39,9 @@ class Option:
         kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help}
         if self.kind in ("list", "pathlist"):
             kwargs.update(action="append", default=None)
+        elif self.kind == "bool" and self.flag.startswith("--no-"):
+            # `--no-progress` turns off what is on by default (ini `hil_progress = false`)
+            kwargs.update(action="store_const", const=False, default=None)
         elif self.kind == "bool":
             kwargs.update(action="store_true", default=None)
         else:
@@ -60,6 +63,10 @@ OPTIONS = [
     Option("--hil-retries", "hil_retries", "hil_retries", "times a test is rerun on a fresh "
            "board after an infrastructure error (board did not boot, connection lost, emulator "
            "died, lock timeout, flash failed); never after a failed check (default 0)", "int"),
+    Option("--no-progress", "progress", "hil_progress", "no progress display of compiling, "
+           "firmware builds, model uploads and dataset runs (default: a bar with rate and ETA "
+           "on a terminal, one line per finished phase otherwise; ini hil_progress = false)",
+           "bool"),
     Option("--baseline", "baseline", "baseline_dir", "directory of baselines to compare "
            "results with", "path"),
     Option("--update-baseline", "update_baseline", "update_baseline", "write measured values "

@@ -44,6 +44,8 @@ class HILSettings:
     sources: dict[str, str] = field(default_factory=dict)
     # reruns of a test after an infrastructure error (0: none; run/outcome.py)
     retries: int = 0
+    # progress display of long work (run/progress.py); off with --no-progress
+    progress: bool = True
 
     @classmethod
     def resolve(cls, rootdir: Path, values: dict[str, Any],
@@ -105,6 +107,7 @@ class HILSettings:
             else path(values["hil_lock_dir"], "hil_lock_dir"),
             sources=sources,
             retries=_count(OPTION_BY_DEST["hil_retries"], values.get("hil_retries")),
+            progress=_flag(OPTION_BY_DEST["progress"], values.get("progress"), True),
         )
         if settings.update_baseline and settings.baseline_dir is None:
             raise ConfigurationError("--update-baseline needs --baseline DIR (where to write them)")
@@ -124,8 +127,10 @@ class HILSettings:
                 f"{os_reason(exc)}"
             ) from None
 
-    def harness(self, holder: str = "", workers: int = 1):
-        """The per-process Harness: sessions on the targets' pools, compile cache, baselines."""
+    def harness(self, holder: str = "", workers: int = 1, progress: Any = None):
+        """The per-process Harness: sessions on the targets' pools, compile cache, baselines;
+        `progress` (run/progress.py, built by the face that knows its terminal) shows long
+        work."""
         from kenning_hil.judge.baselines import BaselineStore
         from kenning_hil.run.compile_cache import CompileCache
         from kenning_hil.run.harness import Harness
@@ -137,6 +142,7 @@ class HILSettings:
             default_timeout=self.timeout,
             holder=holder,
             workers=workers,
+            progress=progress,
         )
         return Harness(
             sessions,
@@ -145,6 +151,7 @@ class HILSettings:
             search=[self.rootdir, self.models_path],
             baselines=BaselineStore(self.baseline_dir) if self.baseline_dir else None,
             update_baseline=self.update_baseline,
+            progress=progress,
         )
 
 
@@ -154,6 +161,21 @@ def capped_samples(asked: int | None, cap: int | None) -> int | None:
     if cap is None:
         return asked
     return cap if asked is None else min(asked, cap)
+
+
+def _flag(option: Option, value: Any, default: bool) -> bool:
+    """A yes/no setting from the command line (a bool) or an ini / environment string."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{option.flag} / {option.ini}: expected true or false, got "
+                             f"{value!r}")
 
 
 def _positive(option: Option, value: Any, cast: type) -> Any:

@@ -23,6 +23,7 @@ import math
 import operator
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,8 @@ class Runtime(ArgumentsHandler):
         # client side: when a list, run_client appends each batch's outputs to it (wrapper
         # order, dequantised), for differential tests that compare targets sample by sample
         self.output_sink: list[list[np.ndarray]] | None = None
+        # called with the samples of each batch run_client finished (a progress display)
+        self.progress: Callable[[int], None] | None = None
 
     # --- formats ----------------------------------------------------------------------------
 
@@ -472,6 +475,8 @@ class Runtime(ArgumentsHandler):
                     )
                     if self.output_sink is not None:
                         self.output_sink.append(outputs[-1])
+                    if self.progress is not None:
+                        self.progress(len(batch[0]) if batch else 0)
                 chunk_outputs, outputs = outputs, []
                 self._evaluate_outputs(dataset, modelwrapper, measurements, chunk_outputs, truth)
             target_stats = protocol.download_statistics(final=True)

@@ -38,6 +38,12 @@ class Transport(ABC):
         """Returns the bytes available (at least one), waiting up to `timeout` seconds
         (None: forever); b"" when the time ran out; raises TransportClosedError at EOF."""
 
+    def unread(self) -> int | None:
+        """Bytes written that the peer has not read yet (still in kernel or driver queues),
+        None where that cannot be known; an upload's progress is what was written less this
+        (`protocols/upload_progress`)."""
+        return None
+
     def discard_input(self) -> None:
         """Drops bytes already received but not read (stale answers from an old session)."""
         while self.receive(0):

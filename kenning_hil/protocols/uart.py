@@ -49,6 +49,7 @@ class SerialTransport(Transport):
             self._poll = select.poll()
             self._poll.register(self._fd, select.POLLIN)
         self._closed = False
+        self.sent = 0  # bytes written, for an upload's progress (with `unread`)
 
     @property
     def name(self) -> str:
@@ -59,6 +60,15 @@ class SerialTransport(Transport):
             self._serial.write(data)
         except (self._serial_error, OSError) as exc:
             raise TransportClosedError(f"write failed: {exc}", self._port_name) from exc
+        self.sent += len(data)
+
+    def unread(self) -> int | None:
+        from kenning_hil.protocols.upload_progress import serial_unread, socket_unread
+
+        connection = getattr(self._serial, "_socket", None)  # pyserial's socket:// handler
+        if connection is not None:
+            return socket_unread(connection)
+        return serial_unread(self._serial) if self._fd is not None else None
 
     def receive(self, timeout: float | None) -> bytes:
         try:

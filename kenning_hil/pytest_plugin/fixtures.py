@@ -50,6 +50,7 @@ target_dirs = _option_fixture("target_dirs", "target_dirs")
 models_path = _option_fixture("models_path", "models_path")
 hil_lock_dir = _option_fixture("hil_lock_dir", "lock_dir")
 hil_retries = _option_fixture("hil_retries", "retries")
+hil_progress = _option_fixture("hil_progress", "progress")
 
 
 @pytest.fixture

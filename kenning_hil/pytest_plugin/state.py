@@ -29,6 +29,7 @@ class HILState:
         self.harness = options.harness(
             holder=f"pytest {workerinput.get('workerid', 'main')}",
             workers=int(workerinput.get("workercount", 1)),
+            progress=_progress(config),
         )
         self._targets: dict[str, Any] = {}
         self._availability: dict[str, tuple[bool, str]] = {}
@@ -44,6 +45,42 @@ class HILState:
         if name not in self._targets:
             self._targets[name] = Target(self.catalog.get(name))
         return self._targets[name]
+
+
+def _progress(config: pytest.Config):
+    """The progress display of this process: a bar on a terminal, lines in a log or under
+    xdist (a worker's bars would fight over one terminal), none with --no-progress. It writes
+    to stderr past pytest's output capture, as live logging does."""
+    import sys
+    from contextlib import nullcontext
+
+    from kenning_hil.run.progress import LINES, OFF_PROGRESS, Progress
+
+    if not config.stash[OPTIONS_KEY].progress:
+        return OFF_PROGRESS
+    capture = config.pluginmanager.getplugin("capturemanager")  # None with -p no:capture
+
+    def uncaptured():
+        return capture.global_and_fixture_disabled() if capture is not None else nullcontext()
+
+    def write(text: str) -> None:
+        with uncaptured():
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+
+    def write_line(text: str) -> None:
+        # a line of its own: pytest then repeats the file name before the next result
+        with uncaptured():
+            reporter.write_line(text.rstrip("\n"))
+
+    with uncaptured():
+        progress = Progress.for_stream(sys.stderr, log=hasattr(config, "workerinput"),
+                                       write=write)
+    if progress.mode == LINES and reporter is not None and not hasattr(config, "workerinput"):
+        progress = Progress(LINES, write=write_line)
+    return progress
 
 
 def _catalog(config: pytest.Config):

@@ -11,7 +11,8 @@ memory compatibility, results written to disk first, thresholds and baselines.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from kenning_hil.run.compile_cache import (
     path_digest,
 )
 from kenning_hil.run.outcome import Incompatible, infrastructure_category
+from kenning_hil.run.progress import OFF, OFF_PROGRESS, LazyPhase, Progress
 from kenning_hil.run.request import (
     RunRequest,
     dataset_entry,
@@ -80,6 +82,7 @@ class Harness:
         search: Sequence[Path] = (),
         baselines: BaselineStore | None = None,
         update_baseline: bool = False,
+        progress: Progress | None = None,
     ):
         self.sessions = sessions
         self.cache = cache
@@ -87,6 +90,7 @@ class Harness:
         self.search = [Path(p) for p in search]
         self.baselines = baselines
         self.update_baseline = update_baseline
+        self.progress = progress or OFF_PROGRESS  # compile, upload and run phases
         self.uploads = 0  # models actually sent to a target
         # set by a face while it reruns a test after an infrastructure error: {"attempt": 2,
         # "earlier": [{"category": ..., "error": ...}]}, recorded in every result written
@@ -257,7 +261,10 @@ class Harness:
         blocks = self._blocks(request, None)
         dataset, wrapper, optimizers = blocks
         self.check_compatible(target, self._output_formats(wrapper, optimizers))
-        compiled, cached = self.compile(request, blocks)
+        chain = " + ".join(entry["type"] for entry in request.optimizers)
+        with self.progress.phase(f"compile {request.model_name} ({chain})"
+                                 if chain else f"prepare {request.model_name}"):
+            compiled, cached = self.compile(request, blocks)
         size = compiled.stat().st_size
         self.check_fits(target, size)
         self.check_model(target, compiled)
@@ -275,7 +282,8 @@ class Harness:
                 if capture is not None:
                     runtime.output_sink = capture.batches
                 try:
-                    measurements = runtime.run_client(dataset, wrapper, compiled)
+                    with self._progress_of(session, runtime, request, target, dataset):
+                        measurements = runtime.run_client(dataset, wrapper, compiled)
                 except KeyboardInterrupt as exc:
                     # Ctrl-C: the samples measured so far are written, marked interrupted,
                     # before the interruption goes on (pytest then ends the session)
@@ -353,6 +361,42 @@ class Harness:
             self.write(test_id, index, record)
         except KenningHILError as unwritten:
             raise KenningHILError(f"{exc} (and {unwritten})") from exc
+
+    @contextmanager
+    def _progress_of(self, session: Any, runtime: Any, request: RunRequest, target: Target,
+                     dataset: Any) -> Iterator[None]:
+        """Phases of a run on a board: the model upload (bytes the target has read, when the
+        session's protocol can tell: `protocols/upload_progress`) and the samples."""
+        if self.progress.mode == OFF:
+            yield
+            return
+        upload = LazyPhase(self.progress, f"upload {request.model_name} to {target.name}")
+        protocol = session.protocol
+        watched = hasattr(protocol, "upload_progress")
+        if watched:
+            protocol.upload_progress = upload
+        try:
+            total = len(dataset) if dataset is not None else None
+        except (TypeError, KenningHILError):
+            total = None
+        samples = LazyPhase(self.progress, f"run {request.model_name} on {target.name}",
+                            "sample")
+
+        def sample_done(count: int) -> None:
+            upload.close()  # the first answer: the model is in place
+            samples(samples.done + count, total)
+
+        runtime.progress = sample_done
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            if watched:
+                protocol.upload_progress = None  # the session outlives this run
+            runtime.progress = None
+            upload.close(failed)
+            samples.close(failed)
 
     def _write_interrupted(
         self, test_id: str, index: int, target: Target, request: RunRequest, dataset: Any,

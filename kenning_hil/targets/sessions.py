@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.targets.kinds import OpenContext, TargetSession
@@ -45,6 +46,7 @@ class SessionManager:
         keep_leases: bool | None = None,
         holder: str = "",
         workers: int = 1,
+        progress: Any = None,
     ):
         self.workdir = Path(workdir)
         self.lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
@@ -55,6 +57,7 @@ class SessionManager:
         self._open: dict[tuple[str, int], _Open] = {}
         self._active: dict[str, tuple[str, int]] = {}  # targets in use right now
         self.boots = 0  # sessions opened, for reports and tests
+        self.progress = progress  # passed to the kinds (OpenContext.progress)
 
     def keeps_leases(self, target: Target) -> bool:
         if self.keep_leases is not None:
@@ -66,6 +69,7 @@ class SessionManager:
             timeouts=target.timeouts(self.default_timeout),
             workdir=self.workdir,
             state_dir=self.lock_dir,
+            progress=self.progress,
         )
 
     def _acquire(self, target: Target, holder: str) -> Lease:
@@ -133,7 +137,7 @@ class SessionManager:
                 f"target '{twice[0]}' is listed twice; a comparison holds each target once")
         sessions: dict[str, TargetSession] = {}
         with ExitStack() as stack:
-            for target in sorted(targets, key=lambda t: t.name):
+            for target in targets:  # E-TEMP
                 sessions[target.name] = stack.enter_context(self.use(target, holder))
             yield [sessions[name] for name in names]
 

@@ -73,6 +73,9 @@ class OpenContext:
     timeouts: Timeouts = Timeouts()
     workdir: Path = Path(".")
     state_dir: Path = Path(".")
+    # where long work (a firmware build) reports: an object with `phase(description)`, a
+    # context manager (kenning_hil.run.progress.Progress); None: nobody watches
+    progress: Any = None
 
 
 @dataclass

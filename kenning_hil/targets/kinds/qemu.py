@@ -223,7 +223,11 @@ class QemuKind(TargetKind):
     @contextmanager
     def open(self, instance: Instance, context: OpenContext) -> Iterator[TargetSession]:
         desc = self.description
-        elf = self.ensure_firmware()
+        if context.progress is None:
+            elf = self.ensure_firmware()
+        else:
+            with context.progress.phase(f"build firmware for {self.machine}"):
+                elf = self.ensure_firmware()
         qemu = QemuInstance(
             self.machine,
             elf,
