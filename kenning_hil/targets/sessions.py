@@ -137,7 +137,7 @@ class SessionManager:
                 f"target '{twice[0]}' is listed twice; a comparison holds each target once")
         sessions: dict[str, TargetSession] = {}
         with ExitStack() as stack:
-            for target in targets:  # E-TEMP
+            for target in sorted(targets, key=lambda t: t.name):
                 sessions[target.name] = stack.enter_context(self.use(target, holder))
             yield [sessions[name] for name in names]
 
