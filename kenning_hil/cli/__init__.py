@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from kenning_hil.cli.export_measurements import add_export_measurements_command
 from kenning_hil.cli.flow import add_flow_command
 from kenning_hil.cli.report import add_report_command
 from kenning_hil.cli.run import add_run_command
@@ -34,6 +35,7 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_suite_command,
     add_report_command,
     add_flow_command,
+    add_export_measurements_command,
 ]
 
 

@@ -1,4 +1,6 @@
-"""`kenning-hil run`: one scenario, from a JSON file or flags."""
+"""`kenning-hil run`: one scenario, from a file (JSON or YAML, ours or Kenning's spelling) or
+flags. A Kenning `platform` naming a board we describe runs on that target through the
+harness (`HILSettings.harness()`), as a test would; otherwise the pipeline runs here."""
 
 from __future__ import annotations
 
@@ -55,7 +57,12 @@ def add_run_command(subparsers: Any) -> None:
             "the current directory."
         ),
     )
-    parser.add_argument("scenario", nargs="?", type=Path, help="scenario JSON file")
+    parser.add_argument("scenario", nargs="?", type=Path,
+                        help="scenario file: JSON or YAML, in kenning-hil's or Kenning's "
+                        "spelling (docs/coming-from-kenning.md)")
+    parser.add_argument("--models-path", type=Path, default=None, metavar="DIR",
+                        help="where kenning:/// URIs resolve (default: the project's "
+                        "hil_models_path, then ./models)")
     parser.add_argument(
         "--output",
         type=Path,
@@ -104,10 +111,11 @@ def _scenario_from_flags(args: argparse.Namespace) -> tuple[dict, str]:
 
 def run_command(args: argparse.Namespace) -> int:
     from kenning_hil.blocks.entries import load_scenario
-    from kenning_hil.run.pipeline import build_pipeline
+    from kenning_hil.run.pipeline import build_pipeline, local_platform
 
     if args.samples is not None and args.samples < 1:
         raise ConfigurationError(f"run: --samples must be a positive integer, got {args.samples}")
+    report_path = None
     if args.scenario is not None:
         flags = [opt for opt, dest, _ in BLOCK_OPTIONS if getattr(args, dest) is not None]
         flags += ["--optimizers"] if args.optimizer_types else []
@@ -121,13 +129,20 @@ def run_command(args: argparse.Namespace) -> int:
                 f"run: {', '.join(flags)} cannot be combined with a scenario file "
                 "(put the parameters into the scenario)"
             )
-        scenario = load_scenario(args.scenario)
+        notes: list[str] = []
+        scenario = load_scenario(args.scenario, _models_search(args), notes)
+        for note in notes:
+            print(f"kenning-hil: note: {note}", file=sys.stderr)
         name, source = args.scenario.stem, str(args.scenario)
+        report_path = _report_output(scenario.get("report"), source)
     else:
         scenario, name = _scenario_from_flags(args)
         source = "command line"
+    output = (args.output or report_path
+              or RESULTS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    if not local_platform(scenario.get("platform")):
+        return _run_on_target(scenario, name, source, args.samples, output)
     pipeline = build_pipeline(scenario, name, source)
-    output = args.output or RESULTS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     try:
         result = pipeline.run(args.samples)
     except KenningHILError as exc:
@@ -139,6 +154,113 @@ def run_command(args: argparse.Namespace) -> int:
     result.save(output)
     print(format_summary(result.summary(), output))
     return 0
+
+
+def _models_search(args: argparse.Namespace) -> list[Path]:
+    """Where kenning:/// URIs resolve: --models-path, else the project's hil_models_path (as
+    pytest resolves it, asked only when the scenario has such a URI), then ./models."""
+    if args.models_path is not None:
+        return [args.models_path]
+    search = [Path("models")]
+    try:
+        text = args.scenario.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return search  # load_scenario says what is wrong with the file
+    if "kenning://" in text:
+        from kenning_hil.cli.pytest_process import project_settings
+
+        try:
+            search.insert(0, Path(project_settings([])["models_path"]))
+        except KenningHILError:
+            pass  # no project here: ./models only
+    return search
+
+
+def _report_output(report: Any, source: str) -> Path | None:
+    """Kenning's `report` entry: its first `measurements` path is where the measurements
+    file goes (as Kenning's CLI takes it)."""
+    if not isinstance(report, dict):
+        return None
+    paths = (report.get("parameters") or {}).get("measurements")
+    if isinstance(paths, str):
+        paths = [paths]
+    if isinstance(paths, list) and paths and isinstance(paths[0], str):
+        return Path(paths[0])
+    return None
+
+
+def _run_on_target(scenario: dict, name: str, source: str, samples: int | None,
+                   output: Path) -> int:
+    """A scenario whose Kenning `platform` names a board: run on that target as `hil.run`
+    would (compile cache, pool locks, the board's protocol and runtime), and write the
+    measurements file."""
+    from kenning_hil.config.settings import HILSettings
+    from kenning_hil.core.measurements import measurements_file
+    from kenning_hil.run.request import RunRequest
+    from kenning_hil.run.pipeline import platform_target
+    from kenning_hil.targets.catalog import TargetCatalog
+    from kenning_hil.targets.target import Target
+
+    settings = HILSettings.resolve(Path.cwd(), {})
+    catalog = TargetCatalog(settings.target_dirs)
+    target_name = platform_target(scenario["platform"], catalog, source)
+    target = Target(catalog.get(target_name))
+    _check_target_entries(scenario, target, source)
+    available, reason = target.availability()
+    if not available:
+        raise ConfigurationError(f"{source}: target '{target_name}' cannot run here: {reason}")
+    harness = settings.harness(holder="kenning-hil run")
+    request = RunRequest(model_wrapper=scenario["model_wrapper"], dataset=scenario["dataset"],
+                         optimizers=scenario.get("optimizers", []), samples=samples, name=name)
+    try:
+        result = harness.run(target, request, test_id=f"{name}[{target_name}]")
+    finally:
+        harness.close()
+    data = {**measurements_file(result.measurements.to_dict()), "scenario_name": name,
+            "target": target_name, "build_cfg": scenario,
+            "compiled_model_path": str(result.compiled_model_path)}
+    from kenning_hil.core.measurements import save_json_file
+
+    save_json_file(output, data, "measurements")
+    summary = {"name": name, "samples": result.samples, **result.metrics}
+    if result.latency is not None:
+        summary["latency"] = result.latency.to_dict()
+    if result.compiled_size is not None:
+        summary[COMPILED_MODEL_SIZE] = result.compiled_size
+    print(f"target: {target_name}")
+    print(format_summary(summary, output))
+    return 0
+
+
+def _check_target_entries(scenario: dict, target: Any, source: str) -> None:
+    """On a board the target says how it is reached and what runs the model: a scenario's
+    `protocol` must be the target's kind of link, its `runtime` must take the format the
+    board runs, and a `runtime_builder` is the board's firmware build."""
+    from kenning_hil.blocks.registry import resolve_class_path
+
+    description = target.description
+    protocol = scenario.get("protocol")
+    wanted = (description.protocol or {}).get("type")
+    if protocol is not None and wanted is not None:
+        given = resolve_class_path("protocol", protocol["type"])
+        if given != resolve_class_path("protocol", wanted):
+            raise ConfigurationError(
+                f"{source}: protocol '{protocol['type']}' does not reach target "
+                f"'{description.name}', which speaks '{wanted}'")
+    runtime = scenario.get("runtime")
+    formats = description.formats
+    if runtime is not None and formats:
+        cls = resolve_class("runtime", runtime["type"])
+        if not set(getattr(cls, "input_formats", [])) & set(formats):
+            raise ConfigurationError(
+                f"{source}: runtime '{runtime['type']}' takes "
+                f"{', '.join(cls.input_formats)} models; target '{description.name}' runs "
+                f"{', '.join(formats)}")
+    builder = scenario.get("runtime_builder")
+    if builder is not None and description.kind not in ("qemu", "serial"):
+        raise ConfigurationError(
+            f"{source}: runtime_builder '{builder['type']}': target '{description.name}' has "
+            "no firmware to build")
 
 
 def format_summary(summary: dict, output: Path) -> str:

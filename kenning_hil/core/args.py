@@ -263,6 +263,8 @@ def _parse_json_value(name: str):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
+            if not text.lstrip().startswith(("{", "[", '"')):
+                return text  # a plain word: a string value (e.g. a TVM target "llvm")
             raise argparse.ArgumentTypeError(f"{name} must be JSON: {exc}") from exc
 
     parse.__name__ = "JSON"

@@ -84,6 +84,22 @@ SAMPLES_TOTAL = "total"
 SESSION_UTILIZATION = "session_utilization"
 """Prefix of the system statistics sampled during an inference session."""
 
+FORMAT_VERSION = "format_version"
+"""Key of a measurements file's format version (absent: version 1)."""
+MEASUREMENTS_FORMAT_VERSION = 2
+"""Version 2 (Kenning's units): Kenning's time keys hold float seconds, their timestamps the
+call's end (as Kenning's perf_counter after the call); our nanosecond figures are under the
+same key + ``_ns`` (timestamps: the call's start, + ``_timestamp_ns``). Version 1 (no
+`format_version`): int nanoseconds under Kenning's keys, accumulated values in one-element
+lists. `measurements_file` writes version 2, `measurements_in_memory` reads both."""
+NS_SUFFIX = "_ns"
+KENNING_STEP_KEYS = (TARGET_STEP, PROTOCOL_STEP)
+"""Kenning's duration keys we write: seconds in a file, ns in memory."""
+KENNING_TIMESTAMP_KEYS = (f"{SESSION_UTILIZATION}_timestamp",
+                          f"{SESSION_UTILIZATION}_gpu_timestamp")
+"""Kenning's sample-time keys of the system statistics: seconds in a file, ns in memory."""
+NS_PER_SECOND = 1e9
+
 SECONDS = "s"
 INSTRUCTIONS = "instructions"
 CYCLES = "cycles"
@@ -268,13 +284,14 @@ class Measurements:
         measurementtype: str,
         valuetoadd: Any,
         initvaluefunc: Callable[[], Any] = lambda: 0,
-    ) -> list:
-        """Adds `valuetoadd` to the single accumulated value ``data[type][0]``, which the first
-        call initialises with `initvaluefunc()`; returns the list."""
+    ) -> Any:
+        """Adds `valuetoadd` to the accumulated value ``data[type]``, which the first call
+        initialises with `initvaluefunc()`; returns it. As Kenning's: a bare scalar or array,
+        not wrapped in a list (format_version 1 files kept a one-element list)."""
         with self._lock:
             if measurementtype not in self.data:
-                self.data[measurementtype] = [initvaluefunc()]
-            self.data[measurementtype][0] += valuetoadd
+                self.data[measurementtype] = initvaluefunc()
+            self.data[measurementtype] = self.data[measurementtype] + valuetoadd
             return self.data[measurementtype]
 
     def add_measurement(
@@ -342,13 +359,77 @@ class MeasurementsCollector:
 
     @classmethod
     def save_measurements(cls, resultpath: str | os.PathLike) -> Path:
-        """Writes the collected measurements to `resultpath` as JSON, atomically."""
-        return write_json_atomic(resultpath, cls.measurements.to_dict())
+        """Writes the collected measurements to `resultpath` as a measurements file (Kenning's
+        units, `measurements_file`), atomically."""
+        return write_json_atomic(resultpath, measurements_file(cls.measurements.to_dict()))
 
     @classmethod
     def clear(cls) -> None:
         """Removes all collected measurements."""
         cls.measurements.clear()
+
+
+# Measurements files (Kenning's units)
+
+
+def measurements_file(data: dict[str, Any]) -> dict[str, Any]:
+    """In-memory measurements (plain JSON types, times in ns) as a measurements file of
+    `MEASUREMENTS_FORMAT_VERSION`: Kenning's keys in Kenning's units (seconds), read by
+    Kenning's report tooling; the ns figures under our own keys beside them."""
+    out = dict(data)
+    for key in KENNING_STEP_KEYS:
+        steps = data.get(key)
+        if not _numbers(steps):
+            continue
+        out[key] = [v / NS_PER_SECOND for v in steps]
+        out[key + NS_SUFFIX] = steps
+        stamp = key + TIMESTAMP_SUFFIX
+        starts = data.get(stamp)
+        if _numbers(starts):
+            out.pop(stamp)
+            if len(starts) == len(steps):  # Kenning stamps the end of each call
+                out[stamp] = [(t + v) / NS_PER_SECOND for t, v in zip(starts, steps)]
+            out[stamp + NS_SUFFIX] = starts
+    for key in KENNING_TIMESTAMP_KEYS:
+        stamps = data.get(key)
+        if _numbers(stamps):
+            out[key] = [v / NS_PER_SECOND for v in stamps]
+            out[key + NS_SUFFIX] = stamps
+    tags = data.get("tags")
+    if isinstance(tags, list) and all(isinstance(t, dict) and _numbers([t.get("start"),
+                                      t.get("end")]) for t in tags):
+        out["tags"] = [{**t, "start": t["start"] / NS_PER_SECOND,
+                        "end": t["end"] / NS_PER_SECOND} for t in tags]
+        out["tags" + NS_SUFFIX] = tags
+    out[FORMAT_VERSION] = MEASUREMENTS_FORMAT_VERSION
+    return out
+
+
+def measurements_in_memory(data: dict[str, Any]) -> dict[str, Any]:
+    """A measurements file's content (any version) as in memory: times in ns under Kenning's
+    keys. Version 1 is returned as it is; a version-2 file gets its ``_ns`` figures back (or,
+    written by another tool, its seconds turned into ns)."""
+    version = data.get(FORMAT_VERSION, 1)
+    if not isinstance(version, int) or version < 2:
+        return dict(data)
+    out = {k: v for k, v in data.items() if k != FORMAT_VERSION}
+    for key in (*KENNING_STEP_KEYS, *(k + TIMESTAMP_SUFFIX for k in KENNING_STEP_KEYS),
+                *KENNING_TIMESTAMP_KEYS, "tags"):
+        kept = out.pop(key + NS_SUFFIX, None)
+        if kept is not None:
+            out[key] = kept
+        elif key == "tags" and isinstance(out.get(key), list):
+            out[key] = [{**t, "start": round(t["start"] * NS_PER_SECOND),
+                         "end": round(t["end"] * NS_PER_SECOND)}
+                        for t in out[key] if isinstance(t, dict) and "start" in t]
+        elif _numbers(out.get(key)):
+            out[key] = [round(v * NS_PER_SECOND) for v in out[key]]
+    return out
+
+
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 # GPU sampling

@@ -103,10 +103,10 @@ class ClassificationDataset(Dataset):
         return CONFUSION_MATRIX, f"top_{self.top_k}_count", SAMPLES_TOTAL
 
     def merge_evaluation(self, total: Measurements, part: Measurements) -> None:
-        # counts are accumulated (Measurements.accumulate keeps them as one-element lists)
+        # counts are accumulated (Measurements.accumulate keeps a bare value, as Kenning's)
         for key in self._count_keys():
             if key in part:
-                value = part[key][0]
+                value = part[key]
                 zero = np.zeros_like(value) if isinstance(value, np.ndarray) else 0
                 total.accumulate(key, value, lambda zero=zero: zero)
 
@@ -115,9 +115,9 @@ class ClassificationDataset(Dataset):
         if matrix_key not in measurements:
             return {}
         metrics = classification_metrics(
-            measurements[matrix_key][0],
-            int(measurements[hits_key][0]),
-            int(measurements[total_key][0]),
+            measurements[matrix_key],
+            int(measurements[hits_key]),
+            int(measurements[total_key]),
             self.top_k,
         )
         metrics["class_names"] = self.get_class_names()

@@ -161,7 +161,7 @@ class RandomDataset(Dataset):
         return measurements
 
     def merge_evaluation(self, total: Measurements, part: Measurements) -> None:
-        total.accumulate(SAMPLES_TOTAL, part[SAMPLES_TOTAL][0], lambda: 0)
+        total.accumulate(SAMPLES_TOTAL, part[SAMPLES_TOTAL], lambda: 0)
 
     @classmethod
     def declared_quality_metrics(cls, parameters) -> tuple[frozenset[str] | None, str]:
@@ -173,7 +173,7 @@ class RandomDataset(Dataset):
     def compute_quality_metrics(self, measurements: Measurements) -> dict[str, Any]:
         if SAMPLES_TOTAL not in measurements:
             return {}
-        return {SAMPLES_TOTAL: int(measurements[SAMPLES_TOTAL][0])}
+        return {SAMPLES_TOTAL: int(measurements[SAMPLES_TOTAL])}
 
 
 def spread_steps(shape: tuple, qmin: int, qmax: int, zero_point: float,

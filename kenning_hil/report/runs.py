@@ -24,6 +24,7 @@ from kenning_hil.core.measurements import (
     SECONDS,
     TFLM_ARENA_SIZE,
     TFLM_ARENA_USED,
+    measurements_in_memory,
 )
 from kenning_hil.report.summary import INTERRUPTED, SummaryRow, interrupted_reason
 
@@ -197,6 +198,7 @@ def run_from_record(record: Mapping[str, Any], path: Path | str) -> RunRecord:
         missing.append("measurements" if measurements is None else
                        f"measurements (a {type(measurements).__name__}, not a mapping)")
         measurements = {}
+    measurements = measurements_in_memory(dict(measurements))  # any format_version, in ns
     metrics = record.get("metrics") if not bare else None
     if isinstance(metrics, Mapping):
         run.metrics = {str(k): float(v) for k, v in metrics.items() if _number(v) is not None}

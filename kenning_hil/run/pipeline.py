@@ -32,6 +32,7 @@ from kenning_hil.core.measurements import (
     Latency,
     Measurements,
     inferences_measured,
+    measurements_file,
     save_json_file,
 )
 from kenning_hil.core.model import ModelWrapper
@@ -81,9 +82,10 @@ class RunResult:
         return summary
 
     def to_dict(self) -> dict[str, Any]:
-        """Kenning-style measurements file: the measurements, flat, plus run metadata."""
+        """Kenning-style measurements file (`measurements_file`: Kenning's keys in seconds,
+        `format_version`): the measurements, flat, plus run metadata."""
         return {
-            **self.measurements.to_dict(),
+            **measurements_file(self.measurements.to_dict()),
             **self.metadata,
             "compiled_model_path": str(self.compiled_model_path),
             "summary": self.summary(),
@@ -161,6 +163,7 @@ class Pipeline:
             "model_framework": framework,
             "model_version": version,
             "compilers": compilers,
+            "optimizers": compilers,  # Kenning's name of the same list
             "runtime": type(self.runtime).__name__,
             "build_cfg": self.scenario,
         }

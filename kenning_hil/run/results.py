@@ -16,6 +16,8 @@ from kenning_hil.core.measurements import (
     TIMESTAMP_SUFFIX,
     Latency,
     Measurements,
+    measurements_file,
+    measurements_in_memory,
 )
 
 # ------------------------------------------------------------------------------- results
@@ -113,3 +115,31 @@ def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
         and key not in skip
         and not key.endswith(("_step", TIMESTAMP_SUFFIX, "_size", "_count"))
     }
+
+
+# ------------------------------------------------------------------------------- export
+
+
+def kenning_measurements(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain Kenning-style measurements file (`measurements_file`: Kenning's keys at the top
+    level, times in seconds, `format_version`) from a result file the harness wrote (its
+    measurements nested under ``measurements``, in ns), or from a bare measurements file.
+    Kenning's report header keys are filled from the record where it has them."""
+    nested = record.get("measurements")
+    bare = not isinstance(nested, Mapping)
+    data = measurements_in_memory(dict(record if bare else nested))
+    out = measurements_file(data)
+    if bare:
+        return out
+    model = record.get("model")
+    if isinstance(model, str):
+        out.setdefault("model_name", model)
+    if isinstance(record.get("compiled_size"), int):
+        out.setdefault(COMPILED_MODEL_SIZE, record["compiled_size"])
+    optimizers = record.get("optimizers")
+    if isinstance(optimizers, list):
+        out.setdefault("build_cfg", {"optimizers": optimizers})
+    for key in ("test", "target", "error", "interrupted"):
+        if key in record:
+            out.setdefault(key, record[key])
+    return out

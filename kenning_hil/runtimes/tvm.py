@@ -1,5 +1,8 @@
-"""TVMRuntime: runs shared libraries made by `TVMCompiler` on the Relax virtual machine, on the
-CPU or a GPU (`device`: "cpu", "cuda"; the library must have been compiled for that device).
+"""TVMRuntime: runs modules made by `TVMCompiler` on the Relax virtual machine, on the CPU or a
+GPU (`device`: "cpu", "cuda"; the module must have been compiled for that device). A module is
+a shared library (``.so``) or a tar of object files (``.tar``, what Kenning's TVMCompiler
+writes), which TVM links with the host C compiler when loading it; a module received over the
+protocol is told apart by its first bytes, since TVM picks the loader by the file's suffix.
 """
 
 from __future__ import annotations
@@ -20,6 +23,16 @@ from kenning_hil.core.errors import (
 from kenning_hil.core.runtime import SAVE_MODEL_PATH_ARGUMENT, Runtime, save_received_model
 
 DEVICES = ("cpu", "cuda")
+TAR_SUFFIX = ".tar"
+LIBRARY_SUFFIX = ".so"
+
+
+def module_suffix(data: bytes) -> str:
+    """The suffix TVM loads `data` by: ``.tar`` for a tar archive (plain or gzip-compressed,
+    as `export_library` writes it), else ``.so``."""
+    if data[:2] == b"\x1f\x8b" or data[257:262] == b"ustar":
+        return TAR_SUFFIX
+    return LIBRARY_SUFFIX
 
 
 def _tvm():
@@ -76,11 +89,14 @@ class TVMRuntime(Runtime):
     def prepare_model(self, input_data: bytes | None) -> bool:
         tvm = _tvm()
         if input_data is not None:
+            suffix = module_suffix(bytes(input_data[:512]))
             if self.save_model_path is not None:
                 path = self.save_model_path
+                if path.suffix != suffix:  # Kenning's default name is model.tar, for any module
+                    path = path.with_name(path.name + suffix)
             else:
                 self._scratch = tempfile.TemporaryDirectory(prefix="kenning-hil-tvm-")
-                path = Path(self._scratch.name) / "model.so"
+                path = Path(self._scratch.name) / f"model{suffix}"
             self.model_path = save_received_model(bytes(input_data), path)
         if self.model_path is None or not Path(self.model_path).is_file():
             raise ModelLoadError(f"TVMRuntime: model library {self.model_path} does not exist")
