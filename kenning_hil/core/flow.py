@@ -161,14 +161,12 @@ class KenningFlow:
         state = self._state
         start = before = clock()
         # kept lean: this loop is the flow's whole per-step cost (benchmarks/bench_flow.py)
-        for run, gather, outputs, add_time in self._steps_plan:
+        for run, gather, scatter, add_time in self._steps_plan:
             try:
-                produced = run(gather(state))
+                scatter(run(gather(state)), state)
             except StopIteration:
                 self.should_close = True
                 return False
-            for local, name in outputs:
-                state[name] = produced.get(local)
             after = clock()
             add_time(after - before)
             before = after
@@ -185,7 +183,7 @@ class KenningFlow:
             raise ConfigurationError(f"steps must be a positive integer, got {steps}")
         self._state: dict[str, Any] = {}
         self._steps_plan = [
-            (runner.run, _gatherer(sources), outputs, self._runner_ns[i].append)
+            (runner.run, _gatherer(sources), _scatterer(outputs), self._runner_ns[i].append)
             for i, (runner, sources, outputs) in enumerate(self._plan)
         ]
         restore = self._catch_sigint()
@@ -459,6 +457,30 @@ def _gatherer(sources: tuple) -> Callable[[dict], dict]:
         (local1, name1), (local2, name2) = sources
         return lambda state: {local1: state[name1], local2: state[name2]}
     return lambda state: {local: state[name] for local, name in sources}
+
+
+def _scatterer(outputs: tuple) -> Callable[[dict, dict], None]:
+    """(a runner's outputs by local name, state): stores them by global name (an output the
+    runner did not give is None); the common cases without a loop, as `_gatherer`."""
+    if not outputs:
+        return lambda produced, state: None
+    if len(outputs) == 1:
+        ((local, name),) = outputs
+        return lambda produced, state: state.__setitem__(name, produced.get(local))
+    if len(outputs) == 2:
+        (local1, name1), (local2, name2) = outputs
+
+        def store_two(produced: dict, state: dict) -> None:
+            state[name1] = produced.get(local1)
+            state[name2] = produced.get(local2)
+
+        return store_two
+
+    def store(produced: dict, state: dict) -> None:
+        for local, name in outputs:
+            state[name] = produced.get(local)
+
+    return store
 
 
 def _plan(runners: list[Runner], names: list[str]) -> list[tuple]:
