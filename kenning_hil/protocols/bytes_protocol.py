@@ -309,7 +309,6 @@ class BytesProtocol(RuntimeProtocol):
             wait = timeout  # the nominal timeout first: the transport's bound stays as it is
             while True:
                 event = channel.receive(wait)
-                wait = deadline - time.monotonic()
                 if (
                     event is not None
                     and type(event) is not Corruption
@@ -318,6 +317,7 @@ class BytesProtocol(RuntimeProtocol):
                 ):
                     self.last_answer = event  # the usual case, checked first
                     return event
+                wait = deadline - time.monotonic()
                 if event is None:
                     if not raise_timeout:
                         return None

@@ -103,7 +103,7 @@ class FrameFormatError(KenningHILError):
     """Bytes that do not form a valid frame (raised by the one-shot `decode_frame`)."""
 
 
-_numpy = None
+_xor_reduce = _frombuffer = _uint64 = None  # numpy's, bound on first use
 
 
 def xor_bytes(data: bytes | bytearray | memoryview) -> int:
@@ -114,20 +114,21 @@ def xor_bytes(data: bytes | bytearray | memoryview) -> int:
         for byte in data:
             acc ^= byte
         return acc
-    global _numpy
-    if _numpy is None:
+    global _xor_reduce, _frombuffer, _uint64
+    if _xor_reduce is None:
         import numpy  # lazily: keeps `import kenning_hil.protocols.frame` light
 
-        _numpy = numpy
+        _xor_reduce, _frombuffer, _uint64 = numpy.bitwise_xor.reduce, numpy.frombuffer, numpy.uint64
     words = size >> 3
     # XOR 64-bit words in C, then fold the word to a byte
-    folded = int(_numpy.bitwise_xor.reduce(_numpy.frombuffer(data, _numpy.uint64, words)))
+    folded = int(_xor_reduce(_frombuffer(data, _uint64, words)))
     folded ^= folded >> 32
     folded ^= folded >> 16
     folded ^= folded >> 8
     acc = folded & 0xFF
-    for byte in memoryview(data)[words << 3 :]:
-        acc ^= byte
+    if size & 7:
+        for byte in memoryview(data)[words << 3 :]:
+            acc ^= byte
     return acc
 
 
