@@ -224,7 +224,7 @@ class Harness:
         if reason is not None:
             raise Incompatible(
                 f"target '{target.name}' cannot run {Path(model).name}: {reason} (checked on "
-                f"the host; nothing uploaded)"
+                f"the host; nothing uploaded)", check="model"
             )
 
     def check_fits(self, target: Target, size: int) -> None:
@@ -239,12 +239,16 @@ class Harness:
     def not_applicable(self, target: Target, request: RunRequest) -> Incompatible | None:
         """Why `request` can never run on `target`, known without compiling (the chain's
         output format against what the target accepts: `check_compatible`, as `run` checks
-        it), or None. Collection leaves such combinations out instead of skipping them. Blocks
-        that cannot be built here are left to the run, which reports them."""
+        it; without optimizers the model file is what is uploaded, so the board's own refusal
+        of it too: `check_model`), or None. Collection leaves such combinations out instead
+        of skipping them. Blocks that cannot be built here are left to the run, which reports
+        them."""
         try:
             _, wrapper, optimizers = self._blocks(
                 RunRequest(request.model_wrapper, None, request.optimizers), None)
             self.check_compatible(target, self._output_formats(wrapper, optimizers))
+            if not optimizers:
+                self.check_model(target, Path(wrapper.get_path()))
         except Incompatible as exc:
             return exc
         except KenningHILError:

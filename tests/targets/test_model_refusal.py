@@ -103,3 +103,17 @@ def test_int8_models_the_firmware_runs_pass(models_dir):
         if not path.is_file():
             pytest.skip(f"MLPerf Tiny model {path} not present")
         assert target.model_refusal(path) is None, name
+
+
+def test_a_model_the_board_refuses_is_not_applicable_at_collection(harness, tmp_path):
+    """Without optimizers the model file is what would be uploaded: the collection-time check
+    (Harness.not_applicable, which leaves such suite combinations out) refuses it too."""
+    model = float_conv_model(tmp_path / "float-conv.tflite")
+    refused = harness.not_applicable(qemu_m4(), harness.request(model, "random"))
+    assert refused is not None and refused.check == "model"
+    assert "MODEL refused: unsupported tensor type FLOAT32 for CONV_2D input (op 0)" in str(
+        refused)
+    # through an optimizer the uploaded model is known only once compiled: left to the run
+    quantised = harness.request(model, "random", [{"type": "litert-quant"}])
+    assert harness.not_applicable(qemu_m4(), quantised) is None
+    assert harness.sessions.boots == 0
