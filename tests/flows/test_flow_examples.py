@@ -153,5 +153,7 @@ def test_sigint_stops_cleanly(tmp_path):
     # the summary collector's cleanup ended its live line; the CLI said it was interrupted
     assert f"flow: {len(lines)} samples" in stderr
     assert "kenning-hil: interrupted" in stderr and "flow: digits-loop (interrupted)" in stderr
-    for child in children:
-        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child
+    # the server (and its runtime worker) stopped with the command; a grandchild may take a
+    # moment to notice its parent is gone
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
