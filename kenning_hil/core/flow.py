@@ -144,7 +144,10 @@ class KenningFlow:
             except KenningHILError as exc:
                 for built in reversed(runners):
                     built.cleanup()
-                raise ConfigurationError(f"{where}: field 'parameters': {one_line(exc)}") from None
+                # the error keeps its class: a model the target cannot run, or a missing
+                # framework, stays a skip in a test
+                exc.args = (f"{where}: field 'parameters': {one_line(exc)}",)
+                raise exc from None
             runners.append(runner)
             mismatch = _check_input_specs(runner, specs, entry, sources[i], names)
             if mismatch:

@@ -153,3 +153,18 @@ def test_cli_prints_one_line_and_writes_nothing(tmp_path):
         "reads 'score', which no runner produces (global names: digit, pixels, scores)"]
     assert not (tmp_path / "digits-host.jsonl").exists()
     assert not (tmp_path / "report" / "tests").exists()
+
+
+def test_model_the_target_cannot_run_stays_incompatible(tmp_path, harness, targets):
+    """An int8 TFLite chain moved to an ONNX Runtime target is refused before compiling, as
+    an Incompatible (a skip in a test, as for hil.run), naming the runner."""
+    from kenning_hil.run.outcome import Incompatible
+
+    flow = redirected(example("digits-qemu-m4.json"), tmp_path)
+    flow[1]["parameters"]["model_wrapper"] = DIGITS_MODEL
+    with pytest.raises(Incompatible) as caught:
+        build_flow(flow, harness, targets, target_override="host-onnxruntime")
+    assert str(caught.value).startswith(
+        "flow runner 1 (model-runtime-runner): field 'parameters': target 'host-onnxruntime' "
+        "runs onnx models; this model is tflite")
+    assert not list((tmp_path / "cache").glob("*"))  # nothing compiled
