@@ -62,20 +62,22 @@ def suite_model_entry(
     return model_entry(spec[key], search, f"{source}: key '{where}.{key}'", "use model_wrapper")
 
 
-def parse_compare(spec: Any, where: str) -> tuple[OutputTolerance | None, dict]:
-    """A `compare` mapping: (its tolerance, None when it gives only per-target ones; the
-    per-target tolerances of its `targets` key)."""
+def parse_compare(spec: Any, source: str, key: str) -> tuple[OutputTolerance | None, dict]:
+    """The `compare` mapping at suite key `key`: (its tolerance, None when it gives only
+    per-target ones; the per-target tolerances of its `targets` key)."""
     if spec is None:
         return None, {}
     if not isinstance(spec, dict):
-        raise ConfigurationError(f"{where}: must be a mapping, not {spec!r}")
+        raise ConfigurationError(f"{source}: key '{key}': must be a mapping, not {spec!r}")
     spec = dict(spec)
     per_target = spec.pop("targets", None) or {}
     if not isinstance(per_target, dict):
-        raise ConfigurationError(f"{where}.targets: must map target names to tolerances")
-    tolerance = parse_output_tolerance(spec, where) if spec else None
-    return tolerance, {name: parse_output_tolerance(value, f"{where}.targets.{name}")
-                       for name, value in per_target.items()}
+        raise ConfigurationError(
+            f"{source}: key '{key}.targets': must map target names to tolerances")
+    tolerance = parse_output_tolerance(spec, f"{source}: key '{key}'") if spec else None
+    return tolerance, {
+        name: parse_output_tolerance(value, f"{source}: key '{key}.targets.{name}'")
+        for name, value in per_target.items()}
 
 
 def parse_suite(
@@ -124,7 +126,7 @@ def parse_suite(
         shorthand = isinstance(dataset_spec, str) and dataset_spec not in named_datasets
         dataset_keys[model_name] = dataset_key
         blocks.append(SuiteBlock("dataset", dataset_key, datasets[model_name], shorthand))
-    suite_compare = parse_compare(data.get("compare"), f"{source}: key 'compare'")
+    suite_compare = parse_compare(data.get("compare"), source, "compare")
     if data.get("compare") is not None and data.get("reference") is None and not any(
             "reference" in spec for spec in models.values()):
         raise ConfigurationError(f"{source}: key 'compare' needs a 'reference' target")
@@ -166,8 +168,8 @@ def parse_suite(
                 }
                 tolerance = {**(data.get("tolerance") or {}), **(model_spec.get("tolerance") or {})}
                 reference = model_spec.get("reference", data.get("reference"))
-                model_compare = parse_compare(model_spec.get("compare"),
-                                              f"{source}: key 'models.{model_name}.compare'")
+                model_compare = parse_compare(model_spec.get("compare"), source,
+                                              f"models.{model_name}.compare")
                 if model_spec.get("compare") is not None and reference is None:
                     raise ConfigurationError(
                         f"{source}: key 'models.{model_name}.compare' needs a 'reference' "
