@@ -194,3 +194,33 @@ def test_live_summary_line():
     summary.cleanup()
     assert summary.last_line.startswith("flow: 2 samples, ")
     assert summary.last_line.endswith("/s, last class 1, accuracy 0.5000 (1/2)")
+
+
+def test_a_failed_step_keeps_what_was_measured(tmp_path, harness, targets, digits):
+    """run_flow writes the results of the steps done before a failure, with the error."""
+    import json
+
+    pixels, labels = digits
+    server = socket.create_server(("127.0.0.1", 0))
+    frames = [frame(p, int(lab)) for p, lab in zip(pixels[:4], labels[:4])]
+
+    def serve():
+        connection, _ = server.accept()
+        with connection:
+            connection.sendall(b"".join(frames) + frames[0][:10])
+
+    sender = threading.Thread(target=serve, daemon=True)
+    sender.start()
+    flow = tcp_flow(tmp_path)
+    flow[0]["parameters"] = {"port": server.getsockname()[1], "shape": [64], "labelled": True}
+    flow.pop()  # no live line in the test's output
+    try:
+        with pytest.raises(KenningHILError, match="frame 4 cut after 6 of 260 bytes") as caught:
+            run_flow(flow, harness, targets, name="cut")
+    finally:
+        server.close()
+    saved = json.loads(caught.value.result.path.read_text())
+    assert saved["samples"] == 4 and saved["flow"]["steps"] == 4
+    assert "frame 4 cut" in saved["error"] and saved["flow"]["error"] == saved["error"]
+    assert len(saved["measurements"]["target_inference_step"]) == 4
+    assert len(jsonl(tmp_path / "out.jsonl")) == 4
