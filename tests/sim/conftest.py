@@ -24,14 +24,21 @@ def require_simulation() -> None:
             pytest.skip(f"{tool} not installed (Debian: {package})")
 
 
+# QEMU pids of boards a module keeps booted for several of its tests (added by the test that
+# booted them, removed when the module stops them): not left behind.
+SHARED_QEMU_PIDS: set[int] = set()
+
+
 @pytest.fixture(autouse=True)
 def no_qemu_left_behind():
-    """After every test of this folder: no QEMU process of ours is still alive."""
+    """After every test of this folder: no QEMU process of ours is still alive, except
+    boards shared by a module's tests (SHARED_QEMU_PIDS)."""
     yield
     import psutil
 
     left = [p for p in psutil.Process().children(recursive=True)
-            if "qemu" in p.name() and p.status() != psutil.STATUS_ZOMBIE]
+            if "qemu" in p.name() and p.status() != psutil.STATUS_ZOMBIE
+            and p.pid not in SHARED_QEMU_PIDS]
     for process in left:
         process.kill()
     assert not left, f"QEMU processes left running: {[p.pid for p in left]}"

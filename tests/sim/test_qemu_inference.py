@@ -19,12 +19,9 @@ from .test_host_protocol import litert_reference
 pytestmark = pytest.mark.sim
 
 # IC (ResNet-8, 98 kB) adds ADD to what KWS covers. VWW (333 kB) and AD (277 kB) take 10-25 s
-# of upload each over the emulated UART: slow (`make test` runs them, `make test-quick` not).
-OTHER_MODELS = [
-    "pretrainedResnet_quant.tflite",
-    pytest.param("ad01_int8.tflite", marks=[pytest.mark.slow, pytest.mark.nightly]),
-    pytest.param("vww_96_int8.tflite", marks=[pytest.mark.slow, pytest.mark.nightly]),
-]
+# of upload each over the emulated UART; their bit-exactness on both boards is checked once,
+# with 20 samples per upload, by test_qemu_target.py's MLPerf Tiny test (slow), not again here.
+OTHER_MODELS = ["pretrainedResnet_quant.tflite"]
 
 
 def stats_of(client: FrameClient) -> dict[str, int]:
