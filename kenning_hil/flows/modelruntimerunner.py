@@ -135,7 +135,7 @@ class ModelRuntimeRunner(Runner):
         self.request = harness.request(model_wrapper, dataset, optimizers or [],
                                        search=list(search or []), require_dataset=False)
         # built now: a bad entry is an error before anything runs, and the io spec is known
-        self.dataset, self.wrapper, self.optimizers = harness._blocks(self.request, None)
+        self.dataset, self.wrapper, self.optimizers = harness.build_blocks(self.request)
         self.target = None
         self.runtime_entry = normalize_entry(runtime, "parameter 'runtime'") if runtime else None
         self.protocol_entry = (normalize_entry(protocol, "parameter 'protocol'")
@@ -148,8 +148,10 @@ class ModelRuntimeRunner(Runner):
             if not available:
                 raise ConfigurationError(
                     f"parameter 'target': target '{target}' is not available here: {reason}")
-            harness.check_compatible(self.target, harness._output_formats(self.wrapper,
-                                                                          self.optimizers))
+            # refused as hil.run and collection refuse it: the format, the model itself
+            problem = harness.not_applicable(self.target, self.request)
+            if problem is not None:
+                raise problem
         self.io_specification = self.wrapper.get_io_specification()
         self.where = self.target.name if self.target is not None else (
             "protocol" if self.protocol_entry else "local")

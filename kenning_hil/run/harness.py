@@ -116,6 +116,11 @@ class Harness:
             name=name,
         )
 
+    def build_blocks(self, request: RunRequest) -> tuple:
+        """(dataset, model wrapper, optimizers) of `request`, built as a run builds them
+        (a flow's model runner: kenning_hil/flows/), to pass to `compile`."""
+        return self._blocks(request, None)
+
     def _blocks(self, request: RunRequest, workdir: Path | None):
         from kenning_hil.blocks.entries import build_block
         from kenning_hil.core.dataset import Dataset
