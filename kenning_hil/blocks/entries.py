@@ -175,8 +175,9 @@ def check_entry(kind: str, value: Any, where: str, search: Sequence[Path],
     """One entry checked: its shape, its type (resolved to a class) and every parameter
     (Kenning's names translated, ``kenning:///`` URIs resolved). Problems go to `problem`;
     returns (the entry in our spelling, its class), or None when its shape is wrong."""
-    from kenning_hil.blocks.kenning_names import resolve_resource_uri
+    from kenning_hil.blocks.kenning_names import aliases_of, did_you_mean, resolve_resource_uri
     from kenning_hil.blocks.registry import resolve_class_path
+    from kenning_hil.core.args import get_arguments_structure
 
     try:
         checked = normalize_entry(value, f"'{where}'")
@@ -209,7 +210,14 @@ def check_entry(kind: str, value: Any, where: str, search: Sequence[Path],
     ours, found = translate_entry_parameters(cls, parameters)
     for name, message in found:
         problem(f"{where}.parameters.{name}", f"{cls.__name__}: {message}")
+    own = get_arguments_structure(cls)
     for name, message in cls.parameter_problems(ours):
+        if name and name not in own:  # close matches among Kenning's names too
+            message = (f"{cls.__name__}: unknown parameter '{name}' (known parameters: "
+                       f"{', '.join(sorted(own)) or 'none'}; Kenning's: "
+                       f"{', '.join(sorted(aliases_of(cls))) or 'none'})"
+                       + did_you_mean(name, [*own, *aliases_of(cls)]).replace(" (", "; ", 1)
+                       .removesuffix(")"))
         problem(f"{where}.parameters.{name}" if name else f"{where}.parameters", message)
     return {"type": path if "." in checked["type"] else checked["type"], "parameters": ours}, cls
 
