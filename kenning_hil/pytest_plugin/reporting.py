@@ -131,7 +131,8 @@ class HILReporter:
             terminalreporter.write_line(line)
         options = self.config.stash[OPTIONS_KEY]
         terminalreporter.write_line(
-            f"results: {options.report_dir} (report.md, report.rst, tests/*.json)")
+            f"results: {options.report_dir} (report.md, report.rst, report.html, figures/, "
+            "tests/*.json)")
         from kenning_hil.run.outcome import baseline_summary
 
         line = baseline_summary(self.baselines, options.baseline_dir)

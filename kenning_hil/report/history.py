@@ -100,12 +100,9 @@ def trend_blocks(history: Sequence[Path], writer) -> list[Block]:
         family = metric.split(".")[0]
         unit = "" if metric == "accuracy" else (SECONDS if family == "latency" else family)
         what = "accuracy" if metric == "accuracy" else f"median {family}"
-        fig = writer.figure(f"trend-{metric.replace('.', '-')}.png",
-                            f"{what.capitalize()} of each test over the history",
-                            lambda metric=metric, unit=unit, what=what: figures.trends_png(
-                                series[metric], what, unit))
-        if fig:
-            blocks.append(fig)
+        blocks.append(writer.figure(f"trend-{metric.replace('.', '-')}.png",
+                                    f"{what.capitalize()} of each test over the history",
+                                    figures.trends_png, series[metric], what, unit))
     rows = []
     for metric in sorted(series):
         for test, points in sorted(series[metric].items()):

@@ -50,8 +50,11 @@ def result_figures(result_path: Path) -> list[tuple[str, Path]]:
     from kenning_hil.report.session import FigureWriter, run_figures
 
     directory = Path(result_path).parent.parent  # <results>/tests/<test>.json
-    found = run_figures(read_run(Path(result_path)), FigureWriter(directory))
-    return [(kind, directory / figure.path) for kind, figure in found.items()]
+    writer = FigureWriter(directory)
+    found = run_figures(read_run(Path(result_path)), writer)
+    writer.draw()
+    return [(kind, directory / figure.path) for kind, figure in found.items()
+            if figure.path not in writer.undrawn]
 
 
 def result_extras(

@@ -116,37 +116,56 @@ def render_rst(rows: Sequence[SummaryRow], title: str = TITLE,
 
 class FigureWriter:
     """Writes a report's figures under ``<report>/figures`` and names them for the
-    document. A run's figure already there and newer than its results file (drawn for
-    pytest-html during the test) is reused, not drawn again."""
+    document. Figures are queued by `figure` and drawn by `draw` all at once, in worker
+    processes when there are many (a report of 20 runs has ~70). A run's figure already
+    there and newer than its results file (drawn for pytest-html during the test) is
+    reused, not drawn again."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self.written: set[str] = set()
+        self.undrawn: set[str] = set()  # no figure came of the data: left out of the report
+        self._queue: list[tuple[str, Callable, tuple]] = []
 
-    def figure(self, name: str, caption: str, draw: Callable[[], bytes | None],
-               source: str | None = None) -> Figure | None:
+    def figure(self, name: str, caption: str, draw: Callable[..., bytes | None], *args,
+               source: str | None = None) -> Figure:
+        """`draw(*args)` (a module-level function of plain data, so a worker process can
+        run it) makes the PNG; the Figure block names where it will be."""
         relative = f"{FIGURES_DIR}/{name}"
-        path = self.directory / relative
-        fresh = False
-        if source:
-            try:
-                fresh = path.stat().st_mtime >= Path(source).stat().st_mtime
-            except OSError:
-                fresh = False
-        if not fresh:
-            data = draw()
-            if data is None:
-                return None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
         self.written.add(relative)
+        try:
+            fresh = bool(source) and (self.directory / relative).stat().st_mtime >= Path(
+                source).stat().st_mtime
+        except OSError:
+            fresh = False
+        if not fresh:
+            self._queue.append((relative, draw, args))
         return Figure(relative, caption)
+
+    def draw(self) -> None:
+        queue, self._queue = self._queue, []
+        if not queue:
+            return
+        (self.directory / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
+        jobs = [(draw, args) for _, draw, args in queue]
+        for (relative, _, _), data in zip(queue, figures.draw_all(jobs)):
+            if data is None:
+                self.undrawn.add(relative)
+                (self.directory / relative).unlink(missing_ok=True)
+            else:
+                (self.directory / relative).write_bytes(data)
+
+    def keep_drawn(self, blocks: Sequence[Block]) -> list[Block]:
+        """Draws what is queued; `blocks` without the figures that came to nothing."""
+        self.draw()
+        return [b for b in blocks if not (isinstance(b, Figure) and b.path in self.undrawn)]
 
     def remove_stale(self) -> None:
         """Figures of an earlier report that this one does not show would pass for its own."""
         folder = self.directory / FIGURES_DIR
         for path in folder.glob("*.png") if folder.is_dir() else ():
-            if f"{FIGURES_DIR}/{path.name}" not in self.written:
+            relative = f"{FIGURES_DIR}/{path.name}"
+            if relative not in self.written or relative in self.undrawn:
                 path.unlink(missing_ok=True)
 
 
@@ -159,34 +178,29 @@ def figure_stem(run: RunRecord) -> str:
 
 
 def run_figures(run: RunRecord, writer: FigureWriter) -> dict[str, Figure]:
-    """A run's figures by kind (latency, resources, confusion); drawn once, reused by the
-    report and by pytest-html's row of the test."""
+    """A run's figures by kind (latency, resources, confusion), queued on `writer`; drawn
+    once, shown by the report and by pytest-html's row of the test."""
     stem = figure_stem(run)
     found: dict[str, Figure] = {}
-    series = [s for s in (run.latency, run.protocol) if s is not None]
+    series = [s for s in (run.latency, run.protocol) if s is not None and s.values]
     if series:
         names = " and ".join(f"{s.source} ({'time' if s.unit == SECONDS else s.unit})"
                              for s in series)
-        fig = writer.figure(f"{stem}-latency.png", f"Per-inference {names} of {run.test}",
-                            lambda: figures.latency_run_png(
-                                [(s.source, s.unit, s.values) for s in series]), run.path)
-        if fig:
-            found["latency"] = fig
+        found["latency"] = writer.figure(
+            f"{stem}-latency.png", f"Per-inference {names} of {run.test}",
+            figures.latency_run_png, [(s.source, s.unit, s.values) for s in series],
+            source=run.path)
     if run.stats is not None:
         stats = run.stats
-        fig = writer.figure(f"{stem}-resources.png", f"Resource usage during {run.test} "
-                            f"(SystemStatsCollector '{stats.prefix}')",
-                            lambda: figures.system_stats_png(
-                                stats.time_s, stats.cpus_percent, stats.mem_percent,
-                                stats.gpu_percent, stats.gpu_mem_percent), run.path)
-        if fig:
-            found["resources"] = fig
+        found["resources"] = writer.figure(
+            f"{stem}-resources.png",
+            f"Resource usage during {run.test} (SystemStatsCollector '{stats.prefix}')",
+            figures.system_stats_png, stats.time_s, stats.cpus_percent, stats.mem_percent,
+            stats.gpu_percent, stats.gpu_mem_percent, source=run.path)
     if run.confusion is not None and run.metrics:
-        fig = writer.figure(f"{stem}-confusion.png", f"Confusion matrix of {run.test}",
-                            lambda: figures.confusion_png(run.confusion, run.class_names),
-                            run.path)
-        if fig:
-            found["confusion"] = fig
+        found["confusion"] = writer.figure(
+            f"{stem}-confusion.png", f"Confusion matrix of {run.test}", figures.confusion_png,
+            run.confusion, run.class_names, source=run.path)
     return found
 
 
@@ -207,7 +221,7 @@ def _bytes(value: int | None) -> str:
     return f"{value} B ({value / 1024:.1f} KiB)" if value >= 1024 else f"{value} B"
 
 
-def _summary_table(run: RunRecord, link: str | None) -> Table:
+def _summary_table(run: RunRecord) -> Table:
     rows = [["outcome", run.outcome + (f": {run.reason}" if run.reason else "") or "?"],
             ["target", run.target], ["model", run.model], ["optimizer chain", run.chain],
             ["samples", "?" if run.samples is None else str(run.samples)],
@@ -341,7 +355,7 @@ def _cell(value: object) -> str:
 
 def run_blocks(run: RunRecord, writer: FigureWriter, directory: Path) -> list[Block]:
     found = run_figures(run, writer)
-    blocks: list[Block] = [Heading(3, run.test), _summary_table(run, _link(run.path, directory))]
+    blocks: list[Block] = [Heading(3, run.test), _summary_table(run)]
     if run.missing:
         blocks.append(Paragraph("Missing from this run's results: " + "; ".join(run.missing)))
     latency = _latency_table(run)
@@ -378,22 +392,18 @@ def comparison_blocks(runs: Sequence[RunRecord], writer: FigureWriter) -> list[B
         group = [r for r in timed if r.latency.unit == unit]
         what = "time" if unit == SECONDS else unit
         slug = "time" if unit == SECONDS else unit
-        fig = writer.figure(f"compare-{slug}-distribution.png",
-                            f"Per-inference {what} of each run (violin: distribution; box: "
-                            "quartiles and median)",
-                            lambda group=group, unit=unit: figures.distributions_png(
-                                [(r.test, r.latency.values) for r in group], unit))
-        if fig:
-            blocks.append(fig)
+        blocks.append(writer.figure(
+            f"compare-{slug}-distribution.png",
+            f"Per-inference {what} of each run (violin: distribution; box: quartiles and "
+            "median)", figures.distributions_png, [(r.test, r.latency.values) for r in group],
+            unit))
         rated = [r for r in group if "accuracy" in r.metrics]
         if rated:
-            fig = writer.figure(f"compare-{slug}-accuracy.png",
-                                f"Accuracy against median {what} (bubble area: compiled size)",
-                                lambda rated=rated, unit=unit: figures.bubbles_png(
-                                    [(r.test, _median(r.latency.values), r.metrics["accuracy"],
-                                      r.compiled_size) for r in rated], unit))
-            if fig:
-                blocks.append(fig)
+            blocks.append(writer.figure(
+                f"compare-{slug}-accuracy.png",
+                f"Accuracy against median {what} (bubble area: compiled size)",
+                figures.bubbles_png, [(r.test, _median(r.latency.values), r.metrics["accuracy"],
+                                       r.compiled_size) for r in rated], unit))
     blocks += [Paragraph("Ranking: by accuracy, then by median latency within a unit (times "
                          "and counted instructions are not ranked against each other)."),
                ranking_table(timed)]
@@ -449,11 +459,9 @@ def build_document(rows: Sequence[SummaryRow], runs: Sequence[RunRecord], direct
     blocks = [*_title_blocks(title, rows, notes), *results_blocks(rows, directory)]
     timed = [r for r in rows if r.latency_p50 is not None and r.latency_unit == SECONDS]
     if timed:
-        fig = writer.figure(LATENCY_FIGURE.replace(".png", "-overview.png"), LATENCY_CAPTION,
-                            lambda: figures.latency_bars_png(
-                                [(r.test, r.latency_p50, r.latency_p95) for r in timed[:60]]))
-        if fig:
-            blocks.append(fig)
+        blocks.append(writer.figure(
+            LATENCY_FIGURE.replace(".png", "-overview.png"), LATENCY_CAPTION,
+            figures.latency_bars_png, [(r.test, r.latency_p50, r.latency_p95) for r in timed[:60]]))
     blocks += comparison_blocks(runs, writer)
     shown = [r for r in runs if r.path.endswith(".json")] if runs_sections else []
     if shown:
@@ -464,7 +472,7 @@ def build_document(rows: Sequence[SummaryRow], runs: Sequence[RunRecord], direct
         from kenning_hil.report.history import trend_blocks
 
         blocks += trend_blocks(history, writer)
-    return blocks
+    return writer.keep_drawn(blocks)
 
 
 def _write(blocks: Sequence[Block], directory: Path, formats: Sequence[str]) -> dict[str, Path]:
@@ -543,7 +551,9 @@ def render_report(inputs: Sequence[Path], out: Path, formats: Sequence[str] = DE
     if loaded.ignored:
         notes.append(f"{loaded.ignored} result files not named by their directory's "
                      "summary.json (an earlier session's) left out")
-    rows = [run.row or _row_of(run) for run in loaded.runs]
+    # a run's own file says more than its row (which an older session may have kept short)
+    rows = [_row_of(run) if run.path.endswith(".json") else run.row or _row_of(run)
+            for run in loaded.runs]
     writer = FigureWriter(out)
     blocks = build_document(rows, loaded.runs, out, writer, notes, title, history,
                             runs_sections)
