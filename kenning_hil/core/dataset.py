@@ -112,7 +112,9 @@ class Dataset(ArgumentsHandler):
         self._sample_limit: int | None = None
         self._dataindex = 0
 
-        if self.root is not None and (
+        # only a dataset that downloads writes into root (its files and their checksum): a
+        # user's own data folder is read, never written (download_dataset defaults to true)
+        if self.root is not None and self.fetches_data() and (
             force_download_dataset or (download_dataset and not self.verify_dataset_checksum())
         ):
             self.root.mkdir(parents=True, exist_ok=True)
@@ -129,6 +131,11 @@ class Dataset(ArgumentsHandler):
 
     def download_dataset_fun(self) -> None:
         """Downloads the dataset into `root`; datasets without files do nothing."""
+
+    @classmethod
+    def fetches_data(cls) -> bool:
+        """Whether the class fetches its data (overrides `download_dataset_fun`)."""
+        return cls.download_dataset_fun is not Dataset.download_dataset_fun
 
     def _select_subset(self) -> None:
         if self.subset == "all":

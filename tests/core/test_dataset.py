@@ -246,3 +246,30 @@ def test_from_argparse():
     args = parser.parse_args(["--batch-size", "6", "--subset", "train", "--split-seed", "5"])
     dataset = LabelledArrays.from_argparse(args)
     assert (dataset.batch_size, dataset.subset, dataset.split_seed) == (6, "train", 5)
+
+
+class OwnFolder(Dataset):
+    """A user's dataset reading their own folder: it downloads nothing."""
+
+    def prepare(self) -> None:
+        self.dataX = sorted(p.name for p in self.root.iterdir())
+        self.dataY = [0] * len(self.dataX)
+
+    def prepare_input_samples(self, samples):
+        return [np.zeros((len(samples), 1), dtype=np.float32)]
+
+    def prepare_output_samples(self, samples):
+        return [np.asarray(samples, dtype=np.int64)]
+
+    def evaluate(self, predictions, truth):
+        return Measurements()
+
+
+def test_a_dataset_that_downloads_nothing_never_writes_into_its_root(tmp_path):
+    """download_dataset is true by default (Kenning's default too): a dataset without a
+    download function must still leave the user's data folder as it was (#24)."""
+    (tmp_path / "a.txt").write_text("mine")
+    OwnFolder(root=tmp_path, subset="all")
+    OwnFolder(root=tmp_path, subset="all", force_download_dataset=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    assert not OwnFolder.fetches_data() and LabelledArrays.fetches_data()
