@@ -142,8 +142,7 @@ class KenningFlow:
                     **kwargs[i], **own,
                 )
             except KenningHILError as exc:
-                for built in reversed(runners):
-                    built.cleanup()
+                _release(runners)
                 # the error keeps its class: a model the target cannot run, or a missing
                 # framework, stays a skip in a test
                 exc.args = (f"{where}: field 'parameters': {one_line(exc)}",)
@@ -151,8 +150,7 @@ class KenningFlow:
             runners.append(runner)
             mismatch = _check_input_specs(runner, specs, entry, sources[i], names)
             if mismatch:
-                for built in reversed(runners):
-                    built.cleanup()
+                _release(runners)
                 raise ConfigurationError(f"{where}: {mismatch}")
         return cls(runners, names)
 
@@ -270,6 +268,16 @@ class KenningFlow:
                 self.runners[i].cleanup()
             except Exception as exc:  # noqa: BLE001 - the other runners still need theirs
                 self.cleanup_errors.append(f"flow runner {i} ({self.names[i]}): {one_line(exc)}")
+
+
+def _release(runners: list[Runner]) -> None:
+    """Cleans up the runners built before a check failed; the check's error is what the user
+    needs, so a failing cleanup here is not raised."""
+    for runner in reversed(runners):
+        try:
+            runner.cleanup()
+        except Exception:  # noqa: BLE001, S110 - the check's error is the one to report
+            pass
 
 
 # --- checks -----------------------------------------------------------------------------------
