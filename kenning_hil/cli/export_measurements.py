@@ -15,6 +15,9 @@ RESULT_SUFFIX = ".json"
 def add_export_measurements_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "export-measurements",
+        epilog="examples:\n"
+        "  kenning-hil export-measurements                  the project's results/hil\n"
+        "  kenning-hil export-measurements results/demo/digits --out measurements/\n",
         help="write Kenning measurements files (seconds, flat keys) from pytest's results",
         description="Convert the per-test result files of a pytest run (<hil-report>/tests/"
         "*.json, measurements nested under a key, times in ns) into plain Kenning "

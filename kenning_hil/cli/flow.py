@@ -20,6 +20,8 @@ def add_flow_command(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "flow",
+        epilog="examples:\n"
+        "  kenning-hil flow run examples/flows/digits-host.json --steps 100\n",
         help="run a KenningFlow: data providers -> model runners -> output collectors",
         description="Run a KenningFlow JSON file (a list of runners: type, parameters, "
         "inputs, outputs; docs/flows.md).",
@@ -27,6 +29,9 @@ def add_flow_command(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="flow_command", metavar="ACTION")
     run = actions.add_parser(
         "run",
+        epilog="examples:\n"
+        "  kenning-hil flow run examples/flows/digits-host.json --steps 100\n"
+        "  kenning-hil flow run examples/flows/digits-qemu-m4.json --target qemu-m4\n",
         help="check and run a flow file",
         description="Check the flow (types, parameters, names, io specs), then run its steps "
         "until a data provider is exhausted, --steps are done or Ctrl-C (the first Ctrl-C "

@@ -13,6 +13,9 @@ from typing import Any
 def add_report_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
+        epilog="examples:\n"
+        "  kenning-hil report                             the project's results/hil\n"
+        "  kenning-hil report results/ci-1 results/ci-2 --out results/merged\n",
         help="render the report of results directories (report.md, .rst, .html, figures/)",
         description="Render the report of one or more results directories (a pytest run's "
         "--hil-report: summary.json and tests/*.json) or result/measurements files: a table "

@@ -50,6 +50,10 @@ def _add_class_options(parser: argparse.ArgumentParser) -> tuple[list[str], list
 def add_run_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
+        epilog="examples:\n"
+        "  kenning-hil run scenarios/digits-onnxruntime.json\n"
+        "  kenning-hil run --dataset digits --model-wrapper onnx \\\n"
+        "      --model-path models/digits/digits-mlp.onnx --runtime onnxruntime --samples 100\n",
         help="run a scenario: dataset -> model -> optimizers -> runtime, print a summary",
         description=(
             "Run a scenario JSON file, or build one from flags (--dataset, --model-wrapper, "
@@ -69,6 +73,10 @@ def add_run_command(subparsers: Any) -> None:
         help="measurements JSON to write (default: results/<scenario>-<timestamp>.json)",
     )
     parser.add_argument("--samples", type=int, help="run at most this many samples")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (compile, firmware build, model upload, samples) "
+                        "on a board target; where stderr is not a terminal they are one line "
+                        "per finished phase")
     for option, dest, kind in BLOCK_OPTIONS:
         parser.add_argument(
             option, dest=dest, help=f"{kind} type: {', '.join(registered_names(kind)) or '-'}"
@@ -141,7 +149,8 @@ def run_command(args: argparse.Namespace) -> int:
     output = (args.output or report_path
               or RESULTS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     if not local_platform(scenario.get("platform")):
-        return _run_on_target(scenario, name, source, args.samples, output)
+        return _run_on_target(scenario, name, source, args.samples, output,
+                              progress=not args.no_progress)
     pipeline = build_pipeline(scenario, name, source)
     try:
         result = pipeline.run(args.samples)
@@ -190,14 +199,14 @@ def _report_output(report: Any, source: str) -> Path | None:
 
 
 def _run_on_target(scenario: dict, name: str, source: str, samples: int | None,
-                   output: Path) -> int:
+                   output: Path, progress: bool = True) -> int:
     """A scenario whose Kenning `platform` names a board: run on that target as `hil.run`
     would (compile cache, pool locks, the board's protocol and runtime), and write the
     measurements file."""
     from kenning_hil.config.settings import HILSettings
     from kenning_hil.core.measurements import measurements_file
-    from kenning_hil.run.request import RunRequest
     from kenning_hil.run.pipeline import platform_target
+    from kenning_hil.run.request import RunRequest
     from kenning_hil.targets.catalog import TargetCatalog
     from kenning_hil.targets.target import Target
 
@@ -209,7 +218,10 @@ def _run_on_target(scenario: dict, name: str, source: str, samples: int | None,
     available, reason = target.availability()
     if not available:
         raise ConfigurationError(f"{source}: target '{target_name}' cannot run here: {reason}")
-    harness = settings.harness(holder="kenning-hil run")
+    from kenning_hil.run.progress import Progress
+
+    harness = settings.harness(holder="kenning-hil run", progress=Progress.for_stream(
+        sys.stderr, enabled=progress and settings.progress, leave=True))
     request = RunRequest(model_wrapper=scenario["model_wrapper"], dataset=scenario["dataset"],
                          optimizers=scenario.get("optimizers", []), samples=samples, name=name)
     try:

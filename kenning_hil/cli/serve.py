@@ -11,6 +11,9 @@ def add_serve_command(subparsers: Any) -> None:
     """`serve`: a runtime as a target server, over TCP (default) or a serial line."""
     parser = subparsers.add_parser(
         "serve",
+        epilog="examples:\n"
+        "  kenning-hil serve --runtime onnxruntime --port 12345\n"
+        "  kenning-hil serve --runtime tflm --serial /dev/ttyUSB0 --baudrate 115200\n",
         help="run a target server: a runtime that a host drives over TCP or a serial line",
         description=DESCRIPTION,
     )

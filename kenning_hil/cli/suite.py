@@ -20,6 +20,9 @@ def add_suite_command(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "suite",
+        epilog="examples:\n"
+        "  kenning-hil suite suites/digits.yaml --target host-onnxruntime --target qemu-m4\n"
+        "  kenning-hil suite suites/ -k int8 --samples 10 --no-progress\n",
         help="run suite YAML files on targets (pytest with the plugin, suite tests only)",
         description="Run the tests of suite files: `pytest SUITE... --hil-suites-only` in a "
         "child process, with the kenning-hil plugin. pytest finds the project root and its "
@@ -55,10 +58,12 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
     command = ["--hil-suites-only"]
     for option in OPTIONS:
         value = getattr(args, option.dest, None)
-        if value is None or value is False:
+        if value is None:
             continue
-        if value is True:
-            command.append(option.flag)
+        if isinstance(value, bool):
+            # given: True for a switch that turns something on, False for a --no-... one
+            if value is not option.flag.startswith("--no-"):
+                command.append(option.flag)
         else:  # flag=value: a value that starts with "-" is still the flag's
             command += [f"{option.flag}={v}" for v in (value if isinstance(value, list)
                                                         else [value])]

@@ -12,6 +12,9 @@ from typing import Any
 def add_targets_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "targets",
+        epilog="examples:\n"
+        "  kenning-hil targets                     every target, usable here or why not\n"
+        "  kenning-hil targets --target-dir lab/   with the lab's own target files\n",
         help="list known targets and whether each is available here (and why not); exits 1 "
         "when a target file is invalid",
         description="List the targets described in the target directories (and those shipped "
