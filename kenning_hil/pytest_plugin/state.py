@@ -48,9 +48,10 @@ class HILState:
 
 
 def _progress(config: pytest.Config):
-    """The progress display of this process: a bar on a terminal, lines in a log or under
-    xdist (a worker's bars would fight over one terminal), none with --no-progress. It writes
-    to stderr past pytest's output capture, as live logging does."""
+    """The progress display of this process, written past pytest's output capture (as live
+    logging is): a bar when pytest's stdout is a terminal, lines when it is a log, lines on
+    stderr from an xdist worker (its stdout is not the terminal's; bars of several workers
+    would fight over one line), none with --no-progress."""
     import sys
     from contextlib import nullcontext
 
@@ -59,14 +60,17 @@ def _progress(config: pytest.Config):
     if not config.stash[OPTIONS_KEY].progress:
         return OFF_PROGRESS
     capture = config.pluginmanager.getplugin("capturemanager")  # None with -p no:capture
+    worker = hasattr(config, "workerinput")
+    stream_name = "stderr" if worker else "stdout"
 
     def uncaptured():
         return capture.global_and_fixture_disabled() if capture is not None else nullcontext()
 
     def write(text: str) -> None:
         with uncaptured():
-            sys.stderr.write(text)
-            sys.stderr.flush()
+            stream = getattr(sys, stream_name)
+            stream.write(text)
+            stream.flush()
 
     reporter = config.pluginmanager.getplugin("terminalreporter")
 
@@ -76,9 +80,8 @@ def _progress(config: pytest.Config):
             reporter.write_line(text.rstrip("\n"))
 
     with uncaptured():
-        progress = Progress.for_stream(sys.stderr, log=hasattr(config, "workerinput"),
-                                       write=write)
-    if progress.mode == LINES and reporter is not None and not hasattr(config, "workerinput"):
+        progress = Progress.for_stream(getattr(sys, stream_name), log=worker, write=write)
+    if progress.mode == LINES and reporter is not None and not worker:
         progress = Progress(LINES, write=write_line)
     return progress
 
