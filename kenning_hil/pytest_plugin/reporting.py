@@ -120,11 +120,33 @@ class HILReporter:
                 return
         self.rows.append(row)
 
+    def _add_footprints(self) -> None:
+        """Rows get their footprint (arena peak, RAM, code, bit-exact: report/footprint.py)
+        from their result files and the targets' memory, once all have reported."""
+        from kenning_hil.core.errors import KenningHILError
+        from kenning_hil.pytest_plugin.state import _catalog
+        from kenning_hil.report.footprint import footprint_of_file
+
+        memory: dict[str, tuple] = {}
+        for row in self.rows:
+            if not row.results or row.arena_peak is not None or row.bit_exact is not None:
+                continue
+            if row.target not in memory:
+                try:
+                    description = _catalog(self.config).get(row.target)
+                    memory[row.target] = (description.ram, description.flash)
+                except KenningHILError:
+                    memory[row.target] = (None, None)
+            found = footprint_of_file(row.results, *memory[row.target])
+            if found is not None:
+                row.add_footprint(found)
+
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.rows:
             return
         from kenning_hil.report.summary import format_table
 
+        self._add_footprints()
         terminalreporter.write_sep("=", "kenning-hil results")
         # by test id, not by finishing order (which -n 2 shuffles)
         for line in format_table(sorted(self.rows, key=lambda r: r.test)).splitlines():
@@ -150,6 +172,7 @@ class HILReporter:
 
             self.rows += unreported_rows(self.config.stash[OPTIONS_KEY].report_dir,
                                          self.started, [r.test for r in self.rows])
+        self._add_footprints()
         # combinations left out at collection are listed in the report with their reason
         from kenning_hil.pytest_plugin.collect import not_applicable_rows
 

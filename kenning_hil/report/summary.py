@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kenning_hil.core.measurements import COUNT_UNITS, SECONDS
 from kenning_hil.judge.metrics import format_latency
@@ -49,6 +50,18 @@ class SummaryRow:
     reason: str = ""
     results: str | None = None
     latency_unit: str = SECONDS  # or instructions / cycles counted by the target
+    # MLPerf Tiny figures, from the result file and the target (report/footprint.py)
+    arena_peak: int | None = None
+    ram_used: int | None = None
+    ram_limit: int | None = None
+    code_size: int | None = None
+    flash_limit: int | None = None
+    bit_exact: str | None = None
+
+    def add_footprint(self, footprint) -> None:
+        """Takes the fields of a `report.footprint.Footprint`."""
+        for name in FOOTPRINT_FIELDS:
+            setattr(self, name, getattr(footprint, name))
 
     @classmethod
     def from_properties(
@@ -109,6 +122,22 @@ def row_cells(row: SummaryRow) -> list[str]:
 
 HEADERS = ["test", "target", "accuracy", "p50", "p95", "size", "result"]
 
+FOOTPRINT_FIELDS = ("arena_peak", "ram_used", "ram_limit", "code_size", "flash_limit",
+                    "bit_exact")
+
+
+def _footprint_columns() -> list[tuple[str, Any]]:
+    """(header, cell of a row or None) of the columns a table shows when some row has them:
+    what MLPerf Tiny readers look for besides latency and size."""
+    from kenning_hil.report.footprint import of_limit, size_text
+
+    return [
+        ("arena peak", lambda r: None if r.arena_peak is None else size_text(r.arena_peak)),
+        ("RAM (model + arena)", lambda r: of_limit(r.ram_used, r.ram_limit)),
+        ("code", lambda r: of_limit(r.code_size, r.flash_limit)),
+        ("bit-exact", lambda r: r.bit_exact),
+    ]
+
 
 _MIN_PART = 8  # fewest characters of a shortened path or [params] worth showing
 
@@ -159,9 +188,16 @@ def shorten_test_id(test_id: str, width: int) -> str:
 
 def format_table(rows: Sequence[SummaryRow], id_width: int = 60, reason_width: int = 100) -> str:
     """A plain-text table; long test ids lose their middle (`shorten_test_id`), long
-    reasons their end."""
-    table = [HEADERS, *(row_cells(r) for r in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS) - 1)]
+    reasons their end. The footprint columns (arena peak, RAM, code, bit-exact) show when
+    some row has a value for them, before the result."""
+    extra = [(header, cell) for header, cell in _footprint_columns()
+             if any(cell(r) is not None for r in rows)]
+    headers = [*HEADERS[:-1], *(header for header, _ in extra), HEADERS[-1]]
+    table = [headers]
+    for row in rows:
+        cells = row_cells(row)
+        table.append([*cells[:-1], *(cell(row) or "-" for _, cell in extra), cells[-1]])
+    widths = [max(len(line[i]) for line in table) for i in range(len(headers) - 1)]
     widths[0] = min(widths[0], id_width)
     lines = []
     for line in table:

@@ -125,8 +125,9 @@ class Phase:
 
 
 def _amount(value: float, unit: str) -> str:
-    if unit != "B":
-        return f"{value:g} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    if unit != "B":  # a count: "5 samples", "6.9 samples" (a rate)
+        plural = "" if value == 1 else "s"
+        return f"{value:g} {unit}{plural}" if value == int(value) else f"{value:.1f} {unit}{plural}"
     for prefix, scale in (("M", 1e6), ("k", 1e3)):
         if value >= scale:
             return f"{value / scale:.1f} {prefix}B"

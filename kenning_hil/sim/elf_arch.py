@@ -1,5 +1,6 @@
 """Which Arm architecture an ELF was built for, and which one a board's CPU runs: enough to
-say "this firmware was built for another CPU" when QEMU dies on it.
+say "this firmware was built for another CPU" when QEMU dies on it. Also the size of its
+image (`image_size`: what is flashed), for the code size column of reports.
 
 The architecture comes from the ELF's build attributes (section type SHT_ARM_ATTRIBUTES,
 vendor "aeabi", file-scope ``Tag_CPU_arch``), which GCC always writes; ``Tag_CPU_name`` is not
@@ -102,3 +103,30 @@ def elf_arch(path: Path) -> str | None:
             arch = _file_attributes_arch(data[offset:offset + size])
             return None if arch is None else ARCH_NAMES.get(arch, f"arch {arch}")
     return None
+
+
+PT_LOAD = 1
+
+
+def image_size(path: Path) -> int | None:
+    """Bytes a 32-bit little-endian ELF puts into the board's memory from the file: its
+    loadable segments (code, read-only data, initialised data; what is flashed), None when
+    the file is not such an ELF."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if len(data) < 52 or data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
+        return None
+    (phoff,) = struct.unpack_from("<I", data, 0x1C)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x2A)
+    total = 0
+    for index in range(phnum):
+        header = phoff + index * phentsize
+        if header + 20 > len(data):
+            return None
+        p_type, = struct.unpack_from("<I", data, header)
+        if p_type == PT_LOAD:
+            (filesz,) = struct.unpack_from("<I", data, header + 16)
+            total += filesz
+    return total

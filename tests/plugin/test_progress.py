@@ -97,6 +97,11 @@ def test_lines_without_carriage_returns_when_not_a_terminal(hil_project, models_
     uploads = [line for line in log.splitlines() if line.startswith(UPLOAD_LINE)]
     assert len(uploads) == 1, log[-3000:]
     assert uploads[0].endswith(" kB/s)")  # "... 53.9 kB in 7.3 s (7.4 kB/s)"
+    # the same run's table: the MLPerf Tiny columns of a board (report/footprint.py)
+    header = next(line for line in log.splitlines() if line.startswith("test "))
+    assert "arena peak" in header and "RAM (model + arena)" in header and "code" in header
+    row = next(line for line in log.splitlines() if line.startswith("kws.yaml::kws-none"))
+    assert " of 3.5 MiB (" in row and " of 4.0 MiB (" in row, row  # qemu-m4's memory
 
 
 def test_no_progress_flag_and_ini_key(hil_project):
