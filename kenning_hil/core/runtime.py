@@ -163,9 +163,10 @@ class Runtime(ArgumentsHandler):
         self._target_step_starts: list[int] = []
         self._positional_spec: dict | None = None
         self._model_loaded_for_session = False
-        # client side: when a list, run_client appends each batch's outputs to it (wrapper
-        # order, dequantised), for differential tests that compare targets sample by sample
-        self.output_sink: list[list[np.ndarray]] | None = None
+        # client side: when set, run_client calls it with each batch's inputs (as the model
+        # wrapper prepared them) and outputs (wrapper order, dequantised), for differential
+        # tests that compare targets sample by sample
+        self.output_sink: Callable[[list[np.ndarray], list[np.ndarray]], None] | None = None
         # called with the samples of each batch run_client finished (a progress display)
         self.progress: Callable[[int], None] | None = None
 
@@ -474,7 +475,7 @@ class Runtime(ArgumentsHandler):
                         self._infer_remotely(batch, modelwrapper, host_quantization, steps, starts)
                     )
                     if self.output_sink is not None:
-                        self.output_sink.append(outputs[-1])
+                        self.output_sink(batch, outputs[-1])
                     if self.progress is not None:
                         self.progress(len(batch[0]) if batch else 0)
                 chunk_outputs, outputs = outputs, []

@@ -101,6 +101,12 @@ def compare_on_targets(
     pairs = []
     for target in under_test:
         result = results[target.name]
+        if captures[target.name].inputs_digest != expected.inputs_digest:
+            # a dataset that shuffles or draws without a seed: comparing would mislead
+            raise ConfigurationError(
+                f"the dataset gave target '{target.name}' other inputs than the reference "
+                f"'{reference.name}': a comparison needs a dataset whose samples are the same "
+                f"on every run (seeded, not shuffled)")
         pair = compare_outputs(
             reference_arrays, captures[target.name].arrays(), expected.entries,
             per_target.get(target.name, tolerance), reference.name, target.name)

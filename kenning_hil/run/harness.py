@@ -289,7 +289,7 @@ class Harness:
                 protocol = SessionProtocol(session, model_key)
                 runtime = client_runtime(target, protocol, Runtime)
                 if capture is not None:
-                    runtime.output_sink = capture.batches
+                    runtime.output_sink = capture
                 try:
                     with self._progress_of(session, runtime, request, target, dataset):
                         measurements = runtime.run_client(dataset, wrapper, compiled)

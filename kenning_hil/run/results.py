@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,10 +92,24 @@ class Result:
 @dataclass
 class CapturedOutputs:
     """A run's outputs, kept for differential tests (`Harness.run(capture=...)`): each
-    batch's outputs in the model wrapper's order, dequantised, and their io spec entries."""
+    batch's outputs in the model wrapper's order, dequantised, their io spec entries, and a
+    digest of the inputs that produced them (targets compared must have had the same)."""
 
     batches: list[list[np.ndarray]] = field(default_factory=list)
     entries: list[dict] | None = None
+    _inputs: Any = field(default_factory=lambda: hashlib.sha256(), repr=False)
+
+    def __call__(self, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> None:
+        """`Runtime.output_sink`: one batch's inputs and outputs."""
+        for array in inputs:
+            array = np.ascontiguousarray(array)
+            self._inputs.update(f"{array.dtype}{array.shape}".encode())
+            self._inputs.update(array.tobytes())
+        self.batches.append(outputs)
+
+    @property
+    def inputs_digest(self) -> str:
+        return self._inputs.hexdigest()
 
     def arrays(self) -> list[np.ndarray]:
         """One array per model output, all samples (first axis) of the run."""

@@ -101,3 +101,15 @@ def test_outputs_that_do_not_match_in_shape_are_an_error():
     with pytest.raises(ConfigurationError, match=r"output 'Identity': board gave shape \(2, 4\)"):
         compare_outputs([dequantised([[1, 2, 3, 4]] * 3)], [dequantised([[1, 2, 3, 4]] * 2)],
                         [INT8_OUT], EXACT, "ref", "board")
+
+
+def test_captured_outputs_tell_whether_two_runs_had_the_same_inputs():
+    from kenning_hil.run.results import CapturedOutputs
+
+    inputs = [np.arange(8, dtype=np.float32).reshape(2, 4)]
+    first, same, other = CapturedOutputs(), CapturedOutputs(), CapturedOutputs()
+    first(inputs, [np.zeros((2, 3))])
+    same([inputs[0].copy()], [np.ones((2, 3))])
+    other([inputs[0][::-1]], [np.zeros((2, 3))])
+    assert first.inputs_digest == same.inputs_digest != other.inputs_digest
+    assert [a.shape for a in first.arrays()] == [(2, 3)]
