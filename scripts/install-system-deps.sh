@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system tools kenning-hil's simulated targets need (QEMU for Arm, the Arm GNU
-# toolchain, socat for pty tests) from Debian packages, only when they are missing.
+# toolchain, socat for pty tests, headless Chromium for the HTML report's test) from Debian
+# packages, only when they are missing.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,9 @@ command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
 command -v arm-none-eabi-gcc >/dev/null 2>&1 || need+=(gcc-arm-none-eabi)
 [ -e /usr/lib/arm-none-eabi/newlib ] || [ -e /usr/lib/arm-none-eabi/lib ] || need+=(libnewlib-arm-none-eabi)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# headless Chromium opens the HTML report in tests/report (the test skips without it)
+command -v chromium-headless-shell >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1 \
+    || need+=(chromium-headless-shell)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -136,7 +136,7 @@ def unit_scale(values: Sequence[float] | np.ndarray, unit: str) -> tuple[float, 
 
 def axis_label(unit: str) -> str:
     """'latency' for times, the count's own name otherwise."""
-    return "latency" if unit == SECONDS else "per inference"
+    return "latency" if unit == SECONDS else f"{unit} per inference"
 
 
 def _short(label: str, width: int = 40) -> str:
@@ -186,14 +186,17 @@ def latency_run_png(series: Sequence[tuple[str, str, Sequence[float]]]) -> bytes
         top = float(np.percentile(data, 99)) if data.size >= 100 else float(data.max())
         beyond = int((data > top).sum())
         # one filled outline, not a patch per bin: the same picture, drawn much faster
+        flat = _pad_flat(hist, data, "x")
+        span = (float(np.median(data)) * 0.99, float(np.median(data)) * 1.01) if flat else None
         hist.hist(data[data <= top], bins=min(40, max(5, data.size // 5)), color=colour,
-                  histtype="stepfilled")
+                  histtype="stepfilled", range=span)
         hist.axvline(float(np.median(data)), color="#000000", linewidth=0.8, linestyle="--",
                      label=f"median {np.median(data):.4g}")
         hist.set_xlabel(name + (f" ({beyond} above p99 not shown)" if beyond else ""))
         hist.set_ylabel("inferences")
         hist.legend(loc="upper right")
         hist.locator_params(axis="x", nbins=4)  # room for the digits of each tick
+        hist.yaxis.get_major_locator().set_params(integer=True)
         hist.ticklabel_format(axis="x", useOffset=False, style="plain")
     _margins(fig, hspace=0.75 if len(series) > 1 else 0.5)
     return _png(fig, plt)
@@ -215,15 +218,18 @@ def _envelope(data: np.ndarray, width: int = 1000) -> tuple[np.ndarray, np.ndarr
     return xs, ys
 
 
-def _pad_flat(ax, data: np.ndarray) -> None:
-    """A run that barely varies (counted instructions) gets a y range of ±1 % around it
-    instead of an offset axis ('+3.75e7') that hides the values."""
-    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+def _pad_flat(ax, data: np.ndarray, axis: str = "y") -> bool:
+    """A run that barely varies (counted instructions) gets a range of ±1 % around it
+    instead of an offset axis ('+3.75e7') or ticks like 17.59432 that hide the values;
+    True when it was that flat."""
+    ax.ticklabel_format(axis=axis, useOffset=False, style="plain")
     low, high = float(data.min()), float(data.max())
-    if high - low < 0.01 * max(abs(high), 1e-12):
-        centre = (low + high) / 2
-        span = max(abs(centre) * 0.01, 1e-12)
-        ax.set_ylim(centre - span, centre + span)
+    if high - low >= 0.01 * max(abs(high), 1e-12):
+        return False
+    centre = (low + high) / 2
+    span = max(abs(centre) * 0.01, 1e-12)
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(centre - span, centre + span)
+    return True
 
 
 def system_stats_png(time_s: Sequence[float], cpus_percent: Sequence[Sequence[float]],
@@ -333,10 +339,19 @@ def distributions_png(groups: Sequence[tuple[str, Sequence[float]]], unit: str) 
             body.set_alpha(0.5)
     ax.boxplot(data, positions=positions, **_horizontal(), widths=0.25, showfliers=False,
                medianprops={"color": PALETTE[5]})
+    medians = [float(np.median(d)) for d in data if d.size]
+    if min(medians) > 0 and max(medians) / min(medians) > 30:
+        # models a thousand times apart: on a linear axis all but the slowest are a dot
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_yticks(positions, [test_label(label) for label, _ in groups])
     ax.invert_yaxis()
-    ax.set_xlabel(f"{axis_label(unit)} ({name}; whiskers 1.5 IQR, violins p1 to p99)")
-    ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    ax.set_xlabel(f"{axis_label(unit)} ({name}{', log scale' if ax.get_xscale() == 'log' else ''}"
+                  "; whiskers 1.5 IQR, violins p1 to p99)")
+    if ax.get_xscale() != "log":
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
     _margins(fig, left=_label_inches([test_label(label) for label, _ in groups]))
     return _png(fig, plt)
 

@@ -121,8 +121,9 @@ class FigureWriter:
     there and newer than its results file (drawn for pytest-html during the test) is
     reused, not drawn again."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, reuse: bool = False):
         self.directory = Path(directory)
+        self.reuse = reuse  # a session's own figures, drawn for pytest-html: not again
         self.written: set[str] = set()
         self.undrawn: set[str] = set()  # no figure came of the data: left out of the report
         self._queue: list[tuple[str, Callable, tuple]] = []
@@ -134,8 +135,8 @@ class FigureWriter:
         relative = f"{FIGURES_DIR}/{name}"
         self.written.add(relative)
         try:
-            fresh = bool(source) and (self.directory / relative).stat().st_mtime >= Path(
-                source).stat().st_mtime
+            fresh = self.reuse and bool(source) and (
+                self.directory / relative).stat().st_mtime >= Path(source).stat().st_mtime
         except OSError:
             fresh = False
         if not fresh:
@@ -398,7 +399,7 @@ def comparison_blocks(runs: Sequence[RunRecord], writer: FigureWriter) -> list[B
             "median)", figures.distributions_png, [(r.test, r.latency.values) for r in group],
             unit))
         rated = [r for r in group if "accuracy" in r.metrics]
-        if rated:
+        if len(rated) >= 2:  # one bubble compares nothing
             blocks.append(writer.figure(
                 f"compare-{slug}-accuracy.png",
                 f"Accuracy against median {what} (bubble area: compiled size)",
@@ -527,7 +528,7 @@ def render_session_report(rows: Sequence[SummaryRow], directory: Path,
                           formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
     directory = Path(directory)
     runs, notes = _runs_of_rows(rows, directory)
-    writer = FigureWriter(directory)
+    writer = FigureWriter(directory, reuse=True)
     blocks = build_document(rows, runs, directory, writer, notes)
     writer.remove_stale()
     (directory / LATENCY_FIGURE).unlink(missing_ok=True)  # where earlier versions drew it
