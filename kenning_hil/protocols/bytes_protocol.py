@@ -353,6 +353,7 @@ class BytesProtocol(RuntimeProtocol):
                         Message(message_type, b"", _HOST, _RETRANSMIT), count=WHOLE_TRANSMISSION
                     )
                     deadline = time.monotonic() + timeout
+                    wait = timeout  # the whole timeout again, not what was left of the first
                     continue
                 mtype = event.message_type
                 flow = event.flow_control
@@ -381,6 +382,7 @@ class BytesProtocol(RuntimeProtocol):
                         send(self.resend_preamble)
                     channel.send_frames(frames)
                     deadline = time.monotonic() + timeout
+                    wait = timeout  # the whole timeout again, not what was left of the first
                 # a positive ACKNOWLEDGE (receipt) or a stray REQUEST: keep waiting
         except TransportClosedError as exc:
             raise ConnectionLostError(

@@ -142,6 +142,13 @@ class MessageChannel:
                 if decoder.pending:
                     stall_left = self._last_bytes_at + self.stall_timeout - now
                     if stall_left <= 0:
+                        # Bytes may have arrived while this process was not running (a
+                        # loaded host): only a line still quiet now is a stall (#16 finding 6)
+                        data = self.transport.receive(0)
+                        if data:
+                            decoder.feed(data)
+                            self._last_bytes_at = time.monotonic()
+                            continue
                         # a partial frame stopped arriving: resynchronise on what is buffered
                         self._events.extend(decoder.resync_stalled())
                         continue

@@ -214,6 +214,25 @@ def test_bounded_retry_on_request_retransmit(tcp_target):
     client.disconnect()
 
 
+def test_a_resend_has_the_whole_timeout_again(tcp_target):
+    """A retransmission asked for late in the wait: the resent request gets the whole timeout
+    again, not what was left of the first wait (a resent MODEL upload on a loaded machine
+    timed out at the first deadline, #16 finding 6). The delays are the target's own: the
+    answer comes 0.5 s after the first deadline, 2 s before the second."""
+    def late(request: Message, number: int) -> bytes:
+        if number == 0:
+            time.sleep(2.5)
+            return answer(request.message_type, 0, flow=FlowControl.REQUEST_RETRANSMIT)
+        time.sleep(1.0)
+        return answer(request.message_type, ZEPHYR_OK)
+
+    target, port = tcp_target(late)
+    client = client_for(port, timeout=3.0)
+    assert client.upload_input(b"sample")
+    assert len(target.requests) == 2
+    client.disconnect()
+
+
 def test_corrupt_answer_is_asked_for_again(tcp_target):
     def corrupting(request: Message, number: int) -> bytes:
         if request.flow_control == FlowControl.REQUEST_RETRANSMIT:
