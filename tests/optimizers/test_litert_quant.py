@@ -94,7 +94,15 @@ def test_float_model_is_quantised_to_full_int8(float_conv_tflite, tmp_path):
     assert [t.dtype for t in info.inputs + info.outputs] == ["int8", "int8"]
     filters = [t for t in info.tensors if t.constant and len(t.shape) == 4]
     assert filters and all(t.type_name == "INT8" for t in filters)
-    # per-channel weights: the first conv's filter has one scale per output channel
+    # per-channel weights: every conv filter has one scale per output channel
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=str(out)).get_tensor_details()
+    conv_filters = [d for d in details if len(d["shape"]) == 4 and d["dtype"] == np.int8
+                    and len(d["quantization_parameters"]["scales"]) > 1]
+    assert sorted(d["shape"][0] for d in conv_filters) == [8, 16]  # both convolutions
+    for d in conv_filters:
+        assert len(d["quantization_parameters"]["scales"]) == d["shape"][0], d["name"]
     import json
 
     spec = json.loads(Path(str(out) + ".json").read_text())
