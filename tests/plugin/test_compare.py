@@ -171,10 +171,11 @@ def test_b_then_a(hil):
 
 def test_two_workers_compare_the_same_pair_in_opposite_orders(hil_project):
     # one instance each: a worker holding one while waiting for the other would wait for
-    # ever (here: until the 20 s lock timeout, an error naming the holder)
+    # ever (here: until the lock timeout, an error naming the holder; long enough for the
+    # other worker's whole comparison on a loaded machine)
     for name in ("pool-a", "pool-b"):
         write_target(hil_project, name, "kind: host\nruntime: onnxruntime\ninstances: 1\n"
-                                        "timeouts: {lock: 20}\n")
+                                        "timeouts: {lock: 120}\n")
     here = hil_project.path
     hil_project.makepyfile(test_orders=f"HERE = {str(here)!r}\nDIGITS = {DIGITS!r}\n"
                                        + OPPOSITE_ORDERS)
