@@ -92,6 +92,9 @@ class Alias:
 
     translate: Callable[[Any], dict[str, Any]]
     ours: str = ""  # the parameter of ours with the same meaning ("" when none)
+    # Kenning's name is ours too, with values that mean something else here (a negative
+    # timeout): translated although the class has a parameter of that name
+    same_name: bool = False
 
 
 def renamed(ours: str) -> Alias:
@@ -160,10 +163,12 @@ PARAMETER_ALIASES: dict[str, dict[str, Alias]] = {
     "kenning_hil.optimizers.tflite.TFLiteCompiler": {
         "target": mapped("quantization", {"int8": "int8", "default": "float32"},
                          "float16 and edgetpu conversions are not implemented"),
-        "inference_input_type": without_effect(
-            "int8", why="the int8 conversion here has int8 input and output"),
-        "inference_output_type": without_effect(
-            "int8", why="the int8 conversion here has int8 input and output"),
+        # the conversion here has input and output of its own type: int8 with int8, float32
+        # with float32 (translate_parameters refuses a mix, e.g. int8 with float32 input)
+        "inference_input_type": mapped("quantization", {"int8": "int8", "float32": "float32"},
+                                       "uint8 input is not implemented"),
+        "inference_output_type": mapped("quantization", {"int8": "int8", "float32": "float32"},
+                                        "uint8 output is not implemented"),
         "model_framework": without_effect("any", "onnx", "keras",
                                           why="the input format is told by the model file"),
         "quantization_aware_training": without_effect(False, why=_TRAINING),
@@ -211,7 +216,7 @@ PARAMETER_ALIASES: dict[str, dict[str, Alias]] = {
         "runtime_use_vm": ignored(),
     },
     "kenning_hil.protocols.bytes_protocol.BytesProtocol": {
-        "timeout": Alias(_timeout, "timeout"),
+        "timeout": Alias(_timeout, "timeout", same_name=True),
         # checksums are always verified (0x00, not computed, is accepted) and retried
         "error_recovery": ignored(),
     },
@@ -252,24 +257,28 @@ def translate_parameters(cls: type, parameters: Mapping[str, Any],
     problems: list[tuple[str, str]] = []
     translated_from: dict[str, str] = {}
     for name, value in parameters.items():
-        if name in own or name not in aliases:
-            if name in translated_from:
-                problems.append((name, f"given twice, also as Kenning's "
-                                       f"'{translated_from[name]}'"))
+        alias = aliases.get(name)
+        if alias is None or (name in own and not alias.same_name):
             result[name] = value
             continue
         try:
-            updates = aliases[name].translate(value)
+            updates = alias.translate(value)
         except ParameterProblem as exc:
             problems.append((name, f"Kenning's {name}: {exc}"))
             continue
         for ours, ours_value in updates.items():
-            if ours in parameters or ours in translated_from:
-                problems.append((name, f"'{ours}' is given twice (Kenning's '{name}' is "
-                                       f"'{ours}' here)"))
-                continue
-            translated_from[ours] = name
-            result[ours] = ours_value
+            earlier = translated_from.get(ours)
+            given = parameters.get(ours) if ours != name else None
+            if ours in parameters and ours != name and given != ours_value:
+                problems.append((name, f"Kenning's {name}: {value!r} means {ours} "
+                                       f"{ours_value!r}, but {ours} is {given!r}"))
+            elif earlier is not None and result[ours] != ours_value:
+                problems.append((name, f"Kenning's {name}: {value!r} means {ours} "
+                                       f"{ours_value!r}, but {earlier} {parameters[earlier]!r} "
+                                       f"means {result[ours]!r}"))
+            else:
+                translated_from.setdefault(ours, name)
+                result[ours] = ours_value
     return result, problems
 
 

@@ -27,6 +27,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
+def server_env() -> dict[str, str]:
+    """The environment of a target server child: ours, with PYTHONPATH naming this process's
+    import path first, so a user's own classes importable here (the ini's `pythonpath`,
+    which pytest adds to sys.path only) are importable in the server too."""
+    import os
+
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    inherited = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        dict.fromkeys([*paths, *filter(None, inherited.split(os.pathsep))]))}
+
+
 def start_logged(cmd: Sequence[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
     """Starts `cmd` with stdout and stderr appended to `log_path`; the process's
     ``log_offset`` attribute is where its output starts in the file."""

@@ -22,7 +22,13 @@ from kenning_hil.targets.kinds import (
     TargetKind,
     TargetSession,
 )
-from kenning_hil.targets.process import server_command, start_logged, stop, wait_for_line
+from kenning_hil.targets.process import (
+    server_command,
+    server_env,
+    start_logged,
+    stop,
+    wait_for_line,
+)
 
 LISTENING = r"listening on (?P<host>[^\s:]+|\[[^\]]+\]):(?P<port>\d+)"
 
@@ -71,7 +77,7 @@ class HostKind(TargetKind):
 
         desc = self.description
         log_path = Path(context.workdir) / f"{desc.name}-{instance.index}-pid{os.getpid()}.log"
-        proc = start_logged(self.serve_command(), log_path)
+        proc = start_logged(self.serve_command(), log_path, env=server_env())
         protocol = None
         try:
             match = wait_for_line(
