@@ -86,7 +86,8 @@ def test_an_unsupported_operator_and_a_model_too_large_for_the_arena(tmp_path):
     big = tmp_path / "big.tflite"
     big.write_bytes(b.build([x], [z]))
     small_board = Target(parse_target({
-        "kind": "qemu", "machine": "mps2-an386", "memory": {"ram": "1MiB"},
+        "kind": "qemu", "machine": "mps2-an386", "runtime": "firmware-int8",
+        "memory": {"ram": "1MiB"},
     }, str(tmp_path / "small.yaml"), "small"))
     refusal = small_board.model_refusal(big)
     assert refusal is not None and refusal.startswith("MODEL refused: model needs at least ")
@@ -117,3 +118,16 @@ def test_a_model_the_board_refuses_is_not_applicable_at_collection(harness, tmp_
     quantised = harness.request(model, "random", [{"type": "litert-quant"}])
     assert harness.not_applicable(qemu_m4(), quantised) is None
     assert harness.sessions.boots == 0
+
+
+def test_any_kind_running_the_reference_firmware_is_checked(tmp_path):
+    """`runtime: firmware-int8` names the firmware's interpreter whatever the kind: a board on
+    a serial line refuses the same models; other runtimes are not judged here."""
+    model = float_conv_model(tmp_path / "float-conv.tflite")
+    board = {"kind": "serial", "port": "/dev/ttyACM0", "runtime": "firmware-int8",
+             "formats": ["tflite"], "memory": {"ram": "640KiB"}}
+    serial = Target(parse_target(board, str(tmp_path / "board.yaml"), "board"))
+    assert serial.model_refusal(model) == (
+        "MODEL refused: unsupported tensor type FLOAT32 for CONV_2D input (op 0)")
+    host = Target(TargetCatalog([REPO / "targets"]).get("host-litert"))
+    assert host.model_refusal(model) is None  # LiteRT runs float models

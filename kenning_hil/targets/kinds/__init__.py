@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from kenning_hil.targets.description import TargetDescription
 
 ENTRY_POINT_GROUP = "kenning_hil.target_kinds"
+# the runtime name of a board running the reference firmware's int8 interpreter
+FIRMWARE_RUNTIME = "firmware-int8"
 
 
 class RuntimeMeaning(Enum):
@@ -184,9 +186,22 @@ class TargetKind:
     def model_refusal(self, model: Path) -> str | None:
         """What the board would answer when sent `model` (a compiled model file), if it would
         refuse it, found on the host from the file alone; None when it would load it or the
-        kind cannot tell. A kind whose board runs a known runtime says so here, so a model
-        it can never run is not uploaded first (the harness skips it as not applicable)."""
-        return None
+        kind cannot tell. So a model the board can never run is not uploaded first (the
+        harness skips it as not applicable). A board whose runtime is the reference
+        firmware's interpreter (`runtime: firmware-int8`, any kind) is judged by that
+        firmware's operator table and its model + arena memory (`model_memory`)."""
+        if self.description.runtime != FIRMWARE_RUNTIME or Path(model).suffix != ".tflite":
+            return None
+        from kenning_hil.sim.firmware_ops import load_refusal
+
+        data = Path(model).read_bytes()
+        reason = load_refusal(data, len(data), self.model_memory(), str(model))
+        return None if reason is None else f"MODEL refused: {reason}"
+
+    def model_memory(self) -> int | None:
+        """Bytes the board has for the model and its tensor arena (the description's
+        `memory.ram`), None when unknown (then memory is not checked on the host)."""
+        return self.description.ram
 
     def alive(self, session: TargetSession) -> bool:
         """Whether a session kept open between uses can still be used (a kind that can tell

@@ -270,22 +270,12 @@ class QemuKind(TargetKind):
                 protocol.channel.close()
             qemu.stop()
 
-    def model_refusal(self, model: Path) -> str | None:
-        """The reference firmware's MODEL refusal of a `.tflite`, decided from its operator
-        table (firmware/interp/khil_ops.def) and the board's model + arena memory (the
-        description's `memory.ram`, else the build's ML_REGION_SIZE). A firmware the target
-        names itself (`firmware:` outside the build folders) is not judged: its table is
-        unknown here."""
-        from kenning_hil.sim.firmware_ops import board_region_size, load_refusal
+    def model_memory(self) -> int | None:
+        """The description's `memory.ram`, else the firmware build's ML_REGION_SIZE for the
+        machine (what the reference firmware gives the model and its arena)."""
+        from kenning_hil.sim.firmware_ops import board_region_size
 
-        if "firmware" in self.description.options and _build_dir(self.firmware_path()) is None:
-            return None
-        if Path(model).suffix != ".tflite":
-            return None
-        data = Path(model).read_bytes()
-        region = self.description.ram or board_region_size(self.machine)
-        reason = load_refusal(data, len(data), region, str(model))
-        return None if reason is None else f"MODEL refused: {reason}"
+        return self.description.ram or board_region_size(self.machine)
 
     def alive(self, session: TargetSession) -> bool:
         """Whether the QEMU behind `session` still runs (a dead one is not reused)."""
