@@ -36,19 +36,40 @@ _STYLE = {
 }
 
 
-def _pyplot():
-    try:
-        import matplotlib
+class _Figures:
+    """What the figure functions draw with: bare matplotlib Figures (Agg when saved), not
+    pyplot's, so drawing a report changes neither the backend nor the figures a caller has
+    open, and costs no figure-manager bookkeeping."""
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(*args, figsize: tuple[float, float], **kwargs):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(*args, **kwargs)
+
+    @staticmethod
+    def close(fig) -> None:
+        """Nothing to close: no pyplot manager holds the figure."""
+
+
+def _pyplot() -> type[_Figures] | None:
+    try:
+        import matplotlib  # noqa: F401
         from cycler import cycler
     except ImportError:
         return None
     if _STYLE["axes.prop_cycle"] is None:
         _STYLE["axes.prop_cycle"] = cycler(color=PALETTE)
-    plt.rcParams.update(_STYLE)
-    return plt
+    return _Figures
+
+
+def _styled():
+    """The report's style for the figures drawn inside (the caller's rcParams untouched)."""
+    import matplotlib
+
+    _pyplot()
+    return matplotlib.rc_context(_STYLE)
 
 
 def _margins(fig, left: float = 0.75, right: float = 0.2, bottom: float = 0.55,
@@ -80,7 +101,10 @@ PARALLEL_FROM = 8  # figures: fewer are drawn in this process alone
 
 def _draw_one(job: tuple[Callable[..., bytes | None], tuple]) -> bytes | None:
     draw, args = job
-    return draw(*args)
+    if _pyplot() is None:
+        return None
+    with _styled():
+        return draw(*args)
 
 
 _JOBS: Sequence = ()  # what forked workers draw, by index (inherited, never pickled)
