@@ -448,6 +448,26 @@ def trends_png(series: Mapping[str, Sequence[tuple[str, float, bool]]], ylabel: 
     return _png(fig, plt)
 
 
+def agreement_png(series: Mapping[str, Sequence[float]], unit: str) -> bytes | None:
+    """Each compared pair's largest output difference per sample (0: bit-exact)."""
+    plt = _pyplot()
+    series = {k: v for k, v in series.items() if len(v)}
+    if plt is None or not series:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    for i, (label, values) in enumerate(sorted(series.items())):
+        ax.plot(np.arange(1, len(values) + 1), values, linewidth=0.8, marker="o" if len(
+            values) <= 60 else None, markersize=2, color=PALETTE[i % len(PALETTE)],
+                label=test_label(label, 50))
+    ax.set_xlabel("sample")
+    ax.set_ylabel(f"max difference ({unit})")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.get_major_locator().set_params(integer=unit == "steps")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    _margins(fig, right=3.0)
+    return _png(fig, plt)
+
+
 def latency_bars_png(rows: Sequence[tuple[str, float, float | None]]) -> bytes | None:
     """One bar per (label, p50 s, p95 s)."""
     plt = _pyplot()

@@ -16,6 +16,7 @@ results directories (xdist workers, CI jobs, shards) merged into one report, a r
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -326,9 +327,34 @@ def _margin(metric: str, margin: object) -> str:
     return ("+" if margin >= 0 else "-") + text
 
 
+AGREEMENT_COLUMNS = ["test", "reference", "target", "samples", "exact match", "max difference",
+                     "distinct outputs", "failing samples", "result"]
+
+
+def _pairs(data: object) -> list[Mapping]:
+    """The reference/target pairs of a run's comparison block (`hil.compare`: one pair per
+    compared target's result file; a list of them is read too)."""
+    items = data if isinstance(data, list) else [data]
+    return [p for p in items if isinstance(p, Mapping) and "reference" in p and "target" in p]
+
+
+def agreement_row(test: str, pair: Mapping) -> list[str]:
+    rate = pair.get("exact_match_rate")
+    difference = pair.get("max_difference")
+    unit = pair.get("unit", "")
+    passed = pair.get("passed")
+    return [test, str(pair["reference"]), str(pair["target"]), _cell(pair.get("samples")),
+            f"{rate:.1%}" if isinstance(rate, (int, float)) else "-",
+            f"{_cell(difference)} {unit}".strip() if difference is not None else "-",
+            _cell(pair.get("distinct_outputs")), _cell(pair.get("failing_samples")),
+            "passed" if passed else ("failed" if passed is False else "?")]
+
+
 def comparison_table(data: object) -> Table | None:
     """Agreement data another part recorded (a list of records, or a mapping of pairs or of
     values) as a table, whatever its exact keys."""
+    if _pairs(data):
+        return Table(AGREEMENT_COLUMNS[1:], [agreement_row("", p)[1:] for p in _pairs(data)])
     if isinstance(data, Mapping):
         if all(isinstance(v, Mapping) for v in data.values()):
             data = [{"pair": str(k), **v} for k, v in data.items()]
@@ -408,12 +434,32 @@ def comparison_blocks(runs: Sequence[RunRecord], writer: FigureWriter) -> list[B
     blocks += [Paragraph("Ranking: by accuracy, then by median latency within a unit (times "
                          "and counted instructions are not ranked against each other)."),
                ranking_table(timed)]
-    agreement = [(r.test, comparison_table(r.comparison)) for r in runs if r.comparison]
-    if agreement:
-        blocks.append(Heading(3, "Agreement between targets"))
-        for test, table in agreement:
-            if table is not None:
-                blocks += [Paragraph(test), table]
+    blocks += agreement_blocks(runs, writer)
+    return blocks
+
+
+def agreement_blocks(runs: Sequence[RunRecord], writer: FigureWriter) -> list[Block]:
+    """Outputs compared between targets (`hil.compare`): a row per pair and, per unit of
+    difference, each pair's largest difference per sample."""
+    pairs = [(r.test, p) for r in runs for p in _pairs(r.comparison)]
+    if not pairs:
+        return []
+    blocks: list[Block] = [Heading(3, "Agreement between targets"),
+                           Table(AGREEMENT_COLUMNS, [agreement_row(t, p) for t, p in pairs])]
+    for unit in sorted({str(p.get("unit", "")) for _, p in pairs}):
+        series = {}
+        for test, pair in pairs:
+            values = (pair.get("per_sample") or {}).get("max_difference") if isinstance(
+                pair.get("per_sample"), Mapping) else None
+            if str(pair.get("unit", "")) == unit and isinstance(values, list) and values:
+                label = f"{pair['target']} vs {pair['reference']} ({test.rsplit('::', 1)[-1]})"
+                series[label] = [float(v) if isinstance(v, (int, float)) else 0.0
+                                 for v in values]
+        if series:
+            slug = re.sub(r"[^a-z0-9]+", "-", unit.lower()) or "value"
+            blocks.append(writer.figure(
+                f"agreement-{slug}.png", f"Largest output difference per sample ({unit or 'value'}"
+                "; 0: bit-exact)", figures.agreement_png, series, unit or "value"))
     return blocks
 
 

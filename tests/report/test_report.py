@@ -269,3 +269,30 @@ def test_html_report_opens_in_headless_chromium_without_console_errors(three_tar
     next((out / "figures").glob("*-confusion.png")).unlink()
     errors = open_page(browser, out / "report.html", shot)
     assert len(errors) == 1 and "confusion.png" in errors[0] and "ERR_FILE_NOT_FOUND" in errors[0]
+
+
+def test_agreement_between_targets_is_tabled_and_plotted(tmp_path):
+    """A comparison block as `hil.compare` writes it (judge/agreement.compare_outputs on two
+    targets' int8 outputs: one sample 2 steps off) gives the agreement table and the
+    per-sample difference figure."""
+    from kenning_hil.judge.agreement import compare_outputs, parse_output_tolerance
+
+    rng = np.random.default_rng(3)
+    reference = rng.integers(-128, 127, (30, 10), dtype=np.int8)
+    target = reference.copy()
+    target[7, 3] += 2
+    entry = {"name": "out", "dtype": "int8", "scale": 0.1, "zero_point": 0}
+    pair = compare_outputs([reference], [target], [entry],
+                           parse_output_tolerance({"max_lsb": 1}, "test"), "host-litert-ref",
+                           "qemu-m4")
+    record = result_record("s.yaml::m[qemu-m4]", "qemu-m4", unit="instructions")
+    record["comparison"] = pair.to_dict()
+    directory = write_results(tmp_path / "results", [
+        record, result_record("s.yaml::m[host-litert]", "host-litert")])
+    assert main(["report", str(directory)]) == 0
+    text = (directory / "report.md").read_text()
+    assert "### Agreement between targets" in text
+    assert ("| s.yaml::m[qemu-m4] | host-litert-ref | qemu-m4 | 30 | 96.7% | 2 steps | "
+            in text), text[text.index("### Agreement"):][:600]
+    assert (directory / "figures" / "agreement-steps.png").read_bytes().startswith(b"\x89PNG")
+    rst_tree((directory / "report.rst").read_text())
