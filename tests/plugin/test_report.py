@@ -155,6 +155,13 @@ def test_pytest_html_extras(hil_project):
     assert "target_inference_step" in html
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
     assert images and base64.b64decode(images[0]).startswith(b"\x89PNG")
+    # the row's figures are the session report's own files, drawn once
+    report = hil_project.path / "results"
+    latency = next((report / "figures").glob("*-latency.png"))
+    assert base64.b64encode(latency.read_bytes()).decode() in images
+    assert f"figures/{latency.name}".replace("[", "%5B").replace("]", "%5D") in (
+        report / "report.md").read_text()
+    assert (report / "report.html").is_file() and (report / "environment.json").is_file()
 
 
 def test_an_empty_run_says_so_and_drops_the_old_figure(tmp_path):
