@@ -603,10 +603,14 @@ def data_file_digests(
                enumerate(zip(request.optimizers, optimizers))]
     if dataset is not None and request.dataset is not None:
         blocks.append(("dataset", dataset, request.dataset))
+    from kenning_hil.blocks.entries import translate_entry_parameters
+
     digests: dict[str, str | None] = {}
     for where, block, entry in blocks:
         structure = get_arguments_structure(type(block))
-        for name, value in (entry.get("parameters") or {}).items():
+        # by our names, as the block was built (Kenning's dataset_root is root)
+        parameters, _ = translate_entry_parameters(type(block), entry.get("parameters") or {})
+        for name, value in parameters.items():
             spec = structure.get(name, {})
             if spec.get("type") is not Path or value is None:
                 continue

@@ -136,9 +136,17 @@ class Suite:
         parse = getattr(cls, "parse_json_parameters", None)
         if parse is None:
             return
+        from kenning_hil.blocks.entries import translate_entry_parameters
         from kenning_hil.core.args import get_arguments_structure
 
-        parameters = dict(block.entry.get("parameters") or {})
+        # Kenning's parameter names as the block will be built (blocks.entries.build_block)
+        parameters, problems = translate_entry_parameters(cls, block.entry.get("parameters")
+                                                          or {})
+        if problems:
+            name, message = problems[0]
+            raise ConfigurationError(
+                f"{self.source}: key '{block.subkey('parameters')}.{name}': "
+                f"{cls.__name__}: {message}")
         structure = get_arguments_structure(cls)
         for name in _FILLED_AT_RUN.get(block.kind, set()) & set(structure):
             if structure[name].get("required"):
