@@ -96,8 +96,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
                           None)
             if broken is None or attempt == retries:
                 break
-            earlier.append({"category": getattr(broken, INFRASTRUCTURE),
-                            "error": _message(broken)})
+            category = getattr(broken, INFRASTRUCTURE)
+            message = _message(broken).removeprefix(f"infrastructure error ({category}): ")
+            earlier.append({"category": category, "error": message})
             _set_property(item.user_properties, INFRASTRUCTURE, None)  # the rerun's own
             if RESULT_KEY in item.stash:
                 del item.stash[RESULT_KEY]  # the rerun's results replace the failed attempt's

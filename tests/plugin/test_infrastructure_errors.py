@@ -88,7 +88,7 @@ def test_killed_server_is_an_error_and_a_retry_passes_marked(hil_project):
     assert "passed: retried 1x after connection:" in out  # the results table's row
     properties = _properties(_case(hil_project, "test_server_killed[host-onnxruntime]"))
     assert properties["hil_retried"] == "1"
-    assert properties["hil_retry_errors"].startswith("connection: infrastructure error")
+    assert properties["hil_retry_errors"].startswith("connection: target tcp://127.0.0.1:")
     record = _result(hil_project, "test_server_killed")
     assert record["retried"]["attempt"] == 2
     assert record["retried"]["earlier"][0]["category"] == "connection"
