@@ -58,11 +58,11 @@ def target_spec(target: str | dict, attrs: str = "") -> str | dict:
             words = [*text.split(), *attrs.split()]
             if not words:
                 raise ConfigurationError("TVMCompiler: target is empty")
-            if len(words) == 1:
-                return words[0]
             if words[0].startswith("-"):
                 raise ConfigurationError(
                     f"TVMCompiler: target {text!r} must start with a kind (llvm, cuda, ...)")
+            if len(words) == 1:
+                return words[0]
             spec = {"kind": words[0]}
             words = words[1:]
     for word in words:
