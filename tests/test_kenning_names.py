@@ -180,3 +180,22 @@ def test_accumulate_keeps_scalars_and_matrices_bare():
         m.accumulate("eval_confusion_matrix", np.array(part), lambda: np.zeros((2, 2), int))
         m.accumulate("total", 2)
     assert m.to_dict() == {"eval_confusion_matrix": [[1, 1], [0, 1]], "total": 4}
+
+
+def test_a_tflite_to_tvm_chain_is_refused_before_anything_compiles(tmp_path):
+    """Through the library (hil.run's path, no scenario validation): Pipeline.compile checks
+    the chain's formats before the TFLite step spends its time."""
+    from kenning_hil.blocks.entries import build_block
+    from kenning_hil.core.model import ModelWrapper
+    from kenning_hil.core.optimizer import Optimizer
+    from kenning_hil.run.harness import _NoRuntime
+    from kenning_hil.run.pipeline import Pipeline
+
+    wrapper = build_block("model_wrapper", MODEL, ModelWrapper, "model_wrapper")
+    chain = [build_block("optimizer", {"type": kind, "parameters": {
+        "compiled_model_path": str(tmp_path / name)}}, Optimizer, "optimizers")
+        for kind, name in (("TFLiteCompiler", "m.tflite"), ("TVMCompiler", "m.so"))]
+    with pytest.raises(ConfigurationError, match="TVMCompiler cannot take the model from "
+                       "TFLiteCompiler"):
+        Pipeline(None, wrapper, _NoRuntime(), chain).compile()
+    assert list(tmp_path.iterdir()) == []

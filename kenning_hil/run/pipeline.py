@@ -38,6 +38,7 @@ from kenning_hil.core.measurements import (
 from kenning_hil.core.model import ModelWrapper
 from kenning_hil.core.optimizer import Optimizer
 from kenning_hil.core.runtime import Runtime
+from kenning_hil.run.progress import OFF, OFF_PROGRESS, LazyPhase, Progress
 
 
 @dataclass
@@ -124,7 +125,14 @@ class Pipeline:
         Each block hands the model on in the first format both sides support; the io spec
         travels explicitly, so nothing is written next to the source model.
         """
+        # the whole chain's formats first: a step that cannot take its input (TFLite into
+        # TVM) is refused before an earlier step spends its time compiling
         previous: Any = self.model_wrapper
+        for optimizer in self.optimizers:
+            optimizer.consult_model_type(previous)
+            previous = optimizer
+        self.runtime.consult_model_type(previous)
+        previous = self.model_wrapper
         model_path = self.model_wrapper.get_path()
         io_spec = self.model_wrapper.get_io_specification()
         for optimizer in self.optimizers:
@@ -168,11 +176,29 @@ class Pipeline:
             "build_cfg": self.scenario,
         }
 
-    def run(self, samples: int | None = None) -> RunResult:
-        """Compiles, runs the dataset (up to `samples`) through the runtime, returns results."""
+    def run(self, samples: int | None = None, progress: Progress | None = None) -> RunResult:
+        """Compiles, runs the dataset (up to `samples`) through the runtime, returns results;
+        `progress` shows the compile and the samples (run/progress.py)."""
         if samples is not None:
             self.dataset.set_sample_limit(samples)
-        compiled_model_path = self.compile()
+        progress = progress or OFF_PROGRESS
+        chain = " + ".join(type(o).__name__ for o in self.optimizers)
+        with progress.phase(f"compile {self.name} ({chain})" if chain else f"prepare {self.name}"):
+            compiled_model_path = self.compile()
+        done = LazyPhase(progress, f"run {self.name}", "sample")
+        try:
+            total = len(self.dataset)
+        except (TypeError, KenningHILError):
+            total = None
+        self.runtime.progress = None if progress.mode == OFF else (
+            lambda count: done(done.done + count, total))
+        try:
+            return self._run(compiled_model_path)
+        finally:
+            self.runtime.progress = None
+            done.close()
+
+    def _run(self, compiled_model_path: Path) -> RunResult:
         if self.protocol is None:
             measurements = self.runtime.run_locally(
                 self.dataset, self.model_wrapper, compiled_model_path
