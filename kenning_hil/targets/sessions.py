@@ -10,7 +10,8 @@ and yields a session on it, reusing the one this process already opened there. B
   test processes (``workers``) than the target has instances, so holding a board between
   tests cannot starve anybody.
 
-A session whose use raised is closed, so the next test starts from a fresh boot.
+A session whose use raised (a nested use too) is closed, so the next test starts from a
+fresh boot.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class SessionManager:
         self.holder = holder or f"pid {os.getpid()}"
         self._open: dict[tuple[str, int], _Open] = {}
         self._active: dict[str, tuple[str, int]] = {}  # targets in use right now
+        self._broken: set[tuple[str, int]] = set()  # failed in a nested use: close at the end
         self.boots = 0  # sessions opened, for reports and tests
         self.progress = progress  # passed to the kinds (OpenContext.progress)
 
@@ -91,7 +93,13 @@ class SessionManager:
         the outer session instead of waiting for a second instance."""
         active = self._active.get(target.name)
         if active is not None and active in self._open:
-            yield self._open[active].session
+            try:
+                yield self._open[active].session
+            except BaseException:
+                # the outer use closes it too (e.g. a connection lost in hil.run under a test
+                # holding the board): the next test, or a rerun, reconnects
+                self._broken.add(active)
+                raise
             return
         lease = self._acquire(target, holder)
         key = (target.name, lease.instance.index)
@@ -111,6 +119,9 @@ class SessionManager:
             raise
         finally:
             self._active.pop(target.name, None)
+            if key in self._broken:
+                self._broken.discard(key)
+                failed = True
             keep_lease = self.keeps_leases(target) and not failed
             if failed or not (target.kind.private_sessions or keep_lease):
                 self._close(key)
