@@ -155,3 +155,25 @@ def test_v2_session_against_serve_header_v2_and_mismatches_named(tmp_path):
         port = int(address.rsplit(":", 1)[1])
         with pytest.raises(ProtocolError, match=r"v3 \(12-byte header\) layout"):
             _session(port, "v2")
+
+
+def test_v2_session_over_a_serial_line(tmp_path, pty_pair):
+    """PING sessions, the packed io spec and 128-byte chunks of a multi-frame model, all in
+    v2 frames over a real pty; a v3 host there is told which layout it heard."""
+    from kenning_hil.protocols.bytes_protocol import UARTProtocol
+
+    server_end, client_end = pty_pair
+    model = bytes(range(256)) * 3  # 6 frames of 128 payload bytes
+    with serve_process(tmp_path, "--serial", server_end, "--header", "v2"):
+        client = UARTProtocol(port=client_end, timeout=5.0, header="v2")
+        client.initialize_client()
+        try:
+            assert client.upload_io_specification_dict(ECHO_SPEC)
+            assert client.upload_model_bytes(model)
+            assert client.upload_input(ECHO_INPUT) and client.request_processing()
+            assert client.download_output() == (True, b"\0" * 4)
+        finally:
+            client.disconnect()
+        v3 = UARTProtocol(port=client_end, timeout=2.0, connect_attempts=1)
+        with pytest.raises(ProtocolError, match=r"look like a frame in the v2 \(8-byte header\)"):
+            v3.initialize_client()
