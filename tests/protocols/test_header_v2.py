@@ -177,3 +177,22 @@ def test_v2_session_over_a_serial_line(tmp_path, pty_pair):
         v3 = UARTProtocol(port=client_end, timeout=2.0, connect_attempts=1)
         with pytest.raises(ProtocolError, match=r"look like a frame in the v2 \(8-byte header\)"):
             v3.initialize_client()
+
+
+def test_a_host_target_with_header_v2_starts_its_server_with_it(tmp_path):
+    from kenning_hil.targets import SessionManager, Target
+    from kenning_hil.targets.description import parse_target
+
+    board = Target(parse_target({"kind": "host", "runtime": "echo", "instances": 1,
+                                 "protocol": {"type": "tcp", "header": "v2"}},
+                                "old.yaml", "old"))
+    assert board.kind.serve_command()[-2:] == ["--header", "v2"]
+    manager = SessionManager(tmp_path / "work", tmp_path / "locks", default_timeout=30)
+    try:
+        with manager.use(board, "t") as session:
+            protocol = session.protocol
+            assert protocol.header is HeaderLayout.V2
+            assert protocol.upload_io_specification_dict(ECHO_SPEC)
+            assert protocol.upload_model_bytes(b"-")
+    finally:
+        manager.close_all()
