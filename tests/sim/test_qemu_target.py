@@ -520,7 +520,8 @@ def test_qemu_dying_is_an_infrastructure_error_naming_the_target_and_the_next_te
     assert killed["after_kill"] < 30, killed
     # the error's one-line message (shown under ERRORS) names the target and the cause
     result.stdout.re_match_lines([
-        r"infrastructure error \(emulator\): target 'qemu-m4' instance \d \(QEMU mps2-an386, pid \d+, socket://127\.0\.0\.1:\d+\), "
+        r"infrastructure error \(emulator\): target 'qemu-m4' instance \d \(QEMU mps2-an386, "
+        r"pid \d+, socket://127\.0\.0\.1:\d+\), "
         r"(DATA|PROCESS|OUTPUT|STATS) request, after [\d.]+ s: connection lost .*"
         r"QEMU exited with code -9.*"
     ])
