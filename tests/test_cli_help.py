@@ -88,3 +88,4 @@ def test_examples_run_as_written(words, tmp_path):
         argv += ["--hil-report", str(tmp_path / "hil")]
     done = kenning_hil(*argv)
     assert done.returncode == 0, (argv, done.stdout[-2000:], done.stderr[-2000:])
+    assert "\r" not in done.stderr  # not a terminal: progress, if any, in whole lines

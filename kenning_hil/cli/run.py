@@ -74,9 +74,8 @@ def add_run_command(subparsers: Any) -> None:
     )
     parser.add_argument("--samples", type=int, help="run at most this many samples")
     parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bars (compile, firmware build, model upload, samples) "
-                        "on a board target; where stderr is not a terminal they are one line "
-                        "per finished phase")
+                        help="no progress bars (compile, firmware build, model upload, samples; "
+                        "where stderr is not a terminal, one line per finished phase)")
     for option, dest, kind in BLOCK_OPTIONS:
         parser.add_argument(
             option, dest=dest, help=f"{kind} type: {', '.join(registered_names(kind)) or '-'}"
@@ -152,8 +151,11 @@ def run_command(args: argparse.Namespace) -> int:
         return _run_on_target(scenario, name, source, args.samples, output,
                               progress=not args.no_progress)
     pipeline = build_pipeline(scenario, name, source)
+    from kenning_hil.run.progress import Progress
+
     try:
-        result = pipeline.run(args.samples)
+        result = pipeline.run(args.samples, progress=Progress.for_stream(
+            sys.stderr, enabled=not args.no_progress, leave=True))
     except KenningHILError as exc:
         partial = getattr(exc, "result", None)
         if partial is not None:  # a run that failed midway keeps its measurements

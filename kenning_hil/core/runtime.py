@@ -396,6 +396,10 @@ class Runtime(ArgumentsHandler):
                     # plain Python: a NumPy round trip costs more for these short lists
                     durations.extend(map(operator.sub, stamps[1:], stamps[:-1]))
                     starts.extend(stamps[:-1])
+                    if self.progress is not None:  # after the group's clock reads
+                        # batches may be runtime-specific feeds: count them (the phase caps
+                        # the last, partial batch at the dataset's size)
+                        self.progress(len(outputs) * batch_size)
                 outputs = concatenate_batches(groups)
                 predictions = modelwrapper.postprocess_outputs(self.postprocess_output(outputs))
                 dataset.merge_evaluation(measurements, dataset.evaluate(predictions, truth))

@@ -73,7 +73,7 @@ class Phase:
         self.description = description
         self.total = total
         self.unit = unit
-        self.done = 0.0
+        self.done: float = 0
         self._bar: Any = None
         self._started = 0.0
 
@@ -103,6 +103,8 @@ class Phase:
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         elapsed = time.monotonic() - self._started
         if self._bar is not None:
+            # a finished bar stays (CLI) only when the phase was long work
+            self._bar.leave = self.progress.leave and elapsed >= MIN_LINE_SECONDS
             self._bar.close()
             return
         if self.progress.mode != LINES or elapsed < MIN_LINE_SECONDS:
