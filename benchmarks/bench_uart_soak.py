@@ -122,6 +122,10 @@ class Soak:
                 else:
                     with self.lock:
                         self.passed += 1
+                with self.lock:
+                    done = self.passed + len(self.failures)
+                if done % 10 == 0:
+                    print(f"  {done} sessions done, {len(self.failures)} failed", flush=True)
 
 
 def start_load(enabled: bool) -> subprocess.Popen | None:
