@@ -45,8 +45,9 @@ MLPERF = {
 # check on each board; the 98-333 kB models are marked slow. `make test` (CI) runs them all;
 # `make test-quick` (-m "not slow") leaves them out for local iteration.
 DEFAULT_MLPERF = {"kws"}
-# Samples per upload. A VWW inference costs ~4 s of QEMU time on a loaded 2-core machine
-# (100+ s for 20), so it runs fewer; its kernels are the same for every input.
+# Samples per model upload. A VWW sample costs ~4 s on a loaded 2-core machine, nearly all
+# of it its 27.6 kB DATA crossing the emulated UART (100+ s for 20), so it runs fewer; its
+# kernels are the same for every input.
 MLPERF_INPUTS = {"kws": 20, "ad": 20, "ic": 20, "vww": 5}
 SLOW = (pytest.mark.slow,)
 
