@@ -20,6 +20,7 @@ import numpy as np
 from kenning_hil.core.errors import ConfigurationError, InputSizeError
 from kenning_hil.core.measurements import SAMPLES_TOTAL
 from kenning_hil.datasets.classification import ClassificationDataset
+from kenning_hil.datasets.random import spread_steps
 
 LABELS_FILE_NAME = "y_labels.csv"
 MODELS_PATH_ENV = "KENNING_HIL_MODELS"
@@ -99,6 +100,9 @@ def read_eembc_labels(root: Path) -> list[tuple[str, int, int]]:
 
 # written next to synthetic samples: their labels are random, so no quality metric means anything
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
+# in the marker of samples drawn around the zero point; samples without it (uniform noise,
+# written before #23) are written again when the zero point is known
+SPREAD_DRAW = "draw: spread around the zero point"
 
 
 def write_synthetic_eembc_dataset(
@@ -108,15 +112,23 @@ def write_synthetic_eembc_dataset(
     count: int,
     num_classes: int,
     seed: int = 0,
+    zero_point: int | None = None,
 ) -> None:
-    """Writes `count` uniformly random tensors and random labels in the EEMBC format."""
+    """Writes `count` random tensors and random labels in the EEMBC format. Integer tensors
+    with a known `zero_point` are drawn around it (`datasets.random.spread_steps`: uniform
+    noise drives saturating models to a few outputs, #23), else uniformly."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     np_dtype = np.dtype(dtype)
     lines = []
     for index in range(count):
-        if np_dtype.kind in "iu":
+        if np_dtype.kind in "iu" and zero_point is not None:
+            info = np.iinfo(np_dtype)
+            sample = list(shape[1:]) if len(shape) > 1 and shape[0] == 1 else list(shape)
+            steps = spread_steps(tuple(sample), info.min, info.max, float(zero_point), rng)
+            tensor = steps.astype(np_dtype).reshape(shape)
+        elif np_dtype.kind in "iu":
             info = np.iinfo(np_dtype)
             tensor = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=np_dtype)
         else:
@@ -125,9 +137,11 @@ def write_synthetic_eembc_dataset(
         (root / name).write_bytes(tensor.tobytes())
         lines.append(f"{name},{num_classes},{int(rng.integers(num_classes))}\n")
     (root / LABELS_FILE_NAME).write_text("".join(lines))
+    draw = f"{SPREAD_DRAW} {zero_point}" if zero_point is not None else "draw: uniform"
     (root / SYNTHETIC_MARKER).write_text(
         "Random int8 tensors with random labels (kenning-hil write_synthetic_eembc_dataset): "
         "for latency, size and runtime agreement only; no quality metrics are reported.\n"
+        f"{draw}\n"
     )
 
 
@@ -216,6 +230,21 @@ class EEMBCDataset(ClassificationDataset):
         kwargs.setdefault("download_dataset", False)
         super().__init__(*args, **kwargs)
 
+    def _write_synthetic(self) -> bool:
+        """Whether synthetic samples are to be written: none there yet, or synthetic ones of
+        an older uniform draw where the zero point is now known (real data is never
+        touched)."""
+        if not (self.root / LABELS_FILE_NAME).is_file():
+            return True
+        marker = self.root / SYNTHETIC_MARKER
+        if self._known_zero_point() is None or not marker.is_file():
+            return False
+        return SPREAD_DRAW not in marker.read_text()
+
+    def _known_zero_point(self) -> int | None:
+        """The input zero point when the samples are declared quantised (`input_scale`)."""
+        return None if self.input_scale is None else int(self.input_zero_point)
+
     @property
     def sample_bytes(self) -> int:
         return int(np.prod(self.input_shape)) * self.input_dtype.itemsize
@@ -223,10 +252,10 @@ class EEMBCDataset(ClassificationDataset):
     def prepare(self) -> None:
         if self.root is None:
             raise ConfigurationError("EEMBCDataset: 'root' (the dataset folder) is required")
-        if not (self.root / LABELS_FILE_NAME).is_file() and self.synthetic_samples > 0:
+        if self.synthetic_samples > 0 and self._write_synthetic():
             write_synthetic_eembc_dataset(
                 self.root, self.input_shape, self.input_dtype.name, self.synthetic_samples,
-                self.synthetic_classes, self.synthetic_seed,
+                self.synthetic_classes, self.synthetic_seed, self._known_zero_point(),
             )
         rows = read_eembc_labels(self.root)
         self.labels_random = (self.root / SYNTHETIC_MARKER).is_file()

@@ -108,3 +108,26 @@ def test_suite_file_expands_to_the_four_models(repo_root, models_dir):
     suite = load_suite(repo_root / "suites" / "mlperf_tiny.yaml",
                        search=[repo_root, models_dir])
     assert sorted(c.model for c in suite.cases) == ["ad", "ic", "kws", "vww"]
+
+
+def test_synthetic_samples_of_a_quantised_input_lie_around_its_zero_point(tmp_path):
+    """#23 finding 4: with the input quantisation known, synthetic samples are drawn around
+    the zero point (kept in the middle half of the range) rather than uniformly, and an older
+    uniform synthetic set is written again; real data never is."""
+    root = tmp_path / "ad"
+    write_synthetic_eembc_dataset(root, [1, 640], "int8", 20, 2, seed=3)  # the old draw
+    uniform = EEMBCDataset(root=root, input_shape=[1, 640], subset="all").get_data()[0][0]
+    assert "draw: uniform" in (root / "SYNTHETIC.txt").read_text()
+    params = {"root": str(root), "input_shape": [1, 640], "input_scale": 0.39,
+              "input_zero_point": 10, "synthetic_samples": 20, "synthetic_classes": 2,
+              "subset": "all"}
+    EEMBCDataset.from_json(params).get_data()  # writes the samples again, around 10
+    raw = EEMBCDataset(root=root, input_shape=[1, 640], subset="all").get_data()[0][0]
+    assert not np.array_equal(raw, uniform)
+    assert abs(float(raw.mean()) - 10) < 3 and 28 < float(raw.std()) < 36
+    assert "draw: spread around the zero point 10" in (root / "SYNTHETIC.txt").read_text()
+    # real data (no marker) is left as it is
+    (root / "SYNTHETIC.txt").unlink()
+    EEMBCDataset.from_json({**params, "input_zero_point": -50}).get_data()
+    again = EEMBCDataset(root=root, input_shape=[1, 640], subset="all").get_data()[0][0]
+    np.testing.assert_array_equal(again, raw)
