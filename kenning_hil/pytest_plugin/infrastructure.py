@@ -83,6 +83,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     retries = item.config.stash[OPTIONS_KEY].retries
     if retries <= 0:
         return None  # pytest's own protocol
+    # pytest's own setup/call/teardown of one item, without logging its reports; pytest
+    # supports running it again on the same item (it re-creates the fixture request)
     from _pytest.runner import runtestprotocol
 
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
