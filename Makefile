@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= dev,onnx,litert,tflm,tvm,tensorflow,torch,report
+EXTRAS ?= dev,onnx,litert,tflm,tvm,tensorflow,torch,report,labgrid
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?= -n 2

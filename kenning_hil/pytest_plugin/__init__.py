@@ -27,3 +27,11 @@ pytest_plugins = [
     "kenning_hil.pytest_plugin.reporting",
     "kenning_hil.pytest_plugin.options",
 ]
+
+
+def pytest_addhooks(pluginmanager) -> None:
+    """labgrid (the `labgrid` extra, for labgrid targets) registers a pytest plugin of its own
+    whose `target` fixture would shadow ours and whose -vv changes the log level; kenning-hil
+    reaches labgrid through its client library instead, so that plugin is blocked (pluggy
+    unregisters it if it came first)."""
+    pluginmanager.set_blocked("labgrid")
