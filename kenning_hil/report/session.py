@@ -49,6 +49,7 @@ LATENCY_FIGURE = "latency.png"
 LATENCY_CAPTION = "Latency per test (p50 bar, p95 whisker)"
 FIGURES_DIR = "figures"
 DEFAULT_FORMATS = ("md", "rst", "html")
+MIN_STATS_SAMPLES = 3  # system statistics drawn over time from this many samples on
 PER_CLASS_ROWS = 20  # classes listed in full up to this many; beyond, the worst recalls
 
 
@@ -192,7 +193,7 @@ def run_figures(run: RunRecord, writer: FigureWriter) -> dict[str, Figure]:
             f"{stem}-latency.png", f"Per-inference {names} of {run.test}",
             figures.latency_run_png, [(s.source, s.unit, s.values) for s in series],
             source=run.path)
-    if run.stats is not None:
+    if run.stats is not None and len(run.stats.time_s) >= MIN_STATS_SAMPLES:
         stats = run.stats
         found["resources"] = writer.figure(
             f"{stem}-resources.png",
@@ -392,6 +393,12 @@ def run_blocks(run: RunRecord, writer: FigureWriter, directory: Path) -> list[Bl
         blocks.append(found["latency"])
     if "resources" in found:
         blocks.append(found["resources"])
+    elif run.stats is not None:  # too few samples to draw: their values in words
+        cpus = [sum(c) / len(c) for c in run.stats.cpus_percent if c]
+        blocks.append(Paragraph(
+            f"System statistics: {len(run.stats.time_s)} sample(s) only (a run shorter than "
+            f"the collector's step): CPU {max(cpus, default=0):.0f} % (mean of the cores), "
+            f"memory {max(run.stats.mem_percent, default=0):.0f} % in use."))
     blocks += _quality_blocks(run, found.get("confusion"))
     for table in (_memory_table(run), _checks_table(run), comparison_table(run.comparison)):
         if table is not None:

@@ -26,10 +26,11 @@ class _Pipe:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
-        # bash puts the pipe's ends on fds 3 and 4 and becomes the browser (exec)
+        # bash puts the pipe's ends on fds 3 and 4 (by way of two high fds: an end may be
+        # 3 or 4 already) and becomes the browser (exec)
         self.process = subprocess.Popen(
-            ["bash", "-c", f'exec 3<&{to_browser_r} 4>&{from_browser_w} '
-             f'{to_browser_r}<&- {from_browser_w}>&- "$0" "$@"', browser,
+            ["bash", "-c", f"exec 198<&{to_browser_r} 199>&{from_browser_w}; "
+             'exec 3<&198 4>&199 198<&- 199>&- "$0" "$@"', browser,
              "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--remote-debugging-pipe", "--allow-file-access-from-files",
              "--window-size=1200,900", "about:blank"],
