@@ -429,6 +429,7 @@ def trends_png(series: Mapping[str, Sequence[tuple[str, float, bool]]], ylabel: 
     x_of = {label: i for i, label in enumerate(labels)}
     factor, name = unit_scale([p[1] for pts in series.values() for p in pts], unit)
     fig, ax = plt.subplots(figsize=(8, 3.2))
+    marked = False
     for i, (test, points) in enumerate(sorted(series.items())):
         xs = [x_of[p[0]] for p in points]
         ys = [p[1] * factor for p in points]
@@ -437,7 +438,8 @@ def trends_png(series: Mapping[str, Sequence[tuple[str, float, bool]]], ylabel: 
         bad = [(x, y) for x, y, p in zip(xs, ys, points) if p[2]]
         if bad:
             ax.scatter(*zip(*bad), marker="x", s=60, color=PALETTE[5], zorder=3,
-                       label="regression" if i == 0 else None)
+                       label=None if marked else "regression")
+            marked = True
     step = max(1, len(labels) // 12)
     ax.set_xticks(range(0, len(labels), step), [labels[i] for i in range(0, len(labels), step)],
                   rotation=30, ha="right")
