@@ -10,7 +10,6 @@ Writes WORKDIR/<EXPORTER_NAME>.pid with the exporter's pid once the exporter run
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

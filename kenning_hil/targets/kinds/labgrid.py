@@ -418,11 +418,12 @@ class LabgridKind(TargetKind):
             scheme = "socket" if params.get("protocol") == "raw" else "rfc2217"
             return Serial(exporter, f"{exporter}/{group}/{name}",
                           f"{scheme}://{params['host']}:{params['port']}", params.get("speed"))
-        what = f"{SERIAL_CLASS} '{wanted}'" if wanted else f"a {SERIAL_CLASS}"
-        gone = f" ({', '.join(seen)} not exported now: exporter down?)" if seen else ""
+        what = f"{SERIAL_CLASS} '{wanted}'" if wanted else SERIAL_CLASS
+        why = (f"{', '.join(seen)} not exported now: exporter down?" if seen
+               else "no exporter offers one now")
         raise TargetError(
             f"target '{self.description.name}': place {place_name} at {self.coordinator} has "
-            f"no available {what}{gone}", "connection")
+            f"no available {what} ({why})", "connection")
 
     def _command(self, key: str, place: str, user: str, host: str, context: OpenContext) -> None:
         firmware = self.firmware_path()
