@@ -96,8 +96,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     options, so in ``--target-dir /other/project`` it reads the value as a test path and may
     take that project's rootdir and ini: results, baselines and settings would then come from
     the wrong project without a word. pytest has no way for a plugin to take part in that
-    decision (pytest issues #1435, #8846: its advice is the ``--flag=value`` form), so the
-    plugin repeats the decision without the values, now that it can tell them apart, and
+    decision (pytest issues #1435, #8846; its documented advice: the ``--flag=value`` form, or
+    test paths given explicitly, ``.`` for the current directory), so the plugin repeats the
+    decision without the values, now that it can tell them apart, and
     stops with the fix when the two differ. The ``=`` form is never affected."""
     suspects = [(flag, value) for flag, value in space_form_path_options(list(args))
                 if value and not value.startswith("-")]
@@ -111,7 +112,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         f"kenning-hil: '{flag} {value}' made pytest take {early_config.rootpath} as rootdir "
         f"(configuration file {early_config.inipath or 'none'}) instead of {expected}: pytest "
         f"reads a path after a space as a test path before plugins add their options; write "
-        f"{flag}={value}"
+        f"{flag}={value}, or name the test paths too (e.g. '.')"
     )
 
 

@@ -44,7 +44,7 @@ def test_space_form_that_moves_the_rootdir_is_refused(projects, flag):
     result.stderr.fnmatch_lines([
         f"ERROR: kenning-hil: '{flag} {other}' made pytest take {other} as rootdir "
         f"(configuration file {other / 'pytest.ini'}) instead of {project.path}: *; write "
-        f"{flag}={other}"])
+        f"{flag}={other}, or name the test paths too (e.g. '.')"])
 
 
 def test_equals_form_and_harmless_space_form_run_in_the_project(projects):
