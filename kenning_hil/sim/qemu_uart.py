@@ -120,8 +120,9 @@ class _BoardUARTTransport(SerialTransport):
             code = process.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             return exc  # QEMU still runs: the connection broke for another reason
+        simulator = getattr(self._board, "simulator", "QEMU")  # a RenodeInstance says Renode
         died = TransportClosedError(
-            f"{exc.reason}; QEMU exited with code {code}{self._board.exit_details()}",
+            f"{exc.reason}; {simulator} exited with code {code}{self._board.exit_details()}",
             self.name,
         )
         died.infrastructure = "emulator"  # the emulator died, not the connection alone

@@ -1,0 +1,376 @@
+"""Renode-simulated boards: one `RenodeInstance` is one headless Renode process
+(``renode --disable-xwt --plain --port N``) driven through its monitor on that TCP port, with
+the board's UART on a server-socket terminal (``emulation CreateServerSocketTerminal``) that
+the host's UART protocol connects to.
+
+    with RenodeInstance("renode", setup=[...]) as board:   # the monitor commands of a board
+        port = serial.serial_for_url(board.url)            # socket://127.0.0.1:PORT
+
+The monitor, as Renode's documentation shows it: a prompt ``(monitor)`` before a machine
+exists and ``(<machine name>)`` after ``mach create``; every command answers with its output
+and a fresh prompt. The commands this module sends print nothing when they succeed
+(``start`` says ``Starting emulation...``), so any other text they print is Renode's error,
+raised verbatim with the command that printed it. A monitor that does not give its prompt
+back within the timeout is an error naming the command too.
+
+No orphans: Renode runs in its own process group, gets SIGKILL from the kernel if the Python
+process that started it dies (PR_SET_PDEATHSIG), and instances still running at interpreter
+exit are stopped by an atexit hook; `stop()` sends ``quit`` first, then SIGTERM, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+from kenning_hil.core.errors import KenningHILError
+from kenning_hil.core.measurements import Measurements
+from kenning_hil.sim.qemu import _die_with_parent
+from kenning_hil.sim.qemu_uart import QemuUARTProtocol
+
+DEFAULT_RENODE = "renode"
+RENODE_BIN_ENV = "RENODE_BIN"
+NOT_FOUND = f"renode not found on PATH; set {RENODE_BIN_ENV}"
+# `sysbus.cpu PerformanceInMips 1000`: one instruction per nanosecond of virtual time, as
+# QEMU's -icount shift=0, so the firmware's timer counts instructions on either simulator
+INSTRUCTIONS_MIPS = 1000
+TERMINAL_NAME = "term"
+
+_PROMPT = re.compile(r"\(([^()\r\n]+)\) ?$")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_TELNET = re.compile(rb"\xff[\xfb-\xfe].|\xff[\xf0-\xfa]", re.DOTALL)
+# what the commands below print when they succeed; anything else is an error
+_BENIGN = re.compile(r"^(Starting emulation\.\.\.|Pausing emulation\.\.\.)$")
+_NUMBER = re.compile(r"^(0x[0-9a-fA-F]+|\d+)$")
+
+_live_instances: weakref.WeakSet[RenodeInstance] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+class RenodeError(KenningHILError):
+    """Renode is missing, failed to start, refused a monitor command or stopped answering."""
+
+
+def renode_binary(configured: str | None = None) -> str:
+    """The Renode to run: the target's `renode` key, else $RENODE_BIN, else `renode`."""
+    return configured or os.environ.get(RENODE_BIN_ENV) or DEFAULT_RENODE
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now (Renode's commands take a port number, not 0)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def monitor_path(path: Path | str) -> str:
+    """A file argument as the monitor takes it: ``@/absolute/path`` (quoted when it has a
+    space)."""
+    text = str(Path(path).resolve())
+    return f'@"{text}"' if " " in text else f"@{text}"
+
+
+class RenodeMonitor:
+    """The monitor's TCP connection: `execute` sends one command and returns its output."""
+
+    def __init__(self, sock: socket.socket, label: str):
+        self.sock = sock
+        self.label = label
+        self.prompt: str | None = None
+        self._buffer = ""
+
+    @classmethod
+    def connect(cls, port: int, deadline: float, label: str, alive=lambda: True) -> RenodeMonitor:
+        """Connects to the monitor on `port` (Renode opens it a few seconds after starting)
+        and waits for its first prompt."""
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=1.0)
+                break
+            except OSError:
+                if not alive():
+                    raise RenodeError(f"{label} exited before its monitor opened") from None
+                if time.monotonic() >= deadline:
+                    raise RenodeError(
+                        f"{label}: its monitor did not open on port {port} in time") from None
+                time.sleep(0.1)
+        monitor = cls(sock, label)
+        monitor._read_prompt("connecting", deadline)
+        return monitor
+
+    def _read_prompt(self, command: str, deadline: float) -> str:
+        """Reads until the monitor shows a prompt; returns what came before it."""
+        while True:
+            text = _ANSI.sub("", self._buffer).replace("\r", "")
+            found = _PROMPT.search(text)
+            if found:
+                self.prompt = found.group(1)
+                self._buffer = ""
+                return text[: found.start()]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RenodeError(
+                    f"{self.label}: the monitor did not answer '{command}' in time"
+                    + (f" (it printed: {text.strip()[-300:]})" if text.strip() else ""))
+            self.sock.settimeout(min(left, 1.0))
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise RenodeError(f"{self.label}: the monitor connection broke during "
+                                  f"'{command}': {exc}") from exc
+            if not data:
+                raise RenodeError(
+                    f"{self.label}: the monitor closed its connection during '{command}'"
+                    + (f" (it printed: {text.strip()[-300:]})" if text.strip() else ""))
+            self._buffer += _TELNET.sub(b"", data).decode("utf-8", "replace")
+
+    def execute(self, command: str, timeout: float) -> list[str]:
+        """Runs `command`; returns its output lines (the echo of the command left out)."""
+        try:
+            self.sock.sendall(command.encode() + b"\n")
+        except OSError as exc:
+            raise RenodeError(
+                f"{self.label}: could not send '{command}' to the monitor: {exc}") from exc
+        text = self._read_prompt(command, time.monotonic() + timeout)
+        lines = [line.strip() for line in text.split("\n")]
+        return [line for line in lines if line and line != command]
+
+    def run(self, command: str, timeout: float, expect_number: bool = False) -> list[str]:
+        """`execute`, raising Renode's own words, verbatim, when it printed anything but
+        the success output of the command (an empty answer, or a number when asked for)."""
+        lines = self.execute(command, timeout)
+        wrong = [line for line in lines if not _BENIGN.match(line)
+                 and not (expect_number and _NUMBER.match(line))]
+        if wrong:
+            raise RenodeError(f"{self.label}: '{command}' failed: {' | '.join(wrong)}")
+        return lines
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class RenodeInstance:
+    """One Renode process: `start()` launches it and runs `setup` (monitor commands that
+    create the machine and its UART terminal on `terminal_port`) and ``start``; `url`
+    reaches the UART; `stop()` quits it."""
+
+    simulator = "Renode"
+
+    def __init__(
+        self,
+        binary: str,
+        setup: list[str],
+        terminal_port: int,
+        *,
+        description: str = "Renode",
+        start_timeout: float = 60.0,
+        command_timeout: float = 30.0,
+        cpu: str = "sysbus.cpu",
+        extra_args: list[str] | tuple[str, ...] = (),
+    ):
+        self.binary = binary
+        self.setup = list(setup)
+        self.terminal_port = terminal_port
+        self.description = description
+        self.start_timeout = start_timeout
+        self.command_timeout = command_timeout
+        self.cpu = cpu
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen | None = None
+        self.monitor: RenodeMonitor | None = None
+        self.monitor_port: int | None = None
+        self.url: str | None = None
+        self._log_path: Path | None = None
+
+    def describe(self) -> str:
+        return self.description
+
+    def command(self) -> list[str]:
+        return [self.binary, "--disable-xwt", "--plain", "--port", str(self.monitor_port),
+                *self.extra_args]
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start(self) -> RenodeInstance:
+        if self.running:
+            return self
+        binary = shutil.which(self.binary)
+        if binary is None:
+            raise RenodeError(f"{self.binary}: {NOT_FOUND}")
+        self.binary = binary
+        self.monitor_port = free_port()
+        fd, log_name = tempfile.mkstemp(prefix="renode-", suffix=".log")
+        self._log_path = Path(log_name)
+        with os.fdopen(fd, "wb") as log_file:
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        with _live_lock:
+            _live_instances.add(self)
+        try:
+            label = f"{self.description} (pid {self.process.pid})"
+            self.monitor = RenodeMonitor.connect(
+                self.monitor_port, time.monotonic() + self.start_timeout, label,
+                alive=lambda: self.running)
+            for command in [*self.setup, "start"]:
+                self.run(command)
+            self.url = f"socket://127.0.0.1:{self.terminal_port}"
+        except RenodeError as exc:
+            error = exc if self.running else self._exited_error("while starting")
+            self.stop()
+            raise error from None
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def run(self, command: str, expect_number: bool = False) -> list[str]:
+        """A monitor command (see `RenodeMonitor.run`); Renode's exit is said as such."""
+        if self.monitor is None:
+            raise RenodeError(f"{self.description}: not started")
+        try:
+            return self.monitor.run(command, self.command_timeout, expect_number)
+        except RenodeError as exc:
+            if self.process is not None and not _wait_exit(self.process, 0.5):
+                raise self._exited_error(f"during '{command}'") from exc
+            raise
+
+    def executed_instructions(self) -> int:
+        """``<cpu> ExecutedInstructions``: instructions the CPU executed since it started."""
+        lines = self.run(f"{self.cpu} ExecutedInstructions", expect_number=True)
+        numbers = [line for line in lines if _NUMBER.match(line)]
+        if not numbers:
+            raise RenodeError(f"{self.description}: '{self.cpu} ExecutedInstructions' "
+                              f"printed no number")
+        return int(numbers[-1], 0)
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """``quit`` through the monitor, then SIGTERM, then SIGKILL; returns the exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None and self.monitor is not None:
+            try:
+                self.monitor.sock.sendall(b"quit\n")
+            except OSError:
+                pass
+            _wait_exit(process, min(timeout, 3.0))
+        if self.monitor is not None:
+            self.monitor.close()
+        if process.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                process.wait()
+        with _live_lock:
+            _live_instances.discard(self)
+        if self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
+            self._log_path = None
+        return process.returncode
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> RenodeInstance:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def log(self) -> str:
+        """What Renode printed on its console so far (its log)."""
+        if self._log_path is None:
+            return ""
+        try:
+            return self._log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def exit_details(self, limit: int = 300) -> str:
+        """What to add to "Renode exited": the end of its console output."""
+        text = " | ".join(line.strip() for line in self.log().splitlines() if line.strip())
+        return f" (Renode output: {text[-limit:]})" if text else ""
+
+    def _exited_error(self, when: str) -> RenodeError:
+        assert self.process is not None
+        code = self.process.wait()
+        return RenodeError(
+            f"{self.description} exited with code {code} {when}{self.exit_details(800)}")
+
+
+def _wait_exit(process: subprocess.Popen, timeout: float) -> bool:
+    """True when `process` still runs after `timeout` seconds."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _live_lock:
+        instances = list(_live_instances)
+    for instance in instances:
+        try:
+            instance.stop(timeout=1.0)
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
+
+
+# The monitor's count around each PROCESS request: the CPU's own instruction counter over the
+# inference (plus the few instructions of the request's frame), beside the firmware's count.
+EXECUTED_INSTRUCTIONS = "renode_executed_instructions"
+
+
+
+class RenodeUARTProtocol(QemuUARTProtocol):
+    """The UART protocol to a Renode board (`board`: its `RenodeInstance`): the firmware's
+    instruction count per inference, as on QEMU, and Renode's own count of the CPU's
+    instructions over each PROCESS request (``renode_executed_instructions``)."""
+
+    def initialize_client(self) -> bool:
+        self._executed: list[int] = []
+        return super().initialize_client()
+
+    def request_processing(self, get_time_func=time.perf_counter) -> bool:
+        before = self.board.executed_instructions()
+        ok = super().request_processing(get_time_func)
+        if ok:
+            self._executed.append(self.board.executed_instructions() - before)
+        return ok
+
+    def download_statistics(self, final: bool = False) -> Measurements:
+        stats = super().download_statistics(final=final)
+        if self._executed:
+            stats[EXECUTED_INSTRUCTIONS] = list(self._executed)
+        return stats
