@@ -125,6 +125,10 @@ class SuiteFile(pytest.File):
 
 
 class SuiteItem(pytest.Item):
+    # a suite case uses no fixtures; other plugins' setup hooks (labgrid's) read this
+    # attribute of every item as pytest's Function items have it
+    fixturenames: tuple[str, ...] = ()
+
     def __init__(self, *, case, target_name: str, **kwargs):
         super().__init__(**kwargs)
         self.case = case
