@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,14 @@ def make_target(lab, name: str, selector: str, **timeouts) -> Target:
 
 def manager(tmp_path: Path) -> SessionManager:
     return SessionManager(tmp_path / "work", lock_dir=tmp_path / "locks", keep_leases=False)
+
+
+def waiting(lab) -> int:
+    """Reservations waiting for a place at the coordinator."""
+    from labgrid.remote.common import Reservation, ReservationState
+
+    return sum(Reservation.from_pb2(r).state is ReservationState.waiting
+               for r in lab.call("GetReservations").reservations)
 
 
 def test_tagged_target_pools_the_matching_places_and_the_listing_shows_holders(lab, tmp_path):
@@ -159,14 +168,15 @@ def test_exporter_killed_mid_test_names_place_and_exporter(lab, tmp_path):
 def test_suite_across_places(lab, pytester, tmp_path_factory, models_dir):
     """digits' int8 TFLite case and MLPerf Tiny KWS through --target=lab-m4 with -n 2: each
     worker on its own place, outputs bit-exact with qemu-m4 (each suite's reference set to
-    qemu-m4, compared sample by sample)."""
+    qemu-m4, compared sample by sample). The workers first wait for places held by alice."""
     require_lab()
     pytest.importorskip("xdist")
     kws = models_dir / "mlperf_tiny" / "kws_ref_model.tflite"
     targets = pytester.path / "targets"
     targets.mkdir()
     shutil.copy(REPO / "targets" / "qemu-m4.yaml", targets)
-    (targets / "lab-m4.yaml").write_text(lab.target_yaml("lab-m4", "place_tags: {board: qemu-m4}"))
+    (targets / "lab-m4.yaml").write_text(
+        lab.target_yaml("lab-m4", "place_tags: {board: qemu-m4}", lock=900))
     digits = (REPO / "suites" / "digits.yaml").read_text()
     digits = digits.replace("models/digits/", f"{REPO}/models/digits/")
     (pytester.path / "digits.yaml").write_text(
@@ -184,11 +194,25 @@ def test_suite_across_places(lab, pytester, tmp_path_factory, models_dir):
         hil_compile_cache = compile-cache
         hil_timeout = 120
         """)
-    result = pytester.runpytest_subprocess(
+    runs = 2 if kws.is_file() else 1
+    # both places held by alice until every worker waits for one: the coordinator then hands
+    # each waiting reservation its own place, whatever order the workers got there in
+    for place in ("m4-a", "m4-b"):
+        lab.labgrid_client("alice", "-p", place, "acquire")
+    outcome = []
+    run = threading.Thread(target=lambda: outcome.append(pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-n", "2", *[p.name for p in pytester.path.glob("*.yaml")],
         "-k", selected, "--samples", "5", f"--models-path={models_dir}", "--target=lab-m4",
-        timeout=900)
-    runs = 2 if kws.is_file() else 1
+        timeout=900)))
+    run.start()
+    try:
+        wait_for("every worker waiting for a place",
+                 lambda: waiting(lab) >= runs or not run.is_alive(), timeout=900)
+    finally:
+        for place in ("m4-a", "m4-b"):
+            lab.labgrid_client("alice", "-p", place, "release")
+        run.join()
+    (result,) = outcome
     result.assert_outcomes(passed=runs)
     results = pytester.path / "results" / "tests"
     records = [json.loads(p.read_text()) for p in results.glob("*.json")]

@@ -316,12 +316,15 @@ class LabgridKind(TargetKind):
         """One slot per matching place (one when the coordinator cannot be asked): a slot
         bounds how many sessions this machine opens at once, the coordinator picks the
         place."""
-        count = 1
-        if labgrid_installed():
-            try:
-                count = max(1, len(self._view()[0]))
-            except TargetError:
-                pass
+        count = getattr(self, "_slots", None)
+        if count is None:  # asked once per Target: every pool use asks again
+            count = 1
+            if labgrid_installed():
+                try:
+                    count = max(1, len(self._view()[0]))
+                except TargetError:
+                    pass
+            self._slots = count
         key = f"labgrid:{self.coordinator}:{self.selector()}"
         return [Instance(i, f"slot {i}", f"{key}:{i}", None) for i in range(count)]
 
