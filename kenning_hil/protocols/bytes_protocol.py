@@ -305,6 +305,7 @@ class BytesProtocol(RuntimeProtocol):
             send = channel.transport.send
             for frame in frames:
                 send(frame)
+            unread_before = sum(map(len, frames))  # progress: the target read some of it
             deadline = start + timeout
             wait = timeout  # the nominal timeout first: the transport's bound stays as it is
             while True:
@@ -319,10 +320,19 @@ class BytesProtocol(RuntimeProtocol):
                     return event
                 wait = deadline - time.monotonic()
                 if event is None:
+                    # A target still reading the request (an upload to an emulator starved of
+                    # CPU moves a few kB/s): the timeout counts from when it stops reading.
+                    unread = channel.transport.unread() if raise_timeout else None
+                    if unread and unread < unread_before:
+                        unread_before = unread
+                        deadline = time.monotonic() + timeout
+                        wait = timeout
+                        continue
                     if not raise_timeout:
                         return None
+                    still = f" ({unread} bytes of the request still unread)" if unread else ""
                     raise RequestTimeoutError(
-                        f"no answer within {timeout:g} s{channel.pending_layout_hint()}"
+                        f"no answer within {timeout:g} s{still}{channel.pending_layout_hint()}"
                         f"{self._recent_logs()}",
                         channel.name,
                         message_type,
@@ -381,6 +391,7 @@ class BytesProtocol(RuntimeProtocol):
                     if self.resend_preamble:
                         send(self.resend_preamble)
                     channel.send_frames(frames)
+                    unread_before += len(self.resend_preamble) + sum(map(len, frames))
                     deadline = time.monotonic() + timeout
                     wait = timeout  # the whole timeout again, not what was left of the first
                 # a positive ACKNOWLEDGE (receipt) or a stray REQUEST: keep waiting

@@ -1,16 +1,20 @@
-"""A partial frame is dropped as stalled only when the line is still quiet when the reader
-looks: bytes that arrived while the host process was not running (a loaded machine)
-complete it (#16 finding 6, #22). Over a real pty; the test places the late bytes itself,
-so the result does not depend on machine load."""
+"""The UART host against a target that is slow the way an emulator starved of CPU is (#16
+finding 6, #22): a partial frame is dropped as stalled only when the line is still quiet
+when the reader looks (bytes that arrived while the host process was not running complete
+it), and an upload the target is still reading is not timed out. Real pty and sockets; the
+tests set the pace themselves, so results do not depend on machine load."""
 
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
 
 from kenning_hil.core.protocol import Flag, FlowControl, MessageType
+from kenning_hil.protocols.bytes_protocol import UARTProtocol
 from kenning_hil.protocols.channel import Corruption, MessageChannel
-from kenning_hil.protocols.frame import encode_frame
+from kenning_hil.protocols.frame import FrameDecoder, encode_frame
 from kenning_hil.protocols.uart import SerialTransport
 
 STALL = 0.2
@@ -57,3 +61,56 @@ def test_bytes_that_came_while_the_reader_slept_complete_the_frame():
     finally:
         os.close(master)
         os.close(slave)
+
+
+class SlowReader:
+    """A UART target on a loopback socket that reads the line at ~1.3 kB/s (64 bytes every
+    50 ms, its own pace), like firmware on an emulator starved of CPU, and answers every
+    request OK once it has read it."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.requests: list[int] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        decoder = FrameDecoder(136)
+        with conn:
+            while True:
+                time.sleep(0.05)
+                data = conn.recv(64)
+                if not data:
+                    return
+                decoder.feed(data)
+                while (frame := decoder.next()) is not None:
+                    if frame.flags & Flag.LAST:
+                        self.requests.append(frame.message_type)
+                        conn.sendall(encode_frame(frame.message_type, FlowControl.TRANSMISSION,
+                                                  Flag.SUCCESS | Flag.IS_ZEPHYR | Flag.FIRST
+                                                  | Flag.LAST))
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(5)
+
+
+def test_upload_to_a_target_still_reading_it_is_not_timed_out():
+    """The MODEL timeout (here 2 s + 2 x size / line rate = 2.9 s) counts from when the
+    target stops reading, not from the first byte: a 5 kB upload read at 1.3 kB/s takes
+    ~4.5 s and succeeds (#16 finding 6: uploads to QEMU on a loaded machine timed out)."""
+    target = SlowReader()
+    client = UARTProtocol(port=target.url, timeout=2.0)
+    try:
+        client.initialize_client()
+        model = bytes(range(256)) * 20
+        assert client.model_timeout(len(model)) < 3.0
+        start = time.monotonic()
+        assert client.upload_model_bytes(model)
+        assert time.monotonic() - start > client.model_timeout(len(model))
+        assert target.requests == [MessageType.PING, MessageType.MODEL]
+    finally:
+        client.disconnect()
+        target.close()

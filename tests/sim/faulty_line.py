@@ -18,6 +18,8 @@ import threading
 import time
 from urllib.parse import urlparse
 
+from kenning_hil.protocols.upload_progress import socket_unread
+
 
 class FaultyLine:
     def __init__(self, board_url: str):
@@ -80,8 +82,12 @@ class FaultyLine:
     def _relay_requests(self) -> None:
         assert self._host is not None
         while not self._closed:
+            # Pass bytes on only as the board reads them, so what it has not read yet waits
+            # on the host's side, where the host sees it (Transport.unread), as without a relay
+            while (socket_unread(self._board) or 0) > 512 and not self._closed:
+                time.sleep(0.02)
             try:
-                data = bytearray(self._host.recv(4096))
+                data = bytearray(self._host.recv(1024))
             except OSError:
                 return
             if not data:

@@ -67,16 +67,17 @@ def test_line_noise_and_corrupt_frames_then_a_good_session(board, client):
         assert "corrupt PING frame" in client.logs[-1]
     except TimeoutError:
         pass
-    assert client.connect().success
-    # a checksum error on a clean line is always asked for again (#16 finding 6)
+    assert client.connect(timeout=3, attempts=5).success  # as a host connects after noise
+    # a checksum error on a clean line is always asked for again (#16 finding 6); the waits
+    # are generous for a QEMU descheduled on a loaded machine, the board answers at once
     client.send_raw(ping[:5] + bytes([ping[5] ^ 0x01]) + ping[6:])
-    client.retransmit_request(MessageType.PING, timeout=5)
+    client.retransmit_request(MessageType.PING, timeout=15)
     assert "corrupt PING frame: checksum" in client.logs[-1]
     client.send_raw(UARTProtocol.resend_preamble)
     assert client.connect().success
     # a truncated frame is asked for again once the line has been quiet for a while
     client.send_raw(request_frames(MessageType.IO_SPEC, bytes(356))[:60])
-    client.retransmit_request(MessageType.IO_SPEC, timeout=5)
+    client.retransmit_request(MessageType.IO_SPEC, timeout=15)
     assert "truncated IO_SPEC frame" in client.logs[-1]
     assert client.connect().success
     assert client.request(MessageType.STATS).success
