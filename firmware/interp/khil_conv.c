@@ -47,6 +47,11 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
         return 0;
     }
     const int32_t k = p->k_h * p->k_w * p->f_in_c;
+#if KHIL_HAVE_MVE
+    /* each output channel's bias with the input offset folded in, four pixels' accumulators,
+     * then four int8 columns */
+    return 20u * (uint32_t)p->out_c + 4u * (((uint32_t)k + 3u) & ~3u);
+#endif
     /* input depths that are not a multiple of 4: the receptive field gathered as int8 first */
     const uint32_t gather = (p->in_c & 3) != 0 ? ((uint32_t)k + 3u) & ~3u : 0u;
     /* each output channel's folded requantisation, prepared once per inference */
@@ -131,6 +136,7 @@ static inline uint32_t clamp4(uint32_t v, uint32_t lo4, uint32_t hi4)
     return khil_smin8(khil_smax8(v, lo4), hi4);
 }
 
+#if !KHIL_HAVE_MVE
 /* The receptive field of output pixel `pixel` (batch-major) as column j. Input depths that are
  * a multiple of 4 go straight into the column, a tap at a time; others (e.g. an RGB first
  * layer) are gathered as int8 into `gather` first (padding as the zero point, i.e. 0 once the
@@ -370,6 +376,177 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
         }
     }
 }
+
+#else /* KHIL_HAVE_MVE */
+
+/* Helium CONV_2D: int8 receptive fields (no widening: VMLADAVA multiplies 16 int8 pairs into
+ * an int32 sum), the input offset moved into each channel's bias as offset * sum(weights) (the
+ * same integer sum: w . (x + off) = w . x + off * sum(w); padding is gathered as the zero
+ * point, i.e. 0 once offset), four output pixels per pass over a weight row, and the
+ * requantisation of those four in one vector. Scratch: the channels' folded biases, then four
+ * int8 columns of K values. A 1x1 convolution with stride 1 reads its columns straight from
+ * the input. */
+
+/* dst[0..n) = src[0..n) (n >= 0), 16 bytes per step, the last step predicated. */
+static inline void mve_copy8(int8_t *dst, const int8_t *src, int32_t n)
+{
+    for (int32_t i = 0; i < n; i += 16) {
+        const mve_pred16_t m = vctp8q((uint32_t)(n - i));
+        vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, m), m);
+    }
+}
+
+static inline void mve_fill8(int8_t *dst, int8_t v, int32_t n)
+{
+    const int8x16_t d = vdupq_n_s8(v);
+    for (int32_t i = 0; i < n; i += 16) {
+        vstrbq_p_s8(dst + i, d, vctp8q((uint32_t)(n - i)));
+    }
+}
+
+/* The receptive field of output pixel `pixel` (batch-major) as K int8 values. */
+static void conv_column_i8(const khil_conv_params *p, const int8_t *x, int32_t pixel,
+                           int8_t *col)
+{
+    const int32_t ox = pixel % p->out_w;
+    const int32_t rest = pixel / p->out_w;
+    const int32_t oy = rest % p->out_h;
+    const int32_t b = rest / p->out_h;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    const int32_t ic = p->in_c;
+    const int8_t pad = (int8_t)(-p->input_offset);
+    for (int32_t fy = 0; fy < p->k_h; fy++) {
+        const int32_t iy = iy0 + p->dilation_h * fy;
+        const int row_inside = iy >= 0 && iy < p->in_h;
+        for (int32_t fx = 0; fx < p->k_w; fx++, col += ic) {
+            const int32_t ix = ix0 + p->dilation_w * fx;
+            if (row_inside && ix >= 0 && ix < p->in_w) {
+                mve_copy8(col, x + ((b * p->in_h + iy) * p->in_w + ix) * ic, ic);
+            } else {
+                mve_fill8(col, pad, ic);
+            }
+        }
+    }
+}
+
+/* s[j] = bias + w . c_j over k values, j = 0..3: a tail-predicated low-overhead loop (DLSTP /
+ * LETP: the last step loads and sums only the remaining values, nothing past a column or the
+ * weight row is read), 9 instructions per 16 values of the four columns. VMLADAVA needs even
+ * accumulator registers, hence the fixed ones. */
+static inline void mve_dot_1x4(const int8_t *w, const int8_t *c0, const int8_t *c1,
+                               const int8_t *c2, const int8_t *c3, int32_t k, int32_t bias,
+                               int32_t *s)
+{
+    register int32_t s0 __asm__("r0") = bias;
+    register int32_t s1 __asm__("r2") = bias;
+    register int32_t s2 __asm__("r4") = bias;
+    register int32_t s3 __asm__("r6") = bias;
+    __asm__ volatile("dlstp.8     lr, %[k]\n"
+                     "1:\n\t"
+                     "vldrb.8     q0, [%[w]], #16\n\t"
+                     "vldrb.8     q1, [%[c0]], #16\n\t"
+                     "vmladava.s8 %[s0], q0, q1\n\t"
+                     "vldrb.8     q1, [%[c1]], #16\n\t"
+                     "vmladava.s8 %[s1], q0, q1\n\t"
+                     "vldrb.8     q1, [%[c2]], #16\n\t"
+                     "vmladava.s8 %[s2], q0, q1\n\t"
+                     "vldrb.8     q1, [%[c3]], #16\n\t"
+                     "vmladava.s8 %[s3], q0, q1\n\t"
+                     "letp        lr, 1b"
+                     : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [w] "+r"(w),
+                       [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3)
+                     : [k] "r"(k), "m"(*(const int8_t(*)[])w), "m"(*(const int8_t(*)[])c0),
+                       "m"(*(const int8_t(*)[])c1), "m"(*(const int8_t(*)[])c2),
+                       "m"(*(const int8_t(*)[])c3)
+                     : "q0", "q1", "lr");
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/* LiteRT's MultiplyByQuantizedMultiplier (double rounding) of four channels' accumulators, with
+ * per-lane multipliers and shifts: VQRDMULH is gemmlowp's SaturatingRoundingDoublingHighMul;
+ * RoundingDivideByPOT (ties away from zero) is VRSHL (ties up) of the value minus 1 where it is
+ * negative and the shift is a right shift (saturating: INT32_MIN stays). */
+static inline int32x4_t mve_requant(int32x4_t v, int32x4_t mult, int32x4_t shift)
+{
+    const int32x4_t right = vminq_s32(shift, vdupq_n_s32(0));
+    v = vshlq_s32(v, vmaxq_s32(shift, vdupq_n_s32(0)));
+    v = vqrdmulhq_s32(v, mult);
+    v = vqaddq_s32(v, vshrq_n_s32(vandq_s32(v, right), 31));
+    return vrshlq_s32(v, right);
+}
+
+static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
+{
+    const int32_t k = p->k_h * p->k_w * p->f_in_c;
+    const int32_t oc = p->out_c;
+    const int32_t pixels = p->batches * p->out_h * p->out_w;
+    int32_t *bias = (int32_t *)(void *)op->scratch;
+    int32_t *sums = bias + oc; /* [4][oc]: the four pixels' accumulators */
+    int8_t *col = (int8_t *)(sums + 4 * oc);
+    const int32_t kc = (k + 3) & ~3; /* column stride */
+    const int direct = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+                       p->pad_h == 0 && p->pad_w == 0 && p->out_h == p->in_h &&
+                       p->out_w == p->in_w;
+    for (int32_t c = 0; c < oc; c++) {
+        const int8_t *w = p->weights + c * k;
+        int32_t sum = 0;
+        for (int32_t i = 0; i < k; i += 16) {
+            sum = vaddvaq_s8(sum, vldrbq_z_s8(w + i, vctp8q((uint32_t)(k - i))));
+        }
+        bias[c] = (int32_t)((uint32_t)bias_of(p, c) + (uint32_t)p->input_offset * (uint32_t)sum);
+    }
+    const int32x4_t out_offset = vdupq_n_s32(p->output_offset);
+    const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
+    for (int32_t pix = 0; pix < pixels; pix += 4) {
+        const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
+        const int8_t *cj[4];
+        for (int32_t j = 0; j < 4; j++) {
+            const int32_t jj = j < n ? j : 0; /* missing pixels repeat the first */
+            if (direct) {
+                cj[j] = x + (pix + jj) * k;
+            } else {
+                cj[j] = col + jj * kc;
+                if (j < n) {
+                    conv_column_i8(p, x, pix + j, col + j * kc);
+                }
+            }
+        }
+        const int8_t *w = p->weights;
+        for (int32_t c = 0; c < oc; c++, w += k) {
+            int32_t s[4];
+            mve_dot_1x4(w, cj[0], cj[1], cj[2], cj[3], k, bias[c], s);
+            sums[c] = s[0];
+            sums[oc + c] = s[1];
+            sums[2 * oc + c] = s[2];
+            sums[3 * oc + c] = s[3];
+        }
+        /* requantisation, four channels at a time */
+        int8_t *yp = y + pix * oc;
+        for (int32_t c = 0; c < oc; c += 4) {
+            const mve_pred16_t m = vctp32q((uint32_t)(oc - c));
+            int32x4_t mult, shift;
+            if (p->per_channel) {
+                mult = vldrwq_z_s32(p->mult + c, m);
+                shift = vldrbq_z_s32(p->shift + c, m);
+            } else {
+                mult = vdupq_n_s32(p->mult[0]);
+                shift = vdupq_n_s32(p->shift[0]);
+            }
+            for (int32_t j = 0; j < n; j++) {
+                int32x4_t v = mve_requant(vldrwq_z_s32(sums + j * oc + c, m), mult, shift);
+                v = vminq_s32(vmaxq_s32(vaddq_s32(v, out_offset), lo), hi);
+                vstrbq_p_s32(yp + j * oc + c, v, m);
+            }
+        }
+    }
+    (void)op;
+}
+
+#endif /* KHIL_HAVE_MVE */
 
 /* Grouped convolution: the reference loops. */
 static void conv_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
