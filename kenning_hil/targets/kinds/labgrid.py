@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import os
 import shlex
 import shutil
@@ -96,10 +97,28 @@ def _event_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+class _QuietLabgrid(logging.Filter):
+    """labgrid's client reports a lost coordinator on the root logger; kenning-hil raises
+    its own error instead (with labgrid's last words in it), so those lines are kept here."""
+
+    last = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "root" and f"{os.sep}labgrid{os.sep}remote{os.sep}" in record.pathname:
+            _QuietLabgrid.last = record.getMessage().splitlines()[0]
+            return False
+        return True
+
+
+_quiet = _QuietLabgrid()
+
+
 class LabClient:
     """A labgrid ClientSession to one coordinator, used synchronously."""
 
     def __init__(self, address: str, host: str, user: str):
+        if _quiet not in logging.getLogger().filters:
+            logging.getLogger().addFilter(_quiet)
         from labgrid.remote.client import ClientSession
         from labgrid.util.proxy import proxymanager
 
@@ -127,13 +146,14 @@ class LabClient:
         asyncio.set_event_loop(self.loop)
         grpc_address = proxymanager.get_grpc_address(address, default_port=20408)
         self.session = _Session(grpc_address, self.loop)
+        _QuietLabgrid.last = ""
         try:
             self.run(self.session.start(), CONNECT_TIMEOUT)
         except BaseException as exc:
             self.close()
             raise TargetError(
-                f"cannot reach the labgrid coordinator at {address}: {_reason(exc)}",
-                "connection") from exc
+                f"cannot reach the labgrid coordinator at {address}: "
+                f"{_QuietLabgrid.last or _reason(exc)}", "connection") from exc
 
     def run(self, coroutine, timeout: float | None = None):
         if timeout is not None:
@@ -342,7 +362,9 @@ class LabgridKind(TargetKind):
         try:
             matching, places = self._view()
         except TargetError as exc:
+            self._slots = 1
             return False, str(exc)
+        self._slots = max(1, len(matching))
         if not matching:
             known = ", ".join(sorted(places)) or "none"
             return False, (f"no place matches {self.selector()} at coordinator "
