@@ -225,3 +225,22 @@ def test_suite_across_places(lab, pytester, tmp_path_factory, models_dir):
     if runs == 2:
         assert {r["session"]["place"] for r in records} == {"m4-a", "m4-b"}
     assert lab.holder("m4-a") is None and lab.holder("m4-b") is None
+
+
+def test_power_and_flash_commands_run_as_the_holder(lab, tmp_path):
+    """`power` runs `labgrid-client env`, which only the place's holder may run: it prints
+    the place's resources, so it ran as this process's identity. A failing `flash` is an
+    infrastructure error (flash) naming the place, and the place is released."""
+    target = make_target(lab, "lab-a", "place: m4-a\npower: labgrid-client env")
+    sessions = manager(tmp_path)
+    with sessions.use(target) as session:
+        port = session.info["url"].rsplit(":", 1)[1]
+    log = (tmp_path / "work" / "lab-a-m4-a-power.log").read_text()
+    assert "NetworkSerialPort" in log and f"port: {port}" in log, log
+    failing = make_target(lab, "lab-a", "place: m4-a\nflash: sh -c 'echo no probe >&2; exit 3'")
+    with pytest.raises(TargetError) as failed, sessions.use(failing):
+        pass
+    assert failed.value.infrastructure == "flash"
+    assert str(failed.value).startswith(
+        "target 'lab-a' place m4-a: flash command failed with code 3: no probe (log ")
+    assert lab.holder("m4-a") is None

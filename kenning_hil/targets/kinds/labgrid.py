@@ -75,6 +75,12 @@ def labgrid_installed() -> bool:
     return importlib.util.find_spec("labgrid") is not None
 
 
+def command_path() -> str:
+    """PATH for the flash and power commands: this Python's scripts folder first, so the
+    `labgrid-client` installed with kenning-hil's extra is found without an activated venv."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def identity() -> tuple[str, str]:
     """(host, user) this process acquires places as: one identity per process, so the guard
     of a killed worker releases only that worker's place."""
@@ -354,7 +360,7 @@ class LabgridKind(TargetKind):
         for key in ("flash", "power"):
             if key in self.description.options:
                 tool = shlex.split(self.description.options[key])[0]
-                if shutil.which(tool) is None:
+                if shutil.which(tool, path=command_path()) is None:
                     return False, f"{key} tool '{tool}' not found on PATH"
         firmware = self.firmware_path()
         if firmware is not None and not firmware.is_file():
@@ -456,7 +462,9 @@ class LabgridKind(TargetKind):
             place=place, firmware=firmware or "", coordinator=self.coordinator)
         cmd = shlex.split(text)
         env = {**os.environ, "LG_COORDINATOR": self.coordinator, "LG_PLACE": place,
-               "LG_USERNAME": user, "LG_HOSTNAME": host}
+               "LG_USERNAME": user, "LG_HOSTNAME": host, "PATH": command_path()}
+        found = shutil.which(cmd[0], path=env["PATH"])
+        cmd[0] = found or cmd[0]
         log = Path(context.workdir) / f"{self.description.name}-{place}-{key}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         category = "flash" if key == "flash" else "boot"
