@@ -61,6 +61,12 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
 
 uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
 {
+#if KHIL_HAVE_MVE
+    /* each group of 8 channels' bias and requantisation (dw_group: 96 bytes) */
+    if (p->depth_multiplier == 1) {
+        return 96u * (uint32_t)((p->in_c + 7) / 8);
+    }
+#endif
     (void)p;
     return 0;
 }
@@ -70,6 +76,7 @@ static inline int32_t bias_of(const khil_conv_params *p, int32_t c)
     return p->bias != NULL ? khil_load_i32(p->bias + 4 * c) : 0;
 }
 
+#if !KHIL_HAVE_MVE /* the DSP-extension kernels' helpers */
 /* Requantisation of output channel c, prepared once and applied to several accumulators. */
 typedef struct {
     khil_rq rq;
@@ -136,7 +143,6 @@ static inline uint32_t clamp4(uint32_t v, uint32_t lo4, uint32_t hi4)
     return khil_smin8(khil_smax8(v, lo4), hi4);
 }
 
-#if !KHIL_HAVE_MVE
 /* The receptive field of output pixel `pixel` (batch-major) as column j. Input depths that are
  * a multiple of 4 go straight into the column, a tap at a time; others (e.g. an RGB first
  * layer) are gathered as int8 into `gather` first (padding as the zero point, i.e. 0 once the
@@ -605,6 +611,7 @@ void khil_kernel_conv(const khil_op *op, khil_tensor *t)
     }
 }
 
+#if !KHIL_HAVE_MVE
 /* A 3x3 window (dilation 1) of four channels: input taps `step` bytes apart in a row, rows
  * `row_x` bytes apart; weights pre-widened, tap t at w[2t] = (ch0, ch2) and w[2t+1] = (ch1, ch3)
  * as int16 pairs. In assembly with the DSP extension (74 instructions per 36 MACs, the sums kept
@@ -709,6 +716,8 @@ static inline int32_t window_class(int32_t i0, int32_t size, int32_t *start)
     return 1;
 }
 
+#endif /* !KHIL_HAVE_MVE */
+
 /* The taps f of one axis inside the input for an output position: 0 <= i0 + d * f < size. */
 static inline void taps_inside(int32_t i0, int32_t d, int32_t size, int32_t k, int32_t *f0,
                                int32_t *f1)
@@ -718,6 +727,7 @@ static inline void taps_inside(int32_t i0, int32_t d, int32_t size, int32_t k, i
     *f1 = end < k ? end : k;
 }
 
+#if !KHIL_HAVE_MVE
 /* Accumulates the taps of output pixel (b, oy, ox) inside the input for channels c..c+3 (any
  * geometry; border pixels, and interiors the 3x3 block does not cover). */
 static void depthwise_taps4(const khil_conv_params *p, const int8_t *x, int32_t b, int32_t oy,
@@ -975,6 +985,114 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
     }
 }
 
+#endif /* !KHIL_HAVE_MVE */
+
+#if KHIL_HAVE_MVE
+/* Helium DEPTHWISE_CONV_2D (depth multiplier 1): eight channels per vector as int16 (input
+ * offset added: |x + offset| <= 255), VMULLB / VMULLT giving the even and the odd channels'
+ * int32 products, so each tap is 7 instructions for 8 MACs; any kernel size, stride, dilation
+ * and padding (only the taps inside the input are visited, as in the reference). The channel
+ * group's bias and requantisation, split into even and odd channels, are prepared once per
+ * inference in the op's scratch; the two int32 halves are narrowed back into channel order
+ * (VMOVNB / VMOVNT) and stored as 8 bytes. A partial last group is predicated. */
+typedef struct {
+    int32_t bias[2][4]; /* [even, odd][lane]: channel 8g + 2 lane + (0 | 1) */
+    int32_t mult[2][4];
+    int32_t shift[2][4];
+} dw_group;
+
+static void dw_groups_make(const khil_conv_params *p, dw_group *g)
+{
+    memset(g, 0, sizeof(dw_group) * (size_t)((p->in_c + 7) / 8));
+    for (int32_t c = 0; c < p->in_c; c++) {
+        dw_group *d = &g[c / 8];
+        const int32_t half = c & 1, lane = (c & 7) / 2;
+        const int32_t q = p->per_channel ? c : 0;
+        d->bias[half][lane] = bias_of(p, c);
+        d->mult[half][lane] = p->mult[q];
+        d->shift[half][lane] = p->shift[q];
+    }
+}
+
+/* Geometry of one output pixel's valid taps, as offsets from channel 0. */
+typedef struct {
+    const int8_t *x, *w; /* first valid tap */
+    int32_t nfy, nfx;
+    int32_t x_row, x_col, w_row, w_col;
+} dw_taps;
+
+static inline __attribute__((always_inline)) void
+dw_group_pixel(const dw_group *g, const dw_taps *t, int32_t c, int16_t off, mve_pred16_t m,
+               int full, const khil_conv_params *p, int8_t *y)
+{
+    int32x4_t e = vld1q_s32(g->bias[0]), o = vld1q_s32(g->bias[1]);
+    const int8_t *xr = t->x + c, *wr = t->w + c;
+    for (int32_t fy = 0; fy < t->nfy; fy++, xr += t->x_row, wr += t->w_row) {
+        const int8_t *xp = xr, *wp = wr;
+        for (int32_t fx = 0; fx < t->nfx; fx++, xp += t->x_col, wp += t->w_col) {
+            const int16x8_t xv = vaddq_n_s16(full ? vldrbq_s16(xp) : vldrbq_z_s16(xp, m), off);
+            const int16x8_t wv = full ? vldrbq_s16(wp) : vldrbq_z_s16(wp, m);
+            e = vaddq_s32(e, vmullbq_int_s16(xv, wv));
+            o = vaddq_s32(o, vmulltq_int_s16(xv, wv));
+        }
+    }
+    const int32x4_t out = vdupq_n_s32(p->output_offset);
+    const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
+    e = mve_requant(e, vld1q_s32(g->mult[0]), vld1q_s32(g->shift[0]));
+    o = mve_requant(o, vld1q_s32(g->mult[1]), vld1q_s32(g->shift[1]));
+    e = vminq_s32(vmaxq_s32(vaddq_s32(e, out), lo), hi);
+    o = vminq_s32(vmaxq_s32(vaddq_s32(o, out), lo), hi);
+    const int16x8_t r = vmovntq_s32(vmovnbq_s32(vdupq_n_s16(0), e), o);
+    if (full) {
+        vstrbq_s16(y + c, r);
+    } else {
+        vstrbq_p_s16(y + c, r, m);
+    }
+}
+
+static void depthwise_mve(const khil_op *op, const khil_conv_params *p, const int8_t *x,
+                          int8_t *y)
+{
+    const int32_t ih = p->in_h, iw = p->in_w, ch = p->in_c;
+    const int32_t kh = p->k_h, kw = p->k_w, dh = p->dilation_h, dw = p->dilation_w;
+    dw_group *groups = (dw_group *)(void *)op->scratch;
+    dw_groups_make(p, groups);
+    const int32_t full_ch = ch & ~7;
+    const mve_pred16_t m = vctp16q((uint32_t)(ch - full_ch));
+    const int16_t off = (int16_t)p->input_offset;
+    dw_taps t;
+    t.x_row = dh * iw * ch;
+    t.x_col = dw * ch;
+    t.w_row = kw * ch;
+    t.w_col = ch;
+    for (int32_t b = 0; b < p->batches; b++) {
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            int32_t fy0, fy1;
+            taps_inside(iy0, dh, ih, kh, &fy0, &fy1);
+            t.nfy = fy1 - fy0;
+            for (int32_t ox = 0; ox < p->out_w; ox++) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                int32_t fx0, fx1;
+                taps_inside(ix0, dw, iw, kw, &fx0, &fx1);
+                t.nfx = fx1 - fx0;
+                /* first valid tap, as an element index (never an out-of-range pointer) */
+                t.x = x + ((b * ih + iy0 + dh * fy0) * iw + ix0 + dw * fx0) * ch;
+                t.w = p->weights + (fy0 * kw + fx0) * ch;
+                int8_t *yp = y + ((b * p->out_h + oy) * p->out_w + ox) * ch;
+                int32_t c = 0;
+                for (const dw_group *g = groups; c < full_ch; c += 8, g++) {
+                    dw_group_pixel(g, &t, c, off, m, 1, p, yp);
+                }
+                if (c < ch) {
+                    dw_group_pixel(&groups[c / 8], &t, c, off, m, 0, p, yp);
+                }
+            }
+        }
+    }
+}
+#endif /* KHIL_HAVE_MVE */
+
 /* Depth multipliers above 1: the reference loops. */
 static void depthwise_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
                               int8_t *y)
@@ -1026,7 +1144,11 @@ void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
     const int8_t *x = (const int8_t *)t[op->in[0]].data;
     int8_t *y = (int8_t *)t[op->out].data;
     if (p->depth_multiplier == 1) {
+#if KHIL_HAVE_MVE
+        depthwise_mve(op, p, x, y);
+#else
         depthwise_packed(op, p, x, y);
+#endif
     } else {
         depthwise_generic(op, p, x, y);
     }
