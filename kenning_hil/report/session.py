@@ -15,7 +15,9 @@ results directories (xdist workers, CI jobs, shards) merged into one report, a r
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -150,8 +152,18 @@ class FigureWriter:
         if not queue:
             return
         (self.directory / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
-        jobs = [(draw, args) for _, draw, args in queue]
-        for (relative, _, _), data in zip(queue, figures.draw_all(jobs)):
+        # the same figure of the same data is drawn once (bit-exact runtimes give the same
+        # confusion matrix on every target)
+        unique: dict[bytes, int] = {}
+        jobs, index = [], []
+        for _, draw, args in queue:
+            key = hashlib.sha256(pickle.dumps((draw.__module__, draw.__qualname__, args))).digest()
+            if key not in unique:
+                unique[key] = len(jobs)
+                jobs.append((draw, args))
+            index.append(unique[key])
+        drawn = figures.draw_all(jobs)
+        for (relative, _, _), data in zip(queue, (drawn[i] for i in index)):
             if data is None:
                 self.undrawn.add(relative)
                 (self.directory / relative).unlink(missing_ok=True)
