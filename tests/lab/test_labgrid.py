@@ -31,6 +31,7 @@ from kenning_hil.targets.target import Target
 from .conftest import free_port, require_lab, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.sim  # the lab's boards are QEMU-simulated
 pytest_plugins = ["pytester"]
 
 
@@ -165,6 +166,7 @@ def test_exporter_killed_mid_test_names_place_and_exporter(lab, tmp_path):
     assert lab.holder("m4-c") is None
 
 
+@pytest.mark.slow  # about 100 s here: two suites, each sample also on a local qemu-m4
 def test_suite_across_places(lab, pytester, tmp_path_factory, models_dir):
     """digits' int8 TFLite case and MLPerf Tiny KWS through --target=lab-m4 with -n 2: each
     worker on its own place, outputs bit-exact with qemu-m4 (each suite's reference set to
