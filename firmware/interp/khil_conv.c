@@ -393,24 +393,37 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
  * int8 columns of K values. A 1x1 convolution with stride 1 reads its columns straight from
  * the input. */
 
-/* dst[0..n) = src[0..n) (n >= 0), 16 bytes per step, the last step predicated. */
+/* dst[0..n) = src[0..n) (n >= 0): a tail-predicated loop of 16-byte steps (WLSTP skips n = 0;
+ * the last step moves only the remaining bytes). */
 static inline void mve_copy8(int8_t *dst, const int8_t *src, int32_t n)
 {
-    for (int32_t i = 0; i < n; i += 16) {
-        const mve_pred16_t m = vctp8q((uint32_t)(n - i));
-        vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, m), m);
-    }
+    __asm__ volatile("wlstp.8     lr, %[n], 2f\n"
+                     "1:\n\t"
+                     "vldrb.8     q0, [%[s]], #16\n\t"
+                     "vstrb.8     q0, [%[d]], #16\n\t"
+                     "letp        lr, 1b\n"
+                     "2:"
+                     : [d] "+r"(dst), [s] "+r"(src), "=m"(*(int8_t(*)[])dst)
+                     : [n] "r"(n), "m"(*(const int8_t(*)[])src)
+                     : "q0", "lr");
 }
 
 static inline void mve_fill8(int8_t *dst, int8_t v, int32_t n)
 {
     const int8x16_t d = vdupq_n_s8(v);
-    for (int32_t i = 0; i < n; i += 16) {
-        vstrbq_p_s8(dst + i, d, vctp8q((uint32_t)(n - i)));
-    }
+    __asm__ volatile("wlstp.8     lr, %[n], 2f\n"
+                     "1:\n\t"
+                     "vstrb.8     %q[v], [%[d]], #16\n\t"
+                     "letp        lr, 1b\n"
+                     "2:"
+                     : [d] "+r"(dst), "=m"(*(int8_t(*)[])dst)
+                     : [n] "r"(n), [v] "w"(d)
+                     : "lr");
 }
 
-/* The receptive field of output pixel `pixel` (batch-major) as K int8 values. */
+/* The receptive field of output pixel `pixel` (batch-major) as K int8 values: a window wholly
+ * inside the input (dilation 1 along a row) is copied a filter row (k_w * in_c contiguous
+ * bytes) at a time, others a tap at a time with the zero point for the taps outside. */
 static void conv_column_i8(const khil_conv_params *p, const int8_t *x, int32_t pixel,
                            int8_t *col)
 {
@@ -421,6 +434,16 @@ static void conv_column_i8(const khil_conv_params *p, const int8_t *x, int32_t p
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
     const int32_t ic = p->in_c;
+    if (p->dilation_w == 1 && iy0 >= 0 && iy0 + p->dilation_h * (p->k_h - 1) < p->in_h &&
+        ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
+        const int32_t row = p->k_w * ic;
+        const int8_t *src = x + ((b * p->in_h + iy0) * p->in_w + ix0) * ic;
+        const int32_t src_step = p->dilation_h * p->in_w * ic;
+        for (int32_t fy = 0; fy < p->k_h; fy++, col += row, src += src_step) {
+            mve_copy8(col, src, row);
+        }
+        return;
+    }
     const int8_t pad = (int8_t)(-p->input_offset);
     for (int32_t fy = 0; fy < p->k_h; fy++) {
         const int32_t iy = iy0 + p->dilation_h * fy;
