@@ -110,8 +110,28 @@ def _draw_one(job: tuple[Callable[..., bytes | None], tuple]) -> bytes | None:
 _JOBS: Sequence = ()  # what forked workers draw, by index (inherited, never pickled)
 
 
-def _draw_index(index: int) -> bytes | None:
-    return _draw_one(_JOBS[index])
+DRAWING_CPU: dict[int, float] = {}
+"""CPU seconds each process spent drawing in the last `draw_all`, by pid: the busiest one
+bounds its wall time on an idle machine (benchmarks/bench_report.py prints it)."""
+
+
+def _draw_index(index: int) -> tuple[bytes | None, int, float]:
+    import os
+    import time
+
+    start = time.process_time()
+    data = _draw_one(_JOBS[index])
+    return data, os.getpid(), time.process_time() - start
+
+
+def _timed_here(jobs: Sequence) -> list[bytes | None]:
+    import os
+    import time
+
+    start = time.process_time()
+    drawn = [_draw_one(job) for job in jobs]
+    DRAWING_CPU[os.getpid()] = time.process_time() - start
+    return drawn
 
 
 def draw_all(jobs: Sequence[tuple[Callable[..., bytes | None], tuple]]) -> list[bytes | None]:
@@ -119,6 +139,7 @@ def draw_all(jobs: Sequence[tuple[Callable[..., bytes | None], tuple]]) -> list[
     worker processes when there are many, more than one CPU and no other thread in this
     process (a fork copies a lock another thread holds, held forever); else here."""
     global _JOBS
+    DRAWING_CPU.clear()
     import multiprocessing
     import os
     import threading
@@ -127,15 +148,18 @@ def draw_all(jobs: Sequence[tuple[Callable[..., bytes | None], tuple]]) -> list[
     workers = min(4, cpus or 1, len(jobs))
     if (len(jobs) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1
             or "fork" not in multiprocessing.get_all_start_methods() or _pyplot() is None):
-        return [_draw_one(job) for job in jobs]
+        return _timed_here(jobs)
     _JOBS = jobs
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return pool.map(_draw_index, range(len(jobs)), chunksize=1)
+            drawn = pool.map(_draw_index, range(len(jobs)), chunksize=1)
     except OSError:  # no processes to be had: draw them here
-        return [_draw_one(job) for job in jobs]
+        return _timed_here(jobs)
     finally:
         _JOBS = ()
+    for _, pid, cpu in drawn:
+        DRAWING_CPU[pid] = DRAWING_CPU.get(pid, 0.0) + cpu
+    return [data for data, _, _ in drawn]
 
 
 # -------------------------------------------------------------------------------- units
