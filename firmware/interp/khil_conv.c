@@ -50,7 +50,8 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
 #if KHIL_HAVE_MVE
     /* each output channel's bias with the input offset folded in, four pixels' accumulators,
      * then four int8 columns */
-    return 20u * (uint32_t)p->out_c + 4u * (((uint32_t)k + 3u) & ~3u);
+    return 4u * (uint32_t)p->out_c + 16u * (((uint32_t)p->out_c + 3u) & ~3u) +
+           4u * (((uint32_t)k + 3u) & ~3u);
 #endif
     /* input depths that are not a multiple of 4: the receptive field gathered as int8 first */
     const uint32_t gather = (p->in_c & 3) != 0 ? ((uint32_t)k + 3u) & ~3u : 0u;
@@ -459,20 +460,47 @@ static void conv_column_i8(const khil_conv_params *p, const int8_t *x, int32_t p
     }
 }
 
-/* s[j] = bias + w . c_j over k values, j = 0..3: a tail-predicated low-overhead loop (DLSTP /
- * LETP: the last step loads and sums only the remaining values, nothing past a column or the
- * weight row is read), 9 instructions per 16 values of the four columns. VMLADAVA needs even
+/* All output channels of four pixels whose columns are ready: for each channel (weight rows k
+ * bytes apart, consecutive) its four sums bias + w . c_j, stored as sums[4 c + j]. One assembly
+ * loop: the dot product is a tail-predicated low-overhead loop (DLSTP / LETP: the last step
+ * loads and sums only the remaining values, nothing past a column or the weight row is read),
+ * 9 instructions per 16 values of the four columns; the state between channels lives in this
+ * block (fixed offsets) so that the registers hold the sums and pointers. VMLADAVA needs even
  * accumulator registers, hence the fixed ones. */
-static inline void mve_dot_1x4(const int8_t *w, const int8_t *c0, const int8_t *c1,
-                               const int8_t *c2, const int8_t *c3, int32_t k, int32_t bias,
-                               int32_t *s)
+typedef struct {
+    const int8_t *c[4];  /* 0: the columns */
+    const int32_t *bias; /* 16: next channel's bias */
+    int32_t *sums;       /* 20: next channel's four sums */
+    int32_t k;           /* 24 */
+    int32_t count;       /* 28: channels left (>= 1) */
+} conv_mve_pass;
+
+_Static_assert(sizeof(void *) == 4 && offsetof(conv_mve_pass, bias) == 16 &&
+                   offsetof(conv_mve_pass, count) == 28,
+               "conv_mve_pass offsets are used by the assembly");
+
+static void conv_mve_pass_run(conv_mve_pass *c, const int8_t *w)
 {
-    register int32_t s0 __asm__("r0") = bias;
-    register int32_t s1 __asm__("r2") = bias;
-    register int32_t s2 __asm__("r4") = bias;
-    register int32_t s3 __asm__("r6") = bias;
-    __asm__ volatile("dlstp.8     lr, %[k]\n"
-                     "1:\n\t"
+    register int32_t s0 __asm__("r0");
+    register int32_t s1 __asm__("r2");
+    register int32_t s2 __asm__("r4");
+    register int32_t s3 __asm__("r6");
+    const int8_t *c0, *c1, *c2, *c3;
+    int32_t t;
+    __asm__ volatile("1:\n\t"
+                     "ldr         %[t], [%[c], #16]\n\t"
+                     "ldr         %[s0], [%[t]], #4\n\t"
+                     "str         %[t], [%[c], #16]\n\t"
+                     "mov         %[s1], %[s0]\n\t"
+                     "mov         %[s2], %[s0]\n\t"
+                     "mov         %[s3], %[s0]\n\t"
+                     "ldrd        %[c0], %[c1], [%[c]]\n\t"
+                     "ldrd        %[c2], %[c3], [%[c], #8]\n\t"
+                     "ldr         %[t], [%[c], #24]\n\t"
+                     "dlstp.8     lr, %[t]\n\t"
+                     "add         %[t], %[w], %[t]\n" /* the next row (the last step of
+                                                         * the loop advances w by 16) */
+                     "2:\n\t"
                      "vldrb.8     q0, [%[w]], #16\n\t"
                      "vldrb.8     q1, [%[c0]], #16\n\t"
                      "vmladava.s8 %[s0], q0, q1\n\t"
@@ -482,17 +510,21 @@ static inline void mve_dot_1x4(const int8_t *w, const int8_t *c0, const int8_t *
                      "vmladava.s8 %[s2], q0, q1\n\t"
                      "vldrb.8     q1, [%[c3]], #16\n\t"
                      "vmladava.s8 %[s3], q0, q1\n\t"
-                     "letp        lr, 1b"
-                     : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [w] "+r"(w),
-                       [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3)
-                     : [k] "r"(k), "m"(*(const int8_t(*)[])w), "m"(*(const int8_t(*)[])c0),
-                       "m"(*(const int8_t(*)[])c1), "m"(*(const int8_t(*)[])c2),
-                       "m"(*(const int8_t(*)[])c3)
-                     : "q0", "q1", "lr");
-    s[0] = s0;
-    s[1] = s1;
-    s[2] = s2;
-    s[3] = s3;
+                     "letp        lr, 2b\n\t"
+                     "mov         %[w], %[t]\n\t"
+                     "ldr         %[t], [%[c], #20]\n\t"
+                     "strd        %[s0], %[s1], [%[t]], #8\n\t"
+                     "strd        %[s2], %[s3], [%[t]], #8\n\t"
+                     "str         %[t], [%[c], #20]\n\t"
+                     "ldr         %[t], [%[c], #28]\n\t"
+                     "subs        %[t], %[t], #1\n\t"
+                     "str         %[t], [%[c], #28]\n\t"
+                     "bne         1b"
+                     : [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3),
+                       [w] "+r"(w), [c0] "=&r"(c0), [c1] "=&r"(c1), [c2] "=&r"(c2),
+                       [c3] "=&r"(c3), [t] "=&r"(t)
+                     : [c] "r"(c)
+                     : "q0", "q1", "lr", "cc", "memory");
 }
 
 /* LiteRT's MultiplyByQuantizedMultiplier (double rounding) of four channels' accumulators, with
@@ -514,8 +546,8 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
     const int32_t oc = p->out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     int32_t *bias = (int32_t *)(void *)op->scratch;
-    int32_t *sums = bias + oc; /* [4][oc]: the four pixels' accumulators */
-    int8_t *col = (int8_t *)(sums + 4 * oc);
+    int32_t *sums = bias + oc; /* [oc rounded up to 4][4]: the four pixels' accumulators */
+    int8_t *col = (int8_t *)(sums + 4 * ((oc + 3) & ~3));
     const int32_t kc = (k + 3) & ~3; /* column stride */
     const int direct = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
                        p->pad_h == 0 && p->pad_w == 0 && p->out_h == p->in_h &&
@@ -544,15 +576,8 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
                 }
             }
         }
-        const int8_t *w = p->weights;
-        for (int32_t c = 0; c < oc; c++, w += k) {
-            int32_t s[4];
-            mve_dot_1x4(w, cj[0], cj[1], cj[2], cj[3], k, bias[c], s);
-            sums[c] = s[0];
-            sums[oc + c] = s[1];
-            sums[2 * oc + c] = s[2];
-            sums[3 * oc + c] = s[3];
-        }
+        conv_mve_pass pass = {{cj[0], cj[1], cj[2], cj[3]}, bias, sums, k, oc};
+        conv_mve_pass_run(&pass, p->weights);
         /* requantisation, four channels at a time */
         int8_t *yp = y + pix * oc;
         for (int32_t c = 0; c < oc; c += 4) {
@@ -565,8 +590,10 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
                 mult = vdupq_n_s32(p->mult[0]);
                 shift = vdupq_n_s32(p->shift[0]);
             }
+            /* sums[4 c .. 4 c + 15] de-interleaved: pixel j's four channels in val[j] */
+            const int32x4x4_t v4 = vld4q_s32(sums + 4 * c);
             for (int32_t j = 0; j < n; j++) {
-                int32x4_t v = mve_requant(vldrwq_z_s32(sums + j * oc + c, m), mult, shift);
+                int32x4_t v = mve_requant(v4.val[j], mult, shift);
                 v = vminq_s32(vmaxq_s32(vaddq_s32(v, out_offset), lo), hi);
                 vstrbq_p_s32(yp + j * oc + c, v, m);
             }
