@@ -36,6 +36,8 @@ DATASET = {"type": "DigitsDataset", "parameters": {"dataset_root": "build/d"}}
      "kenning_hil.protocols.bytes_protocol.UARTProtocol"),
     ("dataset", "DigitsDataset", "kenning_hil.datasets.digits.DigitsDataset"),
     ("dataset", "digits", "kenning_hil.datasets.digits.DigitsDataset"),
+    ("runner", "kenning.runners.modelruntime_runner.ModelRuntimeRunner",
+     "kenning_hil.flows.modelruntimerunner.ModelRuntimeRunner"),
 ])
 def test_kenning_class_names_resolve_to_ours(kind, name, path):
     assert resolve_class_path(kind, name) == path
@@ -48,6 +50,9 @@ def test_kenning_classes_we_lack_name_an_alternative():
     with pytest.raises(ConfigurationError, match="Kenning's runtime class 'kenning.runtimes.iree2"
                        ".X' is not implemented in kenning-hil; runtime types here: echo, "):
         resolve_class_path("runtime", "kenning.runtimes.iree2.X")
+    with pytest.raises(ConfigurationError, match="Kenning's CameraDataProvider .* instead: data "
+                       "providers here: dataset-provider, files-provider"):
+        resolve_class_path("runner", "kenning.dataproviders.camera_dataprovider.CameraDataProvider")
 
 
 def test_parameter_aliases_follow_the_class_hierarchy():

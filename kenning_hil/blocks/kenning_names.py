@@ -43,6 +43,10 @@ KENNING_CLASSES: dict[str, dict[str, str]] = {
         "kenning.protocols.network.NetworkProtocol": "network",
         "kenning.protocols.uart.UARTProtocol": "uart",
     },
+    # KenningFlow runners (a flow file's "type")
+    "runner": {
+        "kenning.runners.modelruntime_runner.ModelRuntimeRunner": "model-runtime-runner",
+    },
 }
 """Kenning classes with a counterpart here: the dotted path, and (its last part) the short
 name, resolve to our registry name."""
@@ -66,6 +70,15 @@ NOT_IMPLEMENTED: dict[str, str] = {
         "cluster before exporting the model; optimizers here: tflite, tvm, onnxruntime-quant",
     "kenning.optimizers.iree.IREECompiler": "optimizers here: tflite, tvm, onnxruntime-quant",
     "kenning.runtimes.iree.IREERuntime": "runtimes here: onnxruntime, litert, tflm, tvm",
+    "kenning.dataproviders.camera_dataprovider.CameraDataProvider":
+        "data providers here: dataset-provider, files-provider (a folder of images, .npy or "
+        "EEMBC .bin), tcp-provider (a stream of frames)",
+    "kenning.outputcollectors.detection_visualizer.DetectionVisualizer":
+        "collectors here: jsonlines, summary, classification-images",
+    "kenning.outputcollectors.name_printer.NamePrinter":
+        "collectors here: summary (a live line with the last class), jsonlines",
+    "kenning.outputcollectors.real_time_visualizers.RealTimeDetectionVisualizer":
+        "collectors here: jsonlines, summary, classification-images (no GUI)",
 }
 """Kenning classes with no counterpart, and the one-line alternative an error names."""
 
