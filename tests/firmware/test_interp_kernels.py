@@ -110,6 +110,19 @@ CONV_CASES = {
                                            out_scale=0.3, weight_max=1, bias_max=50,
                                            options=dict(padding=tb.VALID, stride=(1, 1),
                                                         dilation=(1, 1), activation=tb.NONE)),
+    # Helium paths (#18): a 1x1 read straight from the input with a K % 16 tail, 15 pixels
+    # and 7 channels; a 1x1 with stride 2 (gathered); 3x3 windows copied a row at a time
+    # (K = 216) with effective scales above 1 (a left shift before the multiply).
+    "1x1-20ch-7filters-odd-pixels": dict(in_shape=(1, 5, 3, 20), filters=7, kernel=(1, 1),
+                                         options=dict(padding=tb.VALID, stride=(1, 1),
+                                                      dilation=(1, 1), activation=tb.RELU)),
+    "1x1-stride2": dict(in_shape=(1, 7, 7, 16), filters=4, kernel=(1, 1),
+                        options=dict(padding=tb.VALID, stride=(2, 2), dilation=(1, 1),
+                                     activation=tb.NONE)),
+    "3x3-valid-24ch-effective-scale-above-one": dict(
+        in_shape=(1, 6, 5, 24), filters=5, kernel=(3, 3), out_scale=0.5, weight_max=1,
+        bias_max=50,
+        options=dict(padding=tb.VALID, stride=(1, 1), dilation=(1, 1), activation=tb.NONE)),
     "grouped-2": dict(in_shape=(1, 5, 5, 4), filters=6, kernel=(3, 3), groups=2,
                       options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1),
                                    activation=tb.NONE)),
@@ -147,6 +160,10 @@ DEPTHWISE_CASES = {
     "3x3-same-width2-4ch": dict(in_shape=(1, 5, 2, 4), filters=0, kernel=(3, 3),
                                 options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1),
                                              activation=tb.NONE)),
+    "3x3-same-11ch-effective-scale-above-one": dict(
+        in_shape=(1, 5, 6, 11), filters=0, kernel=(3, 3), out_scale=0.5, weight_max=1,
+        bias_max=50,
+        options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1), activation=tb.NONE)),
     "5x3-same-10ch": dict(in_shape=(1, 8, 7, 10), filters=0, kernel=(5, 3),
                           options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1),
                                        activation=tb.RELU6)),
