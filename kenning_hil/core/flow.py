@@ -27,6 +27,7 @@ KenningHILError, carrying them in its `measurements` attribute.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -68,9 +69,10 @@ class KenningFlow:
         self.cleanup_errors: list[str] = []
         self._cleaned = self._cleaning = False
         self._plan = _plan(self.runners, self.names)
-        self._step_ns: list[int] = []
-        self._step_starts: list[int] = []
-        self._runner_ns: list[list[int]] = [[] for _ in self.runners]
+        # per step, the clock (perf_counter_ns) before the first runner and after each one:
+        # one read ends a runner's time and starts the next one's
+        self._marks: list[int] = []
+        self._loop: Callable[..., bool] | None = None
         self._seconds = 0.0
 
     # --- building ---------------------------------------------------------------------------
@@ -158,23 +160,16 @@ class KenningFlow:
 
     def run_single_step(self) -> bool:
         """Runs every runner once; False (and nothing stored) when a provider is exhausted."""
-        clock = time.perf_counter_ns
-        state = self._state
-        start = before = clock()
-        # kept lean: this loop is the flow's whole per-step cost (benchmarks/bench_flow.py)
-        for run, gather, scatter, add_time in self._steps_plan:
-            try:
-                scatter(run(gather(state)), state)
-            except StopIteration:
-                self.should_close = True
-                return False
-            after = clock()
-            add_time(after - before)
-            before = after
-        self._step_ns.append(before - start)
-        self._step_starts.append(start)
-        self.steps_done += 1
-        return True
+        return self._steps(self.steps_done + 1, None)
+
+    def _steps(self, limit: int, progress: Progress | None) -> bool:
+        """Runs steps until `limit` steps are done, a provider is exhausted (False) or
+        `should_close` is set (Ctrl-C)."""
+        if self._loop is None:
+            # bound after prepare: a runner may pick its per-step callable there
+            self._loop = _compile_loop(self._plan)
+        return self._loop(self, limit, progress, time.perf_counter_ns, self._marks,
+                          *(runner.run for runner in self.runners))
 
     def run(self, steps: int | None = None, progress: Progress | None = None) -> Measurements:
         """Prepares every runner, runs steps until a provider is exhausted, `steps` are done
@@ -182,11 +177,6 @@ class KenningFlow:
         the cleanup, with the measurements in its `measurements` attribute."""
         if steps is not None and steps < 1:
             raise ConfigurationError(f"steps must be a positive integer, got {steps}")
-        self._state: dict[str, Any] = {}
-        self._steps_plan = [
-            (runner.run, _gatherer(sources), _scatterer(outputs), self._runner_ns[i].append)
-            for i, (runner, sources, outputs) in enumerate(self._plan)
-        ]
         restore = self._catch_sigint()
         started = time.perf_counter()
         try:
@@ -194,12 +184,7 @@ class KenningFlow:
                 for runner in self.runners:
                     runner.prepare()
                 started = time.perf_counter()
-                step = self.run_single_step
-                while not self.should_close and (steps is None or self.steps_done < steps):
-                    if not step():
-                        break
-                    if progress is not None:
-                        progress(self.steps_done, self)
+                self._steps(sys.maxsize if steps is None else steps, progress)
             finally:
                 self._seconds = time.perf_counter() - started
                 self.cleanup()
@@ -249,12 +234,15 @@ class KenningFlow:
         measurements.initialize_measurement(FLOW_STEPS, self.steps_done)
         measurements.initialize_measurement(FLOW_SECONDS, self._seconds)
         measurements.initialize_measurement(FLOW_RUNNERS, list(self.names))
-        measurements.add_measurements_list(FLOW_STEP, self._step_ns[: self.steps_done])
-        measurements.add_measurements_list(FLOW_STEP + TIMESTAMP_SUFFIX,
-                                           self._step_starts[: self.steps_done])
-        for i, times in enumerate(self._runner_ns):
-            # a runner's time of the step a provider ended is not a step
-            measurements.add_measurements_list(runner_step_key(i), times[: self.steps_done])
+        stride = len(self.runners) + 1
+        marks = self._marks[: self.steps_done * stride]  # whole steps only
+        starts = marks[::stride]
+        measurements.add_measurements_list(
+            FLOW_STEP, [end - start for start, end in zip(starts, marks[stride - 1 :: stride])])
+        measurements.add_measurements_list(FLOW_STEP + TIMESTAMP_SUFFIX, starts)
+        for i in range(len(self.runners)):
+            measurements.add_measurements_list(runner_step_key(i), [
+                end - start for start, end in zip(marks[i::stride], marks[i + 1 :: stride])])
         return measurements
 
     def cleanup(self) -> None:
@@ -456,42 +444,52 @@ def spec_mismatch(produced: list[dict], wanted: list[dict]) -> str:
     return ""
 
 
-def _gatherer(sources: tuple) -> Callable[[dict], dict]:
-    """state -> a runner's inputs by local name; the common one- and two-input cases as
-    plain dict displays, cheaper per step than a comprehension."""
-    if not sources:
-        return lambda state: {}
-    if len(sources) == 1:
-        ((local, name),) = sources
-        return lambda state: {local: state[name]}
-    if len(sources) == 2:
-        (local1, name1), (local2, name2) = sources
-        return lambda state: {local1: state[name1], local2: state[name2]}
-    return lambda state: {local: state[name] for local, name in sources}
+def _compile_loop(plan: list[tuple]) -> Callable[..., bool]:
+    """The flow's step loop, generated for its graph: values pass in local variables (no
+    dict of global names), each runner's inputs are one dict display, only outputs a later
+    runner reads are stored, and each clock read ends one runner's time and starts the
+    next one's. This loop is the flow's whole per-step cost (benchmarks/bench_flow.py).
 
-
-def _scatterer(outputs: tuple) -> Callable[[dict, dict], None]:
-    """(a runner's outputs by local name, state): stores them by global name (an output the
-    runner did not give is None); the common cases without a loop, as `_gatherer`."""
-    if not outputs:
-        return lambda produced, state: None
-    if len(outputs) == 1:
-        ((local, name),) = outputs
-        return lambda produced, state: state.__setitem__(name, produced.get(local))
-    if len(outputs) == 2:
-        (local1, name1), (local2, name2) = outputs
-
-        def store_two(produced: dict, state: dict) -> None:
-            state[name1] = produced.get(local1)
-            state[name2] = produced.get(local2)
-
-        return store_two
-
-    def store(produced: dict, state: dict) -> None:
-        for local, name in outputs:
-            state[name] = produced.get(local)
-
-    return store
+    The generated function takes (flow, limit, progress, clock, marks, run0, run1, ...)
+    and returns False when a runner raised StopIteration (a provider is exhausted)."""
+    variables: dict[str, str] = {}  # global name -> the local variable holding it
+    read = {name for _, sources, _ in plan for _, name in sources}
+    runs = [f"run{i}" for i in range(len(plan))]
+    body = []
+    for i, (_, sources, outputs) in enumerate(plan):
+        given = ", ".join(f"{local!r}: {variables[name]}" for local, name in sources)
+        stored = [(local, name) for local, name in outputs if name in read]
+        call = f"run{i}({{{given}}})"
+        if stored:
+            body.append(f"out = {call}")
+            for local, name in stored:
+                variables[name] = f"v{len(variables)}"
+                # an output the runner did not give is None
+                body.append(f"{variables[name]} = out.get({local!r})")
+        else:
+            body.append(call)
+        body.append(f"t{i + 1} = clock()")
+    marks = ", ".join(f"t{i}" for i in range(len(plan) + 1))
+    source = "\n".join([
+        f"def loop(flow, limit, progress, clock, marks, {', '.join(runs)}):",
+        "    done = flow.steps_done",
+        "    while done < limit and not flow.should_close:",
+        "        t0 = clock()",
+        "        try:",
+        *(f"            {line}" for line in body),
+        "        except StopIteration:",
+        "            flow.should_close = True",
+        "            return False",
+        f"        marks += ({marks},)",  # one extend: a step's marks are all there or none
+        "        done += 1",
+        "        flow.steps_done = done",
+        "        if progress is not None:",
+        "            progress(done, flow)",
+        "    return True",
+    ])
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<kenning-hil flow loop>", "exec"), namespace)  # noqa: S102
+    return namespace["loop"]
 
 
 def _plan(runners: list[Runner], names: list[str]) -> list[tuple]:
@@ -500,6 +498,13 @@ def _plan(runners: list[Runner], names: list[str]) -> list[tuple]:
     produced: set[str] = set()
     plan = []
     for i, runner in enumerate(runners):
+        names_given = [*runner.inputs_sources, *runner.outputs, *runner.outputs.values(),
+                       *(name for _, name in runner.inputs_sources.values())]
+        bad = next((n for n in names_given if not isinstance(n, str)), None)
+        if bad is not None:  # the step loop is generated with these names as literals
+            raise ConfigurationError(
+                f"flow runner {i} ({names[i]}): input and output names must be strings, "
+                f"got {bad!r}")
         sources = []
         for local, (_, global_name) in runner.inputs_sources.items():
             if global_name not in produced:
