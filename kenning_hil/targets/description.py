@@ -137,6 +137,15 @@ class TargetDescription:
     def ram(self) -> int | None:
         return self.memory.get("ram")
 
+    def option_path(self, key: str) -> Path | None:
+        """The path of kind option `key` (e.g. a serial board's firmware): absolute as given,
+        else relative to this description's file; None when the option is not set."""
+        value = self.options.get(key)
+        if value is None:
+            return None
+        path = Path(value)
+        return path if path.is_absolute() else Path(self.source).parent / path
+
 
 def _key_path(error) -> str:
     path = [str(p) for p in error.absolute_path]

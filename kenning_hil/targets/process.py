@@ -1,11 +1,12 @@
 """Helpers for targets that are local processes (a server, an emulator): the command of the
 target server, start one whose output goes to a log file, wait for a line in that log, stop
-it without leaving orphans."""
+it without leaving orphans; run a board's command (flash, reset, power) to its end."""
 
 from __future__ import annotations
 
 import ctypes
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -122,6 +123,33 @@ def stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def run_board_command(
+    cmd: Sequence[str], key: str, where: str, log_path: Path, timeout: float,
+    env: dict | None = None,
+) -> str:
+    """Runs the board command of key `key` (flash, reset, power) to its end, its output
+    written to `log_path`; returns its stdout. A missing tool, a timeout or a non-zero exit
+    is a TargetError starting with `where` (the target and board), in category 'flash' for
+    the flash command and 'boot' for the others (a board not reset or powered did not boot)."""
+    shown = shlex.join(cmd)
+    category = "flash" if key == "flash" else "boot"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(list(cmd), capture_output=True, text=True, env=env,
+                              timeout=timeout)
+    except FileNotFoundError as exc:
+        raise TargetError(f"{where}: {key} tool not found: {cmd[0]}", category) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise TargetError(f"{where}: {key} command did not finish in {timeout:g} s: {shown}",
+                          category) from exc
+    log_path.write_text(f"$ {shown}\n{done.stdout}{done.stderr}")
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise TargetError(f"{where}: {key} command failed with code {done.returncode}: "
+                          f"{' | '.join(tail)} (log {log_path})", category)
+    return done.stdout
 
 
 def server_command(*args: str) -> list[str]:

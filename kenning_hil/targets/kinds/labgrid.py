@@ -53,6 +53,7 @@ from kenning_hil.targets.kinds import (
     TargetKind,
     TargetSession,
 )
+from kenning_hil.targets.process import run_board_command
 
 COORDINATOR_ENV = "LG_COORDINATOR"
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default
@@ -319,11 +320,7 @@ class LabgridKind(TargetKind):
         return found
 
     def firmware_path(self) -> Path | None:
-        firmware = self.description.options.get("firmware")
-        if firmware is None:
-            return None
-        path = Path(firmware)
-        return path if path.is_absolute() else Path(self.description.source).parent / path
+        return self.description.option_path("firmware")
 
     def _view(self) -> tuple[list, dict]:
         """(matching places, all places) as the coordinator sees them now."""
@@ -466,22 +463,8 @@ class LabgridKind(TargetKind):
         found = shutil.which(cmd[0], path=env["PATH"])
         cmd[0] = found or cmd[0]
         log = Path(context.workdir) / f"{self.description.name}-{place}-{key}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        category = "flash" if key == "flash" else "boot"
-        where = f"target '{self.description.name}' place {place}"
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                                  timeout=context.timeouts.boot)
-        except FileNotFoundError as exc:
-            raise TargetError(f"{where}: {key} tool not found: {cmd[0]}", category) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise TargetError(f"{where}: {key} command did not finish in "
-                              f"{context.timeouts.boot:g} s: {text}", category) from exc
-        log.write_text(f"$ {text}\n{done.stdout}{done.stderr}")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise TargetError(f"{where}: {key} command failed with code {done.returncode}: "
-                              f"{' | '.join(tail)} (log {log})", category)
+        run_board_command(cmd, key, f"target '{self.description.name}' place {place}", log,
+                          context.timeouts.boot, env)
 
     @contextmanager
     def open(self, instance: Instance, context: OpenContext) -> Iterator[TargetSession]:

@@ -12,14 +12,12 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from kenning_hil.core.errors import ConfigurationError
-from kenning_hil.targets.errors import TargetError
 from kenning_hil.targets.kinds import (
     Instance,
     OpenContext,
@@ -27,6 +25,7 @@ from kenning_hil.targets.kinds import (
     TargetKind,
     TargetSession,
 )
+from kenning_hil.targets.process import run_board_command
 
 COMMAND_HELP = "a command line; {port}, {firmware} and {instance} are replaced"
 
@@ -73,13 +72,7 @@ class SerialKind(TargetKind):
         return result
 
     def firmware_path(self) -> Path | None:
-        firmware = self.description.options.get("firmware")
-        if firmware is None:
-            return None
-        path = Path(firmware)
-        if not path.is_absolute():
-            path = Path(self.description.source).parent / path
-        return path
+        return self.description.option_path("firmware")
 
     def availability(self) -> tuple[bool, str]:
         import serial
@@ -121,31 +114,11 @@ class SerialKind(TargetKind):
         return shlex.split(text)
 
     def _run(self, key: str, instance: Instance, context: OpenContext) -> str:
-        cmd = self._command(key, instance)
-        category = "flash" if key == "flash" else "boot"  # a reset that fails: no boot
         log = Path(context.workdir) / f"{self.description.name}-{instance.index}-{key}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            done = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=context.timeouts.boot
-            )
-        except FileNotFoundError as exc:
-            raise TargetError(
-                f"target '{self.description.name}': {key} tool not found: {cmd[0]}", category
-            ) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise TargetError(
-                f"target '{self.description.name}': {key} command did not finish in "
-                f"{context.timeouts.boot:.0f} s: {shlex.join(cmd)}", category
-            ) from exc
-        log.write_text(f"$ {shlex.join(cmd)}\n{done.stdout}{done.stderr}")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise TargetError(
-                f"target '{self.description.name}' instance {instance.name}: {key} command "
-                f"failed with code {done.returncode}: {' | '.join(tail)} (log {log})", category
-            )
-        return done.stdout
+        return run_board_command(
+            self._command(key, instance), key,
+            f"target '{self.description.name}' instance {instance.name}", log,
+            context.timeouts.boot)
 
     def _flash_if_needed(self, instance: Instance, context: OpenContext) -> bool:
         """Runs the flash command unless this firmware is known to be on the board."""
