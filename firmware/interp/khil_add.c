@@ -31,6 +31,38 @@ static __attribute__((noinline)) int8_t add_one(const khil_add_params *p, const 
     return (int8_t)v;
 }
 
+#if KHIL_HAVE_MVE
+/* MultiplyByQuantizedMultiplierSmallerThanOneExp of four values (shift <= 0): VQRDMULH is
+ * gemmlowp's SaturatingRoundingDoublingHighMul, RoundingDivideByPOT (ties away from zero) is
+ * VRSHL (ties up) of the value minus 1 where it is negative. */
+static inline int32x4_t mve_scale_down(int32x4_t v, int32_t multiplier, int32_t shift)
+{
+    v = vqrdmulhq_n_s32(v, multiplier);
+    if (shift < 0) {
+        v = vrshlq_n_s32(vqaddq_s32(v, vshrq_n_s32(v, 31)), shift);
+    }
+    return v;
+}
+
+/* Helium, same-shape inputs: add_one's arithmetic four elements per vector (int32 lanes), the
+ * last step predicated; no tables. */
+static void add_mve(const khil_add_params *p, const int8_t *a, const int8_t *b, int8_t *y)
+{
+    const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
+    for (uint32_t i = 0; i < p->elems; i += 4) {
+        const mve_pred16_t m = vctp32q(p->elems - i);
+        int32x4_t sa = vaddq_n_s32(vldrbq_z_s32(a + i, m), p->input1_offset);
+        int32x4_t sb = vaddq_n_s32(vldrbq_z_s32(b + i, m), p->input2_offset);
+        sa = mve_scale_down(vshlq_r_s32(sa, p->left_shift), p->input1_multiplier,
+                            p->input1_shift);
+        sb = mve_scale_down(vshlq_r_s32(sb, p->left_shift), p->input2_multiplier,
+                            p->input2_shift);
+        int32x4_t v = mve_scale_down(vaddq_s32(sa, sb), p->output_multiplier, p->output_shift);
+        v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, p->output_offset), lo), hi);
+        vstrbq_p_s32(y + i, v, m);
+    }
+}
+#else
 /* Same-shape inputs of at least this many elements take lookup tables: an input's rescaled
  * value depends only on its int8 value, so its 256 possible values are rescaled once per
  * inference (exactly as add_one does) instead of once per element. The tables (2 KiB) live on
@@ -77,6 +109,8 @@ static void add_with_tables(const khil_op *op, const khil_add_params *p, const i
     }
 }
 
+#endif /* KHIL_HAVE_MVE */
+
 void khil_kernel_add(const khil_op *op, khil_tensor *t)
 {
     const khil_add_params *p = op->params;
@@ -85,6 +119,10 @@ void khil_kernel_add(const khil_op *op, khil_tensor *t)
     int8_t *y = (int8_t *)t[op->out].data;
 
     if (p->ndim == 0) {
+#if KHIL_HAVE_MVE
+        add_mve(p, a, b, y);
+        return;
+#else
         if (p->elems >= ADD_TABLE_MIN_ELEMS) {
             add_with_tables(op, p, a, b, y);
             return;
@@ -93,6 +131,7 @@ void khil_kernel_add(const khil_op *op, khil_tensor *t)
             y[i] = add_one(p, op, a[i], b[i]);
         }
         return;
+#endif
     }
     const int nd = p->ndim;
     int32_t idx[KHIL_MAX_DIMS] = {0};
