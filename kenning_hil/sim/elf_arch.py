@@ -82,14 +82,22 @@ def _find_cpu_arch(data: bytes) -> int | None:
     return None
 
 
-def elf_arch(path: Path) -> str | None:
-    """The Arm architecture of a 32-bit little-endian ELF (e.g. 'v7E-M'), None when the file
-    is not one or carries no build attributes."""
+def _elf32_le(path: Path) -> bytes | None:
+    """The bytes of a 32-bit little-endian ELF file, None when it is unreadable or not one."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         return None
     if len(data) < 52 or data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
+        return None
+    return data
+
+
+def elf_arch(path: Path) -> str | None:
+    """The Arm architecture of a 32-bit little-endian ELF (e.g. 'v7E-M'), None when the file
+    is not one or carries no build attributes."""
+    data = _elf32_le(path)
+    if data is None:
         return None
     (shoff,) = struct.unpack_from("<I", data, 0x20)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x2E)
@@ -112,11 +120,8 @@ def image_size(path: Path) -> int | None:
     """Bytes a 32-bit little-endian ELF puts into the board's memory from the file: its
     loadable segments (code, read-only data, initialised data; what is flashed), None when
     the file is not such an ELF."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return None
-    if len(data) < 52 or data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
+    data = _elf32_le(path)
+    if data is None:
         return None
     (phoff,) = struct.unpack_from("<I", data, 0x1C)
     phentsize, phnum = struct.unpack_from("<HH", data, 0x2A)
