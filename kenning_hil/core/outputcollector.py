@@ -23,9 +23,12 @@ _NOTHING: dict[str, Any] = {}  # what a collector's step returns (never changed)
 def top1_class(model_output: Any) -> int | None:
     """The class a classifier's output picks (argmax of the first tensor's first row), or
     None when the output is not a score vector."""
-    scores = model_output[0] if isinstance(model_output, (list, tuple)) else model_output
+    if type(model_output) is list:  # the usual flow step (this runs every step)
+        scores = model_output[0]
+    else:
+        scores = model_output[0] if isinstance(model_output, tuple) else model_output
     if type(scores) is np.ndarray and scores.ndim == 2 and len(scores) == 1:
-        # the usual flow step, a batch of one: no conversion (this runs every step)
+        # a batch of one: no conversion
         return int(scores.argmax()) if scores.dtype.kind in "fiu" else None
     array = np.asarray(scores)
     if array.ndim == 0 or array.size == 0 or array.dtype.kind not in "fiu":
@@ -35,8 +38,8 @@ def top1_class(model_output: Any) -> int | None:
 
 def label_class(label: Any) -> int | None:
     """The class id of a label as providers give it (an int or a one-element array)."""
-    if label is None:
-        return None
+    if type(label) is int or label is None:  # a class id as providers give it
+        return label
     if type(label) is np.ndarray and label.size == 1 and label.dtype.kind in "iu":
         return int(label.item())  # the usual step: a batch of one (no conversion)
     array = np.asarray(label).reshape(-1)
@@ -82,10 +85,11 @@ class OutputCollector(Runner):
         self.last_class = predicted = top1_class(output)
         label = inputs.get("label")
         if label is not None:
-            self.last_label = truth = label_class(label)
+            self.last_label = truth = label if type(label) is int else label_class(label)
             if truth is not None and predicted is not None:
                 self.labelled += 1
-                self.correct += predicted == truth
+                if predicted == truth:
+                    self.correct += 1
         self.process_output(inputs.get("input"), output)
         self.processed += 1
         return _NOTHING

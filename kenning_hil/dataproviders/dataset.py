@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
+
+import numpy as np
 
 from kenning_hil.blocks.entries import normalize_entry
 from kenning_hil.blocks.registry import resolve_class
@@ -68,38 +71,46 @@ class DatasetProvider(DataProvider):
         return {"input": {}, "output": {"data": self._spec, "label": None}}
 
     def prepare(self) -> None:
-        self._samples = self._generate()
+        # per sample a C-level step (chain over the chunks' lists); Python runs per chunk
+        self._samples = itertools.chain.from_iterable(self._chunks())
 
-    def _generate(self) -> Iterator[Sample]:
+    def _chunks(self) -> Iterator[list[dict[str, Any]]]:
         while True:
             for inputs, truth in self.dataset.iter_chunks():
                 labels = truth[0] if isinstance(truth, (list, tuple)) and truth else None
-                yield from _cut(inputs, labels)
+                yield _cut(inputs, labels)
             if not self.loop:
                 return
 
     def fetch_input(self) -> Any:
         if self._samples is None:
             self.prepare()
-        return next(self._samples)  # StopIteration when the subset is done: the flow ends
+        sample = next(self._samples)  # StopIteration when the subset is done: the flow ends
+        return Sample(sample["data"], sample["label"])
 
     def run(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        # DataProvider.run without its generic Sample check (this runs every step)
-        data, label = self.fetch_input()
-        return {"data": data, "label": label}
+        # the samples are cut as this step's outputs already (this runs every step)
+        if self._samples is None:
+            self.prepare()
+        return next(self._samples)
 
     def detach_from_source(self) -> None:
         self._samples = None
 
 
-def _cut(inputs: list, labels: Any) -> list[Sample]:
-    """A prepared chunk as samples of one, cut in one comprehension (cheaper per flow step
-    than a generator cutting each: benchmarks/bench_flow.py)."""
+def _cut(inputs: list, labels: Any) -> list[dict[str, Any]]:
+    """A prepared chunk as the outputs of one step each ({"data", "label"}), cut in one
+    comprehension per chunk rather than per step. Class ids (a 1-D integer array) become
+    ints, the class id as the other providers give it; other labels stay arrays of one."""
+    count = len(inputs[0]) if inputs else 0
+    if labels is None:
+        labels = [None] * count
+    elif (type(labels) is np.ndarray and labels.ndim == 1 and labels.dtype.kind in "iu"
+          and len(labels) == count):
+        labels = labels.tolist()
+    else:
+        labels = [labels[i : i + 1] for i in range(count)]
     if len(inputs) == 1:
         (tensor,) = inputs
-        if labels is None:
-            return [Sample([tensor[i : i + 1]]) for i in range(len(tensor))]
-        return [Sample([tensor[i : i + 1]], labels[i : i + 1]) for i in range(len(tensor))]
-    return [Sample([a[i : i + 1] for a in inputs],
-                   None if labels is None else labels[i : i + 1])
-            for i in range(len(inputs[0]))]
+        return [{"data": [tensor[i : i + 1]], "label": labels[i]} for i in range(count)]
+    return [{"data": [a[i : i + 1] for a in inputs], "label": labels[i]} for i in range(count)]
