@@ -195,6 +195,16 @@ class HIL:
         self._state = hil_state(request.config)
         self._runs = 0
 
+    def _run_request(self, model, dataset, optimizer, samples: int | None, name: str):
+        """The run request of hil.run / hil.compare: `samples` (else the test's) capped by
+        --samples, paths looked up next to the test file first."""
+        limit = capped_samples(samples if samples is not None else self.samples,
+                               self._state.options.samples)
+        return _user_errors(
+            self._state.harness.request, model, dataset, optimizer, limit, name,
+            search=[Path(self._node.path).parent],
+        )
+
     def run(
         self,
         model: Any,
@@ -215,12 +225,7 @@ class HIL:
         test_id = self._node.nodeid
         index = self._runs
         self._runs += 1
-        limit = capped_samples(samples if samples is not None else self.samples,
-                               self._state.options.samples)
-        request = _user_errors(
-            harness.request, model, dataset, optimizer, limit, name,
-            search=[Path(self._node.path).parent],
-        )
+        request = self._run_request(model, dataset, optimizer, samples, name)
         checks = _user_errors(parse_thresholds, thresholds, "hil.run")
         tolerances = _user_errors(parse_tolerances, tolerance, "hil.run")
         result = _user_errors(harness.run, self.target, request, test_id, index)
@@ -262,12 +267,7 @@ class HIL:
                           f"nothing to compare it with")
         index = self._runs
         self._runs += len(resolved) - 1
-        limit = capped_samples(samples if samples is not None else self.samples,
-                               self._state.options.samples)
-        request = _user_errors(
-            harness.request, model, dataset, optimizer, limit, name,
-            search=[Path(self._node.path).parent],
-        )
+        request = self._run_request(model, dataset, optimizer, samples, name)
         output_tolerance = _user_errors(parse_output_tolerance, tolerance, "hil.compare tolerance")
         checks = _user_errors(parse_thresholds, thresholds, "hil.compare")
         comparison = _user_errors(compare_on_targets, harness, resolved, request,
