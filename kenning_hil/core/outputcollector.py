@@ -82,7 +82,13 @@ class OutputCollector(Runner):
 
     def run(self, inputs: dict[str, Any]) -> dict[str, Any]:
         output = inputs.get("model_output")
-        self.last_class = predicted = top1_class(output)
+        scores = output[0] if type(output) is list else None
+        if (type(scores) is np.ndarray and scores.ndim == 2 and len(scores) == 1
+                and scores.dtype.kind in "fiu"):
+            predicted = int(scores.argmax())  # top1_class's usual case, without the call
+        else:
+            predicted = top1_class(output)
+        self.last_class = predicted
         label = inputs.get("label")
         if label is not None:
             self.last_label = truth = label if type(label) is int else label_class(label)
