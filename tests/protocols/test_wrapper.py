@@ -50,6 +50,21 @@ def test_the_wrapper_hides_what_the_interface_does_not_declare(tcp_server):
     assert not client.connected
 
 
+@pytest.fixture
+def echo_session(tcp_server, tmp_path):
+    """A client connected to the echo server, the board session holding it (what the
+    session manager hands the harness) and a model file; disconnected after the test."""
+    _, host, port = tcp_server
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"echo model")
+    client = NetworkProtocol(host=host, port=port, timeout=5.0)
+    client.initialize_client()
+    try:
+        yield client, TargetSession("echo", Instance(0, "0", "echo-0"), client), model
+    finally:
+        client.disconnect()
+
+
 def run_samples(protocol: RuntimeProtocol, model, samples: int) -> dict:
     assert protocol.upload_io_specification_dict(ECHO_SPEC), protocol.refusal_reason()
     assert protocol.upload_model(model), protocol.refusal_reason()
@@ -60,33 +75,25 @@ def run_samples(protocol: RuntimeProtocol, model, samples: int) -> dict:
     return protocol.download_statistics(final=True).to_dict()
 
 
-def test_session_protocol_caches_the_model_and_cuts_statistics_per_run(tcp_server, tmp_path):
-    _, host, port = tcp_server
-    model = tmp_path / "model.bin"
-    model.write_bytes(b"echo model")
-    client = NetworkProtocol(host=host, port=port, timeout=5.0)
-    client.initialize_client()
-    session = TargetSession("echo", Instance(0, "0", "echo-0"), client)
-    try:
-        first = SessionProtocol(session, "model-a")
-        assert first.initialize_client()  # the session is connected already
-        stats = run_samples(first, model, 3)
-        first.disconnect()  # the session keeps its connection
-        assert client.connected and first.uploaded and session.loaded_model == "model-a"
-        assert len(stats["target_inference_step"]) == 3
+def test_session_protocol_caches_the_model_and_cuts_statistics_per_run(echo_session):
+    client, session, model = echo_session
+    first = SessionProtocol(session, "model-a")
+    assert first.initialize_client()  # the session is connected already
+    stats = run_samples(first, model, 3)
+    first.disconnect()  # the session keeps its connection
+    assert client.connected and first.uploaded and session.loaded_model == "model-a"
+    assert len(stats["target_inference_step"]) == 3
 
-        second = SessionProtocol(session, "model-a")
-        stats = run_samples(second, model, 2)
-        assert not second.uploaded  # the board holds this model already
-        # the server's series grows since the connect (5 steps): this run sees its own 2
-        assert len(stats["target_inference_step"]) == 2
-        assert len(client.download_statistics().get_values("target_inference_step")) == 5
+    second = SessionProtocol(session, "model-a")
+    stats = run_samples(second, model, 2)
+    assert not second.uploaded  # the board holds this model already
+    # the server's series grows since the connect (5 steps): this run sees its own 2
+    assert len(stats["target_inference_step"]) == 2
+    assert len(client.download_statistics().get_values("target_inference_step")) == 5
 
-        third = SessionProtocol(session, "model-b")
-        run_samples(third, model, 1)
-        assert third.uploaded and session.loaded_model == "model-b"
-    finally:
-        client.disconnect()
+    third = SessionProtocol(session, "model-b")
+    run_samples(third, model, 1)
+    assert third.uploaded and session.loaded_model == "model-b"
 
 
 def test_protocol_interface_methods_have_documented_signatures():
@@ -101,32 +108,24 @@ def test_protocol_interface_methods_have_documented_signatures():
         ), name
 
 
-def test_a_run_after_direct_protocol_use_measures_itself_alone(tcp_server, tmp_path):
+def test_a_run_after_direct_protocol_use_measures_itself_alone(echo_session):
     """#23 finding 3: inferences made through the session's protocol directly (the
     `protocol` fixture) before a run are not folded into the run's statistics, and a
     refusal names only its own cause, not earlier refusals."""
-    _, host, port = tcp_server
-    model = tmp_path / "model.bin"
-    model.write_bytes(b"echo model")
-    client = NetworkProtocol(host=host, port=port, timeout=5.0)
-    client.initialize_client()
-    session = TargetSession("echo", Instance(0, "0", "echo-0"), client)
-    try:
-        run_samples(client, model, 4)  # direct use, as through the protocol fixture
-        assert not client.upload_io_specification_dict({"input": "not a list"})
-        first_refusal = client.refusal_reason()
-        assert first_refusal
+    client, session, model = echo_session
+    run_samples(client, model, 4)  # direct use, as through the protocol fixture
+    assert not client.upload_io_specification_dict({"input": "not a list"})
+    first_refusal = client.refusal_reason()
+    assert first_refusal
 
-        run = SessionProtocol(session, "model-a")
-        stats = run_samples(run, model, 3)
-        assert len(stats["target_inference_step"]) == 3  # not 4 + 3
+    run = SessionProtocol(session, "model-a")
+    stats = run_samples(run, model, 3)
+    assert len(stats["target_inference_step"]) == 3  # not 4 + 3
 
-        assert not run.upload_io_specification_dict({"output": []})
-        second_refusal = run.refusal_reason()
-        assert second_refusal and second_refusal != first_refusal
-        assert first_refusal not in second_refusal, (first_refusal, second_refusal)
-        # a request the target answers without logging leaves no stale reason behind
-        assert run.download_output()[0] is True
-        assert run.refusal_reason() == ""
-    finally:
-        client.disconnect()
+    assert not run.upload_io_specification_dict({"output": []})
+    second_refusal = run.refusal_reason()
+    assert second_refusal and second_refusal != first_refusal
+    assert first_refusal not in second_refusal, (first_refusal, second_refusal)
+    # a request the target answers without logging leaves no stale reason behind
+    assert run.download_output()[0] is True
+    assert run.refusal_reason() == ""
