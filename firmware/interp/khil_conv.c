@@ -63,9 +63,9 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
 uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
 {
 #if KHIL_HAVE_MVE
-    /* each group of 8 channels' bias and requantisation (dw_group: 96 bytes) */
+    /* each group of 8 channels' bias and requantisation (dw_group: 128 bytes) */
     if (p->depth_multiplier == 1) {
-        return 96u * (uint32_t)((p->in_c + 7) / 8);
+        return 128u * (uint32_t)((p->in_c + 7) / 8);
     }
 #endif
     (void)p;
@@ -1046,10 +1046,13 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
  * inference in the op's scratch; the two int32 halves are narrowed back into channel order
  * (VMOVNB / VMOVNT) and stored as 8 bytes. A partial last group is predicated. */
 typedef struct {
-    int32_t bias[2][4]; /* [even, odd][lane]: channel 8g + 2 lane + (0 | 1) */
-    int32_t mult[2][4];
-    int32_t shift[2][4];
+    int32_t bias[2][4]; /* 0: [even, odd][lane]: channel 8g + 2 lane + (0 | 1) */
+    int32_t mult[2][4]; /* 32 */
+    int32_t left[2][4]; /* 64: the shift where positive, else 0 */
+    int32_t right[2][4]; /* 96: the shift where negative, else 0 */
 } dw_group;
+
+_Static_assert(sizeof(dw_group) == 128, "dw_group offsets are used by the assembly");
 
 static void dw_groups_make(const khil_conv_params *p, dw_group *g)
 {
@@ -1060,7 +1063,8 @@ static void dw_groups_make(const khil_conv_params *p, dw_group *g)
         const int32_t q = p->per_channel ? c : 0;
         d->bias[half][lane] = bias_of(p, c);
         d->mult[half][lane] = p->mult[q];
-        d->shift[half][lane] = p->shift[q];
+        d->left[half][lane] = p->shift[q] > 0 ? p->shift[q] : 0;
+        d->right[half][lane] = p->shift[q] < 0 ? p->shift[q] : 0;
     }
 }
 
@@ -1069,6 +1073,7 @@ typedef struct {
     const int8_t *x, *w; /* first valid tap */
     int32_t nfy, nfx;
     int whole3x3; /* a 3x3 kernel (dilation 1) with every tap inside */
+    int32_t lo[4], hi[4]; /* the activation range in every lane */
     int32_t x_row, x_col, w_row, w_col;
 } dw_taps;
 
@@ -1123,18 +1128,51 @@ dw_group_pixel(const dw_group *g, const dw_taps *t, int32_t c, int16_t off, mve_
         }
     }
     }
+    if (full) {
+        /* requantisation (mve_requant's steps) with the parameters read from the group's
+         * table and the bounds from t, back to channel order, 8 bytes stored: in assembly, as
+         * the compiler keeps too few of these vectors in registers */
+        int32x4_t u, v;
+        int16x8_t r;
+        int8_t *yc = y + c;
+#define KHIL_DWM_RQ(A, OFF)                                                                        \
+    "vldrw.32     %q[v], [%[g], #64+" OFF "]\n\t"                                               \
+    "vshl.s32     %q[" A "], %q[" A "], %q[v]\n\t"                                              \
+    "vldrw.32     %q[v], [%[g], #32+" OFF "]\n\t"                                               \
+    "vqrdmulh.s32 %q[" A "], %q[" A "], %q[v]\n\t"                                              \
+    "vldrw.32     %q[v], [%[g], #96+" OFF "]\n\t"                                               \
+    "vand         %q[u], %q[" A "], %q[v]\n\t"                                                  \
+    "vshr.s32     %q[u], %q[u], #31\n\t"                                                        \
+    "vqadd.s32    %q[" A "], %q[" A "], %q[u]\n\t"                                              \
+    "vrshl.s32    %q[" A "], %q[" A "], %q[v]\n\t"                                              \
+    "vadd.i32     %q[" A "], %q[" A "], %[out]\n\t"                                             \
+    "vldrw.32     %q[v], [%[lh]]\n\t"                                                          \
+    "vmax.s32     %q[" A "], %q[" A "], %q[v]\n\t"                                              \
+    "vldrw.32     %q[v], [%[lh], #16]\n\t"                                                     \
+    "vmin.s32     %q[" A "], %q[" A "], %q[v]\n\t"
+        __asm__ volatile(KHIL_DWM_RQ("e", "0") KHIL_DWM_RQ("o", "16")
+                "vmovnb.i32   %q[r], %q[e]\n\t"
+                "vmovnt.i32   %q[r], %q[o]\n\t"
+                "vstrb.16     %q[r], [%[y]]"
+                : [e] "+w"(e), [o] "+w"(o), [u] "=&w"(u), [v] "=&w"(v), [r] "=&w"(r)
+                : [g] "r"(g), [lh] "r"(t->lo), [out] "r"(p->output_offset), [y] "l"(yc)
+                : "memory");
+#undef KHIL_DWM_RQ
+        return;
+    }
     const int32x4_t out = vdupq_n_s32(p->output_offset);
-    const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
-    e = mve_requant(e, vld1q_s32(g->mult[0]), vld1q_s32(g->shift[0]));
-    o = mve_requant(o, vld1q_s32(g->mult[1]), vld1q_s32(g->shift[1]));
+    const int32x4_t lo = vld1q_s32(t->lo), hi = vld1q_s32(t->hi);
+    e = vshlq_s32(e, vld1q_s32(g->left[0]));
+    o = vshlq_s32(o, vld1q_s32(g->left[1]));
+    e = vqrdmulhq_s32(e, vld1q_s32(g->mult[0]));
+    o = vqrdmulhq_s32(o, vld1q_s32(g->mult[1]));
+    const int32x4_t re = vld1q_s32(g->right[0]), ro = vld1q_s32(g->right[1]);
+    e = vrshlq_s32(vqaddq_s32(e, vshrq_n_s32(vandq_s32(e, re), 31)), re);
+    o = vrshlq_s32(vqaddq_s32(o, vshrq_n_s32(vandq_s32(o, ro), 31)), ro);
     e = vminq_s32(vmaxq_s32(vaddq_s32(e, out), lo), hi);
     o = vminq_s32(vmaxq_s32(vaddq_s32(o, out), lo), hi);
     const int16x8_t r = vmovntq_s32(vmovnbq_s32(vdupq_n_s16(0), e), o);
-    if (full) {
-        vstrbq_s16(y + c, r);
-    } else {
-        vstrbq_p_s16(y + c, r, m);
-    }
+    vstrbq_p_s16(y + c, r, m);
 }
 
 static void depthwise_mve(const khil_op *op, const khil_conv_params *p, const int8_t *x,
@@ -1144,10 +1182,14 @@ static void depthwise_mve(const khil_op *op, const khil_conv_params *p, const in
     const int32_t kh = p->k_h, kw = p->k_w, dh = p->dilation_h, dw = p->dilation_w;
     dw_group *groups = (dw_group *)(void *)op->scratch;
     dw_groups_make(p, groups);
+    dw_taps t;
+    for (int32_t j = 0; j < 4; j++) {
+        t.lo[j] = p->act_min;
+        t.hi[j] = p->act_max;
+    }
     const int32_t full_ch = ch & ~7;
     const mve_pred16_t m = vctp16q((uint32_t)(ch - full_ch));
     const int16_t off = (int16_t)p->input_offset;
-    dw_taps t;
     t.x_row = dh * iw * ch;
     t.x_col = dw * ch;
     t.w_row = kw * ch;
