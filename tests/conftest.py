@@ -31,3 +31,17 @@ def pty_pair(tmp_path):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.fixture
+def harness(tmp_path):
+    """A harness of its own (work, lock, compile-cache and results folders in tmp_path),
+    the way `HILSettings.harness()` makes one; its board sessions are closed after the
+    test."""
+    from kenning_hil.run.compile_cache import CompileCache
+    from kenning_hil.run.harness import Harness
+    from kenning_hil.targets import SessionManager
+
+    sessions = SessionManager(tmp_path / "work", tmp_path / "locks")
+    yield Harness(sessions, CompileCache(tmp_path / "cache"), tmp_path / "results")
+    sessions.close_all()

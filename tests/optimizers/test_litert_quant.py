@@ -58,17 +58,6 @@ def float_conv_tflite(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def harness(tmp_path):
-    from kenning_hil.run.compile_cache import CompileCache
-    from kenning_hil.run.harness import Harness
-    from kenning_hil.targets import SessionManager
-
-    sessions = SessionManager(tmp_path / "work", tmp_path / "locks", 120)
-    yield Harness(sessions, CompileCache(tmp_path / "cache"), tmp_path / "results")
-    sessions.close_all()
-
-
 def catalog_target(name: str):
     from kenning_hil.targets import Target
     from kenning_hil.targets.catalog import TargetCatalog

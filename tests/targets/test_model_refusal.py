@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kenning_hil.run.compile_cache import CompileCache
-from kenning_hil.run.harness import Harness
 from kenning_hil.run.outcome import Incompatible
-from kenning_hil.targets import SessionManager, Target
+from kenning_hil.targets import Target
 from kenning_hil.targets.catalog import TargetCatalog
 from kenning_hil.targets.description import parse_target
 from tests.firmware import khil_tflite_builder as tb
@@ -39,13 +37,6 @@ def float_conv_model(path: Path, channels: int = 4, extra_weights: int = 0) -> P
     b.op(tb.FULLY_CONNECTED, [flat, w, -1], [out], tb.fully_connected_options())
     path.write_bytes(b.build([x], [out]))
     return path
-
-
-@pytest.fixture
-def harness(tmp_path):
-    sessions = SessionManager(tmp_path / "work", tmp_path / "locks", 30)
-    yield Harness(sessions, CompileCache(tmp_path / "cache"), tmp_path / "results")
-    sessions.close_all()
 
 
 def qemu_m4() -> Target:
