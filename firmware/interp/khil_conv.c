@@ -1117,6 +1117,44 @@ dw_group_pixel(const dw_group *g, const dw_taps *t, int32_t c, int16_t off, mve_
                 : "memory");
 #undef KHIL_DWM_ROW
 #undef KHIL_DWM_TAP
+    } else if (full && t->nfy > 0 && t->nfx > 0) {
+        /* any other window: the same taps in an assembly row/column loop (strides read from
+         * t), 10 instructions per tap */
+        const int8_t *xp, *wp;
+        int16x8_t xv, wv;
+        int32x4_t tmp;
+        int32_t offset = off, rows = t->nfy, xcol, t2;
+        __asm__("1:\n\t"
+                "mov         %[xp], %[xr]\n\t"
+                "mov         %[wp], %[wr]\n\t"
+                "ldr         %[xcol], [%[t], %[o_xcol]]\n\t"
+                "ldr         %[t2], [%[t], %[o_nfx]]\n\t"
+                "dls         lr, %[t2]\n\t"
+                "ldr         %[t2], [%[t], %[o_wcol]]\n"
+                "2:\n\t"
+                "vldrb.s16   %q[xv], [%[xp]]\n\t"
+                "vadd.i16    %q[xv], %q[xv], %[off]\n\t"
+                "vldrb.s16   %q[wv], [%[wp]]\n\t"
+                "vmullb.s16  %q[tmp], %q[xv], %q[wv]\n\t"
+                "vadd.i32    %q[e], %q[e], %q[tmp]\n\t"
+                "vmullt.s16  %q[tmp], %q[xv], %q[wv]\n\t"
+                "vadd.i32    %q[o], %q[o], %q[tmp]\n\t"
+                "add         %[xp], %[xp], %[xcol]\n\t"
+                "add         %[wp], %[wp], %[t2]\n\t"
+                "le          lr, 2b\n\t"
+                "ldr         %[t2], [%[t], %[o_xrow]]\n\t"
+                "add         %[xr], %[xr], %[t2]\n\t"
+                "ldr         %[t2], [%[t], %[o_wrow]]\n\t"
+                "add         %[wr], %[wr], %[t2]\n\t"
+                "subs        %[rows], %[rows], #1\n\t"
+                "bne         1b"
+                : [e] "+w"(e), [o] "+w"(o), [xv] "=&w"(xv), [wv] "=&w"(wv), [tmp] "=&w"(tmp),
+                  [xp] "=&l"(xp), [wp] "=&l"(wp), [xr] "+r"(xr), [wr] "+r"(wr),
+                  [rows] "+r"(rows), [xcol] "=&r"(xcol), [t2] "=&r"(t2)
+                : [t] "r"(t), [off] "r"(offset), [o_xcol] "i"(offsetof(dw_taps, x_col)),
+                  [o_wcol] "i"(offsetof(dw_taps, w_col)), [o_xrow] "i"(offsetof(dw_taps, x_row)),
+                  [o_wrow] "i"(offsetof(dw_taps, w_row)), [o_nfx] "i"(offsetof(dw_taps, nfx))
+                : "lr", "cc", "memory");
     } else {
     for (int32_t fy = 0; fy < t->nfy; fy++, xr += t->x_row, wr += t->w_row) {
         const int8_t *xp = xr, *wp = wr;
