@@ -119,9 +119,10 @@ class RenodeMonitor:
                 return text[: found.start()]
             left = deadline - time.monotonic()
             if left <= 0:
+                printed = " | ".join(_said(text, command))
                 raise RenodeError(
                     f"{self.label}: the monitor did not answer '{command}' in time"
-                    + (f" (it printed: {text.strip()[-300:]})" if text.strip() else ""))
+                    + (f" (it printed: {printed[-300:]})" if printed else ""))
             self.sock.settimeout(min(left, 1.0))
             try:
                 data = self.sock.recv(65536)
@@ -131,9 +132,10 @@ class RenodeMonitor:
                 raise RenodeError(f"{self.label}: the monitor connection broke during "
                                   f"'{command}': {exc}") from exc
             if not data:
+                printed = " | ".join(_said(text, command))
                 raise RenodeError(
                     f"{self.label}: the monitor closed its connection during '{command}'"
-                    + (f" (it printed: {text.strip()[-300:]})" if text.strip() else ""))
+                    + (f" (it printed: {printed[-300:]})" if printed else ""))
             self._buffer += _TELNET.sub(b"", data).decode("utf-8", "replace")
 
     def execute(self, command: str, timeout: float) -> list[str]:
@@ -143,9 +145,7 @@ class RenodeMonitor:
         except OSError as exc:
             raise RenodeError(
                 f"{self.label}: could not send '{command}' to the monitor: {exc}") from exc
-        text = self._read_prompt(command, time.monotonic() + timeout)
-        lines = [line.strip() for line in text.split("\n")]
-        return [line for line in lines if line and line != command]
+        return _said(self._read_prompt(command, time.monotonic() + timeout), command)
 
     def run(self, command: str, timeout: float, expect_number: bool = False) -> list[str]:
         """`execute`, raising Renode's own words, verbatim, when it printed anything but
@@ -325,6 +325,12 @@ class RenodeInstance:
         code = self.process.wait()
         return RenodeError(
             f"{self.description} exited with code {code} {when}{self.exit_details(800)}")
+
+
+def _said(text: str, command: str) -> list[str]:
+    """The monitor's lines in `text`, without the echo of `command`."""
+    lines = [line.strip() for line in text.split("\n")]
+    return [line for line in lines if line and line != command]
 
 
 def _wait_exit(process: subprocess.Popen, timeout: float) -> bool:

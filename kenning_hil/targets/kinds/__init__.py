@@ -107,6 +107,10 @@ class TargetKind:
     # a QEMU process): the session may then stay open while the instance lock is free.
     private_sessions: ClassVar[bool] = False
     runtime_meaning: ClassVar[RuntimeMeaning] = RuntimeMeaning.BY_NAME
+    # True when the tool the kind needs is commonly absent where tests run (Renode: installed
+    # for nightly jobs only): a test asking for an unavailable target then skips with the
+    # reason instead of failing
+    unavailable_skips: ClassVar[bool] = False
 
     def __init__(self, description: TargetDescription):
         self.description = description

@@ -109,6 +109,7 @@ class RenodeKind(TargetKind):
     required = ("board",)
     private_sessions = True
     runtime_meaning = RuntimeMeaning.FIRMWARE  # the firmware runs the model
+    unavailable_skips = True  # Renode is installed for nightly jobs, not everywhere
 
     @classmethod
     def check(cls, description) -> None:
