@@ -6,7 +6,8 @@ both, so `build_py` copies them in as package data:
 
 - firmware/ (without build/) -> kenning_hil/sim/firmware_sources/, built on first use into
   the user cache (kenning_hil/sim/firmware_build.py);
-- targets/*.yaml -> kenning_hil/targets/shipped/, searched after a project's own targets.
+- targets/*.yaml -> kenning_hil/targets/shipped/, searched after a project's own targets;
+- renode/ -> kenning_hil/targets/renode/ (the .repl/.resc the renode-* targets name).
 
 Editable installs skip the copy: the package then finds both in the checkout.
 """
@@ -41,6 +42,8 @@ class BuildPyWithPackageData(build_py):
         targets.mkdir(parents=True)
         for description in sorted((HERE / "targets").glob("*.yaml")):
             shutil.copy2(description, targets / description.name)
+        # the Renode platforms, where the shipped renode-* descriptions name them (../renode)
+        shutil.copytree(HERE / "renode", targets.parent / "renode")
 
 
 setup(cmdclass={"build_py": BuildPyWithPackageData})

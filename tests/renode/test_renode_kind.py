@@ -195,3 +195,37 @@ def test_without_renode_the_target_is_unavailable_and_its_tests_skip(
         capture_output=True, text=True, cwd=tmp_path)
     assert "renode-stm32f4" in listing.stdout
     assert "renode not found on PATH; set RENODE_BIN" in listing.stdout
+
+
+# ------------------------------------------------------------------------------ nightly suite
+
+
+def test_nightly_suite_on_renode_records_then_meets_its_baseline(standin, pytester, tmp_path):
+    """`pytest -m nightly suites/nightly.yaml --target=renode-stm32f4`, the way the nightly
+    job runs it: first recording the baseline, then compared with it; latency in the
+    firmware's instructions, Renode's counter beside it."""
+    import json
+    import shutil
+
+    pytester.makeini(f"[pytest]\nhil_target_dir = {REPO / 'targets'}\n"
+                     f"hil_lock_dir = {tmp_path / 'locks'}\nhil_report = results\n"
+                     f"hil_compile_cache = compile-cache\n")
+    shutil.copy(REPO / "suites" / "nightly.yaml", pytester.path / "nightly.yaml")
+    (pytester.path / "models").symlink_to(REPO / "models")
+    args = ["-p", "no:cacheprovider", "-m", "nightly", "nightly.yaml",
+            "--target=renode-stm32f4", "--samples", "20", "--baseline", "baselines"]
+    first = pytester.runpytest_subprocess(*args, "--update-baseline", timeout=300)
+    first.assert_outcomes(passed=1)
+    assert list((pytester.path / "baselines").rglob("*.json"))
+    again = pytester.runpytest_subprocess(*args, timeout=300)
+    again.assert_outcomes(passed=1)
+    [record] = [json.loads(p.read_text())
+                for p in (pytester.path / "results" / "tests").glob("*.json")]
+    assert record["target"] == "renode-stm32f4" and record["samples"] == 20
+    assert record["metrics"]["accuracy"] >= 0.95
+    latency = record["latency"]
+    assert latency["unit"] == "instructions"
+    assert latency["source"] == "target_inference_instructions"
+    assert len(record["measurements"][EXECUTED_INSTRUCTIONS]) == 20
+    unselected = pytester.runpytest_subprocess(*args[:2], "-m", "not nightly", *args[4:])
+    unselected.assert_outcomes()

@@ -9,7 +9,8 @@ the real work behind it with QEMU:
   ``sysbus LoadELF @f``, ``sysbus.cpu PerformanceInMips n``, ``sysbus.cpu
   ExecutedInstructions``, ``emulation CreateServerSocketTerminal port "name" false``,
   ``connector Connect sysbus.<uart> <name>``, ``start``, ``pause``, ``quit``,
-  ``$var=value`` / ``$var?=value``, ``include @script.resc``, ``using sysbus``; anything else
+  ``$var=value`` / ``$var?=value`` (``$ORIGIN``: the included script's folder),
+  ``include @script.resc``, ``using sysbus``; anything else
   is ``No such command or device``.
 - the board: on ``start`` it boots the loaded ELF in QEMU on the machine EQUIVALENT to the
   platform (below), and bridges QEMU's UART to the server-socket terminal, byte for byte.
@@ -365,6 +366,7 @@ class Monitor:
         if not path.is_file():
             raise CommandError(f"Could not find file '{path}'")
         output = []
+        self.variables["ORIGIN"] = str(path.resolve().parent)  # the script's folder
         for raw in path.read_text().splitlines():
             if raw.startswith(":"):  # :name: / :description: headers
                 continue
