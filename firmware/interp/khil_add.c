@@ -48,18 +48,20 @@ static inline int32x4_t mve_scale_down(int32x4_t v, int32_t multiplier, int32_t 
  * last step predicated; no tables. */
 static void add_mve(const khil_add_params *p, const int8_t *a, const int8_t *b, int8_t *y)
 {
+    /* the parameters in locals: the loop's stores could alias *p otherwise */
+    const int32_t off1 = p->input1_offset, off2 = p->input2_offset, left = p->left_shift;
+    const int32_t m1 = p->input1_multiplier, sh1 = p->input1_shift;
+    const int32_t m2 = p->input2_multiplier, sh2 = p->input2_shift;
+    const int32_t mo = p->output_multiplier, sho = p->output_shift, out = p->output_offset;
     const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
-    for (uint32_t i = 0; i < p->elems; i += 4) {
-        const mve_pred16_t m = vctp32q(p->elems - i);
-        int32x4_t sa = vaddq_n_s32(vldrbq_z_s32(a + i, m), p->input1_offset);
-        int32x4_t sb = vaddq_n_s32(vldrbq_z_s32(b + i, m), p->input2_offset);
-        sa = mve_scale_down(vshlq_r_s32(sa, p->left_shift), p->input1_multiplier,
-                            p->input1_shift);
-        sb = mve_scale_down(vshlq_r_s32(sb, p->left_shift), p->input2_multiplier,
-                            p->input2_shift);
-        int32x4_t v = mve_scale_down(vaddq_s32(sa, sb), p->output_multiplier, p->output_shift);
-        v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, p->output_offset), lo), hi);
-        vstrbq_p_s32(y + i, v, m);
+    const uint32_t n = p->elems;
+    for (uint32_t i = 0; i < n; i += 4) {
+        const mve_pred16_t m = vctp32q(n - i);
+        const int32x4_t sa = vshlq_r_s32(vaddq_n_s32(vldrbq_z_s32(a + i, m), off1), left);
+        const int32x4_t sb = vshlq_r_s32(vaddq_n_s32(vldrbq_z_s32(b + i, m), off2), left);
+        int32x4_t v = vaddq_s32(mve_scale_down(sa, m1, sh1), mve_scale_down(sb, m2, sh2));
+        v = vaddq_n_s32(mve_scale_down(v, mo, sho), out);
+        vstrbq_p_s32(y + i, vminq_s32(vmaxq_s32(v, lo), hi), m);
     }
 }
 #else
