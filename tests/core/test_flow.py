@@ -158,3 +158,49 @@ def test_parameter_schema_and_entry_shape():
         "be an integer, got 'many' (string)")
     with pytest.raises(ConfigurationError, match=r"flow runner 0 \(\?\): must be an object"):
         KenningFlow.from_json(["Counter"])
+
+
+class Partial(Runner):
+    output_names = ("a", "b")
+
+    def run(self, inputs: dict) -> dict:
+        return {"a": 1}  # 'b' is not given
+
+
+class Record(Runner):
+    input_names = ("a", "b")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.got: list[dict] = []
+
+    def run(self, inputs: dict) -> dict:
+        self.got.append(dict(inputs))
+        return {}
+
+
+def test_single_steps_share_the_loop_of_run():
+    """run_single_step runs one step of the same generated loop as run: an output a runner
+    does not give reaches the next runner as None, one clock read ends a runner's time and
+    starts the next one's (so a step is exactly the sum of its runners), and False comes
+    back, with nothing stored, once a provider is exhausted."""
+    record = Record(inputs_sources={"a": (0, "a"), "b": (0, "b")})
+    flow = KenningFlow([Partial(outputs={"a": "a", "b": "b"}), record])
+    assert flow.run_single_step() and flow.run_single_step()
+    assert record.got == [{"a": 1, "b": None}] * 2
+    measured = flow.measurements()
+    assert measured[FLOW_STEPS] == 2 and len(measured[FLOW_STEP]) == 2
+    assert list(measured[FLOW_STEP]) == [
+        a + b for a, b in zip(measured[runner_step_key(0)], measured[runner_step_key(1)])]
+
+    counted = KenningFlow([Counter(outputs={"data": "data"}, count=1)])
+    assert counted.run_single_step() is True
+    assert counted.run_single_step() is False and counted.should_close
+    assert counted.steps_done == 1 and len(counted.measurements()[runner_step_key(0)]) == 1
+
+
+def test_names_must_be_strings():
+    with pytest.raises(ConfigurationError,
+                       match=r"flow runner 0 \(Partial\): input and output names must be "
+                             r"strings, got 3"):
+        KenningFlow([Partial(outputs={"a": 3})])

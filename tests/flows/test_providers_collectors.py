@@ -224,3 +224,27 @@ def test_a_failed_step_keeps_what_was_measured(tmp_path, harness, targets, digit
     assert "frame 4 cut" in saved["error"] and saved["flow"]["error"] == saved["error"]
     assert len(saved["measurements"]["target_inference_step"]) == 4
     assert len(jsonl(tmp_path / "out.jsonl")) == 4
+
+
+def test_dataset_provider_samples_and_class_ids(digits):
+    """The dataset provider's samples, as `fetch_input` (the seed's Sample) and as a flow
+    step's outputs: batches of one in dataset order, class ids as ints; `loop` starts again."""
+    from kenning_hil.core.dataprovider import Sample
+    from kenning_hil.dataproviders.dataset import DatasetProvider
+
+    pixels, labels = digits
+    entry = {"type": "digits", "parameters": {"subset": "test"}}
+    provider = DatasetProvider(outputs={"data": "x", "label": "y"}, dataset=entry, samples=3)
+    provider.prepare()
+    first = provider.fetch_input()
+    assert type(first) is Sample and type(first.label) is int and first.label == labels[0]
+    np.testing.assert_array_equal(first.data[0], pixels[:1])
+    step = provider.run({})
+    assert step["label"] == int(labels[1]) and step["data"][0].shape == (1, 64)
+    provider.run({})
+    with pytest.raises(StopIteration):
+        provider.run({})
+    looping = DatasetProvider(dataset=entry, samples=2, loop=True)
+    looping.prepare()
+    looped = [looping.run({})["label"] for _ in range(5)]
+    assert looped == [int(labels[i]) for i in (0, 1, 0, 1, 0)]
