@@ -17,7 +17,6 @@ from tests.sim.test_qemu_target import digits_int8  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = Path(__file__).resolve().parent / "standin" / "renode.py"
-TARGET = REPO / "targets" / "renode-stm32f4.yaml"
 
 
 def require_standin() -> None:
@@ -55,13 +54,14 @@ def sessions(tmp_path):
     manager.close_all()
 
 
-def renode_target(tmp_path: Path, **changes) -> Target:
-    """renode-stm32f4 with `changes` to its keys (None removes one), in a file of tmp_path
-    (paths made absolute)."""
+def renode_target(tmp_path: Path, name: str = "renode-stm32f4", **changes) -> Target:
+    """The shipped target `name` with `changes` to its keys (None removes one), in a file of
+    tmp_path (paths made absolute)."""
     import yaml
 
-    data = yaml.safe_load(TARGET.read_text())
-    data["platform"] = str(REPO / "renode" / "stm32f4_discovery.repl")
+    source = REPO / "targets" / f"{name}.yaml"
+    data = yaml.safe_load(source.read_text())
+    data["platform"] = str((source.parent / data["platform"]).resolve())
     for key, value in changes.items():
         if value is None:
             data.pop(key, None)

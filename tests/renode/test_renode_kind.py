@@ -28,21 +28,25 @@ pytest_plugins = ["pytester"]
 RESC = REPO / "renode" / "stm32f4_discovery.resc"
 
 
+@pytest.mark.parametrize("name, stride, board", [
+    ("renode-stm32f4", 18, "stm32f4-discovery"),  # 100 digits
+    ("renode-stm32f2", 180, "stm32f205"),  # 10: the second board, kept cheap
+])
 def test_digits_int8_end_to_end_bit_exact_with_instruction_counts(
-        standin, tmp_path, sessions, digits_int8):
-    """100 digits through the renode kind give LiteRT reference kernels' int8 outputs, byte
-    for byte; each inference has the firmware's instruction count and Renode's counter over
-    the PROCESS request, which holds the inference and a little more."""
+        standin, tmp_path, sessions, digits_int8, name, stride, board):
+    """Digits through the renode kind give LiteRT reference kernels' int8 outputs, byte for
+    byte; each inference has the firmware's instruction count and Renode's counter over the
+    PROCESS request, which holds the inference and a little more."""
     from kenning_hil.datasets.digits import PIXEL_MAX, load_digits_arrays
 
     reference = Reference(digits_int8)
     pixels, _ = load_digits_arrays()
-    inputs = [reference.quantize(p.astype(np.float32) / PIXEL_MAX) for p in pixels[::18]]
+    inputs = [reference.quantize(p.astype(np.float32) / PIXEL_MAX) for p in pixels[::stride]]
     expected = [reference(x) for x in inputs]
-    target = renode_target(tmp_path)
+    target = renode_target(tmp_path, name)
     with sessions.use(target) as session:
         renode = session.handle
-        assert session.info["board"] == "stm32f4-discovery"
+        assert session.info["board"] == board
         outputs = run_on_board(session, digits_int8, inputs)
         stats = session.protocol.download_statistics()
         pid = renode.pid

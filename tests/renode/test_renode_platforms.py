@@ -77,7 +77,7 @@ def _size(text: str) -> int:
 
 
 def test_there_is_a_renode_board():
-    assert set(renode_boards()) >= {"stm32f4-discovery"}
+    assert set(renode_boards()) >= {"stm32f4-discovery", "stm32f205"}
 
 
 @pytest.mark.parametrize("board", sorted(renode_boards()))

@@ -23,7 +23,8 @@ How a .repl maps to a QEMU machine (EQUIVALENT): by the CPU type, the UART the f
 connected to (its Renode model and address) and the memories, which must lie inside the
 QEMU machine's. The STM32F4 Discovery (STM32F407) platform runs on QEMU's netduinoplus2
 (STM32F405): the same Cortex-M4, the same F4 USART IP with USART1 at 0x40011000 (QEMU's
-first serial port), flash at 0x08000000 and SRAM at 0x20000000. A platform with no
+first serial port), flash at 0x08000000 and SRAM at 0x20000000; the STM32F205 platform
+runs on QEMU's netduino2 (STM32F205: the same map and USART, a Cortex-M3). A platform with no
 equivalent is refused at LoadPlatformDescription, naming what did not match.
 
 Failures on demand, from $RENODE_STANDIN_FAIL: ``hang:<command prefix>`` stops answering the
@@ -66,6 +67,14 @@ EQUIVALENT = [
         "machine": "netduinoplus2",
         "memories": [(0x08000000, 1 * MB), (0x20000000, 128 << 10)],
         "vector_table": 0x08000000,  # QEMU boots the STM32 from its flash (aliased at 0)
+    },
+    {
+        # STM32F205 on QEMU's netduino2 (an STM32F205RF): the same USART IP, USART1 first
+        "cpu": "cortex-m3",
+        "uart": ("UART.STM32_UART", 0x40011000),
+        "machine": "netduino2",
+        "memories": [(0x08000000, 1 * MB), (0x20000000, 128 << 10)],
+        "vector_table": 0x08000000,
     },
 ]
 KNOWN_TYPES = {"CPU.CortexM", "IRQControllers.NVIC", "Memory.MappedMemory", "UART.STM32_UART"}
