@@ -18,6 +18,7 @@ from kenning_hil.core.runner import Runner
 
 ACCURACY = "accuracy"
 _NOTHING: dict[str, Any] = {}  # what a collector's step returns (never changed)
+_ndarray = np.ndarray  # one global lookup in the per-step checks instead of two
 
 
 def top1_class(model_output: Any) -> int | None:
@@ -27,7 +28,7 @@ def top1_class(model_output: Any) -> int | None:
         scores = model_output[0]
     else:
         scores = model_output[0] if isinstance(model_output, tuple) else model_output
-    if type(scores) is np.ndarray and scores.ndim == 2 and len(scores) == 1:
+    if type(scores) is _ndarray and scores.ndim == 2 and len(scores) == 1:
         # a batch of one: no conversion
         return int(scores.argmax()) if scores.dtype.kind in "fiu" else None
     array = np.asarray(scores)
@@ -66,6 +67,7 @@ class OutputCollector(Runner):
         self.correct = 0
         self.last_class: int | None = None
         self.last_label: int | None = None
+        self._score_row: tuple = ((), None)  # (shape, dtype) of a one-row score array
 
     @abstractmethod
     def process_output(self, input_data: Any, output_data: Any) -> None:
@@ -83,11 +85,16 @@ class OutputCollector(Runner):
     def run(self, inputs: dict[str, Any]) -> dict[str, Any]:
         output = inputs.get("model_output")
         scores = output[0] if type(output) is list else None
-        if (type(scores) is np.ndarray and scores.ndim == 2 and len(scores) == 1
-                and scores.dtype.kind in "fiu"):
-            predicted = int(scores.argmax())  # top1_class's usual case, without the call
+        row = self._score_row
+        if type(scores) is _ndarray and scores.dtype is row[1] and scores.shape == row[0]:
+            # a score row like the last one top1_class accepted: its class without the call
+            # and its checks (numpy attribute reads cost more than they look after a model)
+            predicted = int(scores.argmax())
         else:
             predicted = top1_class(output)
+            if (predicted is not None and type(scores) is _ndarray and scores.ndim == 2
+                    and len(scores) == 1):
+                self._score_row = (scores.shape, scores.dtype)
         self.last_class = predicted
         label = inputs.get("label")
         if label is not None:

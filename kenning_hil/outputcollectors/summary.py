@@ -9,6 +9,8 @@ from typing import IO, Any
 
 from kenning_hil.core.outputcollector import OutputCollector
 
+_monotonic = time.monotonic  # bound once: read every step
+
 
 class LiveSummaryCollector(OutputCollector):
     """Rewrites one status line (carriage return) at most every `interval` seconds, and
@@ -50,7 +52,7 @@ class LiveSummaryCollector(OutputCollector):
         self._start = time.monotonic()  # the rate counts from the flow's start
 
     def process_output(self, input_data: Any, output_data: Any) -> None:
-        now = time.monotonic()
+        now = _monotonic()
         if self._start is None:
             self._start = now
         if now - self._shown >= self.interval:

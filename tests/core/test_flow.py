@@ -204,3 +204,20 @@ def test_names_must_be_strings():
                        match=r"flow runner 0 \(Partial\): input and output names must be "
                              r"strings, got 3"):
         KenningFlow([Partial(outputs={"a": 3})])
+
+
+def test_collector_classes_when_the_output_changes_shape_or_type():
+    """The collector's shortcut for a score row like the previous one never changes what
+    top1_class picks: a batch of two is classed by its first row, a non-numeric output is
+    no class, a one-element integer array label and an int label count alike."""
+    keep = Keep(inputs_sources={"model_output": (1, "s"), "label": (0, "y")})
+    row = np.array([[0.1, 0.9, 0.0]], np.float32)
+    two_rows = np.array([[0.8, 0.1, 0.1], [0.0, 0.0, 9.0]], np.float32)
+    steps = [([row], 1), ([row * 2], np.array([1])), ([two_rows], 0),
+             ([row.astype(bool)], 1), ([row], 0)]
+    classes = []
+    for output, label in steps:
+        keep.run({"model_output": output, "label": label})
+        classes.append(keep.last_class)
+    assert classes == [1, 1, 0, None, 1]
+    assert (keep.labelled, keep.correct, keep.processed) == (4, 3, 5)
