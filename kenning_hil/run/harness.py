@@ -320,34 +320,8 @@ class Harness:
         measurements = measurements if isinstance(measurements, Measurements) else Measurements(
             dict(measurements)
         )
-        # run_client has evaluated the dataset: its metrics are among the measurements
-        metrics = scalar_metrics(measurements.to_dict())
-        ram = measurements.get(PEAK_ALLOCATED)
-        if isinstance(ram, list):
-            ram = max(ram) if ram else None
-        result = Result(
-            test_id=test_id,
-            target=target.name,
-            model=request.model_name,
-            optimizers=request.optimizers,
-            samples=inferences_measured(measurements),
-            metrics=metrics,
-            latency=Latency.from_measurements(measurements),
-            compiled_size=size,
-            measurements=measurements,
-            compiled_model_path=compiled,
-            compile_cached=cached,
-            ram=int(ram) if isinstance(ram, (int, float)) else None,
-            no_metrics_reason=dataset.no_quality_metrics_reason() if dataset is not None else "",
-        )
-        result.record = {
-            **result.summary(),
-            "session": session_info,
-            "started": start,
-            "finished": time.time(),
-            "compiled_model_path": str(compiled),
-            "measurements": measurements.to_dict(),
-        }
+        result = _result(test_id, target, request, dataset, measurements, compiled, size, cached)
+        result.record = _record(result, session_info, start)
         if write:
             result.path = self.write(test_id, index, result.record)
         return result
@@ -417,23 +391,11 @@ class Harness:
         import warnings
 
         asked = len(dataset) if dataset is not None else None
-        result = Result(
-            test_id=test_id, target=target.name, model=request.model_name,
-            optimizers=request.optimizers, samples=inferences_measured(measurements),
-            metrics=scalar_metrics(measurements.to_dict()),
-            latency=Latency.from_measurements(measurements), compiled_size=size,
-            measurements=measurements, compiled_model_path=compiled, compile_cached=cached,
-        )
+        result = _result(test_id, target, request, dataset, measurements, compiled, size, cached)
         try:
-            return self.write(test_id, index, {
-                **result.summary(),
-                "interrupted": {"samples": result.samples, "asked": asked},
-                "session": {"instance": instance},
-                "started": start,
-                "finished": time.time(),
-                "compiled_model_path": str(compiled),
-                "measurements": measurements.to_dict(),
-            })
+            return self.write(test_id, index, _record(
+                result, {"instance": instance},
+                start, interrupted={"samples": result.samples, "asked": asked}))
         except KenningHILError as exc:
             warnings.warn(f"interrupted run of {test_id}: {exc}", stacklevel=2)
             return None
@@ -670,3 +632,43 @@ def client_runtime(target: Target, protocol: Any, base: type) -> Any:
     cls = target.runtime_class() or base
     # the runtime's own parameters configure the target side (the server), not the client
     return cls.from_json({}, protocol=protocol)
+
+
+def _result(
+    test_id: str, target: Target, request: RunRequest, dataset: Any,
+    measurements: Measurements, compiled: Path, size: int, cached: bool,
+) -> Result:
+    """The Result of a run (finished or interrupted) from its measurements: run_client has
+    evaluated the dataset, so the quality metrics are among them."""
+    ram = measurements.get(PEAK_ALLOCATED)
+    if isinstance(ram, list):
+        ram = max(ram) if ram else None
+    return Result(
+        test_id=test_id,
+        target=target.name,
+        model=request.model_name,
+        optimizers=request.optimizers,
+        samples=inferences_measured(measurements),
+        metrics=scalar_metrics(measurements.to_dict()),
+        latency=Latency.from_measurements(measurements),
+        compiled_size=size,
+        measurements=measurements,
+        compiled_model_path=compiled,
+        compile_cached=cached,
+        ram=int(ram) if isinstance(ram, (int, float)) else None,
+        no_metrics_reason=dataset.no_quality_metrics_reason() if dataset is not None else "",
+    )
+
+
+def _record(result: Result, session_info: dict, start: float, **extra: Any) -> dict:
+    """A run's results file: the summary, `extra` (an interrupted run's ``interrupted``),
+    the board session, when it ran, the compiled model and every measurement."""
+    return {
+        **result.summary(),
+        **extra,
+        "session": session_info,
+        "started": start,
+        "finished": time.time(),
+        "compiled_model_path": str(result.compiled_model_path),
+        "measurements": result.measurements.to_dict(),
+    }
