@@ -162,6 +162,7 @@ class ModelRuntimeRunner(Runner):
         self._stack = ExitStack()
         self._steps: list[int] = []
         self._starts: list[int] = []
+        self._spans: list[int] = []  # the local step's (start, end) pairs, flat
         self._target_stats = Measurements()
         # the wrapper's own pre- and postprocessing; None when it has none (the base class's
         # identity), which saves two calls per step
@@ -255,14 +256,13 @@ class ModelRuntimeRunner(Runner):
         convert, run_batch = runtime.convert_input_arrays, runtime.run_batch
         postprocess = runtime.postprocess_output
         clock = time.perf_counter_ns
-        add_step, add_start = self._steps.append, self._starts.append
+        add_span = self._spans.extend  # one call per step; measurements() pairs them up
 
         def step(inputs: dict[str, Any]) -> dict[str, Any]:
             prepared = convert(inputs["input"])
             start = clock()
             raw = run_batch(prepared)
-            add_step(clock() - start)
-            add_start(start)
+            add_span((start, clock()))
             return {"model_output": postprocess(raw)}
 
         return step
@@ -273,8 +273,10 @@ class ModelRuntimeRunner(Runner):
         own run time when local; the compiled model's size."""
         measurements = Measurements()
         key = PROTOCOL_STEP if self._remote else TARGET_STEP
-        measurements.add_measurements_list(key, self._steps)
-        measurements.add_measurements_list(key + TIMESTAMP_SUFFIX, self._starts)
+        spans = self._spans
+        measurements.add_measurements_list(
+            key, self._steps + [end - start for start, end in zip(spans[::2], spans[1::2])])
+        measurements.add_measurements_list(key + TIMESTAMP_SUFFIX, self._starts + spans[::2])
         measurements.update_measurements(self._target_stats)
         if self.compiled is not None and self.compiled.exists():
             measurements.initialize_measurement(COMPILED_MODEL_SIZE,
