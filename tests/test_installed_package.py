@@ -24,10 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.skips import require_simulation
+
 REPO = Path(__file__).resolve().parents[1]
 # what the wheel is built from: pyproject.toml's packages plus setup.py's package data
 WHEEL_SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "kenning_hil",
-                 "firmware", "targets")
+                 "firmware", "targets", "renode")
 BUILD_OUTPUTS = shutil.ignore_patterns("build", "__pycache__", "*.egg-info")
 DIGITS = REPO / "models" / "digits"
 
@@ -146,10 +148,7 @@ def test_installed_package_runs_digits_on_the_host(installed, tmp_path):
 
 
 def test_installed_package_runs_digits_on_qemu_m4(installed, tmp_path):
-    for tool, package in (("qemu-system-arm", "qemu-system-arm"),
-                          ("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi")):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (Debian: {package})")
+    require_simulation("target qemu-m4")
     pytest.importorskip("tensorflow", reason="needs the 'tensorflow' extra for int8 TFLite")
     _, cache = installed
     output = run_user_pytest(installed, user_project(tmp_path), "qemu-m4")
