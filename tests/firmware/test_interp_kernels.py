@@ -160,6 +160,11 @@ DEPTHWISE_CASES = {
     "3x3-same-width2-4ch": dict(in_shape=(1, 5, 2, 4), filters=0, kernel=(3, 3),
                                 options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1),
                                              activation=tb.NONE)),
+    # Helium's general tap loop on a full group of 8 channels with dilation (input taps
+    # 2 pixels apart, weights 1 tap apart)
+    "3x3-same-dilation2-16ch": dict(in_shape=(1, 9, 8, 16), filters=0, kernel=(3, 3),
+                                    options=dict(padding=tb.SAME, stride=(1, 1),
+                                                 dilation=(2, 2), activation=tb.RELU6)),
     "3x3-same-11ch-effective-scale-above-one": dict(
         in_shape=(1, 5, 6, 11), filters=0, kernel=(3, 3), out_scale=0.5, weight_max=1,
         bias_max=50,
