@@ -258,6 +258,7 @@ class Board:
         self.uart = socket.create_connection((host, int(port)))
         self.uart.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=self._board_to_terminal, daemon=True).start()
+        threading.Thread(target=self._unlink_counter_once_counting, daemon=True).start()
         for name, server in self.terminals.items():
             if name in self.connected:
                 threading.Thread(target=self._accept, args=(server,), daemon=True).start()
@@ -266,6 +267,14 @@ class Board:
         if self.qemu is not None and not self.paused:
             os.killpg(self.qemu.pid, 19)  # SIGSTOP
             self.paused = True
+
+    def _unlink_counter_once_counting(self) -> None:
+        """Once the guest runs, QEMU's plugin has mapped the counter file: unlinked then, no
+        file outlives a kill -9 of the stand-in."""
+        deadline = time.monotonic() + 30
+        while self.executed_instructions() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        Path(self.counter_file.name).unlink(missing_ok=True)
 
     # -- the UART bridge --------------------------------------------------------------------
 
@@ -300,6 +309,7 @@ class Board:
                 if self.exit_after is not None and self.sent >= self.exit_after:
                     print("stand-in: exiting mid-session on demand", flush=True)
                     self.qemu.kill()
+                    Path(self.counter_file.name).unlink(missing_ok=True)
                     os._exit(3)
                 self.uart.sendall(data)
             self.client = None
