@@ -3,12 +3,13 @@ collects runs and passes; the combinations a target can never take (an ONNX mode
 TFLite-only board) are not tests, so the last line counts them instead of skips."""
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.skips import require_simulation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,9 +33,7 @@ def demo_digits_command(report_dir: Path) -> list[str]:
 
 @pytest.mark.slow  # four targets, a QEMU board among them (~30 s)
 def test_demo_digits_has_no_skips_and_counts_what_is_not_applicable(tmp_path):
-    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"the demo's qemu-m4 target needs {tool}, which is not installed")
+    require_simulation("the demo's target qemu-m4")
     command = demo_digits_command(tmp_path / "digits")
     assert "--target=qemu-m4" in command and "-n" in command  # as make demo runs it
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)

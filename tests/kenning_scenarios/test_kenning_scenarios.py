@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.skips import require_simulation
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -155,9 +156,7 @@ def test_client_server_over_tcp_with_a_tvm_tar(workdir):
 def test_uart_to_the_firmware_on_qemu_m4(workdir):
     """BareMetalPlatform naming qemu-m4: the scenario runs on that target (QEMU, the
     reference firmware, its UART), the Kenning UART protocol entry matching the board's."""
-    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (the qemu-m4 target needs it)")
+    require_simulation("target qemu-m4")
     need("tensorflow")
     data = run_scenario("uart-qemu-m4.yml", workdir)
     assert data["target"] == "qemu-m4"

@@ -6,7 +6,6 @@ end, and no process of ours may be left."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.skips import require_simulation
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 TAG = {"board": "qemu-m4"}
@@ -23,10 +24,7 @@ TAG = {"board": "qemu-m4"}
 
 def require_lab() -> None:
     pytest.importorskip("labgrid", reason="labgrid not installed (extra 'labgrid')")
-    for tool, package in (("qemu-system-arm", "qemu-system-arm"),
-                          ("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi")):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (Debian: {package})")
+    require_simulation("the lab's QEMU boards")
 
 
 def free_port() -> int:

@@ -7,7 +7,6 @@ kernels on 20 samples with at least 10 distinct outputs."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 from kenning_hil.blocks.registry import resolve_class
 from kenning_hil.core.errors import ModelLoadError
 from kenning_hil.formats.tflite_flatbuffer import read_tflite_file
+from tests.skips import require_simulation
 
 from .conftest import needs
 
@@ -122,8 +122,7 @@ def test_quantised_model_on_qemu_m4_is_bit_exact_with_litert_reference(
     float_conv_tflite, harness
 ):
     needs("ai_edge_quantizer", "litert")
-    if shutil.which("qemu-system-arm") is None:
-        pytest.skip("qemu-system-arm not installed")
+    require_simulation("target qemu-m4")
     from kenning_hil.judge.agreement import OutputTolerance
     from kenning_hil.run.comparison import compare_on_targets
 

@@ -5,7 +5,6 @@ target has read, not those the host has written."""
 
 import os
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 from kenning_hil.protocols.uart import SerialTransport
 from kenning_hil.protocols.upload_progress import UploadWatch, wire_size
 from kenning_hil.run.progress import BAR, LINES, OFF, Progress
+from tests.skips import require_simulation
 
 pytest_plugins = ["pytester"]
 
@@ -29,9 +29,7 @@ UPLOAD_LINE = "upload kws to qemu-m4: 53.9 kB in "
 def _kws_suite(project, models_dir) -> None:
     if not (models_dir / KWS).is_file():
         pytest.skip(f"MLPerf Tiny model {models_dir / KWS} not found")
-    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (needed by target qemu-m4)")
+    require_simulation("target qemu-m4")
     (project.path / "kws.yaml").write_text(
         f"models:\n  kws: {{model: {models_dir / KWS}, dataset: random, samples: 2}}\n")
 
