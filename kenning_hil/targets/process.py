@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,21 @@ def stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def board_commands_problem(
+    options: dict, keys: Sequence[str], firmware: Path | None, path: str | None = None,
+) -> str | None:
+    """Why the board commands among `keys` (flash, reset, power) cannot run here: a tool not
+    on `path` (default: PATH) or the firmware they pass absent; None when nothing is missing."""
+    for key in keys:
+        if key in options:
+            tool = shlex.split(options[key])[0]
+            if shutil.which(tool, path=path) is None:
+                return f"{key} tool '{tool}' not found on PATH"
+    if firmware is not None and not firmware.is_file():
+        return f"firmware {firmware} not found"
+    return None
 
 
 def run_board_command(

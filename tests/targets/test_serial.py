@@ -73,3 +73,19 @@ def test_failing_flash_names_the_board_and_command(pty_pair, tmp_path):
     assert str(info.value).startswith(
         f"target 'board' instance {pty_pair[1]}: flash command failed with code 3: "
         f"no probe found (log ")
+
+
+def test_unavailable_when_a_command_tool_or_the_firmware_is_missing(pty_pair, tmp_path):
+    """availability names what is missing: a flash or reset tool not on PATH, else the
+    firmware (relative to the description's file) absent."""
+    def board(**keys) -> Target:
+        return Target(parse_target({"kind": "serial", "port": pty_pair[1], "formats": ["onnx"],
+                                    **keys}, str(tmp_path / "board.yaml"), "board"))
+
+    no_tool = board(reset="khil-no-such-reset-tool {port}")
+    assert no_tool.availability() == (
+        False, "reset tool 'khil-no-such-reset-tool' not found on PATH")
+    no_firmware = board(firmware="fw.bin", flash="true {firmware}")
+    assert no_firmware.availability() == (False, f"firmware {tmp_path / 'fw.bin'} not found")
+    (tmp_path / "fw.bin").write_bytes(b"v1")
+    assert no_firmware.availability() == (True, "1/1 ports present")

@@ -53,7 +53,7 @@ from kenning_hil.targets.kinds import (
     TargetKind,
     TargetSession,
 )
-from kenning_hil.targets.process import run_board_command
+from kenning_hil.targets.process import board_commands_problem, run_board_command
 
 COORDINATOR_ENV = "LG_COORDINATOR"
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default
@@ -354,14 +354,10 @@ class LabgridKind(TargetKind):
     def availability(self) -> tuple[bool, str]:
         if not labgrid_installed():
             return False, MISSING_LABGRID
-        for key in ("flash", "power"):
-            if key in self.description.options:
-                tool = shlex.split(self.description.options[key])[0]
-                if shutil.which(tool, path=command_path()) is None:
-                    return False, f"{key} tool '{tool}' not found on PATH"
-        firmware = self.firmware_path()
-        if firmware is not None and not firmware.is_file():
-            return False, f"firmware {firmware} not found"
+        problem = board_commands_problem(self.description.options, ("flash", "power"),
+                                          self.firmware_path(), command_path())
+        if problem is not None:
+            return False, problem
         try:
             matching, places = self._view()
         except TargetError as exc:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from kenning_hil.targets.kinds import (
     TargetKind,
     TargetSession,
 )
-from kenning_hil.targets.process import run_board_command
+from kenning_hil.targets.process import board_commands_problem, run_board_command
 
 COMMAND_HELP = "a command line; {port}, {firmware} and {instance} are replaced"
 
@@ -77,15 +76,10 @@ class SerialKind(TargetKind):
     def availability(self) -> tuple[bool, str]:
         import serial
 
-        opts = self.description.options
-        for key in ("flash", "reset"):
-            if key in opts:
-                tool = shlex.split(opts[key])[0]
-                if shutil.which(tool) is None:
-                    return False, f"{key} tool '{tool}' not found on PATH"
-        firmware = self.firmware_path()
-        if firmware is not None and not firmware.is_file():
-            return False, f"firmware {firmware} not found"
+        problem = board_commands_problem(self.description.options, ("flash", "reset"),
+                                         self.firmware_path())
+        if problem is not None:
+            return False, problem
         present, missing = [], []
         for instance in self.instances():
             port = instance.spec
