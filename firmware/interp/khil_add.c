@@ -17,7 +17,7 @@ static inline int32_t scale_down(int32_t x, int32_t multiplier, int32_t shift, u
 }
 
 /* (Not inlined: small and broadcast ADDs only; code size.) */
-static __attribute__((noinline)) int8_t add_one(const khil_add_params *p, const khil_op *op,
+static __attribute__((noinline, optimize("Os"))) int8_t add_one(const khil_add_params *p, const khil_op *op,
                                                 int32_t a, int32_t b)
 {
     (void)op;

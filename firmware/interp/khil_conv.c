@@ -20,7 +20,7 @@ static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi)
 
 /* Requantises one accumulator of output channel ch to the int8 output. */
 /* (Not inlined: only the reference loops and rare fallbacks use it; code size.) */
-static __attribute__((noinline)) int8_t conv_output(const khil_op *op,
+static __attribute__((noinline, optimize("Os"))) int8_t conv_output(const khil_op *op,
                                                     const khil_conv_params *p, int32_t acc,
                                  int32_t ch)
 {
@@ -107,7 +107,7 @@ static inline channel_out channel_out_make(const khil_op *op, const khil_conv_pa
 }
 
 /* (Not inlined: the hot paths use the folded form; code size.) */
-static __attribute__((noinline)) int8_t channel_out_apply(const channel_out *o,
+static __attribute__((noinline, optimize("Os"))) int8_t channel_out_apply(const channel_out *o,
                                                           const khil_conv_params *p,
                                        int32_t acc)
 {
@@ -605,7 +605,7 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
 #endif /* KHIL_HAVE_MVE */
 
 /* Grouped convolution: the reference loops. */
-static void conv_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
+static __attribute__((noinline, optimize("Os"))) void conv_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
                          int8_t *y)
 {
     const int8_t *w = p->weights;
@@ -918,6 +918,40 @@ static void depthwise_run_row(depthwise_run *r, const int8_t *x)
 #endif
 }
 
+/* The ch % 4 last channels of depthwise_packed, one at a time (rare: compiled for size). */
+static __attribute__((noinline, optimize("Os"))) void
+depthwise_tail_channels(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y,
+                        int32_t ch4)
+{
+    const int32_t ih = p->in_h, iw = p->in_w, ch = p->in_c;
+    const int32_t kh = p->k_h, kw = p->k_w, dh = p->dilation_h, dw = p->dilation_w;
+    for (int32_t c = ch4; c < ch; c++) {
+        const channel_out o = channel_out_make(op, p, c);
+        for (int32_t b = 0; b < p->batches; b++) {
+            for (int32_t oy = 0; oy < p->out_h; oy++) {
+                const int32_t iy0 = oy * p->stride_h - p->pad_h;
+                int32_t fy0, fy1;
+                taps_inside(iy0, dh, ih, kh, &fy0, &fy1);
+                for (int32_t ox = 0; ox < p->out_w; ox++) {
+                    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                    int32_t fx0, fx1;
+                    taps_inside(ix0, dw, iw, kw, &fx0, &fx1);
+                    int32_t acc = bias_of(p, c);
+                    for (int32_t fy = fy0; fy < fy1; fy++) {
+                        for (int32_t fx = fx0; fx < fx1; fx++) {
+                            const int32_t xv =
+                                x[((b * ih + iy0 + dh * fy) * iw + ix0 + dw * fx) * ch + c];
+                            acc += p->weights[(fy * kw + fx) * ch + c] * (xv + p->input_offset);
+                        }
+                    }
+                    y[((b * p->out_h + oy) * p->out_w + ox) * ch + c] =
+                        channel_out_apply(&o, p, acc);
+                }
+            }
+        }
+    }
+}
+
 /* Depth multiplier 1: four channels per word, the channel group outermost so its bias and
  * requantisation are prepared once per layer. For output pixel (oy, ox) only the taps inside
  * the input are visited (the reference skips the others), so no padding values are needed.
@@ -1006,32 +1040,9 @@ static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const
             }
         }
     }
-    /* the ch % 4 last channels, one at a time */
-    const int32_t kh = p->k_h, kw = p->k_w, dh = p->dilation_h, dw = p->dilation_w;
-    for (int32_t c = ch4; c < ch; c++) {
-        const channel_out o = channel_out_make(op, p, c);
-        for (int32_t b = 0; b < p->batches; b++) {
-            for (int32_t oy = 0; oy < p->out_h; oy++) {
-                const int32_t iy0 = oy * p->stride_h - p->pad_h;
-                int32_t fy0, fy1;
-                taps_inside(iy0, dh, ih, kh, &fy0, &fy1);
-                for (int32_t ox = 0; ox < p->out_w; ox++) {
-                    const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                    int32_t fx0, fx1;
-                    taps_inside(ix0, dw, iw, kw, &fx0, &fx1);
-                    int32_t acc = bias_of(p, c);
-                    for (int32_t fy = fy0; fy < fy1; fy++) {
-                        for (int32_t fx = fx0; fx < fx1; fx++) {
-                            const int32_t xv =
-                                x[((b * ih + iy0 + dh * fy) * iw + ix0 + dw * fx) * ch + c];
-                            acc += p->weights[(fy * kw + fx) * ch + c] * (xv + p->input_offset);
-                        }
-                    }
-                    y[((b * p->out_h + oy) * p->out_w + ox) * ch + c] =
-                        channel_out_apply(&o, p, acc);
-                }
-            }
-        }
+    /* the ch % 4 last channels */
+    if (ch4 < ch) {
+        depthwise_tail_channels(op, p, x, y, ch4);
     }
 }
 
@@ -1263,7 +1274,7 @@ static void depthwise_mve(const khil_op *op, const khil_conv_params *p, const in
 #endif /* KHIL_HAVE_MVE */
 
 /* Depth multipliers above 1: the reference loops. */
-static void depthwise_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
+static __attribute__((noinline, optimize("Os"))) void depthwise_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
                               int8_t *y)
 {
     const int8_t *w = p->weights;

@@ -4,6 +4,9 @@
 #include "khil_internal.h"
 #include "khil_quant.h"
 
+/* Compiled for size: one SOFTMAX of a few classes per inference (code size, issue 18). */
+#pragma GCC optimize("Os")
+
 /* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent. */
 static inline int32_t sat_mul_pot(int32_t x, int exponent)
 {
