@@ -16,9 +16,9 @@ static inline int32_t scale_down(int32_t x, int32_t multiplier, int32_t shift, u
     return khil_mbqm_smaller_than_one(x, multiplier, shift);
 }
 
-/* (Not inlined: small and broadcast ADDs only; code size.) */
-static __attribute__((noinline, optimize("Os"))) int8_t add_one(const khil_add_params *p, const khil_op *op,
-                                                int32_t a, int32_t b)
+/* (Not inlined, compiled for size: small and broadcast ADDs only; code size.) */
+static __attribute__((noinline, optimize("Os"))) int8_t
+add_one(const khil_add_params *p, const khil_op *op, int32_t a, int32_t b)
 {
     (void)op;
     const int32_t sa = (int32_t)((uint32_t)(a + p->input1_offset) << p->left_shift);

@@ -604,9 +604,9 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
 
 #endif /* KHIL_HAVE_MVE */
 
-/* Grouped convolution: the reference loops. */
-static __attribute__((noinline, optimize("Os"))) void conv_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
-                         int8_t *y)
+/* Grouped convolution: the reference loops (rare: compiled for size). */
+static __attribute__((noinline, optimize("Os"))) void
+conv_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
 {
     const int8_t *w = p->weights;
     const int32_t ih = p->in_h, iw = p->in_w, ic = p->in_c;
@@ -1273,9 +1273,9 @@ static void depthwise_mve(const khil_op *op, const khil_conv_params *p, const in
 }
 #endif /* KHIL_HAVE_MVE */
 
-/* Depth multipliers above 1: the reference loops. */
-static __attribute__((noinline, optimize("Os"))) void depthwise_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
-                              int8_t *y)
+/* Depth multipliers above 1: the reference loops (rare: compiled for size). */
+static __attribute__((noinline, optimize("Os"))) void
+depthwise_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
 {
     const int8_t *w = p->weights;
     const int32_t ih = p->in_h, iw = p->in_w, ic = p->in_c;
