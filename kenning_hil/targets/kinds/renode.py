@@ -260,6 +260,9 @@ class RenodeKind(TargetKind):
             params["port"] = renode.url
             params.setdefault("timeout", context.timeouts.request)
             params.setdefault("process_timeout", context.timeouts.request)
+            # the firmware boots in Renode's virtual time, which a loaded host slows down:
+            # keep PINGing (1 s each) for as long as the boot timeout allows
+            params.setdefault("connect_attempts", max(5, int(context.timeouts.boot)))
             label = f"{where} (Renode pid {renode.pid}, {renode.url})"
             protocol = RenodeUARTProtocol.from_json(
                 params, label=label, count_instructions=self.counts_instructions,
