@@ -27,6 +27,7 @@ from kenning_hil.targets.errors import BoardBusyError, TargetError
 from kenning_hil.targets.listing import target_rows
 from kenning_hil.targets.sessions import SessionManager
 from kenning_hil.targets.target import Target
+from tests.plugin.conftest import make_hermetic_ini
 
 from .conftest import free_port, require_lab, wait_for
 
@@ -189,13 +190,7 @@ def test_suite_across_places(lab, pytester, tmp_path_factory, models_dir):
         (pytester.path / "mlperf_tiny.yaml").write_text(
             mlperf.replace("reference: host-litert-ref", "reference: qemu-m4"))
         selected += " or kws"
-    pytester.makeini(f"""
-        [pytest]
-        hil_lock_dir = {tmp_path_factory.mktemp("locks")}
-        hil_report = results
-        hil_compile_cache = compile-cache
-        hil_timeout = 120
-        """)
+    make_hermetic_ini(pytester, tmp_path_factory.mktemp("locks"), timeout=120)
     runs = 2 if kws.is_file() else 1
     # both places held by alice until every worker waits for one: the coordinator then hands
     # each waiting reservation its own place, whatever order the workers got there in

@@ -12,19 +12,24 @@ REPO = Path(__file__).resolve().parents[2]
 DIGITS = "models/digits/digits-mlp.onnx"
 
 
-@pytest.fixture
-def hil_project(pytester, tmp_path_factory):
-    (pytester.path / "models").symlink_to(REPO / "models")
-    locks = tmp_path_factory.mktemp("locks")
-    pytester.makeini(
+def make_hermetic_ini(project, locks: Path, timeout: float = 30) -> None:
+    """The scratch project's pytest.ini: its own lock folder, report and compile cache (so
+    parallel runs share nothing), `timeout` seconds for a board's lock and requests."""
+    project.makeini(
         f"""
         [pytest]
         hil_lock_dir = {locks}
         hil_report = results
         hil_compile_cache = compile-cache
-        hil_timeout = 30
+        hil_timeout = {timeout:g}
         """
     )
+
+
+@pytest.fixture
+def hil_project(pytester, tmp_path_factory):
+    (pytester.path / "models").symlink_to(REPO / "models")
+    make_hermetic_ini(pytester, tmp_path_factory.mktemp("locks"))
     return pytester
 
 
