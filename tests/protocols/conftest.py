@@ -24,6 +24,24 @@ ECHO_SPEC = {
     "output": [{"name": "y", "shape": [1, 4], "dtype": "int8"}],
 }
 ECHO_INPUT = bytes(range(64))
+ECHO_OUTPUT = b"\0" * 4  # what the echo runtime answers every input with
+
+
+def run_echo_session(client, model: bytes = b"model", samples: int = 1,
+                     statistics: bool = False):
+    """A whole session with an echo server through a product client (TCP or UART, not yet
+    connected): io spec, `model`, `samples` inferences answered with ECHO_OUTPUT, and with
+    `statistics` the target's STATS (returned); asserts every step, disconnects."""
+    client.initialize_client()
+    try:
+        assert client.upload_io_specification_dict(ECHO_SPEC)
+        assert client.upload_model_bytes(model)
+        for _ in range(samples):
+            assert client.upload_input(ECHO_INPUT) and client.request_processing()
+            assert client.download_output() == (True, ECHO_OUTPUT)
+        return client.download_statistics() if statistics else None
+    finally:
+        client.disconnect()
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from kenning_hil.protocols.frame import (
     encode_frame,
     v3_type_to_v2,
 )
-from tests.protocols.conftest import ECHO_INPUT, ECHO_SPEC, serve_process
+from tests.protocols.conftest import ECHO_SPEC, run_echo_session, serve_process
 
 # kenning/tests/protocols/test_message.py at antmicro/kenning 734c5fa9 (the 8-byte header,
 # before April 2026): the same two messages as PROTOCOL.md's v3 vectors
@@ -128,29 +128,21 @@ def test_unknown_header_setting_is_a_configuration_error():
     assert HeaderLayout("v2").size == 8 and HeaderLayout("v3").size == 12
 
 
-def _session(port: int, header: str) -> bytes:
-    client = NetworkProtocol(host="127.0.0.1", port=port, timeout=3.0, header=header)
-    client.initialize_client()
-    try:
-        assert client.upload_io_specification_dict(ECHO_SPEC)
-        assert client.upload_model_bytes(b"-")
-        assert client.upload_input(ECHO_INPUT) and client.request_processing()
-        ok, output = client.download_output()
-        assert ok
-        assert client.download_statistics()  # STATS: a multi-byte JSON answer
-        return output
-    finally:
-        client.disconnect()
+def _session(port: int, header: str) -> None:
+    stats = run_echo_session(
+        NetworkProtocol(host="127.0.0.1", port=port, timeout=3.0, header=header), b"-",
+        statistics=True)
+    assert stats  # STATS: a multi-byte JSON answer
 
 
 def test_v2_session_against_serve_header_v2_and_mismatches_named(tmp_path):
     with serve_process(tmp_path, "--port", "0", "--header", "v2") as (_, address):
         port = int(address.rsplit(":", 1)[1])
-        assert len(_session(port, "v2")) == 4
+        _session(port, "v2")
         # a v3 host at a v2 server: the server cannot read the request and answers in v2
         with pytest.raises(ProtocolError, match=r"v2 \(8-byte header\) layout"):
             _session(port, "v3")
-        assert len(_session(port, "v2")) == 4  # and it serves the next client as before
+        _session(port, "v2")  # and it serves the next client as before
     with serve_process(tmp_path, "--port", "0") as (_, address):
         port = int(address.rsplit(":", 1)[1])
         with pytest.raises(ProtocolError, match=r"v3 \(12-byte header\) layout"):
@@ -165,15 +157,7 @@ def test_v2_session_over_a_serial_line(tmp_path, pty_pair):
     server_end, client_end = pty_pair
     model = bytes(range(256)) * 3  # 6 frames of 128 payload bytes
     with serve_process(tmp_path, "--serial", server_end, "--header", "v2"):
-        client = UARTProtocol(port=client_end, timeout=5.0, header="v2")
-        client.initialize_client()
-        try:
-            assert client.upload_io_specification_dict(ECHO_SPEC)
-            assert client.upload_model_bytes(model)
-            assert client.upload_input(ECHO_INPUT) and client.request_processing()
-            assert client.download_output() == (True, b"\0" * 4)
-        finally:
-            client.disconnect()
+        run_echo_session(UARTProtocol(port=client_end, timeout=5.0, header="v2"), model)
         v3 = UARTProtocol(port=client_end, timeout=2.0, connect_attempts=1)
         with pytest.raises(ProtocolError, match=r"look like a frame in the v2 \(8-byte header\)"):
             v3.initialize_client()

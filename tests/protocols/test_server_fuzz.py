@@ -25,7 +25,7 @@ from kenning_hil.protocols.chunking import encode_message
 from kenning_hil.protocols.frame import FrameDecoder, encode_frame, pack_header
 from kenning_hil.protocols.uart import SerialTransport
 
-from .conftest import ECHO_INPUT, ECHO_SPEC, serve_process
+from .conftest import ECHO_INPUT, ECHO_SPEC, run_echo_session, serve_process
 from .test_server_sessions import well_formed_session
 
 HOST = int(Flag.IS_HOST_MESSAGE)
@@ -188,15 +188,7 @@ def fuzz_tcp(proc, host: str, port: int, examples: int) -> FuzzCounts:
 
 
 def uart_session(port: str) -> None:
-    client = UARTProtocol(port=port, timeout=3.0, connect_timeout=1.0)
-    client.initialize_client()
-    try:
-        assert client.upload_io_specification_dict(ECHO_SPEC)
-        assert client.upload_model_bytes(b"model")
-        assert client.upload_input(ECHO_INPUT) and client.request_processing()
-        assert client.download_output() == (True, b"\0" * 4)
-    finally:
-        client.disconnect()
+    run_echo_session(UARTProtocol(port=port, timeout=3.0, connect_timeout=1.0))
 
 
 def fuzz_pty(proc, port: str, examples: int, quiet: float) -> FuzzCounts:

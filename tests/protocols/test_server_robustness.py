@@ -23,7 +23,14 @@ from kenning_hil.protocols.bytes_protocol import NetworkProtocol
 from kenning_hil.protocols.frame import pack_header
 from kenning_hil.protocols.hostile import GoodSession, fuzz_tcp_server
 
-from .conftest import ECHO_INPUT, ECHO_SPEC, RawClient, request_frames, serve_process
+from .conftest import (
+    ECHO_INPUT,
+    ECHO_SPEC,
+    RawClient,
+    request_frames,
+    run_echo_session,
+    serve_process,
+)
 from .test_server_sessions import well_formed_session
 
 
@@ -275,15 +282,7 @@ def test_hostile_bursts_down_a_serial_line_leave_the_server_serving(tmp_path, pt
     good = GoodSession(ECHO_SPEC, b"model bytes " * 30, ECHO_INPUT)
 
     def good_session() -> None:
-        client = UARTProtocol(port=client_end, timeout=5.0)
-        client.initialize_client()
-        try:
-            assert client.upload_io_specification_dict(ECHO_SPEC)
-            assert client.upload_model_bytes(good.model)
-            assert client.upload_input(ECHO_INPUT) and client.request_processing()
-            assert client.download_output() == (True, b"\0" * 4)
-        finally:
-            client.disconnect()
+        run_echo_session(UARTProtocol(port=client_end, timeout=5.0), good.model)
 
     with serve_process(tmp_path, "--serial", server_end, "--frame-timeout", "0.1") as (proc, _):
         report = fuzz_serial_target(

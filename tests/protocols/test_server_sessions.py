@@ -17,26 +17,23 @@ from kenning_hil.core.protocol import (
 from kenning_hil.protocols.bytes_protocol import NetworkProtocol
 from kenning_hil.protocols.frame import encode_frame, pack_header
 
-from .conftest import ECHO_INPUT, ECHO_SPEC, RawClient, request_frames, serve_process
+from .conftest import (
+    ECHO_INPUT,
+    ECHO_SPEC,
+    RawClient,
+    request_frames,
+    run_echo_session,
+    serve_process,
+)
 
 SPEC_JSON = json.dumps(ECHO_SPEC).encode()
 
 
 def well_formed_session(host: str, port: int, samples: int = 3) -> None:
     """A whole host session through the product client; asserts every step succeeds."""
-    client = NetworkProtocol(host=host, port=port, timeout=5.0)
-    client.initialize_client()
-    try:
-        assert client.upload_io_specification_dict(ECHO_SPEC)
-        assert client.upload_model_bytes(b"model bytes")
-        for _ in range(samples):
-            assert client.upload_input(ECHO_INPUT)
-            assert client.request_processing()
-            assert client.download_output() == (True, b"\0" * 4)
-        stats = client.download_statistics()
-        assert len(stats.get_values("target_inference_step")) == samples
-    finally:
-        client.disconnect()
+    stats = run_echo_session(NetworkProtocol(host=host, port=port, timeout=5.0),
+                             b"model bytes", samples, statistics=True)
+    assert len(stats.get_values("target_inference_step")) == samples
 
 
 def assert_fail(frame, message_type):
