@@ -6,6 +6,11 @@ import shutil
 import subprocess
 import time
 
+# pytester puts sys.modules back as it was before each test that uses it, so a module first
+# imported during such a test is dropped after it; numpy refuses a second import in one
+# process ("cannot load module more than once per process"), which the plugin's session-end
+# report (footprints) then hit. Imported here, it is in every snapshot.
+import numpy  # noqa: F401
 import pytest
 
 
