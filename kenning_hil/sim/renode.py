@@ -236,6 +236,7 @@ class RenodeInstance:
                 alive=lambda: self.running)
             for command in [*self.setup, "start"]:
                 self.run(command)
+            self._wait_until_idle(time.monotonic() + self.start_timeout)
             self.url = f"socket://127.0.0.1:{self.terminal_port}"
         except RenodeError as exc:
             error = exc if self.running else self._exited_error("while starting")
@@ -256,6 +257,18 @@ class RenodeInstance:
             if self.process is not None and not _wait_exit(self.process, 0.5):
                 raise self._exited_error(f"during '{command}'") from exc
             raise
+
+    def _wait_until_idle(self, deadline: float) -> None:
+        """Waits until the CPU has run and then stopped counting (the firmware sleeps in
+        WFI, waiting for the host): bytes sent while it still boots may reach a UART that
+        is not enabled yet, which an STM32 USART drops, cutting the first frame."""
+        last = -1
+        while time.monotonic() < deadline:
+            count = self.executed_instructions()
+            if count == last and count > 0:
+                return
+            last = count
+            time.sleep(0.05)
 
     def executed_instructions(self) -> int:
         """``<cpu> ExecutedInstructions``: instructions the CPU executed since it started."""
