@@ -27,7 +27,12 @@ def _scenario(digits_onnx, runtime: str) -> dict:
 
 
 def _local_accuracy(digits_onnx, digits_int8_tflite, runtime: str) -> float:
-    local = build_pipeline(_scenario(digits_onnx, runtime))
+    # the int8 model the fixture compiled, run by the local runtime (a TFLite runtime takes
+    # a TFLite model: an ONNX wrapper straight before it is refused at validation)
+    scenario = _scenario(digits_onnx, runtime)
+    scenario["model_wrapper"] = {"type": "tflite",
+                                 "parameters": {"model_path": str(digits_int8_tflite)}}
+    local = build_pipeline(scenario)
     return local.runtime.run_locally(
         local.dataset, local.model_wrapper, digits_int8_tflite
     )["accuracy"]
