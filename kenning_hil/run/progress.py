@@ -105,6 +105,10 @@ class Phase:
         if self._bar is not None:
             # a finished bar stays (CLI) only when the phase was long work
             self._bar.leave = self.progress.leave and elapsed >= MIN_LINE_SECONDS
+            if kind is None:
+                # the last update may have come within tqdm's mininterval of the draw before
+                # it and not be drawn: a finished phase shows where it ended (100 %)
+                self._bar.refresh()
             self._bar.close()
             return
         if self.progress.mode != LINES or elapsed < MIN_LINE_SECONDS:
