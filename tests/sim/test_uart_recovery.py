@@ -30,8 +30,10 @@ def test_uart_session_recovers_corrupt_cut_off_and_stalled_frames(firmware_elf, 
             line.flip(line.to_board + 10 * FRAME + 50)  # a payload bit of the 11th chunk
             assert protocol.upload_model(kws_model)
             x = np.random.default_rng(3).integers(-128, 128, size=(1, 49, 10, 1), dtype=np.int8)
-            # the first DATA frame stops after 60 bytes for 1.5 s: the board's RX gap is 1 s
-            line.pause(line.to_board + 60, 1.5)
+            # the first DATA frame stops after 60 bytes for 4 s: the board's RX gap is 1 s of
+            # board time, which an idle guest's clock follows only as QEMU gets the CPU (a
+            # 1.5 s pause was sometimes not a gap yet on a loaded machine)
+            line.pause(line.to_board + 60, 4.0)
             assert protocol.upload_input(x.tobytes())
             assert protocol.request_processing()
             # the OUTPUT answer stops after 14 bytes for 1.5 s: the host's frame timeout is 0.5 s
