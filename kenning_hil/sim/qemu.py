@@ -44,13 +44,28 @@ class QemuError(KenningHILError):
     """QEMU or the firmware it should run is missing, or QEMU failed to start or died."""
 
 
+def _libc_prctl():
+    """libc's prctl, looked up once in this process (Linux only, else None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up here, not in the child: between fork and exec the child must not dlopen (another
+# thread of a test process may hold the dynamic loader's lock at fork time; a QEMU start was
+# seen to die with SIGSEGV before exec, with nothing in its log).
+_PRCTL = _libc_prctl()
+
+
 def _die_with_parent() -> None:
     """preexec_fn: the kernel kills QEMU when the process that started it exits."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class QemuInstance:

@@ -20,13 +20,22 @@ from kenning_hil.runtimes import serve
 from kenning_hil.targets.errors import TargetError
 
 
+def _libc_prctl():
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# looked up in this process: the child must not dlopen between fork and exec (another thread
+# may hold the dynamic loader's lock at fork time)
+_PRCTL = _libc_prctl() if sys.platform.startswith("linux") else None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     # A killed test worker must not leave its board process running (Linux only).
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def server_env() -> dict[str, str]:
