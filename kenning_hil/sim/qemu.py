@@ -62,10 +62,19 @@ def _libc_prctl():
 _PRCTL = _libc_prctl()
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: the kernel kills QEMU when the process that started it exits."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def die_with_parent(sig: int = signal.SIGKILL):
+    """A preexec_fn: the kernel sends `sig` to the child when the process that started it
+    exits (PR_SET_PDEATHSIG; Linux only, elsewhere nothing)."""
+
+    def preexec() -> None:  # pragma: no cover - runs in the child before exec
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+    return preexec
+
+
+_die_with_parent = die_with_parent()
+"""QEMU's: killed outright when the process that started it exits."""
 
 
 class QemuInstance:

@@ -4,7 +4,6 @@ it without leaving orphans; run a board's command (flash, reset, power) to its e
 
 from __future__ import annotations
 
-import ctypes
 import re
 import shlex
 import shutil
@@ -17,25 +16,11 @@ from pathlib import Path
 
 from kenning_hil.core.errors import os_reason
 from kenning_hil.runtimes import serve
+from kenning_hil.sim.qemu import die_with_parent
 from kenning_hil.targets.errors import TargetError
 
-
-def _libc_prctl():
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-# looked up in this process: the child must not dlopen between fork and exec (another thread
-# may hold the dynamic loader's lock at fork time)
-_PRCTL = _libc_prctl() if sys.platform.startswith("linux") else None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    # A killed test worker must not leave its board process running (Linux only).
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# a killed test worker must not leave its target server running (Linux only)
+_die_with_parent = die_with_parent(signal.SIGTERM)
 
 
 def server_env() -> dict[str, str]:
