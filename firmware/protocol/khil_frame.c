@@ -100,7 +100,12 @@ size_t khil_decoder_push(khil_decoder *d, const uint8_t *bytes, size_t len)
 }
 
 /* Can the first n bytes (n <= 12) at p begin a header? Checked byte by byte so garbage is
- * skipped as soon as it arrives, without waiting for 12 bytes. */
+ * skipped as soon as it arrives, without waiting for 12 bytes. Besides the message id, two
+ * fields no sender sets: the reserved flag bits 8..11, and a size on a payload-less
+ * REQUEST. They matter because the XOR checksum cannot tell a frame shifted by stray zero
+ * bytes: a stale 0x00 before a connect PING read as a valid disconnect PING (the PING's
+ * checksum byte lands in the flags), 3 or 4 zeros as a valid liveness PING, and each left
+ * zeros behind for the next PING. */
 static int header_prefix_ok(const uint8_t *p, size_t n)
 {
     for (size_t i = 1; i < 4 && i < n; i++) {
@@ -108,7 +113,17 @@ static int header_prefix_ok(const uint8_t *p, size_t n)
             return 0;
         }
     }
-    return n < 5 || (p[4] & 0x3Fu) == 0;
+    if (n >= 5 && (p[4] & 0x3Fu) != 0) {
+        return 0;
+    }
+    if (n >= 8 && (p[7] & 0x0Fu) != 0) {
+        return 0;
+    }
+    if (n >= KHIL_HEADER_SIZE && (p[4] >> 6) == KHIL_FLOW_REQUEST &&
+        !(p[6] & KHIL_FLAG_HAS_PAYLOAD) && (p[8] | p[9] | p[10] | p[11])) {
+        return 0;
+    }
+    return 1;
 }
 
 /* Drops the candidate's first byte. Returns ev (an error worth reporting) unless the
@@ -119,7 +134,6 @@ static khil_rx_event skip_candidate(khil_decoder *d, khil_rx_event ev, uint32_t 
     uint32_t at = d->pos;
     d->start++;
     d->pos++;
-    d->resyncing = 1;
     if (ev == KHIL_RX_NONE || (int32_t)(at - d->quiet_until) < 0) {
         return KHIL_RX_NONE;
     }
@@ -137,7 +151,6 @@ khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out)
             if (d->expiring) {
                 /* the line went quiet: whatever comes next starts on a frame boundary */
                 d->expiring = 0;
-                d->resyncing = 0;
             }
             return KHIL_RX_NONE;
         }
@@ -174,16 +187,13 @@ khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out)
         } else {
             uint8_t expected = khil_checksum(p, out->payload, len);
             out->expected_checksum = expected;
-            uint8_t got = out->header.checksum;
-            int trusted_zero = got == 0 && !d->resyncing;
-            if (d->verify_checksum && got != expected && !trusted_zero) {
+            if (d->verify_checksum && out->header.checksum != expected) {
                 d->bad_checksums++;
                 ev = skip_candidate(d, KHIL_RX_BAD_CHECKSUM, KHIL_HEADER_SIZE + len);
             } else {
                 d->start += KHIL_HEADER_SIZE + len;
                 d->pos += KHIL_HEADER_SIZE + len;
                 d->frames++;
-                d->resyncing = 0;
                 out->payload_len = len;
                 return KHIL_RX_FRAME;
             }

@@ -2,8 +2,10 @@
  *
  * A frame is a 12-byte little-endian header - 40-bit field (low 38 bits message type, top 2
  * bits flow control), checksum byte, u16 flags, u32 payload size - then the payload.
- * Checksum = 0x4B XOR every byte of the frame with the checksum byte taken as 0; a received
- * checksum of 0x00 means "not computed" and is accepted.
+ * Checksum = 0x4B XOR every byte of the frame with the checksum byte taken as 0. The decoder
+ * verifies it strictly: 0x00 is not taken as "not computed" (PROTOCOL.md allows that for
+ * TCP hosts; every UART host, Kenning's included, computes it), because the zero bytes of a
+ * message id shifted into the checksum position are the commonest false header.
  *
  * No board code and no allocation: builds for the MCU and as a host shared library.
  */
@@ -100,9 +102,8 @@ typedef struct {
     size_t start; /* first unconsumed byte */
     size_t end;   /* one past the last received byte */
     uint32_t max_payload;
-    int verify_checksum; /* 1: verify (0x00 means "not computed"); 0: ignore the byte */
+    int verify_checksum; /* 1: verify (0x00 is checked like any value); 0: ignore the byte */
     int expiring;        /* set by khil_decoder_expire: drop incomplete candidates */
-    int resyncing;       /* bytes were skipped since the last good frame */
     uint32_t pos;        /* stream offset of buf[start] */
     uint32_t quiet_until; /* no error events for candidates starting before this offset */
     /* Counters for diagnostics and tests. */
@@ -125,8 +126,10 @@ size_t khil_decoder_push(khil_decoder *d, const uint8_t *bytes, size_t len);
  *   header's first byte, so a valid frame swallowed by a corrupt length is still found.
  * - No error event for a candidate that starts inside a frame already reported as bad: the
  *   rescan of its bytes finds spurious headers, which must not produce more answers.
- * - While resynchronising, a 0x00 checksum ("not computed") is not trusted: shifted zeros of
- *   a message id look like one. */
+ * - A candidate with reserved flag bits (8..11) set, or a payload-less REQUEST with a
+ *   non-zero size, is not a header (skipped like garbage): stray zeros before a frame shift
+ *   its checksum byte into the flags and its zeros into the size, and the XOR checksum
+ *   still matches. */
 khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out);
 /* The line went quiet: an incomplete frame will never complete. The next khil_decoder_next
  * calls report it as KHIL_RX_TRUNCATED and rescan the bytes after its first byte, until the
