@@ -17,11 +17,11 @@ from kenning_hil.core.measurements import LAST_INSTRUCTIONS, TARGET_INSTRUCTIONS
 from kenning_hil.protocols.bytes_protocol import UARTProtocol
 from kenning_hil.protocols.transport import TransportClosedError
 from kenning_hil.protocols.uart import SerialTransport
-from kenning_hil.sim.qemu import QemuInstance
+from kenning_hil.sim.process import SimulatorProcess
 
 
 class QemuUARTProtocol(UARTProtocol):
-    """UARTProtocol to the QEMU `board`, named `label` in errors.
+    """UARTProtocol to the simulated `board` (QEMU's, or Renode's), named `label` in errors.
 
     With `count_instructions`, ``target_inference_instructions`` holds one count per
     inference since the connect, divided by 2**`icount_shift` (QEMU's virtual nanoseconds
@@ -34,7 +34,7 @@ class QemuUARTProtocol(UARTProtocol):
         label: str = "",
         count_instructions: bool = True,
         icount_shift: int = 0,
-        board: QemuInstance | None = None,
+        board: SimulatorProcess | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -87,10 +87,11 @@ class QemuUARTProtocol(UARTProtocol):
 
 
 class _BoardUARTTransport(SerialTransport):
-    """The socket to QEMU's UART. Its name (in every protocol error) is the target's, and a
-    connection that closed because QEMU died says so, with QEMU's exit code and output."""
+    """The socket to the simulated board's UART. Its name (in every protocol error) is the
+    target's, and a connection that closed because the simulator died says so, with its exit
+    code and output."""
 
-    def __init__(self, label: str, board: QemuInstance | None, *args: Any):
+    def __init__(self, label: str, board: SimulatorProcess | None, *args: Any):
         super().__init__(*args)
         self._label = label
         self._board = board
@@ -120,9 +121,9 @@ class _BoardUARTTransport(SerialTransport):
             code = process.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             return exc  # QEMU still runs: the connection broke for another reason
-        simulator = getattr(self._board, "simulator", "QEMU")  # a RenodeInstance says Renode
+        board = self._board
         died = TransportClosedError(
-            f"{exc.reason}; {simulator} exited with code {code}{self._board.exit_details()}",
+            f"{exc.reason}; {board.simulator} exited with code {code}{board.exit_details()}",
             self.name,
         )
         died.infrastructure = "emulator"  # the emulator died, not the connection alone

@@ -13,29 +13,24 @@ and a fresh prompt. The commands this module sends print nothing when they succe
 raised verbatim with the command that printed it. A monitor that does not give its prompt
 back within the timeout is an error naming the command too.
 
-No orphans: Renode runs in its own process group, gets SIGKILL from the kernel if the Python
-process that started it dies (PR_SET_PDEATHSIG), and instances still running at interpreter
-exit are stopped by an atexit hook; `stop()` sends ``quit`` first, then SIGTERM, then SIGKILL.
+No orphans: Renode runs in its own process group and dies with the Python process that
+started it (sim/process.py, shared with QEMU boards); `stop()` sends ``quit`` first, then
+SIGTERM, then SIGKILL.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
-import threading
 import time
-import weakref
 from pathlib import Path
 
 from kenning_hil.core.errors import KenningHILError
 from kenning_hil.core.measurements import Measurements
-from kenning_hil.sim.qemu import _die_with_parent
+from kenning_hil.sim.process import SimulatorProcess
 from kenning_hil.sim.qemu_uart import QemuUARTProtocol
 
 DEFAULT_RENODE = "renode"
@@ -52,10 +47,6 @@ _TELNET = re.compile(rb"\xff[\xfb-\xfe].|\xff[\xf0-\xfa]", re.DOTALL)
 # what the commands below print when they succeed; anything else is an error
 _BENIGN = re.compile(r"^(Starting emulation\.\.\.|Pausing emulation\.\.\.)$")
 _NUMBER = re.compile(r"^(0x[0-9a-fA-F]+|\d+)$")
-
-_live_instances: weakref.WeakSet[RenodeInstance] = weakref.WeakSet()
-_live_lock = threading.Lock()
-
 
 class RenodeError(KenningHILError):
     """Renode is missing, failed to start, refused a monitor command or stopped answering."""
@@ -164,12 +155,13 @@ class RenodeMonitor:
             pass
 
 
-class RenodeInstance:
+class RenodeInstance(SimulatorProcess):
     """One Renode process: `start()` launches it and runs `setup` (monitor commands that
     create the machine and its UART terminal on `terminal_port`) and ``start``; `url`
     reaches the UART; `stop()` quits it."""
 
     simulator = "Renode"
+    error = RenodeError
 
     def __init__(
         self,
@@ -183,6 +175,7 @@ class RenodeInstance:
         cpu: str = "sysbus.cpu",
         extra_args: list[str] | tuple[str, ...] = (),
     ):
+        super().__init__()
         self.binary = binary
         self.setup = list(setup)
         self.terminal_port = terminal_port
@@ -191,11 +184,8 @@ class RenodeInstance:
         self.command_timeout = command_timeout
         self.cpu = cpu
         self.extra_args = list(extra_args)
-        self.process: subprocess.Popen | None = None
         self.monitor: RenodeMonitor | None = None
         self.monitor_port: int | None = None
-        self.url: str | None = None
-        self._log_path: Path | None = None
 
     def describe(self) -> str:
         return self.description
@@ -204,48 +194,24 @@ class RenodeInstance:
         return [self.binary, "--disable-xwt", "--plain", "--port", str(self.monitor_port),
                 *self.extra_args]
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    def start(self) -> RenodeInstance:
-        if self.running:
-            return self
+    def _prepare(self) -> None:
         binary = shutil.which(self.binary)
         if binary is None:
             raise RenodeError(f"{self.binary}: {NOT_FOUND}")
         self.binary = binary
         self.monitor_port = free_port()
-        fd, log_name = tempfile.mkstemp(prefix="renode-", suffix=".log")
-        self._log_path = Path(log_name)
-        with os.fdopen(fd, "wb") as log_file:
-            self.process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log_file,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
-            )
-        with _live_lock:
-            _live_instances.add(self)
-        try:
-            label = f"{self.description} (pid {self.process.pid})"
-            self.monitor = RenodeMonitor.connect(
-                self.monitor_port, time.monotonic() + self.start_timeout, label,
-                alive=lambda: self.running)
-            for command in [*self.setup, "start"]:
-                self.run(command)
-            self._wait_until_idle(time.monotonic() + self.start_timeout)
-            self.url = f"socket://127.0.0.1:{self.terminal_port}"
-        except RenodeError as exc:
-            error = exc if self.running else self._exited_error("while starting")
-            self.stop()
-            raise error from None
-        except BaseException:
-            self.stop()
-            raise
-        return self
+
+    def _come_up(self) -> str:
+        """Connects to the monitor, sets the board up, starts it and waits until the firmware
+        idles; the UART is then the server-socket terminal on `terminal_port`."""
+        label = f"{self.description} (pid {self.process.pid})"
+        self.monitor = RenodeMonitor.connect(
+            self.monitor_port, time.monotonic() + self.start_timeout, label,
+            alive=lambda: self.running)
+        for command in [*self.setup, "start"]:
+            self.run(command)
+        self._wait_until_idle(time.monotonic() + self.start_timeout)
+        return f"socket://127.0.0.1:{self.terminal_port}"
 
     def run(self, command: str, expect_number: bool = False) -> list[str]:
         """A monitor command (see `RenodeMonitor.run`); Renode's exit is said as such."""
@@ -279,11 +245,8 @@ class RenodeInstance:
                               f"printed no number")
         return int(numbers[-1], 0)
 
-    def stop(self, timeout: float = 5.0) -> int | None:
-        """``quit`` through the monitor, then SIGTERM, then SIGKILL; returns the exit code."""
-        process = self.process
-        if process is None:
-            return None
+    def _ask_to_quit(self, process: subprocess.Popen, timeout: float) -> None:
+        """``quit`` through the monitor; `stop()` then sends SIGTERM, then SIGKILL."""
         if process.poll() is None and self.monitor is not None:
             try:
                 self.monitor.sock.sendall(b"quit\n")
@@ -292,52 +255,6 @@ class RenodeInstance:
             _wait_exit(process, min(timeout, 3.0))
         if self.monitor is not None:
             self.monitor.close()
-        if process.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                process.wait()
-        with _live_lock:
-            _live_instances.discard(self)
-        if self._log_path is not None:
-            self._log_path.unlink(missing_ok=True)
-            self._log_path = None
-        return process.returncode
-
-    def _signal_group(self, sig: int) -> None:
-        assert self.process is not None
-        try:
-            os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def __enter__(self) -> RenodeInstance:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    def log(self) -> str:
-        """What Renode printed on its console so far (its log)."""
-        if self._log_path is None:
-            return ""
-        try:
-            return self._log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def exit_details(self, limit: int = 300) -> str:
-        """What to add to "Renode exited": the end of its console output."""
-        text = " | ".join(line.strip() for line in self.log().splitlines() if line.strip())
-        return f" (Renode output: {text[-limit:]})" if text else ""
-
-    def _exited_error(self, when: str) -> RenodeError:
-        assert self.process is not None
-        code = self.process.wait()
-        return RenodeError(
-            f"{self.description} exited with code {code} {when}{self.exit_details(800)}")
 
 
 def _said(text: str, command: str) -> list[str]:
@@ -353,17 +270,6 @@ def _wait_exit(process: subprocess.Popen, timeout: float) -> bool:
     except subprocess.TimeoutExpired:
         return True
     return False
-
-
-@atexit.register
-def _stop_all() -> None:
-    with _live_lock:
-        instances = list(_live_instances)
-    for instance in instances:
-        try:
-            instance.stop(timeout=1.0)
-        except Exception:  # noqa: BLE001 - best effort at interpreter exit
-            pass
 
 
 # The monitor's count around each PROCESS request: the CPU's own instruction counter over the

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kenning_hil.core.errors import os_reason
 from kenning_hil.runtimes import serve
-from kenning_hil.sim.qemu import die_with_parent
+from kenning_hil.sim.process import die_with_parent
 from kenning_hil.targets.errors import TargetError
 
 # a killed test worker must not leave its target server running (Linux only)

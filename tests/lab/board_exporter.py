@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kenning_hil.sim.qemu import QemuInstance, _die_with_parent
+from kenning_hil.sim.process import die_with_parent
+from kenning_hil.sim.qemu import QemuInstance
 
 MACHINE = "mps2-an386"  # the qemu-m4 board
 
@@ -31,7 +32,7 @@ def main(coordinator: str, name: str, group: str, firmware: str, workdir: str) -
             [str(Path(sys.executable).with_name("labgrid-exporter")), "-c", coordinator,
              "-n", name, "--hostname", "127.0.0.1", str(config)],
             stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent)
+            preexec_fn=die_with_parent())
         (work / f"{name}.pid").write_text(str(exporter.pid))
         signal.signal(signal.SIGTERM, lambda *_: exporter.terminate())
         code = exporter.wait()

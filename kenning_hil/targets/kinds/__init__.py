@@ -152,6 +152,17 @@ class TargetKind:
                     f"{description.source}: key 'instances': expected {expected}, got {spec!r}"
                 )
 
+    @classmethod
+    def check_uart_protocol(cls, description: TargetDescription, why: str) -> None:
+        """For kinds reached over a UART: the description's protocol (default uart) must be
+        uart; `why` says why in the error."""
+        protocol = description.protocol or {"type": "uart"}
+        if protocol.get("type") != "uart":
+            raise ConfigurationError(
+                f"{description.source}: key 'protocol.type' must be 'uart' for a {cls.name} "
+                f"target ({why}), got {protocol.get('type')!r}"
+            )
+
     def runtime_is_python_class(self) -> bool:
         """Whether the description's `runtime` names a Python Runtime class (decided from the
         kind and the name, without importing anything)."""

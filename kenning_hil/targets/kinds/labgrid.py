@@ -280,11 +280,7 @@ class LabgridKind(TargetKind):
             raise ConfigurationError(
                 f"{description.source}: key 'instances' does not apply to a labgrid target: "
                 f"its pool is the matching places at the coordinator")
-        protocol = description.protocol or {"type": "uart"}
-        if protocol.get("type") != "uart":
-            raise ConfigurationError(
-                f"{description.source}: key 'protocol.type' must be 'uart' for a labgrid target "
-                f"(it is reached over the place's serial port), got {protocol.get('type')!r}")
+        cls.check_uart_protocol(description, "it is reached over the place's serial port")
         if "{firmware}" in opts.get("flash", "") and "firmware" not in opts:
             raise ConfigurationError(
                 f"{description.source}: key 'flash' uses {{firmware}} but key 'firmware' is "

@@ -18,6 +18,8 @@ or from the Renode script named by `script` (``$elf`` and ``$uart_port`` set, th
 ``include @<.resc>``; the script creates the machine and the ``term`` terminal on
 ``$uart_port``), then ``start``. A command Renode refuses fails the session with Renode's
 words and the command; Renode is quit at the end of the session and dies with the worker.
+(The session, the firmware and the keys every simulated board has: kinds/_simulated_board.py,
+shared with kind qemu.)
 
 Timing: at ``PerformanceInMips 1000`` one instruction takes one nanosecond of Renode's
 virtual time, as under QEMU's ``-icount shift=0``, so the firmware's timer counts
@@ -29,20 +31,9 @@ every PROCESS request and reported beside it (``renode_executed_instructions``).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from kenning_hil.blocks.entries import inline_entry
-from kenning_hil.core.errors import ConfigurationError, KenningHILError
-from kenning_hil.sim.firmware_build import (
-    TOOLCHAIN,
-    TOOLCHAIN_PACKAGES,
-    FirmwareBuildError,
-    boards,
-    build_firmware,
-    default_elf,
-)
+from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.sim.renode import (
     INSTRUCTIONS_MIPS,
     NOT_FOUND,
@@ -54,21 +45,16 @@ from kenning_hil.sim.renode import (
     monitor_path,
     renode_binary,
 )
-from kenning_hil.targets.errors import TargetError
-from kenning_hil.targets.kinds import (
-    Instance,
-    OpenContext,
-    RuntimeMeaning,
-    TargetKind,
-    TargetSession,
-)
-
-_built_this_process: set[Path] = set()
+from kenning_hil.targets.kinds import OpenContext
+from kenning_hil.targets.kinds._simulated_board import SimulatedBoardKind, resolve_file
 
 
-class RenodeKind(TargetKind):
+class RenodeKind(SimulatedBoardKind):
     name = "renode"
     summary = "a board simulated by Renode running the reference firmware, UART over TCP"
+    simulator = "Renode"
+    board_key = "board"
+    protocol_class = RenodeUARTProtocol
     properties = {
         "board": {
             "type": "string",
@@ -107,8 +93,6 @@ class RenodeKind(TargetKind):
         },
     }
     required = ("board",)
-    private_sessions = True
-    runtime_meaning = RuntimeMeaning.FIRMWARE  # the firmware runs the model
     unavailable_skips = True  # Renode is installed for nightly jobs, not everywhere
 
     @classmethod
@@ -122,54 +106,22 @@ class RenodeKind(TargetKind):
             raise ConfigurationError(
                 f"{source}: key 'uart' is needed with 'platform': the UART peripheral the "
                 f"firmware uses, e.g. usart1")
-        if "firmware" not in opts and opts["board"] not in boards():
-            raise ConfigurationError(
-                f"{source}: key 'firmware' is needed: there is no reference firmware board "
-                f"named '{opts['board']}' (boards: {', '.join(boards())})")
-        if isinstance(description.instances, list):
-            raise ConfigurationError(
-                f"{source}: key 'instances' of a renode target is a number of simultaneous "
-                f"boards, got a list")
-        protocol = description.protocol or {"type": "uart"}
-        if protocol.get("type") != "uart":
-            raise ConfigurationError(
-                f"{source}: key 'protocol.type' must be 'uart' for a renode target (Renode "
-                f"exposes the board's UART), got {protocol.get('type')!r}")
+        super().check(description)
 
     # -- configuration ----------------------------------------------------------------------
 
     @property
     def board(self) -> str:
-        return self.description.options["board"]
+        return self.board_name
 
     @property
     def binary(self) -> str:
         return renode_binary(self.description.options.get("renode"))
 
-    @property
-    def counts_instructions(self) -> bool:
-        return self.description.timing in (None, "instructions")
-
-    def _file(self, key: str) -> Path:
-        """A file named by `key`: absolute, else the first of (this file's directory, the
-        current directory) that has it."""
-        path = Path(self.description.options[key]).expanduser()
-        if path.is_absolute():
-            return path
-        candidates = [Path(self.description.source).parent / path, Path.cwd() / path]
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate.resolve()
-        return candidates[0].resolve()
-
     def setup_file(self) -> Path:
         """The .repl or .resc that sets the board up."""
-        return self._file("platform" if "platform" in self.description.options else "script")
-
-    def firmware_path(self) -> Path:
-        if "firmware" in self.description.options:
-            return self._file("firmware")
-        return default_elf(self.board)
+        key = "platform" if "platform" in self.description.options else "script"
+        return resolve_file(self.description, self.description.options[key])
 
     def availability(self) -> tuple[bool, str]:
         binary = self.binary
@@ -180,15 +132,9 @@ class RenodeKind(TargetKind):
         setup = self.setup_file()
         if not setup.is_file():
             return False, f"{setup} not found"
-        elf = self.firmware_path()
-        note = ""
-        if not elf.is_file():
-            if "firmware" in self.description.options:
-                return False, f"firmware {elf} not found"
-            if shutil.which(TOOLCHAIN) is None:
-                return False, (f"firmware {elf} not found and cannot be built: {TOOLCHAIN} "
-                               f"not found (Debian: {TOOLCHAIN_PACKAGES})")
-            note = ", firmware built on first use"
+        usable, note = self.firmware_availability()
+        if not usable:
+            return False, note
         return True, f"Renode {setup.name}, up to {len(self.instances())} at once{note}"
 
     def describe(self) -> str:
@@ -214,89 +160,29 @@ class RenodeKind(TargetKind):
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def ensure_firmware(self) -> Path:
-        """The ELF, built once per process when it is the board's default build."""
-        elf = self.firmware_path()
-        if "firmware" in self.description.options or elf in _built_this_process:
-            if not elf.is_file():
-                raise TargetError(f"target '{self.description.name}': firmware {elf} not "
-                                  f"found", "")
-            return elf
-        try:
-            build_firmware(self.board)
-        except FirmwareBuildError as exc:
-            raise TargetError(f"target '{self.description.name}': {exc}", "") from exc
-        _built_this_process.add(elf)
-        return elf
-
-    @contextmanager
-    def open(self, instance: Instance, context: OpenContext) -> Iterator[TargetSession]:
-        desc = self.description
-        if context.progress is None:
-            elf = self.ensure_firmware()
-        else:
-            with context.progress.phase(f"build firmware for {self.board}"):
-                elf = self.ensure_firmware()
-        where = f"'{desc.name}' instance {instance.name}"
+    def simulator_process(self, elf: Path, where: str, context: OpenContext) -> RenodeInstance:
         terminal_port = free_port()
-        renode = RenodeInstance(
+        opts = self.description.options
+        return RenodeInstance(
             self.binary,
             self.setup_commands(elf, terminal_port),
             terminal_port,
             description=f"Renode of target {where}",
             start_timeout=context.timeouts.boot,
             command_timeout=context.timeouts.request,
-            cpu=desc.options.get("cpu", "sysbus.cpu"),
-            extra_args=desc.options.get("renode_args", ()),
+            cpu=opts.get("cpu", "sysbus.cpu"),
+            extra_args=opts.get("renode_args", ()),
         )
-        try:
-            renode.start()
-        except RenodeError as exc:
-            raise TargetError(str(exc)) from exc
-        protocol = None
-        try:
-            spec = desc.protocol or {"type": "uart"}
-            params = inline_entry(spec, f"{desc.source}: key 'protocol'")["parameters"]
-            params["port"] = renode.url
-            params.setdefault("timeout", context.timeouts.request)
-            params.setdefault("process_timeout", context.timeouts.request)
-            # the firmware boots in Renode's virtual time, which a loaded host slows down:
-            # keep PINGing (1 s each) for as long as the boot timeout allows
-            params.setdefault("connect_attempts", max(5, int(context.timeouts.boot)))
-            label = f"{where} (Renode pid {renode.pid}, {renode.url})"
-            protocol = RenodeUARTProtocol.from_json(
-                params, label=label, count_instructions=self.counts_instructions,
-                icount_shift=0, board=renode)
-            protocol.initialize_client()
-            yield TargetSession(
-                desc.name,
-                instance,
-                protocol,
-                info={
-                    "board": self.board,
-                    "setup": str(self.setup_file()),
-                    "firmware": str(elf),
-                    "url": renode.url,
-                    "pid": renode.pid,
-                    "timing": "instructions" if self.counts_instructions else desc.timing,
-                },
-                handle=renode,
-            )
-        finally:
-            if protocol is not None and renode.running:
-                try:
-                    protocol.disconnect()
-                except KenningHILError:  # Renode is quit next anyway
-                    pass
-            elif protocol is not None and protocol.channel is not None:
-                protocol.channel.close()
-            renode.stop()
 
-    def model_memory(self) -> int | None:
-        """The description's `memory.ram`, else the firmware build's ML_REGION_SIZE."""
-        from kenning_hil.sim.firmware_ops import board_region_size
+    def start_error(self, where: str, error: RenodeError) -> str:
+        return str(error)  # the RenodeInstance's description names the target already
 
-        return self.description.ram or board_region_size(self.board)
+    def protocol_defaults(self, params: dict, context: OpenContext) -> None:
+        super().protocol_defaults(params, context)
+        # the firmware boots in Renode's virtual time, which a loaded host slows down:
+        # keep PINGing (1 s each) for as long as the boot timeout allows
+        params.setdefault("connect_attempts", max(5, int(context.timeouts.boot)))
 
-    def alive(self, session: TargetSession) -> bool:
-        return session.protocol.connected and session.handle.running
+    def session_info(self, elf: Path, board: RenodeInstance) -> dict:
+        return {"board": self.board, "setup": str(self.setup_file()),
+                **super().session_info(elf, board)}
