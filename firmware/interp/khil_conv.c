@@ -137,6 +137,10 @@ static inline int channel_rqo(const khil_op *op, const khil_conv_params *p, int3
     return khil_rqo_make(p->mult[i], p->shift[i], p->output_offset, q);
 }
 
+/* khil_rqo.hi_shift of an output channel with all-zero weights (khil_conv_params.live); its
+ * mult holds the channel's constant output. */
+#define DEAD_CHANNEL (-2)
+
 /* Four packed int8 outputs clamped bytewise to the activation range (lo4, hi4: the bounds in
  * every byte); they are already saturated to int8, so this equals clamping each to [lo, hi]. */
 static inline uint32_t clamp4(uint32_t v, uint32_t lo4, uint32_t hi4)
@@ -332,9 +336,13 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
     int16_t *col = (int16_t *)(void *)(table + oc);
     int8_t *gather = (int8_t *)col + khil_columns4_bytes(k);
     const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
-    int folded = 1; /* every channel has the folded form: conv_pass can run */
+    int folded = 1; /* every live channel has the folded form: conv_pass can run */
     for (int32_t c = 0; c < oc; c++) {
-        if (!channel_rqo(op, p, c, &table[c])) {
+        if (!khil_channel_live(p, c)) {
+            /* all-zero weights: the sum is the bias at every pixel */
+            table[c].mult = conv_output(op, p, bias_of(p, c), c);
+            table[c].hi_shift = DEAD_CHANNEL;
+        } else if (!channel_rqo(op, p, c, &table[c])) {
             table[c].hi_shift = -1; /* this channel takes channel_out_apply */
             folded = 0;
         }
@@ -350,20 +358,41 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
         }
         int8_t *yp = y + pix * oc;
         if (n == 4 && folded && p->bias != NULL && (k & 7) == 0) {
-            conv_pass pass = {(const uint32_t *)(const void *)col,
-                              (const uint32_t *)(const void *)col + 2 * k,
-                              p->bias,
-                              table,
-                              yp,
-                              oc,
-                              lo4,
-                              hi4,
-                              oc};
-            conv_pass_run(&pass, p->weights, k);
+            /* conv_pass over each run of live channels, the constant for the others */
+            for (int32_t c = 0; c < oc;) {
+                if (table[c].hi_shift == DEAD_CHANNEL) {
+                    for (int32_t j = 0; j < 4; j++) {
+                        yp[j * oc + c] = (int8_t)table[c].mult;
+                    }
+                    c++;
+                    continue;
+                }
+                int32_t end = c + 1;
+                while (end < oc && table[end].hi_shift != DEAD_CHANNEL) {
+                    end++;
+                }
+                conv_pass pass = {(const uint32_t *)(const void *)col,
+                                  (const uint32_t *)(const void *)col + 2 * k,
+                                  p->bias + 4 * c,
+                                  table + c,
+                                  yp + c,
+                                  oc,
+                                  lo4,
+                                  hi4,
+                                  end - c};
+                conv_pass_run(&pass, p->weights + c * k, k);
+                c = end;
+            }
             continue;
         }
         const int8_t *w = p->weights;
         for (int32_t c = 0; c < oc; c++, w += k) {
+            if (table[c].hi_shift == DEAD_CHANNEL) {
+                for (int32_t j = 0; j < n; j++) {
+                    yp[j * oc + c] = (int8_t)table[c].mult;
+                }
+                continue;
+            }
             const int32_t bias = bias_of(p, c);
             int32_t s[4] = {bias, bias, bias, bias};
             khil_dot_1x4(w, col, k, s);

@@ -444,6 +444,42 @@ static khil_status requant_multipliers(op_ctx *c, int32_t channels, int32_t quan
     return KHIL_OK;
 }
 
+/* CONV_2D's live-channel bitmap (khil_conv_params.live): persistent only when some output
+ * channel has all-zero weights, so models without such channels pay nothing. */
+static khil_status conv_live_channels(op_ctx *c, khil_conv_params *p)
+{
+    const uint32_t row = (uint32_t)(p->k_h * p->k_w * p->f_in_c);
+    int32_t dead = 0;
+    for (int32_t o = 0; o < p->out_c && !dead; o++) {
+        const int8_t *w = p->weights + (uint32_t)o * row;
+        uint32_t i = 0;
+        while (i < row && w[i] == 0) {
+            i++;
+        }
+        dead = i == row;
+    }
+    if (!dead) {
+        return KHIL_OK;
+    }
+    const uint32_t words = ((uint32_t)p->out_c + 31u) / 32u;
+    uint32_t *live = persist_alloc(c->ld, words * sizeof(uint32_t));
+    if (live == NULL) {
+        return fail_arena_metadata(c->ld);
+    }
+    memset(live, 0, words * sizeof(uint32_t));
+    for (int32_t o = 0; o < p->out_c; o++) {
+        const int8_t *w = p->weights + (uint32_t)o * row;
+        for (uint32_t i = 0; i < row; i++) {
+            if (w[i] != 0) {
+                live[o >> 5] |= 1u << (o & 31);
+                break;
+            }
+        }
+    }
+    p->live = live;
+    return KHIL_OK;
+}
+
 static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
 {
     khil_fb *fb = &c->ld->fb;
@@ -524,6 +560,10 @@ static khil_status prepare_conv(op_ctx *c, khil_fb_table opt, int depthwise)
     p->pad_w = padding_before(p->stride_w, p->dilation_w, p->in_w, p->k_w, ow);
     CHECK(check_bias(c, p->out_c, &p->bias));
     p->weights = (const int8_t *)f->data;
+    p->live = NULL;
+    if (!depthwise) {
+        CHECK(conv_live_channels(c, p));
+    }
     p->input_offset = -in->zero_point;
     p->output_offset = out->zero_point;
     khil_activation_range_int8(act, out->scale, out->zero_point, &p->act_min, &p->act_max);

@@ -46,7 +46,8 @@ def output_scale_for(in_scale, filter_scales, depth):
 
 
 def conv_model(rng, *, in_shape, filters, kernel, options, per_channel=True, groups=1,
-               depthwise=False, multiplier=1, out_scale=None, weight_max=127, bias_max=3000):
+               depthwise=False, multiplier=1, out_scale=None, weight_max=127, bias_max=3000,
+               dead_channels=()):
     b = tb.TFLiteBuilder()
     in_scale, in_zp = rng.uniform(0.01, 0.1), int(rng.integers(-30, 30))
     x = b.tensor(in_shape, scale=in_scale, zero_point=in_zp)
@@ -56,8 +57,10 @@ def conv_model(rng, *, in_shape, filters, kernel, options, per_channel=True, gro
     kh, kw = kernel
     f_shape = (1, kh, kw, oc) if depthwise else (oc, kh, kw, fic)
     f_scales = rng.uniform(0.002, 0.02, size=oc if per_channel else 1)
-    w = b.tensor(f_shape, scale=f_scales, zero_point=0,
-                 data=rng.integers(-weight_max, weight_max, size=f_shape, endpoint=True),
+    weights = rng.integers(-weight_max, weight_max, size=f_shape, endpoint=True)
+    # output channels with all-zero weights (pruned: the kernel skips their dot products)
+    weights[list(dead_channels)] = 0
+    w = b.tensor(f_shape, scale=f_scales, zero_point=0, data=weights,
                  quant_dim=3 if depthwise else 0)
     # LiteRT insists on a bias for int8 convolutions.
     bias = b.tensor((oc,), dtype=np.int32, scale=in_scale * f_scales, zero_point=0,
@@ -123,6 +126,21 @@ CONV_CASES = {
         in_shape=(1, 6, 5, 24), filters=5, kernel=(3, 3), out_scale=0.5, weight_max=1,
         bias_max=50,
         options=dict(padding=tb.VALID, stride=(1, 1), dilation=(1, 1), activation=tb.NONE)),
+    # all-zero weight rows (#18): runs of live channels between them, at both ends, with the
+    # assembly channel loop (K = 16, pixels a multiple of 4) and with the C one (K = 12, 15
+    # pixels), and a layer whose only live channel is the last
+    "1x1-16ch-dead-channels": dict(in_shape=(1, 4, 6, 16), filters=13, kernel=(1, 1),
+                                   dead_channels=(0, 3, 4, 5, 9, 12),
+                                   options=dict(padding=tb.VALID, stride=(1, 1),
+                                                dilation=(1, 1), activation=tb.RELU6)),
+    "1x1-12ch-dead-channels-odd-pixels": dict(in_shape=(1, 5, 3, 12), filters=6,
+                                              kernel=(1, 1), dead_channels=(1, 2, 5),
+                                              options=dict(padding=tb.VALID, stride=(1, 1),
+                                                           dilation=(1, 1), activation=tb.NONE)),
+    "3x3-same-8ch-one-live-channel": dict(in_shape=(1, 6, 6, 8), filters=5, kernel=(3, 3),
+                                          dead_channels=(0, 1, 2, 3),
+                                          options=dict(padding=tb.SAME, stride=(1, 1),
+                                                       dilation=(1, 1), activation=tb.RELU)),
     "grouped-2": dict(in_shape=(1, 5, 5, 4), filters=6, kernel=(3, 3), groups=2,
                       options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1),
                                    activation=tb.NONE)),
