@@ -157,12 +157,16 @@ void khil_session_init(khil_session *s, const khil_runtime_ops *rt, void *rt_ctx
     s->write_ctx = write_ctx;
     s->busy_type = -1;
     s->last_type = -1;
+    s->resend_type = -1;
     khil_decoder_init(&s->decoder, KHIL_UART_MAX_PAYLOAD, verify_checksum);
 }
 
 int khil_session_busy_request(const khil_session *s) { return s->busy_type; }
 
-int khil_session_rx_pending(const khil_session *s) { return khil_decoder_pending(&s->decoder); }
+int khil_session_rx_pending(const khil_session *s)
+{
+    return khil_decoder_pending(&s->decoder) || s->resend_type >= 0;
+}
 
 static khil_text *reason(khil_session *s, khil_text *t)
 {
@@ -179,6 +183,7 @@ static void begin_request(khil_session *s, uint8_t type, uint16_t flags)
     s->rx_flags = flags;
     s->rx_len = 0;
     s->rx_answered = 0;
+    s->resend_type = -1; /* the resend, or the host moved on: no FAIL for the damaged one */
     if (type == KHIL_MSG_PING) {
         return;
     }
@@ -452,6 +457,9 @@ static void ask_retransmission(khil_session *s, uint8_t type)
     s->tx[5] = khil_checksum(s->tx, NULL, 0);
     s->write(s->write_ctx, s->tx, KHIL_HEADER_SIZE);
     s->retransmit_requests++;
+    s->resend_type = type;
+    s->resend_gaps = 0;
+    memcpy(s->resend_reason, s->err, sizeof(s->resend_reason));
 }
 
 /* A request frame that cannot be used: a damaged one is asked for again (the request it
@@ -537,6 +545,9 @@ static void drain_events(khil_session *s)
 
 void khil_session_feed(khil_session *s, const uint8_t *bytes, size_t len)
 {
+    if (len) {
+        s->resend_gaps = 0; /* the line is not quiet */
+    }
     while (len) {
         size_t taken = khil_decoder_push(&s->decoder, bytes, len);
         bytes += taken;
@@ -547,6 +558,19 @@ void khil_session_feed(khil_session *s, const uint8_t *bytes, size_t len)
 
 void khil_session_line_idle(khil_session *s)
 {
-    khil_decoder_expire(&s->decoder);
-    drain_events(s);
+    if (khil_decoder_pending(&s->decoder)) {
+        khil_decoder_expire(&s->decoder);
+        drain_events(s);
+        return;
+    }
+    if (s->resend_type >= 0 && ++s->resend_gaps >= KHIL_SESSION_RESEND_WAIT) {
+        /* A host that ignores REQUEST_RETRANSMIT (Kenning's UART host) still waits for an
+         * answer to the request: fail it, with the reason, rather than leave it waiting. */
+        uint8_t type = (uint8_t)s->resend_type;
+        khil_text t;
+        khil_text_str(khil_text_str(reason(s, &t), s->resend_reason),
+                      "; no retransmission came");
+        s->resend_type = -1;
+        answer_fail(s, type, s->err);
+    }
 }

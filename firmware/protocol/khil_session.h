@@ -17,7 +17,11 @@
  *   checksum, or truncated: the line went quiet mid-frame) is not answered: the target sends
  *   a LOGS line with the reason, then REQUEST_RETRANSMIT of that type (count 0xFFFFFFFF =
  *   the whole transmission), and drops the rest of that transmission; the host sends the
- *   request again from its FIRST chunk. An oversized request frame is answered FAIL.
+ *   request again from its FIRST chunk. A host that does not resend (Kenning's UART host
+ *   logs REQUEST_RETRANSMIT as unexpected and waits for an answer, without a timeout) gets
+ *   the FAIL answer with the reason once the line has been quiet for
+ *   KHIL_SESSION_RESEND_WAIT gaps (khil_session_line_idle calls) without a new request.
+ *   An oversized request frame is answered FAIL.
  * - A REQUEST_RETRANSMIT for the type of the last answer sends that answer again.
  *
  * No board code: builds for the MCU and as a host library.
@@ -56,6 +60,9 @@ typedef void (*khil_write_fn)(void *ctx, const uint8_t *bytes, size_t len);
 
 #define KHIL_SESSION_ERR_LEN 160u
 #define KHIL_SESSION_MAX_STATS 10u
+/* Quiet-line gaps to wait for a resend after REQUEST_RETRANSMIT before answering FAIL (with
+ * the board's 1 s RX gap: 5 s; our host resends at once, even when starved of CPU). */
+#define KHIL_SESSION_RESEND_WAIT 5u
 
 typedef struct {
     const khil_runtime_ops *rt;
@@ -94,15 +101,23 @@ typedef struct {
     uint32_t fail_answers;
     uint32_t dropped_frames; /* not requests, or chunks of an answered/abandoned request */
     uint32_t retransmit_requests; /* damaged request frames asked for again */
+
+    /* The request asked for again and not yet resent (-1: none), why, and the quiet gaps
+     * since: a host that never resends gets a FAIL instead of waiting forever. */
+    int resend_type;
+    uint8_t resend_gaps;
+    char resend_reason[KHIL_SESSION_ERR_LEN];
 } khil_session;
 
 void khil_session_init(khil_session *s, const khil_runtime_ops *rt, void *rt_ctx,
                        khil_write_fn write, void *write_ctx, int verify_checksum);
 /* Handles received bytes (any split); answers are written through `write`. */
 void khil_session_feed(khil_session *s, const uint8_t *bytes, size_t len);
-/* The line has been quiet for a while: a partial frame will not complete. */
+/* The line has been quiet for a while: a partial frame will not complete, and a resend
+ * asked for may not come. */
 void khil_session_line_idle(khil_session *s);
-/* 1 if part of a frame is buffered (the caller should then call line_idle after a gap). */
+/* 1 if part of a frame is buffered or a resend is awaited (the caller should then call
+ * line_idle after each quiet gap). */
 int khil_session_rx_pending(const khil_session *s);
 /* Type of the request being executed, or -1 (used by the fault handler). */
 int khil_session_busy_request(const khil_session *s);

@@ -327,6 +327,42 @@ def test_corrupt_single_frame_request_is_asked_for_again(session):
     assert len(session.logs) == 1  # the preamble itself is skipped without a report
 
 
+def test_a_host_that_does_not_resend_gets_the_fail_answer(session, kws_model):
+    """Kenning's UART host ignores REQUEST_RETRANSMIT (logs it as unexpected) and waits for
+    the answer without a timeout: after KHIL_SESSION_RESEND_WAIT quiet gaps (5 s on the
+    board) the damaged request is answered FAIL with the reason, not left waiting. Bytes on
+    the line restart the wait; a resend or any new request cancels it."""
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    frames = request_frames(MessageType.MODEL, kws_model.read_bytes())
+    damaged = bytearray(frames)
+    damaged[200] ^= 0x40  # the second chunk
+    session.target.feed(bytes(damaged))
+    (ask,) = session.frames()
+    assert (ask.message_type, ask.flow_control) == (MessageType.MODEL,
+                                                    FlowControl.REQUEST_RETRANSMIT)
+    for _ in range(4):
+        session.target.line_idle()
+    session.target.feed(b"\xff")  # noise: the line was not quiet, the wait starts again
+    for _ in range(5):  # the first gap drops the noise byte, then 4 quiet gaps
+        session.target.line_idle()
+    assert session.frames() == []
+    session.target.line_idle()
+    (fail,) = session.frames()
+    assert fail.message_type == MessageType.MODEL and fail.flow_control == TRANSMISSION
+    assert fail.flags & Flag.FAIL and b"corrupt MODEL frame" in fail.payload
+    assert b"no retransmission came" in fail.payload
+    for _ in range(10):  # answered once
+        session.target.line_idle()
+    assert session.frames() == []
+    # a host that does resend is not failed later
+    session.target.feed(bytes(damaged))
+    session.frames()
+    session.ok(MessageType.MODEL, kws_model.read_bytes())
+    for _ in range(10):
+        session.target.line_idle()
+    assert session.frames() == []
+
+
 def test_chunk_without_first_fails(session):
     session.ok(MessageType.PING, flags=Flag.SUCCESS)
     stray = encode_frame(MessageType.DATA, REQ, Flag.LAST, b"abc")
