@@ -5,11 +5,15 @@ firmware on QEMU mps2-an386, reached as a pyserial ``socket://`` URL, gets burst
 session, and a well-formed session (io spec, a small int8 model, one inference) after every
 70 bursts.
 
-Prints bursts and frames sent, crashes (QEMU exited), hangs (a target still talking after
-5 s, or a connect PING unanswered for 2 s), malformed answers and good sessions
-passed/failed. Targets: 0 crashes, 0 hangs, 0 good sessions failed; exit code 1 otherwise.
+Prints bursts and frames sent, crashes (QEMU exited), hangs (the target stopped reading a
+burst for 2 s, kept talking for 5 s, or left 5 connect PINGs of 2 s unanswered), malformed
+answers and good sessions passed/failed. Targets: 0 crashes, 0 hangs, 0 good sessions failed;
+exit code 1 otherwise.
 
     .venv/bin/python benchmarks/bench_firmware_fuzz.py [--cases 2000]
+    # bursts 1260-1329 of the same run, absurd io specs only, every frame the firmware sent:
+    .venv/bin/python benchmarks/bench_firmware_fuzz.py --start 1260 --cases 1330 \
+        --only absurd_io_spec --trace fuzz-trace.log
 """
 
 from __future__ import annotations
@@ -26,7 +30,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from kenning_hil.protocols.bytes_protocol import UARTProtocol  # noqa: E402
-from kenning_hil.protocols.hostile import GoodSession, fuzz_serial_target  # noqa: E402
+from kenning_hil.protocols.hostile import (  # noqa: E402
+    CATEGORIES,
+    GoodSession,
+    fuzz_serial_target,
+)
 from kenning_hil.sim.firmware_build import build_firmware  # noqa: E402
 from kenning_hil.sim.qemu import QemuInstance  # noqa: E402
 from tests.sim.test_qemu_target import fc_model  # noqa: E402  (the tests' small int8 model)
@@ -42,6 +50,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--start", type=int, default=0,
+                        help="first burst to send (the earlier ones are drawn, not sent)")
+    parser.add_argument("--only", action="append", choices=CATEGORIES, metavar="CATEGORY",
+                        help=f"send only bursts of this category (repeatable): {CATEGORIES}")
+    parser.add_argument("--trace", type=Path, metavar="FILE",
+                        help="write every burst and every frame the firmware sent to FILE")
     args = parser.parse_args()
     elf = build_firmware(BOARD)
     with tempfile.TemporaryDirectory(prefix="bench-fw-fuzz-") as tmp:
@@ -67,15 +81,23 @@ def main() -> int:
                     client.disconnect()
 
             good_session()  # the board works before any hostile byte
+            trace = args.trace.open("w") if args.trace else None
             start = time.monotonic()
-            report = fuzz_serial_target(
-                board.url, args.cases, good, good_session, seed=args.seed,
-                alive=lambda: board.running,
-                progress=lambda r: print(
-                    f"  {r.cases} bursts, {time.monotonic() - start:.0f} s", flush=True),
-            )
+            try:
+                report = fuzz_serial_target(
+                    board.url, args.cases, good, good_session, seed=args.seed,
+                    alive=lambda: board.running, start=args.start,
+                    only=frozenset(args.only) if args.only else None,
+                    progress=lambda r: print(
+                        f"  {r.cases} bursts, {time.monotonic() - start:.0f} s", flush=True),
+                    trace=(lambda text: print(text, file=trace, flush=True)) if trace else None,
+                )
+            finally:
+                if trace is not None:
+                    trace.close()
             seconds = time.monotonic() - start
-    print(f"firmware {BOARD} over its emulated UART: {args.cases} bursts in {seconds:.0f} s")
+    print(f"firmware {BOARD} over its emulated UART: {report.cases} bursts "
+          f"({args.start}..{args.cases - 1}) in {seconds:.0f} s")
     for line in report.lines():
         if not line.startswith("server RSS"):
             print(f"  {line}")

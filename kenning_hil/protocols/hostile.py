@@ -405,54 +405,121 @@ def fuzz_serial_target(
     quiet: float = 0.05,
     categories: tuple[str, ...] = CATEGORIES,
     max_frame_size: int = 136,
+    start: int = 0,
+    only: frozenset[str] | None = None,
     progress: Callable[[FuzzReport], None] | None = None,
+    trace: Callable[[str], None] | None = None,
 ) -> FuzzReport:
     """Runs `cases` hostile bursts down a serial line (a device path or pyserial URL, e.g.
     QEMU's UART as ``socket://``) to a target that speaks the protocol (firmware, or
     ``serve --serial``). Half the bursts start with a connect PING, so that requests meet an
-    open session. After each burst the line is read until quiet for `quiet` s (a target
-    still talking after 5 s is a hang), then a connect PING must get its SUCCESS answer
-    within `answer_timeout` s, retried up to 5 times as a host does (a PING that arrives
-    while the target still waits for the rest of a truncated frame is part of that frame;
-    bursts needing a retry are counted in `retried_pings`); none answered is a hang.
-    `alive()` says whether the target process still runs (a crash otherwise).
-    `good_session()` opens the port itself: the runner closes its own connection around it."""
+    open session.
+
+    After each burst the runner waits while the target reads it: a serial line moves ~10 kB/s
+    (an emulated UART on a loaded host too), so a 100 kB burst takes 10 s to read; a target
+    that reads nothing and says nothing for `answer_timeout` s with bytes still unread is a
+    hang. It then reads until the line is quiet for `quiet` s (a target still talking after
+    5 s is a hang), and a connect PING must get its SUCCESS answer within `answer_timeout`
+    s, retried up to 5 times as a host does (a PING that arrives while the target still
+    waits for the rest of a truncated frame is part of that frame until the target's RX gap
+    timer drops it; bursts needing a retry are counted in `retried_pings`); none answered is
+    a hang. The answers of retried PINGs are read before the next burst, so that none is
+    left for the next host on the line. `alive()` says whether the target process still
+    runs (a crash otherwise). `good_session()` opens the port itself: the runner closes its
+    own connection around it.
+
+    `start`, `only`: run bursts start..cases-1, and of them only those of the categories in
+    `only`; the bursts are the same as in a whole run with that seed (the skipped ones are
+    drawn, not sent). `trace(line)` gets every burst and every frame the target sent, with
+    the time since the start: the target's LOGS say what it did with the burst."""
     from kenning_hil.protocols.uart import SerialTransport
 
     rng = random.Random(seed)
-    report = FuzzReport(by_category={c: 0 for c in categories})
+    report = FuzzReport(by_category={c: 0 for c in categories if only is None or c in only})
     connect = encode_frame(
         MessageType.PING, _REQUEST, _HOST | Flag.SUCCESS | Flag.FIRST | Flag.LAST
     )
     line = SerialTransport(port, max_frame_size=max_frame_size)
     # one decoder for the whole line: an answer may straddle two bursts' reads
     decoder = FrameDecoder(max_frame_size)
+    began = time.monotonic()
 
-    def read_quiet(decoder: FrameDecoder) -> bool:
+    def note(text: str) -> None:
+        if trace is not None:
+            trace(f"{time.monotonic() - began:9.3f} {text}")
+
+    def take(data: bytes) -> list:
+        """Feeds what the target sent; returns its frames (each also counted and traced)."""
+        decoder.feed(data)
+        frames = []
+        while (frame := decoder.next()) is not None:
+            report.answer_frames += 1
+            frames.append(frame)
+            if trace is not None:
+                kind = (MessageType(frame.message_type).name if frame.message_type < 14
+                        else str(frame.message_type))
+                text = frame.payload[:120] if frame.message_type == MessageType.LOGS or (
+                    frame.flags & Flag.FAIL) else b""
+                note(f"  <- {kind} {FlowControl(frame.flow_control).name} "
+                     f"flags={frame.flags:#06x} {text!r}")
+        return frames
+
+    def read_burst() -> bool:
+        """Reads answers while the target still reads the burst; False: it neither read nor
+        answered for `answer_timeout` s with bytes left unread."""
+        unread_before = line.unread()
+        last_progress = time.monotonic()
+        while True:
+            data = line.receive(quiet)
+            now = time.monotonic()
+            if data:
+                take(data)
+                last_progress = now
+                continue
+            unread = line.unread()
+            if not unread:  # all read (or the line cannot tell: the PING retries cover it)
+                return True
+            if unread_before is None or unread < unread_before:
+                unread_before = unread
+                last_progress = now
+            elif now - last_progress > answer_timeout:
+                note(f"  target stopped reading: {unread} bytes unread")
+                return False
+
+    def read_quiet() -> bool:
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             data = line.receive(quiet)
             if not data:
                 return True
-            decoder.feed(data)
-            while decoder.next() is not None:
-                report.answer_frames += 1
+            take(data)
         return False
 
-    def ping_answered(decoder: FrameDecoder) -> int:
-        """Tries (1-5) until a connect PING was answered, as a host retries; 0: never."""
+    def is_ping_answer(frame) -> bool:
+        return (frame.message_type == MessageType.PING
+                and frame.flow_control == FlowControl.TRANSMISSION
+                and bool(frame.flags & Flag.SUCCESS))
+
+    def ping_answered() -> int:
+        """Tries (1-5) until a connect PING was answered, as a host retries; 0: never.
+        After a retry, waits for the answers of the other PINGs sent."""
+        answers = 0
         for attempt in range(1, 6):
             line.send(connect)
+            note(f"  -> connect PING {attempt}")
             deadline = time.monotonic() + answer_timeout
-            while time.monotonic() < deadline:
-                decoder.feed(line.receive(min(0.1, max(deadline - time.monotonic(), 0.001))))
-                while (frame := decoder.next()) is not None:
-                    report.answer_frames += 1
-                    if (frame.message_type == MessageType.PING
-                            and frame.flow_control == FlowControl.TRANSMISSION
-                            and frame.flags & Flag.SUCCESS):
-                        return attempt
-        return 0
+            while not answers and time.monotonic() < deadline:
+                data = line.receive(min(0.1, max(deadline - time.monotonic(), 0.001)))
+                answers += sum(map(is_ping_answer, take(data)))
+            if answers:
+                break
+        else:
+            return 0
+        if attempt > 1:  # let the other PINGs' answers arrive now, not in a later read
+            deadline = time.monotonic() + answer_timeout
+            while answers < attempt and time.monotonic() < deadline:
+                answers += sum(map(is_ping_answer, take(line.receive(0.1))))
+        return attempt
 
     try:
         for index in range(cases):
@@ -460,15 +527,19 @@ def fuzz_serial_target(
             chunks = hostile_case(rng, category, good, max_frame_size)
             if rng.random() < 0.5:
                 chunks = [connect, *chunks]
+            if index < start or only is not None and category not in only:
+                continue  # drawn, so the bursts after it are those of a whole run
             report.cases += 1
             report.by_category[category] += 1
             report.frames += len(chunks)
             stream = b"".join(chunks)
             report.bytes += len(stream)
             errors_before = decoder.errors
+            note(f"burst {index} {category}: {len(chunks)} frames, {len(stream)} bytes")
             line.send(stream)
-            quiet_again = read_quiet(decoder)
-            answered = ping_answered(decoder)
+            reading = read_burst()
+            quiet_again = reading and read_quiet()
+            answered = ping_answered()
             if answered > 1:
                 report.retried_pings += 1
             if decoder.errors > errors_before:
@@ -478,18 +549,22 @@ def fuzz_serial_target(
                 report.crashes += 1
                 report.note(f"target gone after case {index} ({category})")
                 break
-            if not quiet_again or not answered:
+            if not reading or not quiet_again or not answered:
                 report.hangs += 1
-                what = "kept talking for 5 s" if not quiet_again else "5 connect PINGs unanswered"
+                what = ("stopped reading the burst" if not reading
+                        else "kept talking for 5 s" if not quiet_again
+                        else "5 connect PINGs unanswered")
                 report.note(f"case {index} ({category}): {what}")
             if (index + 1) % good_every == 0 or index + 1 == cases:
                 line.close()
+                note("good session")
                 try:
                     good_session()
                 except Exception as exc:  # noqa: BLE001 - any failure counts
                     report.good_failed += 1
                     report.note(f"good session after case {index} failed: "
                                 f"{type(exc).__name__}: {exc}")
+                    note(f"good session failed: {exc}")
                 else:
                     report.good_passed += 1
                 line = SerialTransport(port, max_frame_size=max_frame_size)
