@@ -146,3 +146,34 @@ def test_the_elf_is_linked_under_another_name_and_renamed_into_place():
                 in line]
         assert link and all(".tmp" in line and f"mv -f /nonexistent/mps2-an386/{name}." in line
                             for line in link), done.stdout[-2000:]
+
+
+def test_a_board_build_writes_only_into_its_build_folder():
+    """Every file a board's build writes (objects, dependency files, flags, map, ELFs) is under
+    its BUILD_DIR: `make -n -B` lists each command; each one that writes names its output
+    (-o, -Map=, mkdir -p, a redirection, mv's destination), and none is elsewhere, so a build
+    of one board cannot change another board's folder or the sources."""
+    import re
+    import subprocess
+
+    import pytest
+
+    if shutil.which("make") is None:
+        pytest.skip("make not installed")
+    writes = re.compile(r"(?:-o|-Map=|mkdir -p|>)\s*(\S+)|mv -f \S+ (\S+)")
+    for board in ("mps2-an386", "mps3-an547"):
+        out = f"/nonexistent/{board}-variant"
+        done = subprocess.run(
+            ["make", "-n", "-B", "-C", str(FIRMWARE_DIR), f"BOARD={board}", f"BUILD_DIR={out}",
+             "ML_REGION_SIZE=65536", "firmware", "drain"],
+            capture_output=True, text=True, check=True)
+        commands = [line for line in done.stdout.splitlines()
+                    if line and not line.startswith(("make", 'echo "'))
+                    and not line.startswith("arm-none-eabi-size")]
+        assert len(commands) > 20, done.stdout[-2000:]
+        for command in commands:
+            outputs = [a or b for a, b in writes.findall(command)]
+            assert outputs, f"a build command that names no output: {command[:300]}"
+            outside = [path for path in outputs if not path.startswith(out + "/")
+                       and path != out]
+            assert not outside, f"{board}: writes {outside} outside {out}: {command[:300]}"
