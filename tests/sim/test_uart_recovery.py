@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kenning_hil.core.protocol import Flag, MessageType
 from kenning_hil.protocols.bytes_protocol import UARTProtocol
 from kenning_hil.sim.qemu import QemuInstance
 
 from .faulty_line import FaultyLine
+from .frame_client import FrameClient, request_frames
 from .test_host_protocol import litert_reference
 
 pytestmark = pytest.mark.sim
@@ -51,3 +53,22 @@ def test_uart_session_recovers_corrupt_cut_off_and_stalled_frames(firmware_elf, 
         finally:
             protocol.disconnect()
             line.close()
+
+
+def test_stray_zeros_before_a_connect_ping_do_not_close_the_session(firmware_elf):
+    """Zeros left on the line (the tail of a cut frame) shift the connect PING behind them;
+    its XOR checksum still matches. 1 stray zero made it a disconnect PING, answered like a
+    connect, so the host's next request was refused as outside a session (#16: a good session
+    after 1,329 fuzz bursts). Sent in one write, so the board's RX gap cannot drop them."""
+    with QemuInstance("mps2-an386", firmware_elf("mps2-an386")) as board:
+        client = FrameClient(board.url)
+        try:
+            assert client.connect().success
+            for stray in (1, 3, 7):
+                client.send_raw(bytes(stray) + request_frames(MessageType.PING,
+                                                              flags=Flag.SUCCESS))
+                assert client.answer(MessageType.PING).success
+                refused = client.request(MessageType.PROCESS)
+                assert "PROCESS before a model was loaded" in refused.text, (stray, refused.text)
+        finally:
+            client.close()
