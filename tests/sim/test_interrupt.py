@@ -114,6 +114,11 @@ def test_ctrl_c_keeps_the_partial_run_and_reports_it(tmp_path, small_model, work
     assert "test_a_quick[qemu-m4]" in table
     rows = {row["test"]: row for row in
             json.loads((project / "results" / "summary.json").read_text())}
+    # one row per result file, in the table and in summary.json (under -n 2 the issue saw 3
+    # files and 2 rows)
+    table_rows = [line for line in table[:table.find("\nresults: ")].splitlines()
+                  if line.startswith("test_long.py::")]
+    assert len(table_rows) == len(records) and set(rows) == set(records), table
     assert rows[long_id]["outcome"] == "interrupted" and rows[long_id]["reason"] == reason
     assert rows[long_id]["latency_unit"] == "instructions"
     # the quick test passed; under xdist its report may still have been on its way to the
