@@ -53,7 +53,7 @@ def result_files(paths: list[Path]) -> list[Path]:
 
 
 def export_measurements_command(args: argparse.Namespace) -> int:
-    from kenning_hil.core.errors import ConfigurationError
+    from kenning_hil.core.errors import ConfigurationError, os_reason
     from kenning_hil.core.measurements import save_json_file
     from kenning_hil.run.results import kenning_measurements
 
@@ -73,7 +73,8 @@ def export_measurements_command(args: argparse.Namespace) -> int:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ConfigurationError(f"{path}: cannot read the result file: {exc}") from None
+            raise ConfigurationError(
+                f"{path}: cannot read the result file: {os_reason(exc)}") from None
         if not isinstance(record, dict):
             raise ConfigurationError(f"{path}: not a result file (a JSON object)")
         target = args.out if single else out_dir / path.name

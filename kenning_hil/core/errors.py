@@ -46,17 +46,26 @@ def import_optional(module: str, extra: str, purpose: str = ""):
         raise MissingDependencyError(module, extra, purpose, detail=str(exc)) from exc
 
 
-def os_reason(exc: OSError) -> str:
-    """'No such file or directory: /proc/nope' rather than '[Errno 2] ...' with a repr."""
-    reason = exc.strerror or str(exc)
+def os_reason(exc: BaseException) -> str:
+    """An OSError as 'No such file or directory: /proc/nope' rather than '[Errno 2] ...' with
+    a repr; any other error caught with one (a decode error of the file read) as
+    `one_line`."""
+    if not isinstance(exc, OSError):
+        return one_line(exc)
+    reason = exc.strerror or one_line(exc)
     return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
-def one_line(error: BaseException | str, limit: int | None = None) -> str:
+def one_line(error: BaseException | str, limit: int | None = None, *,
+             first_line: bool = False) -> str:
     """The error message on a single line, white space folded (how both faces print a user
     error, and how a framework's multi-line error becomes part of one); cut to `limit`
-    characters with a trailing '…' when longer."""
-    text = " ".join(str(error).split())
+    characters with a trailing '…' when longer. `first_line`: only the message's first
+    non-blank line (a framework error whose later lines are its own trace or dump)."""
+    text = str(error).strip()
+    if first_line:
+        text = text.splitlines()[0] if text else ""
+    text = " ".join(text.split())
     if not text and isinstance(error, BaseException):
         text = type(error).__name__
     if limit is not None and len(text) > limit:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kenning_hil.core.errors import ConfigurationError, InputSizeError, one_line
+from kenning_hil.core.errors import ConfigurationError, InputSizeError, one_line, os_reason
 from kenning_hil.core.measurements import write_json_atomic
 
 SPEC_SECTIONS = ("input", "output", "processed_input", "processed_output")
@@ -250,7 +250,7 @@ def load_io_specification(path: str | os.PathLike) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{path}: cannot read io specification: {exc}") from exc
+        raise ConfigurationError(f"{path}: cannot read io specification: {os_reason(exc)}") from exc
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -118,7 +118,7 @@ def load_flow_file(path: str | Path) -> list:
     except FileNotFoundError:
         raise ConfigurationError(f"flow file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        reason = os_reason(exc)
         raise ConfigurationError(f"flow file {path} cannot be read: {reason}") from None
     try:
         return json.loads(text)

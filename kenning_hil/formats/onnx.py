@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from kenning_hil.core.errors import ModelLoadError, import_optional
+from kenning_hil.core.errors import ModelLoadError, import_optional, one_line
 from kenning_hil.formats import protobuf
 
 
@@ -25,7 +25,7 @@ def load_onnx_model(path: Path) -> Any:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as exc:  # protobuf decode errors and checker errors have no common base
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, first_line=True)
         raise ModelLoadError(f"{path} is not a valid ONNX model: {reason}") from exc
     if not model.graph.node or not model.graph.output:
         # random bytes can decode as an empty protobuf message

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kenning_hil.core.errors import os_reason
 from kenning_hil.core.measurements import (
     ARENA_SIZE,
     CONFUSION_MATRIX,
@@ -250,7 +251,7 @@ def read_run(path: Path) -> RunRecord:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return RunRecord(test=path.stem, path=str(path),
-                         missing=[f"everything: cannot read the file ({exc})"])
+                         missing=[f"everything: cannot read the file ({os_reason(exc)})"])
     if not text.strip():
         return RunRecord(test=path.stem, path=str(path),
                          missing=["everything: the file is empty"])

@@ -13,6 +13,7 @@ from kenning_hil.core.errors import (
     ModelLoadError,
     ModelNotLoadedError,
     import_optional,
+    one_line,
 )
 from kenning_hil.core.runtime import SAVE_MODEL_PATH_ARGUMENT, Runtime, save_received_model
 from kenning_hil.formats.onnx import file_references
@@ -119,7 +120,7 @@ class ONNXRuntime(Runtime):
         except ConfigurationError:
             raise
         except Exception as exc:  # onnxruntime raises its own pybind exception types
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = one_line(exc, first_line=True)
             raise ModelLoadError(
                 f"ONNXRuntime: {where} is not a valid ONNX model: {reason}"
             ) from exc

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from kenning_hil.blocks.entries import inline_entry
-from kenning_hil.core.errors import ConfigurationError
+from kenning_hil.core.errors import ConfigurationError, one_line
 from kenning_hil.protocols.bytes_protocol import UARTProtocol
 from kenning_hil.protocols.uart import SerialTransport
 from kenning_hil.targets.errors import BoardBusyError, TargetError
@@ -220,7 +220,7 @@ def release_place(client: LabClient, place: str, holder: str) -> None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return f"no answer within {CONNECT_TIMEOUT:g} s"
-    return str(exc) or type(exc).__name__
+    return one_line(exc)
 
 
 def _holder(place) -> str:
