@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kenning_hil.core.args import ArgumentsHandler
-from kenning_hil.core.errors import ConfigurationError, KenningHILError
+from kenning_hil.core.errors import ConfigurationError, KenningHILError, os_reason
 
 if TYPE_CHECKING:
     from kenning_hil.core.measurements import Measurements
@@ -234,6 +234,10 @@ class RuntimeProtocol(ArgumentsHandler):
     #: largest message accepted, in bytes; a server also bounds received io specs by it
     max_message_size: int = 64 << 20
 
+    #: called with (bytes the target has read, model size) during a model upload by a
+    #: protocol that can tell; set by whoever shows progress, None: nobody watches
+    upload_progress: Callable[[int, int], None] | None = None
+
     # -- set-up ---------------------------------------------------------------------------
 
     @property
@@ -301,7 +305,8 @@ class RuntimeProtocol(ArgumentsHandler):
         try:
             spec = json.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigurationError(f"cannot read io specification {path}: {exc}") from exc
+            raise ConfigurationError(
+                f"cannot read io specification {path}: {os_reason(exc)}") from exc
         return self.upload_io_specification_dict(spec)
 
     def upload_io_specification_dict(self, spec: dict) -> bool:

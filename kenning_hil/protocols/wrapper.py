@@ -34,6 +34,14 @@ class ProtocolWrapper(RuntimeProtocol):
         return self.wrapped.max_message_size
 
     @property
+    def upload_progress(self) -> Callable[[int, int], None] | None:  # type: ignore[override]
+        return self.wrapped.upload_progress
+
+    @upload_progress.setter
+    def upload_progress(self, watcher: Callable[[int, int], None] | None) -> None:
+        self.wrapped.upload_progress = watcher
+
+    @property
     def connected(self) -> bool:
         return self.wrapped.connected
 

@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from kenning_hil.core.measurements import SECONDS
+from kenning_hil.core.measurements import (
+    PROTOCOL_STEP,
+    SECONDS,
+    TARGET_CYCLES,
+    TARGET_INSTRUCTIONS,
+    TARGET_STEP,
+)
 
 # Okabe & Ito, "Color Universal Design" (2008): black dropped, blue first
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -198,10 +204,10 @@ def test_label(test: str, width: int = 48) -> str:
 
 
 SOURCE_NAMES = {
-    "target_inference_step": "time on the target",
-    "target_inference_instructions": "instructions counted by the simulated board",
-    "target_inference_cycles": "cycles counted by the board",
-    "protocol_inference_step": "protocol round trip, timed by the host",
+    TARGET_STEP: "time on the target",
+    TARGET_INSTRUCTIONS: "instructions counted by the simulated board",
+    TARGET_CYCLES: "cycles counted by the board",
+    PROTOCOL_STEP: "protocol round trip, timed by the host",
 }
 """What a latency source measures, in words (the key stays in the figure for searching)."""
 

@@ -349,15 +349,13 @@ class Harness:
     def _progress_of(self, session: Any, runtime: Any, request: RunRequest, target: Target,
                      dataset: Any) -> Iterator[None]:
         """Phases of a run on a board: the model upload (bytes the target has read, when the
-        session's protocol can tell: `protocols/upload_progress`) and the samples."""
+        session's protocol can tell: `RuntimeProtocol.upload_progress`) and the samples."""
         if self.progress.mode == OFF:
             yield
             return
         upload = LazyPhase(self.progress, f"upload {request.model_name} to {target.name}")
         protocol = session.protocol
-        watched = hasattr(protocol, "upload_progress")
-        if watched:
-            protocol.upload_progress = upload
+        protocol.upload_progress = upload
         try:
             total = len(dataset) if dataset is not None else None
         except (TypeError, KenningHILError):
@@ -375,8 +373,7 @@ class Harness:
             yield
             failed = False
         finally:
-            if watched:
-                protocol.upload_progress = None  # the session outlives this run
+            protocol.upload_progress = None  # the session outlives this run
             runtime.progress = None
             upload.close(failed)
             samples.close(failed)

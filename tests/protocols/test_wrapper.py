@@ -45,6 +45,12 @@ def test_the_wrapper_hides_what_the_interface_does_not_declare(tcp_server):
         assert wrapped.connected and wrapped.host_quantization is False
         with pytest.raises(AttributeError):
             wrapped.upload_model_bytes  # noqa: B018 (NetworkProtocol's own, not the interface)
+        # whoever shows progress sets the watcher on the wrapper; the wrapped protocol calls it
+        watcher = print
+        wrapped.upload_progress = watcher
+        assert client.upload_progress is watcher and wrapped.upload_progress is watcher
+        wrapped.upload_progress = None
+        assert client.upload_progress is None
     finally:
         wrapped.disconnect()
     assert not client.connected
