@@ -4,36 +4,50 @@ crashes a runtime's native code costs one FAIL answer, not the server.
 
 The server process keeps the protocol, the session, the io specification and the checks of
 a received model (`check_received_model`, run on a second instance of the runtime that never
-loads anything); the worker (a `spawn`ed process, started at server start and kept warm)
-holds the real runtime. One pipe connects them; each request is one message and one answer:
+loads anything); the worker (``python -m kenning_hil.runtimes.worker``, started with the
+server and kept warm) holds the real runtime.
 
-- parent -> worker: one op byte and its payload: ``M`` the length of the io spec JSON (4
-  bytes, little-endian), the JSON (or ``null``), then the model bytes; ``S`` io spec JSON;
-  ``R`` input bytes (prepare_input, the runtime's PROCESS handler, upload_output in one
-  round trip); ``T`` STATS (the runtime's own `upload_stats`); ``N`` a new session;
-  ``U`` unload.
-- worker -> parent: ``\\x00`` + result (M: the model's own io spec as JSON; R: 8 bytes of
-  run time in ns, little-endian, then the output bytes) or ``\\x01`` + the error, one line.
+Channel: one Unix socket pair, a fixed header per message, and two shared-memory buffers
+(memfd, mapped by both sides) for the tensors, so an inference is one small message each way
+and no pickling, no per-request buffers:
+
+- request: ``<cI`` op, length of the inline payload that follows. ``R`` run: the input is in
+  the input buffer and the length is its size (DATA was copied there, size-checked, when it
+  arrived); ``M`` the io spec JSON's length (4 bytes, little-endian), the JSON (or
+  ``null``), then the model bytes; ``S`` io spec JSON; ``T`` STATS (the runtime's own
+  `upload_stats`); ``N`` a new session; ``U`` unload; ``B`` new buffers (their two file
+  descriptors follow in one SCM_RIGHTS byte); ``I`` (first, once) what to build, JSON.
+- answer: ``<cQI`` status, value (R: the run time in ns), length. ``\\x02``: R's output is in
+  the output buffer (length bytes); ``\\x00``: the result follows inline (the model's own io
+  spec as JSON, STATS, or an output larger than the output buffer); ``\\x01``: an error, one
+  line, follows.
 
 The parent never unpickles what the worker sends (a worker running a hostile model is not
-trusted either): answers are raw bytes and JSON. DATA is checked against the io spec in the
-parent (a wrong size is a FAIL at DATA, as without a worker) and sent with PROCESS.
+trusted either): answers are raw bytes and JSON, their lengths checked against the buffers
+and `ANSWER_LIMIT`.
 
 Memory: the worker sets RLIMIT_DATA (heap and private anonymous mappings, which is where
-model tensors live) to `max_memory` before importing any framework. An allocation beyond it
-fails inside the runtime (a FAIL naming the cap) or kills the worker; a worker that dies
-(any signal) or does not answer within `request_timeout` is killed, the request gets a
-FAIL with the reason, and a fresh worker is started for the next session.
+model tensors live; the shared buffers are not counted) to `max_memory` before importing any
+framework. An allocation beyond it fails inside the runtime (a FAIL naming the cap) or kills
+the worker; a worker that dies (any signal) or does not answer within `request_timeout` is
+killed, the request gets a FAIL with the reason, and a fresh worker is started for the next
+session.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
+import math
+import mmap
 import os
 import resource
 import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any
 
@@ -44,19 +58,39 @@ from kenning_hil.core.errors import (
     ModelNotLoadedError,
     one_line,
 )
-from kenning_hil.core.model import split_tensors_from_bytes
+from kenning_hil.core.iospec import tensor_shape
+from kenning_hil.core.model import split_tensors_from_bytes, wire_dtype
 from kenning_hil.core.runtime import Runtime
 
 log = logging.getLogger("kenning_hil.serve")
 
-_OK, _ERROR = b"\x00", b"\x01"
-_MODEL, _SPEC, _RUN, _STATS, _SESSION, _UNLOAD = b"M", b"S", b"R", b"T", b"N", b"U"
+MODULE = "kenning_hil.runtimes.worker"
+_REQUEST = struct.Struct("<cI")
+_ANSWER = struct.Struct("<cQI")
+_OK, _ERROR, _OK_IN_BUFFER = b"\x00", b"\x01", b"\x02"
+_INIT, _MODEL, _SPEC, _RUN, _STATS, _SESSION, _UNLOAD, _BUFFERS = (
+    b"I", b"M", b"S", b"R", b"T", b"N", b"U", b"B"
+)
 STARTUP_TIMEOUT = 120.0
 """Seconds a new worker may take to import its runtime and say it is ready."""
+ANSWER_LIMIT = 1 << 30
+"""Largest inline answer the server reads from a worker (a worker is not trusted either)."""
+MIN_BUFFER = 64 << 10
+"""Smallest shared buffer: most models' tensors fit, so buffers are made once."""
+_INLINE_SEND = 1 << 16
+_EMPTY = memoryview(b"")
 
 
 class WorkerRequestError(KenningHILError):
     """The worker could not serve a request: its runtime failed, or it died or hung."""
+
+
+class _ChannelClosed(Exception):
+    """The other end of the channel closed: the worker died (or the server went away)."""
+
+
+class _MalformedAnswer(Exception):
+    """The worker's answer breaks the channel's format (a worker is not trusted either)."""
 
 
 def physical_memory() -> int:
@@ -90,45 +124,134 @@ def describe_memory(size: int) -> str:
     return f"{size / (1 << 30):.2f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.0f} MiB"
 
 
-def _die_with_parent() -> None:
+# --- both sides ---------------------------------------------------------------------------------
+
+
+def _recv_exact(sock: socket.socket, view: memoryview, deadline: float | None = None) -> None:
+    """Fills `view` from `sock`; _ChannelClosed at its end. With a deadline, a trickle of
+    bytes cannot stretch a read past it (each recv is bounded by the socket's SO_RCVTIMEO)."""
+    got, size = 0, len(view)
+    while got < size:
+        count = sock.recv_into(view[got:] if got else view)
+        if not count:
+            raise _ChannelClosed("end of channel")
+        got += count
+        if got < size and deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError("deadline")
+
+
+def _send(sock: socket.socket, header: bytes, payload: bytes | memoryview = b"") -> None:
+    if len(payload) < _INLINE_SEND:
+        sock.sendall(header + payload if payload else header)
+    else:
+        sock.sendall(header)
+        sock.sendall(payload)
+
+
+def _shared_buffer(size: int) -> tuple[int, mmap.mmap]:
+    """A shared-memory file of `size` bytes (no name in any file system) and its mapping."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("kenning-hil-worker", os.MFD_CLOEXEC)
+    else:  # no memfd: an unlinked temporary file
+        with tempfile.TemporaryFile() as file:
+            fd = os.dup(file.fileno())
+    os.ftruncate(fd, size)
+    return fd, mmap.mmap(fd, size)
+
+
+# --- the worker process -------------------------------------------------------------------------
+
+
+def _die_with_parent(parent: int) -> None:
+    """The kernel kills this worker when the server exits, even mid-inference (after exec,
+    in the worker's own main thread, so loading libc here is safe)."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the server exited before the prctl
+        os._exit(1)
 
 
-def _worker_main(conn: Any, runtime_type: str, parameters: dict, max_memory: int | None) -> None:
-    """The worker process: builds the runtime and serves the parent's requests until EOF."""
-    _die_with_parent()
+def _worker_main(fd: int, parent: int) -> None:
+    """The worker process: builds the runtime the first request names and serves the
+    server's requests until the channel closes."""
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
+    sock = socket.socket(fileno=fd)
+    header = bytearray(_REQUEST.size)
+    header_view = memoryview(header)
+    try:
+        _recv_exact(sock, header_view)
+        op, length = _REQUEST.unpack(header)
+        init = bytearray(length)
+        _recv_exact(sock, memoryview(init))
+    except (_ChannelClosed, OSError):
+        return
+    setup = json.loads(init)
+    max_memory = setup["max_memory"]
     if max_memory is not None:
         resource.setrlimit(resource.RLIMIT_DATA, (max_memory, max_memory))
+    sys.path[:] = setup["sys_path"]  # dotted runtime paths resolve as in the server
     from kenning_hil.blocks.registry import resolve_class
 
     try:
-        runtime = resolve_class("runtime", runtime_type, Runtime).from_json(parameters)
+        runtime = resolve_class("runtime", setup["runtime"], Runtime).from_json(
+            setup["parameters"]
+        )
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which exits with it
-        conn.send_bytes(_ERROR + _reason(exc).encode())
+        reason = _reason(exc).encode("utf-8", "replace")
+        _send(sock, _ANSWER.pack(_ERROR, 0, len(reason)), reason)
         return
-    conn.send_bytes(_OK)
+    sock.sendall(_ANSWER.pack(_OK, 0, 0))
+    cap = describe_memory(max_memory or 0)
+    inputs: memoryview | None = None
+    outputs: mmap.mmap | None = None
+    output_size = 0
     clock = time.perf_counter_ns
+    pack = _ANSWER.pack
     while True:
         try:
-            request = conn.recv_bytes()
-        except (EOFError, OSError):
+            _recv_exact(sock, header_view)
+            op, length = _REQUEST.unpack(header)
+            payload = None
+            if op != _RUN and length:
+                payload = memoryview(bytearray(length))
+                _recv_exact(sock, payload)
+        except (_ChannelClosed, OSError):
             return
-        op, payload = request[:1], memoryview(request)[1:]
         try:
             if op == _RUN:
-                runtime.prepare_input(payload)
+                if inputs is None or length > len(inputs):
+                    raise WorkerRequestError("worker: input larger than its shared buffer")
+                runtime.prepare_input(inputs[:length])
                 # the runtime's own PROCESS handler: it times run() into its STATS
                 steps = runtime._target_steps
                 start = clock()
                 runtime._process_request(b"")
                 elapsed = steps[-1] if steps else clock() - start
-                answer = elapsed.to_bytes(8, "little") + runtime.upload_output(b"")
+                result = runtime.upload_output(b"")
+                size = len(result)
+                if size <= output_size:
+                    outputs[:size] = result
+                    sock.sendall(pack(_OK_IN_BUFFER, elapsed, size))
+                else:
+                    _send(sock, pack(_OK, elapsed, size), result)
+                continue
+            if op == _BUFFERS:
+                _, fds, _, _ = socket.recv_fds(sock, 1, 2)
+                if len(fds) != 2:
+                    raise WorkerRequestError("worker: expected two buffers")
+                # the old mappings go with their last reference (a runtime may still hold
+                # arrays over the old input)
+                maps = [mmap.mmap(fd, os.fstat(fd).st_size) for fd in fds]
+                for fd in fds:
+                    os.close(fd)
+                inputs = memoryview(maps[0]).toreadonly()
+                outputs, output_size = maps[1], len(maps[1])
+                answer = b""
             elif op == _STATS:
                 answer = runtime.upload_stats(b"")
             elif op == _SESSION:
@@ -155,10 +278,17 @@ def _worker_main(conn: Any, runtime_type: str, parameters: dict, max_memory: int
                 raise
             reason = _reason(exc)
             if isinstance(exc, MemoryError) or "alloc" in reason.lower():
-                reason += f" (the worker's memory cap is {describe_memory(max_memory or 0)})"
-            conn.send_bytes(_ERROR + reason.encode("utf-8", "replace"))
+                reason += f" (the worker's memory cap is {cap})"
+            data = reason.encode("utf-8", "replace")
+            try:
+                _send(sock, pack(_ERROR, 0, len(data)), data)
+            except OSError:
+                return
             continue
-        conn.send_bytes(_OK + answer)
+        try:
+            _send(sock, pack(_OK, 0, len(answer)), answer)
+        except OSError:
+            return
 
 
 def _set_spec(runtime: Runtime, spec: dict | None) -> None:
@@ -170,6 +300,9 @@ def _set_spec(runtime: Runtime, spec: dict | None) -> None:
 
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {one_line(exc, 500)}"
+
+
+# --- the server side ----------------------------------------------------------------------------
 
 
 class WorkerRuntime(Runtime):
@@ -196,11 +329,23 @@ class WorkerRuntime(Runtime):
         self.loads_native_code = self.runtime_class.loads_native_code
         self.max_memory = max_memory
         self.request_timeout = request_timeout
-        self.worker: Any = None
-        self._conn: Any = None
+        self.worker: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._answer = bytearray(_ANSWER.size)
+        self._answer_view = memoryview(self._answer)
         self._model_spec: dict | None = None
-        self._input: bytes | None = None
-        self._output: bytes | None = None
+        # the shared buffers: input (DATA is copied here) and output (the worker's answer)
+        self._inputs: mmap.mmap | None = None
+        self._outputs: mmap.mmap | None = None
+        self._input_size = 0
+        self._output_size = 0
+        self._input_length: int | None = None
+        self._output_length = 0
+        self._output_inline: bytes | None = None
+        self._has_output = False
+        # bytes per sample of the io spec's inputs and outputs, fixed batch (None: any)
+        self._sample_in = self._sample_out = 0
+        self._fixed_batch: int | None = None
         self._worker_step = 0
 
     # --- the worker ---------------------------------------------------------------------------
@@ -212,87 +357,146 @@ class WorkerRuntime(Runtime):
     def start_worker(self) -> None:
         """Starts a fresh worker and waits until its runtime is built."""
         self.stop_worker()
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        worker = context.Process(
-            target=_worker_main,
-            args=(child, self.runtime_type, self.parameters, self.max_memory),
-            name="kenning-hil-runtime-worker",
-            daemon=True,
-        )
-        worker.start()
-        child.close()
-        self.worker, self._conn = worker, parent
-        if not parent.poll(STARTUP_TIMEOUT):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", MODULE, str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.worker, self._sock = worker, ours
+        setup = json.dumps({
+            "runtime": self.runtime_type, "parameters": self.parameters,
+            "max_memory": self.max_memory, "sys_path": sys.path,
+        }).encode()
+        ours.settimeout(STARTUP_TIMEOUT)
+        try:
+            _send(ours, _REQUEST.pack(_INIT, len(setup)), setup)
+            status, _, _, payload = self._read_answer(time.monotonic() + STARTUP_TIMEOUT)
+        except (TimeoutError, BlockingIOError):
             self.stop_worker()
             raise ConfigurationError(
                 f"runtime worker for {self.runtime_type} not ready within {STARTUP_TIMEOUT} s"
-            )
-        try:
-            answer = parent.recv_bytes()
-        except (EOFError, OSError):
-            code = worker.exitcode
+            ) from None
+        except (_ChannelClosed, _MalformedAnswer, OSError):
+            code = _wait(worker, 5.0)
             self.stop_worker()
             raise ConfigurationError(
                 f"runtime worker for {self.runtime_type} exited at start ({_exit(code)})"
             ) from None
-        if answer[:1] != _OK:
+        if status != _OK:
             self.stop_worker()
-            raise ConfigurationError(answer[1:].decode("utf-8", "replace"))
+            raise ConfigurationError(bytes(payload).decode("utf-8", "replace"))
+        # from here on blocking reads and writes, bounded by the kernel (one syscall each)
+        ours.settimeout(None)
+        seconds = max(self.request_timeout, 0.001)
+        timeout = struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+        self._input_size = self._output_size = 0  # a new worker has no buffers yet
         cap = describe_memory(self.max_memory) if self.max_memory else "none"
         log.info("runtime worker pid %d started (memory cap %s)", worker.pid, cap)
 
     def stop_worker(self) -> None:
-        worker, conn = self.worker, self._conn
-        self.worker = self._conn = None
-        if conn is not None:
-            conn.close()  # an idle worker sees EOF and exits
-        if worker is not None:
-            worker.join(1.0)
-            if worker.exitcode is None:
-                worker.kill()
-                worker.join(5.0)
-            worker.close()
+        worker, sock = self.worker, self._sock
+        self.worker = self._sock = None
+        if sock is not None:
+            sock.close()  # an idle worker sees the end of the channel and exits
+        if worker is not None and _wait(worker, 1.0) is None:
+            worker.kill()
+            _wait(worker, 5.0)
 
     def _restart(self, reason: str) -> WorkerRequestError:
         """Replaces a dead or hung worker; the error for the request that met it."""
         worker = self.worker
-        if worker is not None and worker.exitcode is None:
+        if worker is not None and worker.poll() is None:
             worker.kill()
-            worker.join(5.0)
+            _wait(worker, 5.0)
         log.warning("runtime worker: %s; restarting it", reason)
-        self._model_spec = self._output = self._input = None
+        self._model_spec = self._output_inline = None
+        self._input_length, self._has_output = None, False
         try:
             self.start_worker()
         except KenningHILError as exc:
             reason += f"; the new worker failed too: {one_line(exc)}"
         return WorkerRequestError(f"{reason}; the worker was restarted (load the model again)")
 
-    def _request(self, op: bytes, payload: bytes, what: str) -> memoryview:
-        if self._conn is None:
-            self.start_worker()
-        conn = self._conn
-        try:
-            conn.send_bytes(op + payload if len(payload) < 1 << 16 else b"".join((op, payload)))
-            if not conn.poll(self.request_timeout):
-                raise self._restart(
-                    f"runtime worker did not finish {what} within {self.request_timeout:g} s "
-                    f"(--request-timeout): killed"
+    def _read_answer(self, deadline: float | None = None) -> tuple[bytes, int, int, memoryview]:
+        """(status, value, length, inline payload) of the worker's next answer."""
+        sock = self._sock
+        _recv_exact(sock, self._answer_view, deadline)
+        status, value, length = _ANSWER.unpack(self._answer)
+        if status == _OK_IN_BUFFER:
+            if length > self._output_size:
+                raise _MalformedAnswer(
+                    f"an output of {length} bytes in its {self._output_size}-byte buffer"
                 )
-            answer = conn.recv_bytes()
-        except (EOFError, OSError, BrokenPipeError):
-            worker = self.worker
-            if worker is not None:
-                worker.join(2.0)
-            code = worker.exitcode if worker is not None else None
+            return status, value, length, _EMPTY
+        if status not in (_OK, _ERROR) or length > ANSWER_LIMIT:
+            raise _MalformedAnswer(f"a malformed answer (status {status!r}, {length} bytes)")
+        if not length:
+            return status, value, 0, _EMPTY
+        payload = memoryview(bytearray(length))
+        _recv_exact(sock, payload, deadline or time.monotonic() + self.request_timeout)
+        return status, value, length, payload
+
+    def _exchange(self, header: bytes, payload: bytes | memoryview, what: str,
+                  fds: list[int] | None = None) -> tuple[bytes, int, int, memoryview]:
+        """Sends one request and reads its answer (status, value, length, inline payload); a
+        dead, hung or misbehaving worker is replaced and the request fails
+        (WorkerRequestError) with the reason, as does an error the worker answers."""
+        if self._sock is None:
+            self.start_worker()
+        sock = self._sock
+        try:
+            _send(sock, header, payload)
+            if fds is not None:
+                socket.send_fds(sock, [b"F"], fds)
+            answer = self._read_answer()
+        except (TimeoutError, BlockingIOError):
+            raise self._restart(
+                f"runtime worker did not finish {what} within {self.request_timeout:g} s "
+                f"(--request-timeout): killed"
+            ) from None
+        except _MalformedAnswer as exc:
+            raise self._restart(f"runtime worker sent {exc} during {what}") from None
+        except (_ChannelClosed, OSError):
+            code = _wait(self.worker, 2.0)
             cap = (
                 f", memory cap {describe_memory(self.max_memory)}" if self.max_memory else ""
             )
             raise self._restart(f"runtime worker died during {what} ({_exit(code)}{cap})") \
                 from None
-        if answer[:1] != _OK:
-            raise WorkerRequestError(answer[1:].decode("utf-8", "replace"))
-        return memoryview(answer)[1:]
+        if answer[0] == _ERROR:
+            raise WorkerRequestError(bytes(answer[3]).decode("utf-8", "replace"))
+        return answer
+
+    def _request(self, op: bytes, payload: bytes, what: str) -> memoryview:
+        return self._exchange(_REQUEST.pack(op, len(payload)), payload, what)[3]
+
+    def _ensure_buffers(self, input_size: int, output_size: int) -> None:
+        """Gives the worker larger shared buffers when these sizes do not fit (rarely: they
+        only grow, from MIN_BUFFER, to the largest batch a client sent)."""
+        if input_size <= self._input_size and output_size <= self._output_size:
+            return
+        if self._sock is None:
+            self.start_worker()
+        sizes = [max(MIN_BUFFER, input_size, self._input_size),
+                 max(MIN_BUFFER, output_size, self._output_size)]
+        sizes = [-(-size // mmap.PAGESIZE) * mmap.PAGESIZE for size in sizes]
+        made = [_shared_buffer(size) for size in sizes]
+        try:
+            self._exchange(_REQUEST.pack(_BUFFERS, 0), b"", "DATA", [fd for fd, _ in made])
+        finally:
+            for fd, _ in made:
+                os.close(fd)
+        for old in (self._inputs, self._outputs):
+            if old is not None:
+                old.close()
+        (_, self._inputs), (_, self._outputs) = made
+        self._input_size, self._output_size = sizes
 
     # --- the Runtime API, server side ----------------------------------------------------------
 
@@ -315,38 +519,56 @@ class WorkerRuntime(Runtime):
 
     def read_io_specification(self, io_spec: dict) -> None:
         super().read_io_specification(io_spec)
+        self._sample_in = _sample_bytes(self.input_spec)
+        self._sample_out = _sample_bytes(self.output_spec)
+        batches = {e["shape"][0] if e["shape"] else 1 for e in self.input_spec} - {-1}
+        self._fixed_batch = batches.pop() if len(batches) == 1 else (0 if batches else None)
         self._request(_SPEC, json.dumps(self.io_specification).encode(), "IO_SPEC")
 
     def unload_model(self) -> None:
         """Frees the worker's model between sessions. Called outside any request (a client
         came or went), so it never raises: a worker that fails here is restarted."""
         self.io_specification = self.input_spec = self.output_spec = None
-        self._model_spec = self._input = self._output = None
-        if self._conn is not None:
+        self._model_spec = self._output_inline = None
+        self._input_length, self._has_output = None, False
+        if self._sock is not None:
             try:
                 self._request(_UNLOAD, b"", "unload")
             except KenningHILError as exc:
                 log.warning("runtime worker: unloading the model failed: %s", one_line(exc))
 
     def prepare_input(self, input_data: bytes) -> bool:
+        """DATA: checked against the io spec here (a wrong size is a FAIL at DATA, as without
+        a worker) and copied into the shared input buffer for PROCESS."""
         self._require_io_specification()
-        # the size check of DATA, here: a wrong size is a FAIL at DATA, as without a worker
-        split_tensors_from_bytes(input_data, self.input_spec, "WorkerRuntime input")
-        self._input, self._output = bytes(input_data), None
+        size = len(input_data)
+        sample = self._sample_in
+        batch = size // sample if sample else 0
+        if not batch or size % sample or self._fixed_batch not in (None, batch):
+            # the reason, with the expected sizes
+            split_tensors_from_bytes(input_data, self.input_spec, "WorkerRuntime input")
+        if size > self._input_size or batch * self._sample_out > self._output_size:
+            self._ensure_buffers(size, batch * self._sample_out)
+        self._input_length, self._has_output = None, False
+        self._inputs[:size] = input_data
+        self._input_length = size
         return True
 
     def load_input(self, input_data: list) -> bool:
         raise ModelNotLoadedError("WorkerRuntime takes input bytes (prepare_input)")
 
     def run(self) -> None:
-        if self._input is None:
+        if self._input_length is None:
             raise ModelNotLoadedError("WorkerRuntime: no input loaded (prepare_input)")
-        answer = self._request(_RUN, self._input, "PROCESS")
-        self._worker_step = int.from_bytes(answer[:8], "little")
-        self._output = bytes(answer[8:])
+        self._has_output = False
+        status, self._worker_step, self._output_length, answer = self._exchange(
+            _REQUEST.pack(_RUN, self._input_length), b"", "PROCESS"
+        )
+        self._output_inline = None if status == _OK_IN_BUFFER else bytes(answer)
+        self._has_output = True
 
     def _process_request(self, payload: bytes) -> bool:
-        # target_inference_step is the worker's own time around run(), without the pipe
+        # target_inference_step is the worker's own time around run(), without the channel
         start = time.perf_counter_ns()
         self.run()
         self._target_steps.append(self._worker_step)
@@ -357,7 +579,7 @@ class WorkerRuntime(Runtime):
         """A client connected: the worker's runtime starts a fresh session too (its
         inference times, which its STATS report). Outside any request: never raises."""
         super().inference_session_start()
-        if self._conn is not None:
+        if self._sock is not None:
             try:
                 self._request(_SESSION, b"", "session start")
             except KenningHILError as exc:
@@ -377,17 +599,36 @@ class WorkerRuntime(Runtime):
         raise ModelNotLoadedError("WorkerRuntime answers output bytes (upload_output)")
 
     def upload_output(self, input_data: bytes) -> bytes:
-        if self._output is None:
+        if not self._has_output:
             raise ModelNotLoadedError("WorkerRuntime: no output yet (run)")
-        return self._output
+        if self._output_inline is not None:
+            return self._output_inline
+        return self._outputs[:self._output_length]
 
     def run_server(self) -> None:
         try:
-            if self._conn is None:
+            if self._sock is None:
                 self.start_worker()
             super().run_server()
         finally:
             self.stop_worker()
+
+
+def _sample_bytes(entries: list[dict]) -> int:
+    """Bytes of one sample of these tensors, as they travel (wire dtypes)."""
+    return sum(
+        math.prod(tensor_shape(e, batch=1)[1:]) * wire_dtype(e).itemsize for e in entries
+    )
+
+
+def _wait(worker: subprocess.Popen | None, seconds: float) -> int | None:
+    """The worker's exit status once it has exited within `seconds`, else None."""
+    if worker is None:
+        return None
+    try:
+        return worker.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def _exit(code: int | None) -> str:
@@ -399,3 +640,7 @@ def _exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]), int(sys.argv[2]))
