@@ -41,6 +41,18 @@ static int conv_as_gemm(const khil_conv_params *p)
     return p->f_in_c == p->in_c; /* no groups */
 }
 
+/* The K of the DSP GEMM's column layout: K itself, or K rounded up to a multiple of 8 when the
+ * weight rows padded with zeros fit in PAD_WEIGHTS_MAX bytes of scratch (e.g. an RGB first
+ * layer, K = 27 -> 32), so that the assembly channel loop (whole 8-value blocks) runs; the
+ * padding adds zero products. */
+#define PAD_WEIGHTS_MAX 1024
+static int32_t conv_k_layout(const khil_conv_params *p)
+{
+    const int32_t k = p->k_h * p->k_w * p->f_in_c;
+    const int32_t k8 = (k + 7) & ~7;
+    return k8 != k && p->out_c * k8 <= PAD_WEIGHTS_MAX ? k8 : k;
+}
+
 uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
 {
     if (!conv_as_gemm(p)) {
@@ -53,11 +65,14 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
     return 4u * (uint32_t)p->out_c + 16u * (((uint32_t)p->out_c + 3u) & ~3u) +
            4u * (((uint32_t)k + 3u) & ~3u);
 #endif
+    const int32_t kk = conv_k_layout(p);
     /* input depths that are not a multiple of 4: the receptive field gathered as int8 first */
-    const uint32_t gather = (p->in_c & 3) != 0 ? ((uint32_t)k + 3u) & ~3u : 0u;
+    const uint32_t gather = (p->in_c & 3) != 0 ? ((uint32_t)kk + 3u) & ~3u : 0u;
     /* each output channel's folded requantisation, prepared once per inference */
     const uint32_t table = (uint32_t)sizeof(khil_rqo) * (uint32_t)p->out_c;
-    return table + khil_columns4_bytes(k) + gather;
+    /* the zero-padded weight rows */
+    const uint32_t padded = kk != k ? (uint32_t)p->out_c * (uint32_t)kk : 0u;
+    return table + khil_columns4_bytes(kk) + gather + padded;
 }
 
 uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
@@ -148,12 +163,13 @@ static inline uint32_t clamp4(uint32_t v, uint32_t lo4, uint32_t hi4)
     return khil_smin8(khil_smax8(v, lo4), hi4);
 }
 
-/* The receptive field of output pixel `pixel` (batch-major) as column j. Input depths that are
- * a multiple of 4 go straight into the column, a tap at a time; others (e.g. an RGB first
- * layer) are gathered as int8 into `gather` first (padding as the zero point, i.e. 0 once the
- * offset is added), so the column is written a word at a time. */
+/* The receptive field of output pixel `pixel` (batch-major) as column j of a layout of kk >= K
+ * values (zeros past K). Input depths that are a multiple of 4 go straight into the column, a
+ * tap at a time; others (e.g. an RGB first layer) are gathered as int8 into `gather` first
+ * (padding as the zero point, i.e. 0 once the offset is added; a window wholly inside the
+ * input a filter row at a time), so the column is written a word at a time. */
 static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixel, int16_t *col,
-                        int32_t j, int8_t *gather)
+                        int32_t j, int8_t *gather, int32_t kk)
 {
     const int32_t ox = pixel % p->out_w;
     const int32_t rest = pixel / p->out_w;
@@ -162,30 +178,44 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
     const int32_t k_all = p->k_h * p->k_w * p->f_in_c;
-    const int32_t k4 = k_all & ~3;
+    const int32_t k4 = kk & ~3;
     const int32_t ic = p->in_c;
     if ((ic & 3) != 0) {
         const int8_t pad = (int8_t)(-p->input_offset);
         int32_t k = 0;
-        for (int32_t fy = 0; fy < p->k_h; fy++) {
-            const int32_t iy = iy0 + p->dilation_h * fy;
-            const int row_inside = iy >= 0 && iy < p->in_h;
-            for (int32_t fx = 0; fx < p->k_w; fx++) {
-                const int32_t ix = ix0 + p->dilation_w * fx;
-                if (row_inside && ix >= 0 && ix < p->in_w) {
-                    const int8_t *src = x + ((b * p->in_h + iy) * p->in_w + ix) * ic;
-                    for (int32_t i = 0; i < ic; i++) {
-                        gather[k++] = src[i];
-                    }
-                } else {
-                    for (int32_t i = 0; i < ic; i++) {
-                        gather[k++] = pad;
+        if (p->dilation_w == 1 && iy0 >= 0 && iy0 + p->dilation_h * (p->k_h - 1) < p->in_h &&
+            ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
+            const int32_t row = p->k_w * ic;
+            const int8_t *src = x + ((b * p->in_h + iy0) * p->in_w + ix0) * ic;
+            for (int32_t fy = 0; fy < p->k_h; fy++, src += p->dilation_h * p->in_w * ic) {
+                for (int32_t i = 0; i < row; i++) {
+                    gather[k++] = src[i];
+                }
+            }
+        } else {
+            for (int32_t fy = 0; fy < p->k_h; fy++) {
+                const int32_t iy = iy0 + p->dilation_h * fy;
+                const int row_inside = iy >= 0 && iy < p->in_h;
+                for (int32_t fx = 0; fx < p->k_w; fx++) {
+                    const int32_t ix = ix0 + p->dilation_w * fx;
+                    if (row_inside && ix >= 0 && ix < p->in_w) {
+                        const int8_t *src = x + ((b * p->in_h + iy) * p->in_w + ix) * ic;
+                        for (int32_t i = 0; i < ic; i++) {
+                            gather[k++] = src[i];
+                        }
+                    } else {
+                        for (int32_t i = 0; i < ic; i++) {
+                            gather[k++] = pad;
+                        }
                     }
                 }
             }
         }
+        while (k < kk) {
+            gather[k++] = pad;
+        }
         khil_columns4_put(col, j, 0, gather, k4, p->input_offset, k4);
-        khil_columns4_put(col, j, k4, gather + k4, k_all - k4, p->input_offset, k4);
+        khil_columns4_put(col, j, k4, gather + k4, kk - k4, p->input_offset, k4);
         return;
     }
     int32_t k = 0;
@@ -202,6 +232,7 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
             }
         }
     }
+    khil_columns4_zero(col, j, k_all, kk - k_all, k4);
 }
 
 /* All output channels of four pixels whose columns are built (K a multiple of 8, bias
@@ -329,12 +360,22 @@ static void conv_pass_run(conv_pass *c, const int8_t *w, int32_t k)
 /* Four output pixels at a time: their columns, then each output channel's weight row once. */
 static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
 {
-    const int32_t k = p->k_h * p->k_w * p->f_in_c;
+    const int32_t k_model = p->k_h * p->k_w * p->f_in_c;
+    const int32_t k = conv_k_layout(p); /* the columns' and weight rows' length */
     const int32_t oc = p->out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     khil_rqo *table = (khil_rqo *)(void *)op->scratch;
     int16_t *col = (int16_t *)(void *)(table + oc);
     int8_t *gather = (int8_t *)col + khil_columns4_bytes(k);
+    const int8_t *weights = p->weights;
+    if (k != k_model) { /* the rows padded with zeros, after the gather buffer */
+        int8_t *padded = gather + ((p->in_c & 3) != 0 ? (k + 3) & ~3 : 0);
+        for (int32_t c = 0; c < oc; c++) {
+            memcpy(padded + c * k, weights + c * k_model, (size_t)k_model);
+            memset(padded + c * k + k_model, 0, (size_t)(k - k_model));
+        }
+        weights = padded;
+    }
     const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
     int folded = 1; /* every live channel has the folded form: conv_pass can run */
     for (int32_t c = 0; c < oc; c++) {
@@ -351,7 +392,7 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         for (int32_t j = 0; j < 4; j++) {
             if (j < n) {
-                conv_column(p, x, pix + j, col, j, gather);
+                conv_column(p, x, pix + j, col, j, gather, k);
             } else {
                 khil_columns4_zero(col, j, 0, k, k & ~3);
             }
@@ -380,12 +421,12 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
                                   lo4,
                                   hi4,
                                   end - c};
-                conv_pass_run(&pass, p->weights + c * k, k);
+                conv_pass_run(&pass, weights + c * k, k);
                 c = end;
             }
             continue;
         }
-        const int8_t *w = p->weights;
+        const int8_t *w = weights;
         for (int32_t c = 0; c < oc; c++, w += k) {
             if (table[c].hi_shift == DEAD_CHANNEL) {
                 for (int32_t j = 0; j < n; j++) {
