@@ -20,7 +20,7 @@ import numpy as np
 
 from kenning_hil.core.dataprovider import DataProvider, Sample
 from kenning_hil.core.errors import ConfigurationError, InputSizeError, import_optional, os_reason
-from kenning_hil.dataproviders.common import tensors_spec
+from kenning_hil.dataproviders.common import sample_dtype, tensors_spec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (".npy", ".bin", *IMAGE_SUFFIXES)
@@ -70,11 +70,7 @@ class FilesProvider(DataProvider):
         loop: bool = False,
     ):
         super().__init__(inputs_sources, inputs_specs, outputs)
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise ConfigurationError(
-                f"parameter 'dtype' must be a NumPy type name, got {dtype!r}") from None
+        self.dtype = sample_dtype(dtype)
         if size is not None and len(size) != 2:
             raise ConfigurationError(f"parameter 'size' must be [width, height], got {size}")
         self.shape = tuple(shape) if shape is not None else None

@@ -18,6 +18,7 @@ import numpy as np
 
 from kenning_hil.core.dataprovider import DataProvider, Sample
 from kenning_hil.core.errors import ConfigurationError, KenningHILError, os_reason
+from kenning_hil.dataproviders.common import sample_dtype
 
 HEADER = struct.Struct("<I")
 LABEL = struct.Struct("<i")
@@ -60,11 +61,7 @@ class TCPStreamProvider(DataProvider):
         timeout: float = 30.0,
     ):
         super().__init__(inputs_sources, inputs_specs, outputs)
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise ConfigurationError(
-                f"parameter 'dtype' must be a NumPy type name, got {dtype!r}") from None
+        self.dtype = sample_dtype(dtype)
         if not 0 <= port <= 65535:
             raise ConfigurationError(f"parameter 'port' must be 0..65535, got {port}")
         self.host, self.port, self.listen = host, port, listen
