@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kenning_hil.core.errors import InputSizeError, KenningHILError, ModelLoadError
+from kenning_hil.formats.tflite_flatbuffer import TENSOR_TYPES
 from kenning_hil.sim.firmware_build import host_build_dir
 
 LIBRARY_NAME = "libkhil_interp.so"
@@ -40,18 +41,6 @@ VARIANT_FLOAT_SCALE_PRODUCT = 1 << 2
 VARIANT_FP32_REQUANT = 1 << 3
 VARIANT_SHIFT_TIES_UP = 1 << 4
 
-# TFLite TensorType -> numpy dtype, for the types a model's inputs/outputs may have.
-TFLITE_DTYPES = {
-    0: np.float32,
-    1: np.float16,
-    2: np.int32,
-    3: np.uint8,
-    4: np.int64,
-    6: np.bool_,
-    7: np.int16,
-    9: np.int8,
-    10: np.float64,
-}
 
 MAX_DIMS = 6
 ERR_LEN = 256
@@ -182,11 +171,12 @@ class FirmwareInterpreter:
 
     def _info(self, getter, index: int) -> TensorInfo:
         raw = self._raw_info(getter, index)
-        if raw.type not in TFLITE_DTYPES:
+        dtype = TENSOR_TYPES.get(raw.type)
+        if dtype is None:
             raise InterpreterLoadError(3, f"tensor type {raw.type} has no numpy equivalent")
         return TensorInfo(
             shape=tuple(raw.dims[: raw.ndim]),
-            dtype=np.dtype(TFLITE_DTYPES[raw.type]),
+            dtype=np.dtype(dtype),
             nbytes=raw.bytes,
             scale=raw.scale,
             zero_point=raw.zero_point,
