@@ -57,6 +57,16 @@ def _memory(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, e.g. 300, got {text!r}") from None
+    if not value > 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
 def _allow_list(text: str) -> list[str]:
     # checked as networks by the TCP protocol, which names the entry that is not one
     entries = [part.strip() for part in text.split(",") if part.strip()]
@@ -150,7 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--request-timeout",
-        type=float,
+        type=_seconds,
         default=DEFAULT_REQUEST_TIMEOUT,
         metavar="SECONDS",
         help="longest a model load or an inference may take in the worker before it is "

@@ -196,6 +196,30 @@ def test_peer_outside_allow_list_is_closed_at_accept(tmp_path):
         stop(proc)
 
 
+def test_wildcard_address_refuses_a_peer_outside_its_allow_list(tmp_path):
+    # listening on every address, admitting one network (TEST-NET-1, where no host of this
+    # machine's networks is); a client on loopback is not in it
+    proc, _, port, log = start_server(
+        tmp_path, "--runtime", "echo", "--host", "0.0.0.0", "--port", "0",
+        "--allow", "192.0.2.0/24",
+    )
+    try:
+        ports = []
+        for _ in range(2):
+            greeting, own_port = _handshake_from("127.0.0.1", "127.0.0.1", port)
+            assert greeting == b""  # closed at accept, no handshake byte
+            ports.append(own_port)
+        text = log.read_text()
+        assert "accepting clients from 192.0.2.0/24 only" in text
+        refusals = [line for line in text.splitlines() if "refused connection from" in line]
+        assert [f"refused connection from 127.0.0.1:{p}: not in the allow list 192.0.2.0/24"
+                in line for line, p in zip(refusals, ports)] == [True, True]
+        assert len(refusals) == 2
+        assert proc.poll() is None
+    finally:
+        stop(proc)
+
+
 def test_allowed_client_runs_on_a_wildcard_address(tmp_path, digits_onnx):
     pytest.importorskip("onnxruntime")
     proc, _, port, log = start_server(

@@ -181,6 +181,9 @@ def test_memory_sizes():
     result = run_serve("--runtime", "onnxruntime", "--port", "0", "--max-memory", "lots")
     assert result.returncode == 2
     assert "argument --max-memory: expected a size such as 1GiB" in result.stderr
+    result = run_serve("--runtime", "onnxruntime", "--port", "0", "--request-timeout", "0")
+    assert result.returncode == 2
+    assert "argument --request-timeout: must be positive, got '0'" in result.stderr
 
 
 def test_worker_requests_from_the_library(digits_onnx):
@@ -233,5 +236,107 @@ def test_no_worker_serves_in_the_server_process(tmp_path):
         assert "--max-memory: no effect, onnxruntime runs in the server process" in text
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         assert children == []
+    finally:
+        stop_server(proc)
+
+
+def _onnx(nodes: list, inputs: list, outputs: list, initializers: list = ()) -> bytes:
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    return model.SerializeToString()
+
+
+def test_tensors_larger_than_the_shared_buffers():
+    """Inputs and outputs pass through the shared buffers, which grow for a larger batch;
+    an output larger than its buffer (the model's real output, not the io spec's) comes
+    inline. Values equal numpy's; one worker throughout."""
+    from onnx import TensorProto, helper
+
+    from kenning_hil.runtimes.worker import MIN_BUFFER, WorkerRuntime
+
+    float_info = helper.make_tensor_value_info
+    row_sums = _onnx(
+        [helper.make_node("ReduceSum", ["x", "axis"], ["y"], keepdims=1)],
+        [float_info("x", TensorProto.FLOAT, ["b", 1000])],
+        [float_info("y", TensorProto.FLOAT, ["b", 1])],
+        [helper.make_tensor("axis", TensorProto.INT64, [1], [1])],
+    )
+    sums_spec = {
+        "input": [{"name": "x", "shape": [-1, 1000], "dtype": "float32"}],
+        "output": [{"name": "y", "shape": [-1, 1], "dtype": "float32"}],
+    }
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+    ones = _onnx(
+        [helper.make_node("ConstantOfShape", ["n"], ["a"], value=one)],
+        [float_info("n", TensorProto.INT64, [1])],
+        [float_info("a", TensorProto.FLOAT, ["k"])],
+    )
+    ones_spec = {  # says one float out; the model answers n
+        "input": [{"name": "n", "shape": [1], "dtype": "int64"}],
+        "output": [{"name": "a", "shape": [1], "dtype": "float32"}],
+    }
+    runtime = WorkerRuntime("onnxruntime", {"num_threads": 1}, max_memory=GIB)
+    runtime.disable_performance_measurements = True
+    runtime.start_worker()
+    rng = np.random.default_rng(26)
+    try:
+        pid = runtime.worker_pid
+        runtime.read_io_specification(sums_spec)
+        assert runtime.prepare_model(row_sums)
+        for batch in (1, 40, 3):  # 40 rows: 160 kB of input, past MIN_BUFFER
+            x = rng.random((batch, 1000), dtype=np.float32)
+            assert runtime.prepare_input(x.tobytes())
+            assert runtime._process_request(b"")
+            y = np.frombuffer(runtime.upload_output(b""), dtype=np.float32)
+            np.testing.assert_allclose(y, x.sum(axis=1), rtol=1e-5)
+        assert runtime._input_size > MIN_BUFFER
+        runtime.unload_model()
+        runtime.read_io_specification(ones_spec)
+        assert runtime.prepare_model(ones)
+        for n in (3, 100_000, 5):  # 400 kB of output, past its buffer
+            assert runtime.prepare_input(np.array([n], dtype=np.int64).tobytes())
+            assert runtime._process_request(b"")
+            output = np.frombuffer(runtime.upload_output(b""), dtype=np.float32)
+            assert output.shape == (n,) and output.sum() == n
+        assert runtime.worker_pid == pid
+    finally:
+        runtime.stop_worker()
+
+
+def test_forged_answer_of_a_compromised_worker(tmp_path):
+    """A worker whose runtime writes onto the channel itself (as a hostile model's native
+    code could) and claims 2 GiB of output: the server reads nothing of it, kills and
+    restarts the worker, FAILs that request, and serves the next session."""
+    runtime = "tests.runtimes.compromised_runtime.CompromisedRuntime"
+    spec = {
+        "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
+        "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
+    }
+    proc, host, port, log = start_server(tmp_path, "--runtime", runtime, "--port", "0")
+    try:
+        (first,) = _worker_pids(log)
+        for forged, expected in ((True, None), (False, bytes(8))):
+            protocol = client(host, port)
+            assert protocol.upload_io_specification_dict(spec)
+            assert protocol.upload_model_bytes(b"-")
+            assert protocol.upload_input(bytes([0xFF if forged else 1, 2, 3, 4]))
+            processed = protocol.request_processing()
+            if forged:
+                assert not processed
+                reason = protocol.refusal_reason()
+                assert "runtime worker sent an output of 2147483648 bytes in its 65536-byte " \
+                       "buffer during PROCESS" in reason, reason
+                assert "restarted" in reason
+            else:
+                assert processed, protocol.refusal_reason()
+                ok, raw = protocol.download_output()
+                assert ok and raw == expected
+            protocol.disconnect()
+        pids = _worker_pids(log)
+        assert len(pids) == 2 and pids[0] == first
+        assert proc.poll() is None
     finally:
         stop_server(proc)
