@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kenning_hil.core.errors import os_reason
 from kenning_hil.core.protocol import Flag, FlowControl, Message, MessageType
 from kenning_hil.protocols.chunking import encode_message
 from kenning_hil.protocols.frame import FrameDecoder, encode_frame, pack_header
@@ -285,7 +286,7 @@ def _one_connection(
     try:
         sock = socket.create_connection((host, port), timeout=answer_timeout)
     except OSError as exc:
-        return f"cannot connect: {exc}"
+        return f"cannot connect: {os_reason(exc)}"
     try:
         sock.settimeout(answer_timeout)
         try:
@@ -293,7 +294,7 @@ def _one_connection(
         except TimeoutError:
             return f"no handshake within {answer_timeout:g} s"
         except OSError as exc:
-            return f"no handshake: {exc}"
+            return f"no handshake: {os_reason(exc)}"
         if greeting != b"\x00":
             return f"handshake {greeting!r} instead of 00 (server busy with an earlier client?)"
         stream = b"".join(chunks)

@@ -28,7 +28,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from kenning_hil.core.errors import KenningHILError
+from kenning_hil.core.errors import KenningHILError, os_reason
 
 # the copy setup.py puts into a wheel; absent in a source checkout
 PACKAGED_FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware_sources"
@@ -74,7 +74,7 @@ def _compiler_version(compiler: str) -> str:
     try:
         done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{compiler}: {exc}"
+        return f"{compiler}: {os_reason(exc)}"
     return done.stdout.partition("\n")[0]
 
 

@@ -28,7 +28,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kenning_hil.core.errors import KenningHILError
+from kenning_hil.core.errors import KenningHILError, os_reason
 from kenning_hil.core.measurements import Measurements
 from kenning_hil.sim.process import SimulatorProcess
 from kenning_hil.sim.qemu_uart import QemuUARTProtocol
@@ -121,7 +121,7 @@ class RenodeMonitor:
                 continue
             except OSError as exc:
                 raise RenodeError(f"{self.label}: the monitor connection broke during "
-                                  f"'{command}': {exc}") from exc
+                                  f"'{command}': {os_reason(exc)}") from exc
             if not data:
                 printed = " | ".join(_said(text, command))
                 raise RenodeError(
@@ -135,7 +135,8 @@ class RenodeMonitor:
             self.sock.sendall(command.encode() + b"\n")
         except OSError as exc:
             raise RenodeError(
-                f"{self.label}: could not send '{command}' to the monitor: {exc}") from exc
+                f"{self.label}: could not send '{command}' to the monitor: {os_reason(exc)}"
+            ) from exc
         return _said(self._read_prompt(command, time.monotonic() + timeout), command)
 
     def run(self, command: str, timeout: float, expect_number: bool = False) -> list[str]:
