@@ -72,3 +72,24 @@ def test_stray_zeros_before_a_connect_ping_do_not_close_the_session(firmware_elf
                 assert "PROCESS before a model was loaded" in refused.text, (stray, refused.text)
         finally:
             client.close()
+
+
+def test_a_request_never_resent_is_answered_fail_after_the_resend_wait(firmware_elf):
+    """Kenning's UART host ignores REQUEST_RETRANSMIT and waits for the answer without a
+    timeout: the board answers the damaged request FAIL, with the reason, after 5 quiet RX
+    gaps (about 5 s) instead of leaving such a host waiting forever (#16)."""
+    with QemuInstance("mps2-an386", firmware_elf("mps2-an386")) as board:
+        client = FrameClient(board.url)
+        try:
+            assert client.connect().success
+            frame = bytearray(request_frames(MessageType.IO_SPEC, bytes(100)))
+            frame[40] ^= 0x01  # a payload bit: the checksum no longer matches
+            client.send_raw(bytes(frame))
+            client.retransmit_request(MessageType.IO_SPEC)
+            failed = client.answer(MessageType.IO_SPEC, timeout=60.0)
+            assert not failed.success
+            assert "corrupt IO_SPEC frame: checksum" in failed.text, failed.text
+            assert "no retransmission came" in failed.text, failed.text
+            assert client.connect().success  # and the board serves on
+        finally:
+            client.close()
