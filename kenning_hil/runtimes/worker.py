@@ -318,12 +318,14 @@ class WorkerRuntime(Runtime):
         max_memory: int | None = None,
         request_timeout: float = 300.0,
     ):
-        super().__init__(protocol)
+        parameters = dict(parameters or {})
+        # the server process samples the session's system statistics, unless told not to
+        super().__init__(protocol, bool(parameters.get("disable_performance_measurements")))
         from kenning_hil.blocks.registry import resolve_class
 
         self.runtime_class = resolve_class("runtime", runtime_type, Runtime)
         self.runtime_type = runtime_type
-        self.parameters = dict(parameters or {})
+        self.parameters = parameters
         # the checks of received models run here, on an instance that never loads a model
         self.checker = self.runtime_class.from_json(self.parameters)
         self.loads_native_code = self.runtime_class.loads_native_code

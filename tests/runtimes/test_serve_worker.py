@@ -200,12 +200,15 @@ def test_worker_requests_from_the_library(digits_onnx):
     local.prepare_model(digits_onnx.read_bytes())
     (expected,) = local.run_batch([sample])
 
-    runtime = WorkerRuntime("onnxruntime", {"num_threads": 1}, max_memory=GIB)
-    runtime.disable_performance_measurements = True
+    # the runtime's parameters reach both processes: no statistics sampling in the server
+    parameters = {"num_threads": 1, "disable_performance_measurements": True}
+    runtime = WorkerRuntime("onnxruntime", parameters, max_memory=GIB)
+    assert runtime.disable_performance_measurements
     runtime.start_worker()
     try:
         pid = runtime.worker_pid
         runtime.inference_session_start()  # the first request a worker sees
+        assert runtime.statsmeasurements is None
         assert runtime.prepare_model(digits_onnx.read_bytes())
         assert runtime.get_io_specification_from_model()["input"][0]["name"] == "pixels"
         runtime.read_io_specification(spec)
