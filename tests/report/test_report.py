@@ -231,6 +231,15 @@ def test_broken_result_files_are_named_in_the_report(tmp_path, content, says):
     assert "s::ok[host]" in (directory / "report.md").read_text()  # the good run is there
 
 
+def test_every_latency_source_is_said_in_words_on_its_figure():
+    """A latency source added to core.measurements gets its words in the figures too."""
+    from kenning_hil.core.measurements import LATENCY_SOURCES
+    from kenning_hil.report.figures import SOURCE_NAMES
+
+    assert [s.key for s in LATENCY_SOURCES if s.key not in SOURCE_NAMES] == []
+    assert set(SOURCE_NAMES) == {s.key for s in LATENCY_SOURCES}
+
+
 def test_a_bare_measurements_file_renders(tmp_path):
     """A Kenning-style measurements file on its own (no test, target or model keys)."""
     record = result_record("x", "host")["measurements"]
