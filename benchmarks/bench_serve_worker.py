@@ -6,8 +6,10 @@ Two servers of the digits model on ONNX Runtime (`num_threads: 1`), one with the
 default) and one with `--no-worker`, each in its own process; one client measures DATA ->
 PROCESS -> OUTPUT for one sample (64 float32 in, 10 out: 256 and 40 bytes), alternating
 between the two servers in rounds so that machine load hits both alike. Reports p50 and
-p99 in microseconds of both, and the worker's added p50 in microseconds and as a ratio; the
-last line is the ratio of the p50s.
+p99 in microseconds of both, the worker's added p50 in microseconds and as a ratio, and the
+CPU time each server (with its worker) spent per inference, read from the kernel's
+scheduler statistics (/proc/PID/schedstat: exact, unlike tick-based CPU times) with the time
+its processes waited for a CPU (machine load). The last line is the ratio of the p50s.
 
     .venv/bin/python benchmarks/bench_serve_worker.py [--samples N] [--rounds R]
 """
@@ -59,6 +61,21 @@ def connect(host: str, port: int, spec: dict) -> NetworkProtocol:
     return client
 
 
+def server_processes(proc) -> list[int]:
+    """The server's pid and its children's (the runtime worker)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    return [proc.pid, *(int(pid) for pid in children.read_text().split())]
+
+
+def scheduler_ns(pids: list[int]) -> tuple[int, int]:
+    """(ns on a CPU, ns waiting for one) of these processes' main threads so far."""
+    on_cpu = waiting = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+        on_cpu, waiting = on_cpu + int(fields[0]), waiting + int(fields[1])
+    return on_cpu, waiting
+
+
 def inference_ns(client: NetworkProtocol, data: bytes) -> int:
     start = time.perf_counter_ns()
     assert client.upload_input(data)
@@ -89,11 +106,16 @@ def main() -> int:
             for client in clients.values():  # warm-up
                 for _ in range(100):
                     inference_ns(client, data)
+            pids = {name: server_processes(proc) for name, (proc, _, _) in servers.items()}
             times: dict[str, list[int]] = {name: [] for name in clients}
+            cpu = {name: [0, 0] for name in clients}
             per_round = max(1, args.samples // args.rounds)
             for _ in range(args.rounds):
                 for name, client in clients.items():
+                    before = scheduler_ns(pids[name])
                     times[name].extend(inference_ns(client, data) for _ in range(per_round))
+                    after = scheduler_ns(pids[name])
+                    cpu[name] = [t + b - a for t, a, b in zip(cpu[name], before, after)]
             for client in clients.values():
                 client.disconnect()
         finally:
@@ -104,6 +126,11 @@ def main() -> int:
     for name in times:
         print(f"{name:>10}: p50 {p50[name]:7.1f} us, p99 {p99[name]:7.1f} us "
               f"({len(times[name])} inferences, DATA -> PROCESS -> OUTPUT)")
+    for name in times:
+        count = len(times[name])
+        print(f"{name:>10}: CPU {cpu[name][0] / count / 1e3:6.1f} us per inference in "
+              f"{len(pids[name])} process(es), {cpu[name][1] / count / 1e3:6.1f} us waiting for a "
+              f"CPU")
     added = p50["worker"] - p50["in-process"]
     print(f"worker adds {added:.1f} us per inference at p50")
     print(f"worker / in-process p50: {p50['worker'] / p50['in-process']:.2f}x")
