@@ -195,11 +195,14 @@ class Harness:
     ) -> tuple[Path, bool]:
         """(compiled model path, whether it came from the cache). Without optimizers the
         model file itself is what the target gets."""
-        from kenning_hil.run.pipeline import Pipeline
+        from kenning_hil.run.pipeline import Pipeline, check_chain_formats
 
         dataset, wrapper, optimizers = blocks or self._blocks(request, None)
         if not optimizers:
             return Path(wrapper.get_path()), False
+        # before the cache key, which asks each optimizer its framework's version (importing
+        # TensorFlow takes seconds): a chain that cannot connect fails at once
+        check_chain_formats(wrapper, optimizers)
         material = self.compile_material(request, wrapper, optimizers, dataset)
 
         def build(workdir: Path) -> Path:

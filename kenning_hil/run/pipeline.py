@@ -98,6 +98,20 @@ class RunResult:
         return save_json_file(path, self.to_dict(), "measurements")
 
 
+def check_chain_formats(model_wrapper: Any, optimizers: list, runtime: Any = None) -> None:
+    """ConfigurationError when a block of the chain cannot take what the one before it
+    outputs (the formats each block declares). Checked for the whole chain before any step
+    compiles, or asks its framework's version for the compile cache key: a step that cannot
+    take its input (TFLite into TVM) is refused before TensorFlow loads or an earlier step
+    spends its time compiling."""
+    previous: Any = model_wrapper
+    for optimizer in optimizers:
+        optimizer.consult_model_type(previous)
+        previous = optimizer
+    if runtime is not None:
+        runtime.consult_model_type(previous)
+
+
 class Pipeline:
     """Dataset -> model wrapper -> optimizers -> runtime (-> protocol), run once."""
 
@@ -125,14 +139,8 @@ class Pipeline:
         Each block hands the model on in the first format both sides support; the io spec
         travels explicitly, so nothing is written next to the source model.
         """
-        # the whole chain's formats first: a step that cannot take its input (TFLite into
-        # TVM) is refused before an earlier step spends its time compiling
+        check_chain_formats(self.model_wrapper, self.optimizers, self.runtime)
         previous: Any = self.model_wrapper
-        for optimizer in self.optimizers:
-            optimizer.consult_model_type(previous)
-            previous = optimizer
-        self.runtime.consult_model_type(previous)
-        previous = self.model_wrapper
         model_path = self.model_wrapper.get_path()
         io_spec = self.model_wrapper.get_io_specification()
         for optimizer in self.optimizers:

@@ -10,6 +10,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 # imported before pytester snapshots sys.modules: the plugin's reporting imports it (and
 # numpy, which cannot be imported twice in one process) after each test
 import kenning_hil.report.summary  # noqa: F401
@@ -175,3 +177,36 @@ def test_result_accuracy_of_a_run_without_quality_metrics_says_why(hil_project):
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
         "*no metric 'accuracy': this run has no quality metrics (random inputs have no labels)*"])
+
+
+CHAIN_TEST = """
+import json, sys
+from pathlib import Path
+
+def test_impossible_chain(hil):
+    try:
+        hil.run(model={model!r}, optimizer="tflite",
+                dataset={{"type": "random", "parameters": {{"samples": 2}}}})
+    finally:
+        loaded = sorted(m for m in {frameworks!r} if m in sys.modules)
+        Path("frameworks-loaded.json").write_text(json.dumps(loaded))
+"""
+
+
+def test_an_impossible_chain_in_a_hil_test_fails_before_any_framework_loads(hil_project,
+                                                                              models_dir):
+    """hil.run cannot be checked at collection, but its chain is checked before the compile
+    cache key asks the TFLite converter its TensorFlow version (which imported TensorFlow:
+    23 s on a loaded machine, before the same error)."""
+    model = models_dir / "mlperf_tiny" / "kws_ref_model.tflite"
+    if not model.is_file():
+        pytest.skip(f"{model} absent (set KENNING_HIL_MODELS)")
+    hil_project.makepyfile(test_chain=CHAIN_TEST.format(model=str(model),
+                                                        frameworks=FRAMEWORKS))
+    result = run(hil_project, "--target=host-litert")
+    result.assert_outcomes(failed=1)
+    assert ("TFLiteCompiler cannot take the model from TFLiteWrapper: TFLiteWrapper outputs "
+            "['tflite'], TFLiteCompiler accepts ['onnx', 'keras', 'saved_model'] (need a common "
+            "format)") in result.stdout.lines, result.stdout.str()
+    loaded = json.loads((hil_project.path / "frameworks-loaded.json").read_text())
+    assert loaded == [], loaded
