@@ -198,6 +198,7 @@ def test_an_impossible_chain_in_a_hil_test_fails_before_any_framework_loads(hil_
     """hil.run cannot be checked at collection, but its chain is checked before the compile
     cache key asks the TFLite converter its TensorFlow version (which imported TensorFlow:
     23 s on a loaded machine, before the same error)."""
+    pytest.importorskip("ai_edge_litert", reason="host-litert needs the 'litert' extra")
     model = models_dir / "mlperf_tiny" / "kws_ref_model.tflite"
     if not model.is_file():
         pytest.skip(f"{model} absent (set KENNING_HIL_MODELS)")
