@@ -75,18 +75,6 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
     return table + khil_columns4_bytes(kk) + gather + padded;
 }
 
-uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
-{
-#if KHIL_HAVE_MVE
-    /* each group of 8 channels' bias and requantisation (dw_group: 128 bytes) */
-    if (p->depth_multiplier == 1) {
-        return 128u * (uint32_t)((p->in_c + 7) / 8);
-    }
-#endif
-    (void)p;
-    return 0;
-}
-
 static inline int32_t bias_of(const khil_conv_params *p, int32_t c)
 {
     return p->bias != NULL ? khil_load_i32(p->bias + 4 * c) : 0;
@@ -731,113 +719,6 @@ void khil_kernel_conv(const khil_op *op, khil_tensor *t)
     }
 }
 
-#if !KHIL_HAVE_MVE
-/* A 3x3 window (dilation 1) of four channels: input taps `step` bytes apart in a row, rows
- * `row_x` bytes apart; weights pre-widened, tap t at w[2t] = (ch0, ch2) and w[2t+1] = (ch1, ch3)
- * as int16 pairs. In assembly with the DSP extension (74 instructions per 36 MACs, the sums kept
- * in registers, weights at immediate offsets). */
-static inline void depthwise_3x3(const int8_t *x, const uint32_t *w, int32_t step,
-                                 int32_t row_x, uint32_t off2, int32_t *s)
-{
-#if KHIL_HAVE_DSP
-    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-    uint32_t xv, wa, wb, t;
-#define KHIL_DW_TAP(ADDR_X, W_OFFSET)                                                              \
-    "ldr     %[xv], " ADDR_X "\n\t"                                                               \
-    "ldrd    %[wa], %[wb], [%[w], #" W_OFFSET "]\n\t"                                             \
-    "sxtab16 %[t], %[off2], %[xv]\n\t"                                                            \
-    "smlabb  %[s0], %[t], %[wa], %[s0]\n\t"                                                       \
-    "smlatt  %[s2], %[t], %[wa], %[s2]\n\t"                                                       \
-    "sxtab16 %[t], %[off2], %[xv], ror #8\n\t"                                                    \
-    "smlabb  %[s1], %[t], %[wb], %[s1]\n\t"                                                       \
-    "smlatt  %[s3], %[t], %[wb], %[s3]\n\t"
-#define KHIL_DW_ROW(W0, W1, W2)                                                                    \
-    KHIL_DW_TAP("[%[x]]", W0)                                                                      \
-    KHIL_DW_TAP("[%[x], %[step]]", W1)                                                             \
-    KHIL_DW_TAP("[%[x], %[step], lsl #1]", W2)
-    __asm__(KHIL_DW_ROW("0", "8", "16") "add %[x], %[x], %[row_x]\n\t"
-                KHIL_DW_ROW("24", "32", "40") "add %[x], %[x], %[row_x]\n\t"
-                    KHIL_DW_ROW("48", "56", "64")
-            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xv] "=&r"(xv),
-              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [x] "+r"(x)
-            : [w] "r"(w), [step] "r"(step), [row_x] "r"(row_x), [off2] "r"(off2)
-            : "memory");
-#undef KHIL_DW_ROW
-#undef KHIL_DW_TAP
-    s[0] = s0;
-    s[1] = s1;
-    s[2] = s2;
-    s[3] = s3;
-#else
-    for (int32_t fy = 0; fy < 3; fy++) {
-        for (int32_t fx = 0; fx < 3; fx++) {
-            const uint32_t xv = khil_ld32(x + fy * row_x + fx * step);
-            const uint32_t x02 = khil_sxtab16(off2, xv), x13 = khil_sxtab16_ror8(off2, xv);
-            const uint32_t wa = w[2 * (3 * fy + fx)], wb = w[2 * (3 * fy + fx) + 1];
-            s[0] = khil_smlabb(x02, wa, s[0]);
-            s[2] = khil_smlatt(x02, wa, s[2]);
-            s[1] = khil_smlabb(x13, wb, s[1]);
-            s[3] = khil_smlatt(x13, wb, s[3]);
-        }
-    }
-#endif
-}
-
-/* 3x3 depthwise windows at the border: with SAME padding at most one tap row or column lies
- * outside the input on each side. Such a window is moved one step inside and its weights one
- * tap the other way, with zeros for the taps that were outside: the same sum (the reference
- * skips outside taps), read only from inside the input, by the same 3x3 block. Variant
- * 3 * v + h: v (rows) and h (columns) 0 = first tap outside, 1 = all inside, 2 = last outside. */
-typedef struct {
-    uint32_t w[9][9][2];
-} depthwise_variants;
-
-static void depthwise_variants_make(const khil_conv_params *p, int32_t c,
-                                    depthwise_variants *out)
-{
-    uint32_t base[9][2];
-    for (int32_t t = 0; t < 9; t++) {
-        const uint32_t wv = khil_ld32(p->weights + t * p->in_c + c);
-        base[t][0] = khil_sxtb16(wv);
-        base[t][1] = khil_sxtb16_ror8(wv);
-    }
-    for (int32_t v = 0; v < 3; v++) {
-        for (int32_t h = 0; h < 3; h++) {
-            uint32_t(*w)[2] = out->w[3 * v + h];
-            for (int32_t fy = 0; fy < 3; fy++) {
-                const int32_t sy = fy + (v == 0) - (v == 2);
-                for (int32_t fx = 0; fx < 3; fx++) {
-                    const int32_t sx = fx + (h == 0) - (h == 2);
-                    const int inside = sy >= 0 && sy < 3 && sx >= 0 && sx < 3;
-                    w[3 * fy + fx][0] = inside ? base[3 * sy + sx][0] : 0;
-                    w[3 * fy + fx][1] = inside ? base[3 * sy + sx][1] : 0;
-                }
-            }
-        }
-    }
-}
-
-/* The variant class of a window starting at i0 over an axis of `size` (>= 3) and where the
- * moved window starts; -1 when more than one tap is outside. */
-static inline int32_t window_class(int32_t i0, int32_t size, int32_t *start)
-{
-    if (i0 < -1 || i0 > size - 2) {
-        return -1;
-    }
-    if (i0 < 0) {
-        *start = 0;
-        return 0;
-    }
-    if (i0 + 2 >= size) {
-        *start = i0 - 1;
-        return 2;
-    }
-    *start = i0;
-    return 1;
-}
-
-#endif /* !KHIL_HAVE_MVE */
-
 /* The taps f of one axis inside the input for an output position: 0 <= i0 + d * f < size. */
 static inline void taps_inside(int32_t i0, int32_t d, int32_t size, int32_t k, int32_t *f0,
                                int32_t *f1)
@@ -847,275 +728,441 @@ static inline void taps_inside(int32_t i0, int32_t d, int32_t size, int32_t k, i
     *f1 = end < k ? end : k;
 }
 
+
 #if !KHIL_HAVE_MVE
-/* Accumulates the taps of output pixel (b, oy, ox) inside the input for channels c..c+3 (any
- * geometry; border pixels, and interiors the 3x3 block does not cover). */
-static void depthwise_taps4(const khil_conv_params *p, const int8_t *x, int32_t b, int32_t oy,
-                            int32_t ox, int32_t c, uint32_t off2, int32_t *acc)
-{
-    const int32_t ih = p->in_h, iw = p->in_w, ch = p->in_c;
-    const int32_t kw = p->k_w, dh = p->dilation_h, dw = p->dilation_w;
-    const int32_t iy0 = oy * p->stride_h - p->pad_h;
-    const int32_t ix0 = ox * p->stride_w - p->pad_w;
-    int32_t fy0, fy1, fx0, fx1;
-    taps_inside(iy0, dh, ih, p->k_h, &fy0, &fy1);
-    taps_inside(ix0, dw, iw, kw, &fx0, &fx1);
-    const int32_t nfy = fy1 - fy0, nfx = fx1 - fx0;
-    const int32_t row_x = dh * iw * ch;
-    /* first valid tap, as an element index (never an out-of-range pointer) */
-    const int8_t *xr = x + ((b * ih + iy0 + dh * fy0) * iw + ix0 + dw * fx0) * ch + c;
-    const int8_t *wr = p->weights + (fy0 * kw + fx0) * ch + c;
-    for (int32_t fy = 0; fy < nfy; fy++) {
-        for (int32_t fx = 0; fx < nfx; fx++) {
-            const uint32_t xv = khil_ld32(xr + fy * row_x + dw * fx * ch);
-            const uint32_t wv = khil_ld32(wr + (fy * kw + fx) * ch);
-            const uint32_t x02 = khil_sxtab16(off2, xv);
-            const uint32_t x13 = khil_sxtab16_ror8(off2, xv);
-            const uint32_t w02 = khil_sxtb16(wv);
-            const uint32_t w13 = khil_sxtb16_ror8(wv);
-            acc[0] = khil_smlabb(x02, w02, acc[0]);
-            acc[2] = khil_smlatt(x02, w02, acc[2]);
-            acc[1] = khil_smlabb(x13, w13, acc[1]);
-            acc[3] = khil_smlatt(x13, w13, acc[3]);
-        }
-    }
-}
+/* DEPTHWISE_CONV_2D with the DSP extension: 3x3 kernels, dilation 1, depth multiplier 1,
+ * horizontal stride 1 or 2 (any vertical stride and padding). Per group of four channels and
+ * band of output rows, each channel's input becomes an int16 plane (input offset added, zeros
+ * where the window leaves the input: the reference skips those taps, a zero adds nothing), so
+ * that one word holds two horizontally adjacent values of one channel and SMLAD takes two taps
+ * at once: two output pixels cost 9 loads and 12 MACs (dw_accumulate), no border cases. The
+ * weights and bias are doubled (int16) so the sum is 2 * acc, and the requantisation is then
+ * SMMULR (gemmlowp's SaturatingRoundingDoublingHighMul of acc) and a rounding shift with the
+ * output offset folded in (dw_requantize, 6 instructions per output). Other shapes, and
+ * channels whose shift or bias fall outside that form, take the reference loops. */
+#define DW_PLANE_BUDGET 8192 /* bytes of a band's four planes (a wider input takes more) */
+#define DW_SUMS_MAX 64       /* sums per accumulation pass (KWS: arena within +10 %) */
 
-/* A run of `count` interior 3x3 windows of one row for one channel group (whole windows, all
- * four channels on the folded requantisation): everything one pixel needs, at fixed offsets so
- * that the assembly loop keeps only the input pointer and this block's address in registers
- * besides the sums and temporaries. */
 typedef struct {
-    uint32_t w[9][2];   /* 0: the centre variant's weights (depthwise_variants layout) */
-    khil_rqo rq[4];     /* 72 */
-    int32_t bias[4];    /* 136 */
-    uint32_t off2;      /* 152 */
-    int32_t step;       /* 156: channels (bytes between taps of a row) */
-    int32_t row_x;      /* 160: bytes between input rows */
-    int32_t x_step;     /* 164: stride_w * channels */
-    int32_t y_step;     /* 168: channels */
-    int32_t count;      /* 172: windows left */
-    uint32_t lo4, hi4;  /* 176, 180: activation bounds in every byte */
-    int8_t *y;          /* 184: next output */
-} depthwise_run;
+    int32_t row_h; /* int16 values per plane row */
+    int32_t band;  /* output rows per band (the planes' rows: (band - 1) * stride_h + 3) */
+    int32_t chunk; /* output rows per accumulation pass */
+} dw_geometry;
 
-#if KHIL_HAVE_DSP
-_Static_assert(offsetof(depthwise_run, rq) == 72 && offsetof(depthwise_run, bias) == 136 &&
-                   offsetof(depthwise_run, off2) == 152 && offsetof(depthwise_run, x_step) == 164 &&
-                   offsetof(depthwise_run, count) == 172 && offsetof(depthwise_run, lo4) == 176 &&
-                   offsetof(depthwise_run, y) == 184,
-               "depthwise_run offsets are used by the assembly");
-#endif
-
-/* Runs r->count (>= 1) windows from input x, writing four channels per pixel at r->y. With the
- * DSP extension one assembly loop (about 140 instructions per pixel: 74 for the 36 MACs, 40
- * for the four requantisations); the C twin is the same steps through the helpers. */
-static void depthwise_run_row(depthwise_run *r, const int8_t *x)
+/* Channel c's requantisation as SMMULR and a rounding shift r (1..22) with the rounding and
+ * the output offset in `round`; 0 where the form does not hold. With |bias| below 2^30 - 2^19
+ * the doubled sum (9 taps: |sum w x| <= 9 * 128 * 255) fits in 32 bits, and so does
+ * v + round for r <= 22. */
+static int dw_channel_rq(const khil_conv_params *p, int32_t c, int32_t *round, int32_t *r)
 {
-#if KHIL_HAVE_DSP
-    int32_t s0, s1, s2, s3;
-    uint32_t step, rowx, off2, xv, wa, wb, t;
-#define KHIL_DWR_TAP(ADDR_X, W_OFFSET)                                                             \
-    "ldr     %[xv], " ADDR_X "\n\t"                                                               \
-    "ldrd    %[wa], %[wb], [%[r], #" W_OFFSET "]\n\t"                                             \
-    "sxtab16 %[t], %[off2], %[xv]\n\t"                                                            \
-    "smlabb  %[s0], %[t], %[wa], %[s0]\n\t"                                                       \
-    "smlatt  %[s2], %[t], %[wa], %[s2]\n\t"                                                       \
-    "sxtab16 %[t], %[off2], %[xv], ror #8\n\t"                                                    \
-    "smlabb  %[s1], %[t], %[wb], %[s1]\n\t"                                                       \
-    "smlatt  %[s3], %[t], %[wb], %[s3]\n\t"
-#define KHIL_DWR_ROW(W0, W1, W2)                                                                   \
-    KHIL_DWR_TAP("[%[x]]", W0)                                                                     \
-    KHIL_DWR_TAP("[%[x], %[step]]", W1)                                                            \
-    KHIL_DWR_TAP("[%[x], %[step], lsl #1]", W2)
-/* requantisation of S with the parameters at OFF (khil_rqo), saturated to int8 */
-#define KHIL_DWR_RQ(S, OFF)                                                                        \
-    "ldrd    %[step], %[rowx], [%[r], #" OFF "]\n\t"                                              \
-    "ldrd    %[off2], %[xv], [%[r], #" OFF "+8]\n\t"                                              \
-    "smull   %[wa], %[wb], %[" S "], %[step]\n\t"                                                 \
-    "adds    %[wa], %[wa], %[rowx]\n\t"                                                           \
-    "adc     %[wb], %[wb], %[off2]\n\t"                                                           \
-    "asr     %[t], %[" S "], #31\n\t"                                                             \
-    "adds    %[wa], %[wa], %[t], lsl #31\n\t"                                                     \
-    "adc     %[wb], %[wb], %[t]\n\t"                                                              \
-    "asr     %[wb], %[wb], %[xv]\n\t"                                                             \
-    "ssat    %[" S "], #8, %[wb]\n\t"
-    __asm__ volatile(
-        "1:\n\t"
-        "ldrd    %[s0], %[s1], [%[r], #136]\n\t"
-        "ldrd    %[s2], %[s3], [%[r], #144]\n\t"
-        "ldr     %[off2], [%[r], #152]\n\t"
-        "ldrd    %[step], %[rowx], [%[r], #156]\n\t" KHIL_DWR_ROW("0", "8", "16")
-        "add     %[x], %[x], %[rowx]\n\t" KHIL_DWR_ROW("24", "32", "40")
-        "add     %[x], %[x], %[rowx]\n\t" KHIL_DWR_ROW("48", "56", "64")
-        "sub     %[x], %[x], %[rowx], lsl #1\n\t"
-        "ldr     %[t], [%[r], #164]\n\t"
-        "add     %[x], %[x], %[t]\n\t" KHIL_DWR_RQ("s0", "72") KHIL_DWR_RQ("s1", "88")
-            KHIL_DWR_RQ("s2", "104") KHIL_DWR_RQ("s3", "120")
-        "and     %[s0], %[s0], #255\n\t"
-        "bfi     %[s0], %[s1], #8, #8\n\t"
-        "bfi     %[s0], %[s2], #16, #8\n\t"
-        "bfi     %[s0], %[s3], #24, #8\n\t"
-        "ldrd    %[wa], %[wb], [%[r], #176]\n\t"
-        "ssub8   %[t], %[s0], %[wa]\n\t"
-        "sel     %[s0], %[s0], %[wa]\n\t"
-        "ssub8   %[t], %[wb], %[s0]\n\t"
-        "sel     %[s0], %[s0], %[wb]\n\t"
-        "ldr     %[t], [%[r], #184]\n\t"
-        "str     %[s0], [%[t]]\n\t"
-        "ldr     %[wa], [%[r], #168]\n\t"
-        "add     %[t], %[t], %[wa]\n\t"
-        "str     %[t], [%[r], #184]\n\t"
-        "ldr     %[t], [%[r], #172]\n\t"
-        "subs    %[t], %[t], #1\n\t"
-        "str     %[t], [%[r], #172]\n\t"
-        "bne     1b"
-        : [x] "+r"(x), [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3),
-          [step] "=&r"(step), [rowx] "=&r"(rowx), [off2] "=&r"(off2), [xv] "=&r"(xv),
-          [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
-        : [r] "r"(r)
-        : "cc", "memory");
-#undef KHIL_DWR_RQ
-#undef KHIL_DWR_ROW
-#undef KHIL_DWR_TAP
-#else
-    for (; r->count > 0; r->count--, x += r->x_step, r->y += r->y_step) {
-        int32_t acc[4] = {r->bias[0], r->bias[1], r->bias[2], r->bias[3]};
-        depthwise_3x3(x, r->w[0], r->step, r->row_x, r->off2, acc);
-        khil_st32(r->y, clamp4(khil_rqo_pack4(r->rq, 1, acc[0], acc[1], acc[2], acc[3]),
-                               r->lo4, r->hi4));
+    const int32_t q = p->per_channel ? c : 0;
+    const int32_t shift = p->shift[q];
+    const int32_t bias = bias_of(p, c);
+    const int32_t bias_max = (1 << 30) - (1 << 19);
+    if (shift > -1 || shift < -22 || p->mult[q] < 0 || bias > bias_max || bias < -bias_max) {
+        return 0;
     }
-#endif
+    *r = -shift;
+    *round = (int32_t)((1u << (*r - 1)) + ((uint32_t)p->output_offset << *r));
+    return 1;
 }
 
-/* The ch % 4 last channels of depthwise_packed, one at a time (rare: compiled for size). */
-static __attribute__((noinline, optimize("Os"))) void
-depthwise_tail_channels(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y,
-                        int32_t ch4)
+/* Whether the plane kernel runs this layer, and its geometry. */
+static int dw_planes_fit(const khil_conv_params *p, dw_geometry *g)
 {
-    const int32_t ih = p->in_h, iw = p->in_w, ch = p->in_c;
-    const int32_t kh = p->k_h, kw = p->k_w, dh = p->dilation_h, dw = p->dilation_w;
-    for (int32_t c = ch4; c < ch; c++) {
-        const channel_out o = channel_out_make(op, p, c);
-        for (int32_t b = 0; b < p->batches; b++) {
-            for (int32_t oy = 0; oy < p->out_h; oy++) {
-                const int32_t iy0 = oy * p->stride_h - p->pad_h;
-                int32_t fy0, fy1;
-                taps_inside(iy0, dh, ih, kh, &fy0, &fy1);
-                for (int32_t ox = 0; ox < p->out_w; ox++) {
-                    const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                    int32_t fx0, fx1;
-                    taps_inside(ix0, dw, iw, kw, &fx0, &fx1);
-                    int32_t acc = bias_of(p, c);
-                    for (int32_t fy = fy0; fy < fy1; fy++) {
-                        for (int32_t fx = fx0; fx < fx1; fx++) {
-                            const int32_t xv =
-                                x[((b * ih + iy0 + dh * fy) * iw + ix0 + dw * fx) * ch + c];
-                            acc += p->weights[(fy * kw + fx) * ch + c] * (xv + p->input_offset);
-                        }
-                    }
-                    y[((b * p->out_h + oy) * p->out_w + ox) * ch + c] =
-                        channel_out_apply(&o, p, acc);
-                }
-            }
+    if (p->depth_multiplier != 1 || p->k_h != 3 || p->k_w != 3 || p->dilation_h != 1 ||
+        p->dilation_w != 1 || (p->stride_w != 1 && p->stride_w != 2) || p->out_w > 32768) {
+        return 0;
+    }
+    for (int32_t c = 0; c < p->in_c; c++) {
+        int32_t round, r;
+        if (!dw_channel_rq(p, c, &round, &r)) {
+            return 0;
         }
     }
+    const int32_t owe = (p->out_w + 1) & ~1;
+    g->row_h = ((owe - 1) * p->stride_w + (p->stride_w == 1 ? 4 : 6) + 1) & ~1;
+    const int32_t rows = DW_PLANE_BUDGET / (8 * g->row_h);
+    g->band = rows > 3 ? (rows - 3) / p->stride_h + 1 : 1;
+    g->band = g->band < p->out_h ? g->band : p->out_h;
+    g->chunk = DW_SUMS_MAX / owe > 1 ? DW_SUMS_MAX / owe : 1;
+    g->chunk = g->chunk < g->band ? g->chunk : g->band;
+    return 1;
 }
 
-/* Depth multiplier 1: four channels per word, the channel group outermost so its bias and
- * requantisation are prepared once per layer. For output pixel (oy, ox) only the taps inside
- * the input are visited (the reference skips the others), so no padding values are needed.
- * 3x3 kernels with dilation 1 run every window with one 3x3 block (depthwise_variants). */
-static void depthwise_packed(const khil_op *op, const khil_conv_params *p, const int8_t *x,
-                             int8_t *y)
+static uint32_t dw_planes_scratch(const dw_geometry *g, const khil_conv_params *p)
 {
-    const int32_t ih = p->in_h, iw = p->in_w, ch = p->in_c;
+    const uint32_t plane = (uint32_t)(((g->band - 1) * p->stride_h + 3) * g->row_h);
+    const uint32_t sums = (uint32_t)(g->chunk * ((p->out_w + 1) & ~1) + 4);
+    return 4u * 2u * plane + 4u * sums;
+}
+
+/* Rows iy0 .. iy0 + rows - 1 of channels c0 .. c0 + n - 1 into planes (plane_h values apart):
+ * plane column j is input column j - pad_w. The columns outside the input are never written
+ * (the planes are zeroed once per layer); rows outside it are zeroed here. */
+static void dw_fill(const khil_conv_params *p, const int8_t *x, int32_t c0, int32_t n,
+                    int32_t iy0, int32_t rows, int32_t row_h, int32_t plane_h, int16_t *planes)
+{
+    const int32_t iw = p->in_w, ch = p->in_c;
+    const int32_t j0 = p->pad_w < row_h ? p->pad_w : row_h;
+    const int32_t j1 = p->pad_w + iw < row_h ? p->pad_w + iw : row_h;
     const uint32_t off2 = khil_dup16(p->input_offset);
-    const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
-    const int32_t ch4 = ch & ~3;
-    const int32_t row_x = iw * ch;
-    const int block3x3 = p->k_h == 3 && p->k_w == 3 && p->dilation_h == 1 &&
-                         p->dilation_w == 1 && ih >= 3 && iw >= 3;
-    depthwise_variants variants;
-    depthwise_run run;
-    run.off2 = off2;
-    run.step = ch;
-    run.row_x = row_x;
-    run.x_step = p->stride_w * ch;
-    run.y_step = ch;
-    run.lo4 = lo4;
-    run.hi4 = hi4;
-    for (int32_t c = 0; c < ch4; c += 4) {
-        channel_out o[4];
-        khil_rqo q[4];
-        int32_t bias[4];
-        int right = 1;
-        for (int32_t j = 0; j < 4; j++) {
-            o[j] = channel_out_make(op, p, c + j);
-            bias[j] = bias_of(p, c + j);
-            right &= channel_rqo(op, p, c + j, &q[j]);
+    for (int32_t i = 0; i < rows; i++) {
+        const int32_t iy = iy0 + i;
+        int16_t *d = planes + i * row_h;
+        if (iy < 0 || iy >= p->in_h) {
+            for (int32_t k = 0; k < n; k++) {
+                memset(d + k * plane_h, 0, 2u * (uint32_t)row_h);
+            }
+            continue;
         }
-        int32_t in0 = 0, in1 = 0; /* interior columns: whole windows (variant h = 1) */
-        if (block3x3) {
-            depthwise_variants_make(p, c, &variants);
-            if (right) {
-                memcpy(run.w, variants.w[4], sizeof run.w);
-                memcpy(run.rq, q, sizeof run.rq);
-                memcpy(run.bias, bias, sizeof run.bias);
-                int32_t ix;
-                while (in0 < p->out_w && window_class(in0 * p->stride_w - p->pad_w, iw, &ix) != 1) {
-                    in0++;
-                }
-                in1 = in0;
-                while (in1 < p->out_w && window_class(in1 * p->stride_w - p->pad_w, iw, &ix) == 1) {
-                    in1++;
+        const int8_t *s = x + (iy * iw + j0 - p->pad_w) * ch + c0;
+        if (n == 4) {
+            int16_t *d0 = d + j0, *d1 = d0 + plane_h, *d2 = d1 + plane_h, *d3 = d2 + plane_h;
+            for (int32_t j = 0; j < j1 - j0; j++, s += ch) {
+                const uint32_t v = khil_ld32(s);
+                const uint32_t e = khil_sxtab16(off2, v), o = khil_sxtab16_ror8(off2, v);
+                d0[j] = (int16_t)e;
+                d2[j] = (int16_t)(e >> 16);
+                d1[j] = (int16_t)o;
+                d3[j] = (int16_t)(o >> 16);
+            }
+        } else {
+            for (int32_t k = 0; k < n; k++) {
+                for (int32_t j = 0; j < j1 - j0; j++) {
+                    d[k * plane_h + j0 + j] = (int16_t)(s[j * ch + k] + p->input_offset);
                 }
             }
         }
-        for (int32_t b = 0; b < p->batches; b++) {
-            for (int32_t oy = 0; oy < p->out_h; oy++) {
-                int32_t iy = 0;
-                const int32_t v =
-                    block3x3 ? window_class(oy * p->stride_h - p->pad_h, ih, &iy) : -1;
-                int8_t *yp = y + ((b * p->out_h + oy) * p->out_w) * ch + c;
-                for (int32_t ox = 0; ox < p->out_w; ox++, yp += ch) {
-                    if (v == 1 && ox == in0 && in0 < in1) { /* the row's interior in one run */
-                        run.count = in1 - in0;
-                        run.y = yp;
-                        depthwise_run_row(
-                            &run, x + ((b * ih + iy) * iw + in0 * p->stride_w - p->pad_w) * ch + c);
-                        ox = in1 - 1;
-                        yp += (in1 - 1 - in0) * ch;
-                        continue;
-                    }
-                    int32_t acc[4] = {bias[0], bias[1], bias[2], bias[3]};
-                    int32_t ix = 0;
-                    const int32_t h =
-                        v >= 0 ? window_class(ox * p->stride_w - p->pad_w, iw, &ix) : -1;
-                    if (h >= 0) {
-                        depthwise_3x3(x + ((b * ih + iy) * iw + ix) * ch + c,
-                                      variants.w[3 * v + h][0], ch, row_x, off2, acc);
-                    } else {
-                        depthwise_taps4(p, x, b, oy, ox, c, off2, acc);
-                    }
-                    if (right) {
-                        khil_st32(yp, clamp4(khil_rqo_pack4(q, 1, acc[0], acc[1], acc[2], acc[3]),
-                                             lo4, hi4));
-                    } else {
-                        for (int32_t j = 0; j < 4; j++) {
-                            yp[j] = channel_out_apply(&o[j], p, acc[j]);
+    }
+}
+
+/* One channel's sums over `rows` output rows, two pixels per step. Fields at fixed offsets
+ * (the assembly reads them). */
+typedef struct {
+    const int16_t *row; /* 0: plane row under the current output row's top taps, column 0 */
+    int32_t row_bytes;  /* 4 */
+    uint32_t w[5];      /* 8: doubled weights (w00,w01) (w10,w11) (w20,w21) (w02,w12) (w22,
+                         * pairs - 1): bottom halfword first */
+    int32_t bias2;      /* 28: doubled bias */
+    int32_t *sums;      /* 32 */
+    uint32_t pairs_hi;  /* 36: pairs << 16 */
+    int32_t rows;       /* 40: rows left (>= 1) */
+    int32_t row_step;   /* 44: bytes between output rows' top plane rows */
+    int32_t sums_back;  /* 48: bytes the odd pixel of a row's last pair takes back */
+} dw_job;
+
+#if KHIL_HAVE_DSP
+_Static_assert(sizeof(void *) == 4 && offsetof(dw_job, bias2) == 28 &&
+                   offsetof(dw_job, sums_back) == 48,
+               "dw_job offsets are used by the assembly");
+
+/* r0 plane pointer, r1 next tap row, r2 row bytes, r3-r7 weights (the pair count in r7's top
+ * half, counted down: SMLAxB read only its bottom half), r8 r9 the two sums, r10 r11 input
+ * words, r12 sums pointer, lr the doubled bias; the job's address on the stack. */
+#define DW_PROLOGUE                                                                                \
+    "push    {r4-r11, lr}\n\t"                                                                    \
+    "push    {r0}\n\t"                                                                            \
+    "ldr     r2, [r0, #4]\n\t"                                                                    \
+    "add     r1, r0, #8\n\t"                                                                      \
+    "ldmia   r1, {r3-r7}\n\t"                                                                     \
+    "ldr     lr, [r0, #28]\n\t"                                                                   \
+    "ldr     r12, [r0, #32]\n\t"                                                                  \
+    "ldr     r0, [r0]\n"                                                                          \
+    "2:\n"
+#define DW_EPILOGUE                                                                                \
+    "ldr     r1, [sp]\n\t"                                                                        \
+    "ldr     r8, [r1, #48]\n\t"                                                                   \
+    "sub     r12, r12, r8\n\t"                                                                    \
+    "ldr     r8, [r1]\n\t"                                                                        \
+    "ldr     r9, [r1, #44]\n\t"                                                                   \
+    "add     r0, r8, r9\n\t"                                                                      \
+    "str     r0, [r1]\n\t"                                                                        \
+    "ldr     r9, [r1, #36]\n\t"                                                                   \
+    "add     r7, r7, r9\n\t"                                                                      \
+    "ldr     r9, [r1, #40]\n\t"                                                                   \
+    "subs    r9, r9, #1\n\t"                                                                      \
+    "str     r9, [r1, #40]\n\t"                                                                   \
+    "bne     2b\n\t"                                                                              \
+    "pop     {r0}\n\t"                                                                            \
+    "pop     {r4-r11, pc}"
+
+/* Stride 1: pixel 0's taps x0 x1 x2, pixel 1's x1 x2 x3 of each row. */
+__attribute__((naked, noinline)) static void dw_accumulate_s1(dw_job *job __attribute__((unused)))
+{
+    __asm__ volatile(DW_PROLOGUE
+                     "1:\n\t"
+                     "ldr     r10, [r0]\n\t"
+                     "ldr     r11, [r0, #2]\n\t"
+                     "smlad   r8, r10, r3, lr\n\t"
+                     "smlad   r9, r11, r3, lr\n\t"
+                     "ldr     r10, [r0, #4]\n\t"
+                     "smlabb  r8, r10, r6, r8\n\t"
+                     "smlatb  r9, r10, r6, r9\n\t"
+                     "add     r1, r0, r2\n\t"
+                     "ldr     r10, [r1]\n\t"
+                     "ldr     r11, [r1, #2]\n\t"
+                     "smlad   r8, r10, r4, r8\n\t"
+                     "smlad   r9, r11, r4, r9\n\t"
+                     "ldr     r10, [r1, #4]\n\t"
+                     "smlabt  r8, r10, r6, r8\n\t"
+                     "smlatt  r9, r10, r6, r9\n\t"
+                     "add     r1, r1, r2\n\t"
+                     "ldr     r10, [r1]\n\t"
+                     "ldr     r11, [r1, #2]\n\t"
+                     "smlad   r8, r10, r5, r8\n\t"
+                     "smlad   r9, r11, r5, r9\n\t"
+                     "ldr     r10, [r1, #4]\n\t"
+                     "smlabb  r8, r10, r7, r8\n\t"
+                     "smlatb  r9, r10, r7, r9\n\t"
+                     "stmia   r12!, {r8, r9}\n\t"
+                     "add     r0, r0, #4\n\t"
+                     "subs    r7, r7, #65536\n\t"
+                     "bpl     1b\n\t" DW_EPILOGUE);
+}
+
+/* Stride 2: pixel 0's taps x0 x1 x2, pixel 1's x2 x3 x4 of each row. */
+__attribute__((naked, noinline)) static void dw_accumulate_s2(dw_job *job __attribute__((unused)))
+{
+    __asm__ volatile(DW_PROLOGUE
+                     "1:\n\t"
+                     "ldr     r10, [r0]\n\t"
+                     "ldr     r11, [r0, #4]\n\t"
+                     "smlad   r8, r10, r3, lr\n\t"
+                     "smlad   r9, r11, r3, lr\n\t"
+                     "smlabb  r8, r11, r6, r8\n\t"
+                     "ldr     r10, [r0, #8]\n\t"
+                     "smlabb  r9, r10, r6, r9\n\t"
+                     "add     r1, r0, r2\n\t"
+                     "ldr     r10, [r1]\n\t"
+                     "ldr     r11, [r1, #4]\n\t"
+                     "smlad   r8, r10, r4, r8\n\t"
+                     "smlad   r9, r11, r4, r9\n\t"
+                     "smlabt  r8, r11, r6, r8\n\t"
+                     "ldr     r10, [r1, #8]\n\t"
+                     "smlabt  r9, r10, r6, r9\n\t"
+                     "add     r1, r1, r2\n\t"
+                     "ldr     r10, [r1]\n\t"
+                     "ldr     r11, [r1, #4]\n\t"
+                     "smlad   r8, r10, r5, r8\n\t"
+                     "smlad   r9, r11, r5, r9\n\t"
+                     "smlabb  r8, r11, r7, r8\n\t"
+                     "ldr     r10, [r1, #8]\n\t"
+                     "smlabb  r9, r10, r7, r9\n\t"
+                     "stmia   r12!, {r8, r9}\n\t"
+                     "add     r0, r0, #8\n\t"
+                     "subs    r7, r7, #65536\n\t"
+                     "bpl     1b\n\t" DW_EPILOGUE);
+}
+#undef DW_PROLOGUE
+#undef DW_EPILOGUE
+#endif
+
+static void dw_accumulate(dw_job *j, int32_t stride_w)
+{
+#if KHIL_HAVE_DSP
+    if (stride_w == 1) {
+        dw_accumulate_s1(j);
+    } else {
+        dw_accumulate_s2(j);
+    }
+#else
+    /* the same sums, tap by tap (integer sums: the order does not matter) */
+    const int32_t pairs = (int32_t)(j->pairs_hi >> 16), L = j->row_bytes / 2;
+    int32_t w[3][3];
+    for (int32_t fy = 0; fy < 3; fy++) {
+        w[fy][0] = (int16_t)(uint16_t)j->w[fy];
+        w[fy][1] = (int16_t)(uint16_t)(j->w[fy] >> 16);
+    }
+    w[0][2] = (int16_t)(uint16_t)j->w[3];
+    w[1][2] = (int16_t)(uint16_t)(j->w[3] >> 16);
+    w[2][2] = (int16_t)(uint16_t)j->w[4];
+    for (; j->rows > 0; j->rows--) {
+        int32_t *s = j->sums;
+        for (int32_t px = 0; px < 2 * pairs; px++) {
+            int32_t acc = j->bias2;
+            for (int32_t fy = 0; fy < 3; fy++) {
+                for (int32_t fx = 0; fx < 3; fx++) {
+                    acc += w[fy][fx] * j->row[fy * L + px * stride_w + fx];
+                }
+            }
+            *s++ = acc;
+        }
+        j->sums = (int32_t *)(void *)((uint8_t *)s - j->sums_back);
+        j->row = (const int16_t *)(const void *)((const uint8_t *)j->row + j->row_step);
+    }
+#endif
+}
+
+/* Requantisation of 4 * quads doubled sums of one channel, outputs `ch` bytes apart. Fields
+ * at fixed offsets (the assembly reads them). */
+typedef struct {
+    const int32_t *sums; /* 0 */
+    int8_t *y;           /* 4 */
+    int32_t ch;          /* 8 */
+    int32_t mult;        /* 12 */
+    int32_t round;       /* 16 */
+    uint32_t shift;      /* 20: r | (quads - 1) << 8 */
+    uint32_t lo4, hi4;   /* 24, 28: the activation bounds in every byte */
+} dw_rq_job;
+
+static inline int8_t dw_requantize_one(const dw_rq_job *q, int32_t s2)
+{
+    int32_t v = (int32_t)(((int64_t)s2 * q->mult + 0x80000000LL) >> 32); /* SMMULR */
+    v = (v - (v < 0 ? 1 : 0) + q->round) >> (q->shift & 255u);
+    v = clamp(v, -128, 127);
+    return (int8_t)clamp(v, (int8_t)(uint8_t)q->lo4, (int8_t)(uint8_t)q->hi4);
+}
+
+#if KHIL_HAVE_DSP
+_Static_assert(offsetof(dw_rq_job, shift) == 20 && offsetof(dw_rq_job, lo4) == 24,
+               "dw_rq_job offsets are used by the assembly");
+
+__attribute__((naked, noinline)) static void dw_requantize_asm(const dw_rq_job *q __attribute__((unused)))
+{
+/* the next sum into R, requantised and saturated to int8 */
+#define DW_RQ(R)                                                                                   \
+    "ldr     r8, [r0], #4\n\t"                                                                    \
+    "smmulr  r8, r8, r3\n\t"                                                                      \
+    "sub     r8, r8, r8, lsr #31\n\t"                                                             \
+    "add     r8, r8, r4\n\t"                                                                      \
+    "asr     r8, r8, r5\n\t"                                                                      \
+    "ssat    " R ", #8, r8\n\t"
+    __asm__ volatile("push    {r4-r10, lr}\n\t"
+                     "ldr     r1, [r0, #4]\n\t"
+                     "ldr     r2, [r0, #8]\n\t"
+                     "ldr     r3, [r0, #12]\n\t"
+                     "ldr     r4, [r0, #16]\n\t"
+                     "ldr     r5, [r0, #20]\n\t"
+                     "ldrd    r6, r7, [r0, #24]\n\t"
+                     "ldr     r0, [r0]\n"
+                     "1:\n\t" DW_RQ("r9") DW_RQ("r8") "bfi     r9, r8, #8, #8\n\t" DW_RQ("r8")
+                     "bfi     r9, r8, #16, #8\n\t" DW_RQ("r8")
+                     "bfi     r9, r8, #24, #8\n\t"
+                     "ssub8   r10, r9, r6\n\t"
+                     "sel     r9, r9, r6\n\t"
+                     "ssub8   r10, r7, r9\n\t"
+                     "sel     r9, r9, r7\n\t"
+                     "strb    r9, [r1]\n\t"
+                     "lsr     r9, r9, #8\n\t"
+                     "strb    r9, [r1, r2]\n\t"
+                     "add     r1, r1, r2, lsl #1\n\t"
+                     "lsr     r9, r9, #8\n\t"
+                     "strb    r9, [r1]\n\t"
+                     "lsr     r9, r9, #8\n\t"
+                     "strb    r9, [r1, r2]\n\t"
+                     "add     r1, r1, r2, lsl #1\n\t"
+                     "subs    r5, r5, #256\n\t"
+                     "bpl     1b\n\t"
+                     "pop     {r4-r10, pc}");
+#undef DW_RQ
+}
+#endif
+
+static void dw_requantize(dw_rq_job *q, int32_t quads)
+{
+#if KHIL_HAVE_DSP
+    q->shift = (q->shift & 255u) | (uint32_t)(quads - 1) << 8;
+    dw_requantize_asm(q);
+#else
+    for (int32_t i = 0; i < 4 * quads; i++) {
+        q->y[i * q->ch] = dw_requantize_one(q, q->sums[i]);
+    }
+#endif
+}
+
+/* One channel's requantisation state across bands: sums not yet requantised (fewer than
+ * four) and where its next output goes. */
+typedef struct {
+    int32_t carry[3];
+    int32_t carried;
+    int8_t *y;
+} dw_channel;
+
+static void depthwise_planes(const khil_op *op, const khil_conv_params *p, const dw_geometry *g,
+                             const int8_t *x, int8_t *y)
+{
+    const int32_t ch = p->in_c, ow = p->out_w, oh = p->out_h, sh = p->stride_h;
+    const int32_t L = g->row_h, pairs = (ow + 1) / 2;
+    const int32_t plane_h = ((g->band - 1) * sh + 3) * L;
+    int16_t *planes = (int16_t *)(void *)op->scratch;
+    int32_t *sums = (int32_t *)(void *)(planes + 4 * plane_h);
+    memset(planes, 0, 8u * (uint32_t)plane_h);
+    dw_rq_job q;
+    q.ch = ch;
+    q.lo4 = khil_dup8(p->act_min);
+    q.hi4 = khil_dup8(p->act_max);
+    for (int32_t b = 0; b < p->batches; b++) {
+        const int8_t *xb = x + b * p->in_h * p->in_w * ch;
+        int8_t *yb = y + b * oh * ow * ch;
+        for (int32_t c0 = 0; c0 < ch; c0 += 4) {
+            const int32_t n = ch - c0 < 4 ? ch - c0 : 4;
+            dw_channel st[4];
+            for (int32_t k = 0; k < n; k++) {
+                memset(&st[k], 0, sizeof st[k]);
+                st[k].y = yb + c0 + k;
+            }
+            for (int32_t oy0 = 0; oy0 < oh; oy0 += g->band) {
+                const int32_t rows = oh - oy0 < g->band ? oh - oy0 : g->band;
+                dw_fill(p, xb, c0, n, oy0 * sh - p->pad_h, (rows - 1) * sh + 3, L, plane_h,
+                        planes);
+                for (int32_t k = 0; k < n; k++) {
+                    const int32_t c = c0 + k;
+                    const int8_t *w = p->weights + c;
+                    dw_job j;
+#define DW_W(t) ((uint32_t)(uint16_t)(int16_t)(2 * w[(t) * ch]))
+                    j.w[0] = DW_W(0) | DW_W(1) << 16;
+                    j.w[1] = DW_W(3) | DW_W(4) << 16;
+                    j.w[2] = DW_W(6) | DW_W(7) << 16;
+                    j.w[3] = DW_W(2) | DW_W(5) << 16;
+                    j.w[4] = DW_W(8) | (uint32_t)(pairs - 1) << 16;
+#undef DW_W
+                    j.row_bytes = 2 * L;
+                    j.bias2 = (int32_t)(2u * (uint32_t)bias_of(p, c));
+                    j.pairs_hi = (uint32_t)pairs << 16;
+                    j.row_step = 2 * sh * L;
+                    j.sums_back = 4 * (2 * pairs - ow);
+                    int32_t r;
+                    dw_channel_rq(p, c, &q.round, &r);
+                    q.mult = p->mult[p->per_channel ? c : 0];
+                    q.shift = (uint32_t)r;
+                    dw_channel *s = &st[k];
+                    for (int32_t r0 = 0; r0 < rows; r0 += g->chunk) {
+                        const int32_t cr = rows - r0 < g->chunk ? rows - r0 : g->chunk;
+                        sums[0] = s->carry[0];
+                        sums[1] = s->carry[1];
+                        sums[2] = s->carry[2];
+                        j.row = planes + k * plane_h + r0 * sh * L;
+                        j.sums = sums + s->carried;
+                        j.rows = cr;
+                        dw_accumulate(&j, p->stride_w);
+                        const int32_t total = s->carried + cr * ow, quads = total / 4;
+                        if (quads > 0) {
+                            q.sums = sums;
+                            q.y = s->y;
+                            dw_requantize(&q, quads);
+                            s->y += 4 * quads * ch;
+                        }
+                        s->carried = total - 4 * quads;
+                        for (int32_t i = 0; i < s->carried; i++) {
+                            s->carry[i] = sums[4 * quads + i];
                         }
                     }
                 }
             }
+            for (int32_t k = 0; k < n; k++) { /* the last outputs, fewer than four */
+                const int32_t c = c0 + k;
+                int32_t r;
+                dw_channel_rq(p, c, &q.round, &r);
+                q.mult = p->mult[p->per_channel ? c : 0];
+                q.shift = (uint32_t)r;
+                for (int32_t i = 0; i < st[k].carried; i++) {
+                    st[k].y[i * ch] = dw_requantize_one(&q, st[k].carry[i]);
+                }
+            }
         }
     }
-    /* the ch % 4 last channels */
-    if (ch4 < ch) {
-        depthwise_tail_channels(op, p, x, y, ch4);
-    }
 }
-
 #endif /* !KHIL_HAVE_MVE */
 
 #if KHIL_HAVE_MVE
@@ -1343,7 +1390,22 @@ static void depthwise_mve(const khil_op *op, const khil_conv_params *p, const in
 }
 #endif /* KHIL_HAVE_MVE */
 
-/* Depth multipliers above 1: the reference loops (rare: compiled for size). */
+uint32_t khil_depthwise_scratch_bytes(const khil_conv_params *p)
+{
+#if KHIL_HAVE_MVE
+    /* each group of 8 channels' bias and requantisation (dw_group: 128 bytes) */
+    if (p->depth_multiplier == 1) {
+        return 128u * (uint32_t)((p->in_c + 7) / 8);
+    }
+    return 0;
+#else
+    /* a band's four channel planes and the sums of one pass */
+    dw_geometry g;
+    return dw_planes_fit(p, &g) ? dw_planes_scratch(&g, p) : 0u;
+#endif
+}
+
+/* Depth multipliers above 1, and depthwise shapes without a fast path: the reference loops (rare: compiled for size). */
 static __attribute__((noinline, optimize("Os"))) void
 depthwise_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
 {
@@ -1396,10 +1458,14 @@ void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
     if (p->depth_multiplier == 1) {
 #if KHIL_HAVE_MVE
         depthwise_mve(op, p, x, y);
+        return;
 #else
-        depthwise_packed(op, p, x, y);
+        dw_geometry g;
+        if (KHIL_OP_VARIANT(op) == 0 && dw_planes_fit(p, &g)) {
+            depthwise_planes(op, p, &g, x, y);
+            return;
+        }
 #endif
-    } else {
-        depthwise_generic(op, p, x, y);
     }
+    depthwise_generic(op, p, x, y);
 }

@@ -178,6 +178,20 @@ DEPTHWISE_CASES = {
     "3x3-same-width2-4ch": dict(in_shape=(1, 5, 2, 4), filters=0, kernel=(3, 3),
                                 options=dict(padding=tb.SAME, stride=(1, 1), dilation=(1, 1),
                                              activation=tb.NONE)),
+    # The M4's channel-plane kernel (#18): several bands of output rows and several sum
+    # passes per band, pixel counts not a multiple of 4 carried across them, odd output
+    # widths, a last group of 1 or 2 channels; stride 2 across, stride 2 down only
+    "3x3-same-50x41-5ch-bands": dict(in_shape=(1, 50, 41, 5), filters=0, kernel=(3, 3),
+                                     options=dict(padding=tb.SAME, stride=(1, 1),
+                                                  dilation=(1, 1), activation=tb.RELU6)),
+    "3x3-same-stride2-60x37-6ch-bands": dict(in_shape=(1, 60, 37, 6), filters=0,
+                                             kernel=(3, 3),
+                                             options=dict(padding=tb.SAME, stride=(2, 2),
+                                                          dilation=(1, 1),
+                                                          activation=tb.NONE)),
+    "3x3-valid-stride2x1-6ch": dict(in_shape=(1, 9, 7, 6), filters=0, kernel=(3, 3),
+                                    options=dict(padding=tb.VALID, stride=(2, 1),
+                                                 dilation=(1, 1), activation=tb.RELU)),
     # Helium's general tap loop on a full group of 8 channels with dilation (input taps
     # 2 pixels apart, weights 1 tap apart)
     "3x3-same-dilation2-16ch": dict(in_shape=(1, 9, 8, 16), filters=0, kernel=(3, 3),
