@@ -157,5 +157,11 @@ class MessageAssembler:
         self._discarding = False
 
     @property
+    def idle(self) -> bool:
+        """No message half-assembled and no continuation frames being dropped: the next
+        whole-message frame is handed on as it is."""
+        return not self._open and not self._discarding
+
+    @property
     def open_bytes(self) -> int:
         return sum(self._open_sizes.values())

@@ -92,7 +92,7 @@ class SerialTransport(Transport):
 
     def _receive_url(self, timeout: float | None) -> bytes:
         """URL handlers: block for the first byte, then take what else is there."""
-        self._serial.timeout = timeout
+        self._serial.timeout = None if timeout is None else max(0.0, timeout)
         first = self._serial.read(1)
         self._serial.timeout = 0
         if not first:
