@@ -260,6 +260,53 @@ class Dataset(ArgumentsHandler):
         """Why this dataset reports no quality metrics ("" when it reports some)."""
         return ""
 
+    # --- what a run takes --------------------------------------------------------------------
+
+    @classmethod
+    def declared_sample_count(cls, parameters: Mapping[str, Any]) -> int | None:
+        """How many samples a dataset of these (scenario) parameters holds before its split,
+        known without building it (None when only building it tells)."""
+        return None
+
+    @classmethod
+    def declared_empty_reason(cls, parameters: Mapping[str, Any]) -> str:
+        """Why a dataset of these parameters would give a run no sample (its size and split,
+        known without building it: `declared_sample_count`), "" when it gives some or only
+        building it tells. Lets a suite's empty run be a collection error."""
+        count = cls.declared_sample_count(parameters)
+        if count is None:
+            return ""
+        from kenning_hil.core.args import get_arguments_structure
+
+        structure = get_arguments_structure(cls)
+
+        def given(name: str) -> Any:
+            value = parameters.get(name)
+            return structure.get(name, {}).get("default") if value is None else value
+
+        subset, test_fraction = given("subset"), given("split_fraction_test")
+        val_fraction = given("split_fraction_val")
+        if subset not in SUBSETS or not isinstance(test_fraction, (int, float)) or not (
+                0.0 < test_fraction < 1.0):
+            return ""  # the parameters' own checks say what is wrong
+        if subset == "all":
+            selected = count
+        else:
+            train, test, _ = split_sizes(count, test_fraction, val_fraction or None)
+            selected = test if subset == "test" else train
+        if selected:
+            return ""
+        return empty_reason(cls.__name__, parameters.get("root"), count, subset,
+                            test_fraction)
+
+    def check_not_empty(self) -> None:
+        """Raises ConfigurationError when the run would take no sample (an empty dataset or
+        split): a run that measured nothing must never pass, and nothing is touched yet."""
+        if len(self) == 0:
+            raise ConfigurationError(empty_reason(
+                type(self).__name__, self.root, len(self.dataX), self.subset,
+                self.split_fraction_test))
+
     # --- splits ----------------------------------------------------------------------------
 
     def _stratification_keys(self) -> list | None:
@@ -288,7 +335,9 @@ class Dataset(ArgumentsHandler):
         """Splits the representations into (trainX, testX, trainY, testY[, valX, valY]).
 
         Seeded and, when labels are classes, stratified: every class keeps its proportion in
-        each part. The same arguments always give the same split.
+        each part. The parts' sizes follow `split_sizes` (the count and fractions alone, not
+        the labels); each class gets its share rounded, the rounding settled by the largest
+        remainders. The same arguments always give the same split.
         """
         test_fraction = self.split_fraction_test if test_fraction is None else test_fraction
         val_fraction = self.split_fraction_val if val_fraction is None else val_fraction
@@ -314,14 +363,19 @@ class Dataset(ArgumentsHandler):
             for index, key in enumerate(keys):
                 by_key.setdefault(key, []).append(index)
             groups = [np.array(by_key[key]) for key in sorted(by_key, key=repr)]
+        _, n_test, n_val = split_sizes(count, test_fraction, val_fraction)
+        sizes = [len(group) for group in groups]
+        # ties between classes are broken by the seed, apart from the permutations' stream
+        ties = np.random.default_rng([seed, 1]).permutation(len(groups)).tolist()
+        tests = _apportion([n * test_fraction for n in sizes], sizes, n_test, ties)
+        vals = _apportion([n * (val_fraction or 0.0) for n in sizes],
+                          [n - t for n, t in zip(sizes, tests)], n_val, ties)
         train, test, val = [], [], []
-        for group in groups:
+        for group, g_test, g_val in zip(groups, tests, vals):
             group = rng.permutation(group)
-            n_test = int(round(len(group) * test_fraction))
-            n_val = int(round(len(group) * val_fraction)) if val_fraction else 0
-            test.extend(group[:n_test])
-            val.extend(group[n_test : n_test + n_val])
-            train.extend(group[n_test + n_val :])
+            test.extend(group[:g_test])
+            val.extend(group[g_test : g_test + g_val])
+            train.extend(group[g_test + g_val :])
         # shuffle across classes so that any prefix of a part is a fair sample of it
         parts = [rng.permutation(np.array(part, dtype=np.int64)) for part in (train, test, val)]
 
@@ -445,3 +499,60 @@ class Dataset(ArgumentsHandler):
         except (ValueError, KeyError, TypeError):
             return False
         return saved == self.compute_dataset_checksum()
+
+
+def _round_half_up(value: float) -> int:
+    return int(np.floor(value + 0.5))
+
+
+def split_sizes(count: int, test_fraction: float,
+                val_fraction: float | None = None) -> tuple[int, int, int]:
+    """(train, test, validation) sizes of a split of `count` samples: the test part is
+    round(count x test_fraction) (halves up), the validation part round(count x
+    val_fraction); with two samples or more the test and train parts hold at least one each
+    (with three or more, a validation part asked for holds at least one too). They depend
+    on the count and fractions alone: 4 samples at 0.2 -> 3 train, 1 test, whatever their
+    labels (a per-class rounding gave 0 when no class had 3 samples)."""
+    n_test = min(_round_half_up(count * test_fraction), count)
+    if count >= 2:
+        n_test = min(max(n_test, 1), count - 1)
+    n_val = 0
+    if val_fraction:
+        room = count - n_test - (1 if count >= 2 else 0)  # the train part keeps one
+        n_val = min(max(_round_half_up(count * val_fraction), 1 if count >= 3 else 0), room)
+        n_val = max(n_val, 0)
+    return count - n_test - n_val, n_test, n_val
+
+
+def _apportion(quotas: list[float], room: list[int], total: int, ties: list[int]) -> list[int]:
+    """Whole counts near `quotas` (each within its `room`) summing to `total`: quotas rounded
+    down, then one more to the largest remainders (equal ones in the order of `ties`), or one
+    less from the smallest when the floors overshoot. Per-class rounding alone missed the
+    total (and gave an empty test split for small datasets)."""
+    counts = [min(int(np.floor(q)), r) for q, r in zip(quotas, room)]
+    order = sorted(range(len(quotas)),
+                   key=lambda i: (-(quotas[i] - np.floor(quotas[i])), ties[i]))
+    total = min(total, sum(room))
+    while sum(counts) < total:
+        for i in order:
+            if sum(counts) < total and counts[i] < room[i]:
+                counts[i] += 1
+    while sum(counts) > total:
+        for i in reversed(order):
+            if sum(counts) > total and counts[i] > 0:
+                counts[i] -= 1
+    return counts
+
+
+def empty_reason(name: str, root: Any, count: int, subset: str, test_fraction: float) -> str:
+    """One line on a dataset that gives a run no sample: which dataset, its size, its split
+    and what to change."""
+    where = f"{name} (root {root})" if root is not None else name
+    if count == 0 or subset == "all":
+        return (f"dataset {where} holds no samples: a run would measure nothing (give it "
+                f"samples)")
+    train, test, _ = split_sizes(count, test_fraction)
+    return (f"dataset {where} holds {count} sample{'s' if count != 1 else ''} and its "
+            f"{subset} split (split_fraction_test {test_fraction}: {test} test, {train} "
+            f"train) holds none: a run would measure nothing (give it more samples, or "
+            f"subset: all)")

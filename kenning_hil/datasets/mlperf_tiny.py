@@ -11,6 +11,7 @@ between runtimes needs no real labels.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,9 +101,27 @@ def read_eembc_labels(root: Path) -> list[tuple[str, int, int]]:
 
 # written next to synthetic samples: their labels are random, so no quality metric means anything
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
-# in the marker of samples drawn around the zero point; samples without it (uniform noise,
-# written before #23) are written again when the zero point is known
+# in the marker of samples drawn around the zero point (#23)
 SPREAD_DRAW = "draw: spread around the zero point"
+# the marker's line of the parameters the samples were written with: a folder written with
+# others (another count, seed, shape, ...; or before this line existed) is written again, so
+# the samples always follow the dataset's parameters, never what an earlier run left there
+PARAMETERS_LINE = "parameters: "
+
+
+def synthetic_parameters(shape: list[int], dtype: str, count: int, num_classes: int,
+                         seed: int, zero_point: int | None) -> str:
+    """The marker line recording what `write_synthetic_eembc_dataset` was given."""
+    return PARAMETERS_LINE + json.dumps(
+        {"count": count, "classes": num_classes, "seed": seed, "shape": list(shape),
+         "dtype": np.dtype(dtype).name, "zero_point": zero_point}, sort_keys=True)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Writes `path` whole or not at all (a reader or a crash never sees half a file)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
 
 
 def write_synthetic_eembc_dataset(
@@ -116,9 +135,14 @@ def write_synthetic_eembc_dataset(
 ) -> None:
     """Writes `count` random tensors and random labels in the EEMBC format. Integer tensors
     with a known `zero_point` are drawn around it (`datasets.random.spread_steps`: uniform
-    noise drives saturating models to a few outputs, #23), else uniformly."""
+    noise drives saturating models to a few outputs, #23), else uniformly. Samples of an
+    earlier synthetic set that this one does not list are removed; the labels and the
+    marker are replaced last, so an interrupted write is written again next time."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    stale = set()
+    if (root / SYNTHETIC_MARKER).is_file() and (root / LABELS_FILE_NAME).is_file():
+        stale = {name for name, _, _ in read_eembc_labels(root)}
     rng = np.random.default_rng(seed)
     np_dtype = np.dtype(dtype)
     lines = []
@@ -134,15 +158,30 @@ def write_synthetic_eembc_dataset(
         else:
             tensor = rng.standard_normal(size=shape).astype(np_dtype)
         name = f"sample_{index:05d}.bin"
-        (root / name).write_bytes(tensor.tobytes())
+        _replace_file(root / name, tensor.tobytes())
+        stale.discard(name)
         lines.append(f"{name},{num_classes},{int(rng.integers(num_classes))}\n")
-    (root / LABELS_FILE_NAME).write_text("".join(lines))
+    _replace_file(root / LABELS_FILE_NAME, "".join(lines).encode())
+    for name in stale:
+        (root / name).unlink(missing_ok=True)
     draw = f"{SPREAD_DRAW} {zero_point}" if zero_point is not None else "draw: uniform"
-    (root / SYNTHETIC_MARKER).write_text(
-        "Random int8 tensors with random labels (kenning-hil write_synthetic_eembc_dataset): "
+    _replace_file(root / SYNTHETIC_MARKER, (
+        "Random tensors with random labels (kenning-hil write_synthetic_eembc_dataset): "
         "for latency, size and runtime agreement only; no quality metrics are reported.\n"
         f"{draw}\n"
-    )
+        f"{synthetic_parameters(shape, dtype, count, num_classes, seed, zero_point)}\n"
+    ).encode())
+
+
+def _writes_synthetic(root: Path, parameters: str) -> bool:
+    """Whether a dataset asking for synthetic samples of `parameters` (the marker line)
+    writes them into `root`: no samples there, or synthetic ones of other parameters."""
+    if not (root / LABELS_FILE_NAME).is_file():
+        return True
+    marker = root / SYNTHETIC_MARKER
+    if not marker.is_file():
+        return False
+    return parameters not in marker.read_text().splitlines()
 
 
 def _synthetic_reason(root: Path) -> str:
@@ -231,15 +270,14 @@ class EEMBCDataset(ClassificationDataset):
         super().__init__(*args, **kwargs)
 
     def _write_synthetic(self) -> bool:
-        """Whether synthetic samples are to be written: none there yet, or synthetic ones of
-        an older uniform draw where the zero point is now known (real data is never
-        touched)."""
-        if not (self.root / LABELS_FILE_NAME).is_file():
-            return True
-        marker = self.root / SYNTHETIC_MARKER
-        if self._known_zero_point() is None or not marker.is_file():
-            return False
-        return SPREAD_DRAW not in marker.read_text()
+        """Whether synthetic samples are to be written: none there yet, or synthetic ones
+        written with other parameters (real data is never touched)."""
+        return _writes_synthetic(self.root, self._synthetic_parameters())
+
+    def _synthetic_parameters(self) -> str:
+        return synthetic_parameters(self.input_shape, self.input_dtype.name,
+                                    self.synthetic_samples, self.synthetic_classes,
+                                    self.synthetic_seed, self._known_zero_point())
 
     def _known_zero_point(self) -> int | None:
         """The input zero point when the samples are declared quantised (`input_scale`)."""
@@ -288,6 +326,25 @@ class EEMBCDataset(ClassificationDataset):
 
     def no_quality_metrics_reason(self) -> str:
         return _synthetic_reason(self.root) if getattr(self, "labels_random", False) else ""
+
+    @classmethod
+    def declared_sample_count(cls, parameters) -> int | None:
+        """`synthetic_samples` when they are (or will be) written, else the lines of the
+        folder's y_labels.csv; None without a root or labels (building it says why)."""
+        root = parameters.get("root")
+        if root is None:
+            return None
+        root = Path(root).expanduser()
+        labels = root / LABELS_FILE_NAME
+        synthetic = parameters.get("synthetic_samples") or 0
+        if not isinstance(synthetic, int) or synthetic < 0:
+            return None
+        if synthetic > 0 and (not labels.is_file() or (root / SYNTHETIC_MARKER).is_file()):
+            return synthetic
+        try:
+            return sum(1 for line in labels.read_text().splitlines() if line.strip())
+        except OSError:
+            return None
 
     def compute_quality_metrics(self, measurements) -> dict:
         metrics = super().compute_quality_metrics(measurements)

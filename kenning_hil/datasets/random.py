@@ -167,6 +167,11 @@ class RandomDataset(Dataset):
     def declared_quality_metrics(cls, parameters) -> tuple[frozenset[str] | None, str]:
         return frozenset(), NO_LABELS
 
+    @classmethod
+    def declared_sample_count(cls, parameters) -> int | None:
+        samples = parameters.get("samples", cls.arguments_structure["samples"]["default"])
+        return samples if isinstance(samples, int) and samples >= 1 else None
+
     def no_quality_metrics_reason(self) -> str:
         return NO_LABELS
 

@@ -83,7 +83,7 @@ def compare_on_targets(
             f"got {', '.join(t.name for t in targets) or 'no target'}")
     per_target = dict(per_target or {})
     # compiled once, before any board is held (every run below is a cache hit)
-    harness.compile(request)
+    harness.compile(request, harness.run_blocks(request))  # an empty dataset: before boards
     captures = {target.name: CapturedOutputs() for target in targets}
     results: dict[str, Result] = {}
     under_test = list(targets[1:])

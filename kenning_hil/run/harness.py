@@ -44,7 +44,7 @@ from kenning_hil.run.compile_cache import (
     framework_versions,
     path_digest,
 )
-from kenning_hil.run.outcome import Incompatible, infrastructure_category
+from kenning_hil.run.outcome import Incompatible, NothingMeasured, infrastructure_category
 from kenning_hil.run.progress import OFF, OFF_PROGRESS, LazyPhase, Progress
 from kenning_hil.run.request import (
     RunRequest,
@@ -120,6 +120,18 @@ class Harness:
         """(dataset, model wrapper, optimizers) of `request`, built as a run builds them
         (a flow's model runner: kenning_hil/flows/), to pass to `compile`."""
         return self._blocks(request, None)
+
+    def run_blocks(self, request: RunRequest) -> tuple:
+        """The blocks of `request` for a run: its dataset limited to the request's samples
+        and checked to give the run some (`Dataset.check_not_empty`: an error before
+        anything compiles or a target is touched, never a run that passes on none)."""
+        blocks = self._blocks(request, None)
+        dataset = blocks[0]
+        if dataset is not None:
+            if request.samples is not None:
+                dataset.set_sample_limit(request.samples)
+            dataset.check_not_empty()
+        return blocks
 
     def _blocks(self, request: RunRequest, workdir: Path | None):
         from kenning_hil.blocks.entries import build_block
@@ -270,7 +282,7 @@ class Harness:
         `write=False` leaves the writing of a finished run to the caller."""
         from kenning_hil.core.runtime import Runtime
 
-        blocks = self._blocks(request, None)
+        blocks = self.run_blocks(request)
         dataset, wrapper, optimizers = blocks
         self.check_compatible(target, self._output_formats(wrapper, optimizers))
         chain = " + ".join(entry["type"] for entry in request.optimizers)
@@ -280,8 +292,6 @@ class Harness:
         size = compiled.stat().st_size
         self.check_fits(target, size)
         self.check_model(target, compiled)
-        if request.samples is not None:
-            dataset.set_sample_limit(request.samples)
         model_key = file_digest(compiled)
         spec = Path(str(compiled) + ".json")
         if spec.is_file():
@@ -327,6 +337,12 @@ class Harness:
         result.record = _record(result, session_info, start)
         if write:
             result.path = self.write(test_id, index, result.record)
+        if not result.samples:
+            # the dataset said it had samples, yet none was measured: never a pass
+            raise NothingMeasured(
+                f"{request.model_name} on {target.name} measured no sample (dataset "
+                f"{type(dataset).__name__} gave {len(dataset) if dataset is not None else 0})"
+                + (f"; results: {result.path}" if result.path else ""))
         return result
 
     def _write_error(self, test_id: str, index: int, target: Target, request: RunRequest,

@@ -19,6 +19,12 @@ class Incompatible(KenningHILError):
         self.check = check
 
 
+class NothingMeasured(KenningHILError):
+    """A run ended without measuring a sample: an error, never a pass (a dataset that
+    selects none is refused before the run, `Dataset.check_not_empty`; this is the guard
+    for one whose iteration gave nothing)."""
+
+
 BASELINE_STATUSES = ("written", "compared", "regressed", "missing")
 
 

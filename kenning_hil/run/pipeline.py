@@ -189,6 +189,7 @@ class Pipeline:
         `progress` shows the compile and the samples (run/progress.py)."""
         if samples is not None:
             self.dataset.set_sample_limit(samples)
+        self.dataset.check_not_empty()  # before compiling
         progress = progress or OFF_PROGRESS
         chain = " + ".join(type(o).__name__ for o in self.optimizers)
         with progress.phase(f"compile {self.name} ({chain})" if chain else f"prepare {self.name}"):

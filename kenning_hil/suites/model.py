@@ -161,9 +161,11 @@ class Suite:
     def check_cases(self) -> None:
         """What each (model, chain) declares that cannot work, before anything runs: an
         optimizer chain whose formats do not connect (each block's declared input and output
-        formats), and a threshold on a quality metric the dataset declares it cannot report
-        (random inputs, synthetic labels). Errors name the file and the suite key. Blocks
-        whose class cannot be imported here are left to the run (they skip with the reason)."""
+        formats), a dataset whose size and split give a run no sample, and a threshold on a
+        quality metric the dataset declares it cannot report (random inputs, synthetic
+        labels). Errors name the file and the suite key. Blocks whose class cannot be
+        imported here are left to the run (they skip with the reason)."""
+        from kenning_hil.blocks.entries import translate_entry_parameters
         from kenning_hil.judge.metrics import metric_class
 
         for case in self.cases:
@@ -171,6 +173,12 @@ class Suite:
             dataset_cls = _block_class("dataset", case.dataset)
             if dataset_cls is None:
                 continue
+            parameters, _ = translate_entry_parameters(
+                dataset_cls, case.dataset.get("parameters") or {})
+            empty = dataset_cls.declared_empty_reason(parameters)
+            if empty:
+                raise ConfigurationError(
+                    f"{self.source}: key '{case.dataset_key}': {case.name}: {empty}")
             declared, why = dataset_cls.declared_quality_metrics(
                 dict(case.dataset.get("parameters") or {}))
             if declared is None:

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from kenning_hil.core.dataset import CHECKSUM_FILE_NAME, Dataset
+from kenning_hil.core.dataset import CHECKSUM_FILE_NAME, Dataset, split_sizes
 from kenning_hil.core.errors import ConfigurationError
 from kenning_hil.core.measurements import Measurements
 
@@ -273,3 +273,64 @@ def test_a_dataset_that_downloads_nothing_never_writes_into_its_root(tmp_path):
     OwnFolder(root=tmp_path, subset="all", force_download_dataset=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
     assert not OwnFolder.fetches_data() and LabelledArrays.fetches_data()
+
+
+@pytest.mark.parametrize(("count", "test_fraction", "val_fraction", "sizes"), [
+    (4, 0.2, None, (3, 1, 0)),  # the #25 reviewer's case: 0.8 rounds to 1
+    (1, 0.2, None, (1, 0, 0)),  # one sample: it stays in train; a test run is refused
+    (2, 0.2, None, (1, 1, 0)),  # 0.4 -> at least one test sample while train keeps one
+    (2, 0.9, None, (1, 1, 0)),  # 1.8 -> train keeps one
+    (50, 0.2, None, (40, 10, 0)),
+    (1797, 0.2, None, (1438, 359, 0)),  # digits: as documented (docs/pipeline.md)
+    (10, 0.25, None, (7, 3, 0)),  # 2.5 rounds half up
+    (10, 0.2, 0.1, (7, 2, 1)),
+    (3, 0.2, 0.1, (1, 1, 1)),
+])
+def test_split_sizes_follow_the_count_and_fractions(count, test_fraction, val_fraction, sizes):
+    assert split_sizes(count, test_fraction, val_fraction) == sizes
+
+
+def test_a_small_split_has_its_documented_size_whatever_the_labels():
+    """Per-class rounding gave 4 samples of 4 classes an empty test split (round(0.2) = 0 in
+    every class), so a run measured nothing; the size is now round(4 x 0.2) = 1 for any
+    labels and seed, and the same seed gives the same split."""
+    for labels in ([0, 1, 2, 3], [0, 0, 1, 2], [5, 5, 5, 5]):
+        for seed in range(10):
+            dataset = LabelledArrays(count=4, split_seed=seed)
+            dataset.dataY = list(labels)
+            dataset._select_subset()
+            assert len(dataset) == 1, (labels, seed)
+            assert dataset.train_test_split_representations() == (
+                dataset.train_test_split_representations())
+    # ties between classes are broken by the seed: not always the same class held out
+    held_out = set()
+    for seed in range(10):
+        dataset = LabelledArrays(count=4, split_seed=seed)
+        dataset.dataY = [0, 1, 2, 3]
+        held_out.add(dataset.train_test_split_representations()[3][0])
+    assert len(held_out) > 1
+
+
+def test_stratification_keeps_each_class_share_when_rounding():
+    dataset = LabelledArrays(count=0, subset="all")
+    dataset.dataX = list(range(22))
+    dataset.dataY = [0] * 11 + [1] * 7 + [2] * 4  # 3.3, 2.1, 1.2 of a 0.3 test split
+    _, _, _, test_y = dataset.train_test_split_representations(test_fraction=0.3)
+    # 7 = round(6.6): each class its share rounded down (6), one more to the largest
+    # remainder; rounding each class alone gave 6
+    assert Counter(test_y) == {0: 4, 1: 2, 2: 1}
+
+
+@pytest.mark.parametrize(("count", "subset", "message"), [
+    (0, "all", "dataset LabelledArrays holds no samples: a run would measure nothing (give it "
+               "samples)"),
+    (1, "test", "dataset LabelledArrays holds 1 sample and its test split (split_fraction_test "
+                "0.2: 0 test, 1 train) holds none: a run would measure nothing (give it more "
+                "samples, or subset: all)"),
+])
+def test_a_dataset_that_selects_no_sample_is_an_error(count, subset, message):
+    dataset = LabelledArrays(count=count, subset=subset)
+    with pytest.raises(ConfigurationError) as info:
+        dataset.check_not_empty()
+    assert str(info.value) == message
+    LabelledArrays(count=2).check_not_empty()  # one test sample: fine

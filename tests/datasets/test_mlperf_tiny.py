@@ -35,9 +35,55 @@ def test_synthetic_samples_are_written_once_and_reproducible(tmp_path):
               "synthetic_samples": 8, "synthetic_classes": 12, "subset": "all"}
     first = EEMBCDataset.from_json(params).get_data()[0][0]
     assert len(list((tmp_path / "kws").glob("*.bin"))) == 8
-    again = EEMBCDataset.from_json({**params, "synthetic_seed": 99}).get_data()[0][0]
-    np.testing.assert_array_equal(first, again)  # files exist: not rewritten
+    written = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "kws").iterdir()}
+    again = EEMBCDataset.from_json(params).get_data()[0][0]
+    np.testing.assert_array_equal(first, again)
+    # the same parameters: the files are read, not written again
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "kws").iterdir()} == written
     assert first.dtype == np.int8 and first.shape == (8, 49, 10, 1)
+    other_seed = EEMBCDataset.from_json({**params, "synthetic_seed": 99}).get_data()[0][0]
+    assert not np.array_equal(first, other_seed)
+    # back to the first parameters: the same samples as the first time, bit for bit
+    np.testing.assert_array_equal(EEMBCDataset.from_json(params).get_data()[0][0], first)
+
+
+def test_synthetic_samples_follow_their_parameters_not_an_earlier_folder(tmp_path):
+    """The #25 reviewer's 4-vs-10: `synthetic_samples: 4` in a folder an earlier run had
+    written with 50 read those 50 (a test split of 10); the folder is written again with
+    4, stale sample files removed, and the split's size follows the documented rule."""
+    root = tmp_path / "syn"
+    params = {"root": str(root), "input_shape": [1, 64], "input_dtype": "float32",
+              "synthetic_classes": 10}
+    fifty = EEMBCDataset.from_json({**params, "synthetic_samples": 50})
+    assert len(fifty.dataX) == 50 and len(fifty) == 10  # round(50 x 0.2)
+    four = EEMBCDataset.from_json({**params, "synthetic_samples": 4})
+    assert len(four.dataX) == 4 and len(four) == 1  # round(4 x 0.2), whatever the labels
+    assert sorted(p.name for p in root.glob("*.bin")) == [f"sample_0000{i}.bin"
+                                                          for i in range(4)]
+    assert EEMBCDataset.declared_sample_count({**params, "synthetic_samples": 4,
+                                               "root": root}) == 4
+    # real data (no marker) is never rewritten: its own count
+    (root / "SYNTHETIC.txt").unlink()
+    real = EEMBCDataset.from_json({**params, "synthetic_samples": 50, "subset": "all"})
+    assert len(real) == 4
+    assert EEMBCDataset.declared_sample_count({**params, "synthetic_samples": 50,
+                                               "root": root}) == 4
+
+
+def test_a_test_split_with_no_sample_is_an_error_naming_the_dataset(tmp_path):
+    root = tmp_path / "one"
+    params = {"root": str(root), "input_shape": [1, 64], "input_dtype": "float32",
+              "synthetic_samples": 1, "synthetic_classes": 10}
+    dataset = EEMBCDataset.from_json(params)
+    message = (f"dataset EEMBCDataset (root {root}) holds 1 sample and its test split "
+               "(split_fraction_test 0.2: 0 test, 1 train) holds none: a run would measure "
+               "nothing (give it more samples, or subset: all)")
+    with pytest.raises(ConfigurationError) as info:
+        dataset.check_not_empty()
+    assert str(info.value) == message
+    assert EEMBCDataset.declared_empty_reason(params) == message
+    assert EEMBCDataset.declared_empty_reason({**params, "synthetic_samples": 2}) == ""
+    assert EEMBCDataset.declared_empty_reason({**params, "subset": "all"}) == ""
 
 
 def test_synthetic_labels_report_no_quality_metrics(tmp_path):
