@@ -4,7 +4,7 @@ crashes a runtime's native code costs one FAIL answer, not the server.
 
 The server process keeps the protocol, the session, the io specification and the checks of
 a received model (`check_received_model`, run on a second instance of the runtime that never
-loads anything); the worker (``python -m kenning_hil.runtimes.worker``, started with the
+loads anything); the worker (a Python process running `_worker_main`, started with the
 server and kept warm) holds the real runtime.
 
 Channel: one Unix socket pair, a fixed header per message, and two shared-memory buffers
@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from kenning_hil.core.errors import (
@@ -64,7 +65,13 @@ from kenning_hil.core.runtime import Runtime
 
 log = logging.getLogger("kenning_hil.serve")
 
-MODULE = "kenning_hil.runtimes.worker"
+# the worker imports the same kenning_hil as the server, wherever the server found it
+_ROOT = str(Path(__file__).resolve().parents[2])
+_LAUNCH = (
+    "import sys; sys.path.insert(0, sys.argv[3]); "
+    "from kenning_hil.runtimes.worker import _worker_main; "
+    "_worker_main(int(sys.argv[1]), int(sys.argv[2]))"
+)
 _REQUEST = struct.Struct("<cI")
 _ANSWER = struct.Struct("<cQI")
 _OK, _ERROR, _OK_IN_BUFFER = b"\x00", b"\x01", b"\x02"
@@ -362,7 +369,7 @@ class WorkerRuntime(Runtime):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             worker = subprocess.Popen(
-                [sys.executable, "-m", MODULE, str(theirs.fileno()), str(os.getpid())],
+                [sys.executable, "-c", _LAUNCH, str(theirs.fileno()), str(os.getpid()), _ROOT],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -643,6 +650,3 @@ def _exit(code: int | None) -> str:
             return f"killed by signal {-code}"
     return f"exit status {code}"
 
-
-if __name__ == "__main__":
-    _worker_main(int(sys.argv[1]), int(sys.argv[2]))
