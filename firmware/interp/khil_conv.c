@@ -41,17 +41,20 @@ static int conv_as_gemm(const khil_conv_params *p)
     return p->f_in_c == p->in_c; /* no groups */
 }
 
-/* The K of the DSP GEMM's column layout: K itself, or K rounded up to a multiple of 8 when the
+/* The K of the DSP GEMM's column layout: K itself, or K rounded up to a multiple of 4 when the
  * weight rows padded with zeros fit in PAD_WEIGHTS_MAX bytes of scratch (e.g. an RGB first
- * layer, K = 27 -> 32), so that the assembly channel loop (whole 8-value blocks) runs; the
- * padding adds zero products. */
+ * layer, K = 27 -> 28), so that the assembly's whole 4-value blocks cover it; the padding adds
+ * zero products. Other K take the reference loops. */
 #define PAD_WEIGHTS_MAX 1024
 static int32_t conv_k_layout(const khil_conv_params *p)
 {
     const int32_t k = p->k_h * p->k_w * p->f_in_c;
-    const int32_t k8 = (k + 7) & ~7;
-    return k8 != k && p->out_c * k8 <= PAD_WEIGHTS_MAX ? k8 : k;
+    const int32_t k4 = (k + 3) & ~3;
+    return k4 != k && p->out_c * k4 <= PAD_WEIGHTS_MAX ? k4 : k;
 }
+
+static void conv_generic(const khil_op *op, const khil_conv_params *p, const int8_t *x,
+                         int8_t *y);
 
 uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
 {
@@ -66,13 +69,16 @@ uint32_t khil_conv_scratch_bytes(const khil_conv_params *p)
            4u * (((uint32_t)k + 3u) & ~3u);
 #endif
     const int32_t kk = conv_k_layout(p);
+    if ((kk & 3) != 0) {
+        return 0; /* the reference loops */
+    }
     /* input depths that are not a multiple of 4: the receptive field gathered as int8 first */
-    const uint32_t gather = (p->in_c & 3) != 0 ? ((uint32_t)kk + 3u) & ~3u : 0u;
-    /* each output channel's folded requantisation, prepared once per inference */
-    const uint32_t table = (uint32_t)sizeof(khil_rqo) * (uint32_t)p->out_c;
+    const uint32_t gather = (p->in_c & 3) != 0 ? (uint32_t)kk : 0u;
+    /* each output channel's bias and requantisation (conv_channel), prepared per inference */
+    const uint32_t table = 16u * (uint32_t)p->out_c;
     /* the zero-padded weight rows */
     const uint32_t padded = kk != k ? (uint32_t)p->out_c * (uint32_t)kk : 0u;
-    return table + khil_columns4_bytes(kk) + gather + padded;
+    return table + khil_columns8_bytes(kk) + gather + padded;
 }
 
 static inline int32_t bias_of(const khil_conv_params *p, int32_t c)
@@ -80,81 +86,21 @@ static inline int32_t bias_of(const khil_conv_params *p, int32_t c)
     return p->bias != NULL ? khil_load_i32(p->bias + 4 * c) : 0;
 }
 
-#if !KHIL_HAVE_MVE /* the DSP-extension kernels' helpers */
-/* Requantisation of output channel c, prepared once and applied to several accumulators. */
+#if !KHIL_HAVE_MVE /* the DSP-extension GEMM */
+/* One output channel of the GEMM: its doubled bias and requantisation (khil_rqd), prepared
+ * once per inference; an all-zero weight row (khil_conv_params.live) has DEAD_CHANNEL as shift
+ * and its constant output in bias2. Four words (the assembly reads them in this order). */
 typedef struct {
-    khil_rq rq;
-    int32_t offset, lo, hi;
-#ifdef KHIL_VARIANTS
-    const khil_op *op;
-    int32_t channel;
-#endif
-} channel_out;
+    int32_t bias2;
+    khil_rqd rq;
+} conv_channel;
 
-static inline channel_out channel_out_make(const khil_op *op, const khil_conv_params *p,
-                                           int32_t c)
-{
-    channel_out o;
-    const int32_t q = p->per_channel ? c : 0;
-    o.rq = khil_rq_make(p->mult[q], p->shift[q]);
-    o.offset = p->output_offset;
-    o.lo = p->act_min;
-    o.hi = p->act_max;
-#ifdef KHIL_VARIANTS
-    o.op = op;
-    o.channel = c;
-#else
-    (void)op;
-#endif
-    return o;
-}
-
-/* (Not inlined: the hot paths use the folded form; code size.) */
-static __attribute__((noinline, optimize("Os"))) int8_t channel_out_apply(const channel_out *o,
-                                                          const khil_conv_params *p,
-                                       int32_t acc)
-{
-#ifdef KHIL_VARIANTS
-    if (o->op->variant != 0) {
-        return conv_output(o->op, p, acc, o->channel);
-    }
-#else
-    (void)p;
-#endif
-    return (int8_t)clamp(khil_rq_apply(&o->rq, acc) + o->offset, o->lo, o->hi);
-}
-
-/* The folded requantisation of channel c (khil_rqo); 0 where it does not apply (shift outside
- * its range, or an arithmetic variant in the host investigation build). */
-static inline int channel_rqo(const khil_op *op, const khil_conv_params *p, int32_t c,
-                              khil_rqo *q)
-{
-#ifdef KHIL_VARIANTS
-    if (op->variant != 0) {
-        return 0;
-    }
-#else
-    (void)op;
-#endif
-    const int32_t i = p->per_channel ? c : 0;
-    return khil_rqo_make(p->mult[i], p->shift[i], p->output_offset, q);
-}
-
-/* khil_rqo.hi_shift of an output channel with all-zero weights (khil_conv_params.live); its
- * mult holds the channel's constant output. */
 #define DEAD_CHANNEL (-2)
 
-/* Four packed int8 outputs clamped bytewise to the activation range (lo4, hi4: the bounds in
- * every byte); they are already saturated to int8, so this equals clamping each to [lo, hi]. */
-static inline uint32_t clamp4(uint32_t v, uint32_t lo4, uint32_t hi4)
-{
-    return khil_smin8(khil_smax8(v, lo4), hi4);
-}
-
-/* The receptive field of output pixel `pixel` (batch-major) as column j of a layout of kk >= K
- * values (zeros past K). Input depths that are a multiple of 4 go straight into the column, a
- * tap at a time; others (e.g. an RGB first layer) are gathered as int8 into `gather` first
- * (padding as the zero point, i.e. 0 once the offset is added; a window wholly inside the
+/* The receptive field of output pixel `pixel` (batch-major) as column j of eight (khil_gemm.h
+ * layout, kk values, zeros past K). Input depths that are a multiple of 4 go straight into the
+ * column, a tap at a time; others (e.g. an RGB first layer) are gathered as int8 into `gather`
+ * first (padding as the zero point, i.e. 0 once the offset is added; a window wholly inside the
  * input a filter row at a time), so the column is written a word at a time. */
 static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixel, int16_t *col,
                         int32_t j, int8_t *gather, int32_t kk)
@@ -166,8 +112,8 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
     const int32_t k_all = p->k_h * p->k_w * p->f_in_c;
-    const int32_t k4 = kk & ~3;
     const int32_t ic = p->in_c;
+    const uint32_t off2 = khil_dup16(p->input_offset);
     if ((ic & 3) != 0) {
         const int8_t pad = (int8_t)(-p->input_offset);
         int32_t k = 0;
@@ -202,8 +148,7 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
         while (k < kk) {
             gather[k++] = pad;
         }
-        khil_columns4_put(col, j, 0, gather, k4, p->input_offset, k4);
-        khil_columns4_put(col, j, k4, gather + k4, kk - k4, p->input_offset, k4);
+        khil_columns8_put(col, j, 0, gather, kk, off2);
         return;
     }
     int32_t k = 0;
@@ -214,230 +159,246 @@ static void conv_column(const khil_conv_params *p, const int8_t *x, int32_t pixe
             const int32_t ix = ix0 + p->dilation_w * fx;
             if (row_inside && ix >= 0 && ix < p->in_w) {
                 const int8_t *src = x + ((b * p->in_h + iy) * p->in_w + ix) * ic;
-                khil_columns4_put(col, j, k, src, ic, p->input_offset, k4);
+                khil_columns8_put(col, j, k, src, ic, off2);
             } else {
-                khil_columns4_zero(col, j, k, ic, k4);
+                khil_columns8_zero(col, j, k, ic);
             }
         }
     }
-    khil_columns4_zero(col, j, k_all, kk - k_all, k4);
+    khil_columns8_zero(col, j, k_all, kk - k_all);
 }
 
-/* All output channels of four pixels whose columns are built (K a multiple of 8, bias
- * present, every channel on the folded requantisation): per channel the dot product with its
- * weight row (two 4-value blocks per iteration), the four requantisations, the clamp and four
- * byte stores, all in one assembly loop over the channels. Fields at fixed offsets (the
- * assembly reads them). */
+/* All live channels of a run for eight pixels whose columns are built: per channel its dot
+ * products with the eight columns (the doubled sums), their requantisations, the clamp and
+ * eight byte stores. Fields at fixed offsets: the assembly copies them to its stack frame. */
 typedef struct {
-    const uint32_t *col;     /* 0: the four columns */
-    const uint32_t *col_end; /* 4 */
-    const uint8_t *bias;     /* 8: next channel's bias (little-endian int32) */
-    const khil_rqo *rq;      /* 12: next channel's requantisation */
-    int8_t *y;               /* 16: next channel's output in pixel 0 */
-    int32_t oc;              /* 20: bytes between the pixels' outputs */
-    uint32_t lo4, hi4;       /* 24, 28 */
-    int32_t count;           /* 32: channels left */
-} conv_pass;
+    const uint32_t *col_end;  /* 0 */
+    const uint32_t *col;      /* 4 */
+    const conv_channel *chan; /* 8: next channel */
+    int8_t *y;                /* 12: next channel's output in pixel 0 */
+    int32_t oc;               /* 16: bytes between the pixels' outputs */
+    uint32_t lo4, hi4;        /* 20, 24: the activation bounds in every byte */
+    int32_t count;            /* 28: channels (>= 1) */
+    int32_t odd;              /* 32: K / 4 is odd (one 4-value block before the loop) */
+    const int8_t *w;          /* 36: the first channel's weight row (rows consecutive) */
+} conv_run;
 
 #if KHIL_HAVE_DSP
-_Static_assert(sizeof(void *) == 4 && offsetof(conv_pass, oc) == 20 &&
-                   offsetof(conv_pass, lo4) == 24 && offsetof(conv_pass, count) == 32,
-               "conv_pass offsets are used by the assembly");
+_Static_assert(sizeof(void *) == 4 && offsetof(conv_run, oc) == 16 &&
+                   offsetof(conv_run, count) == 28 && offsetof(conv_run, w) == 36 &&
+                   sizeof(conv_channel) == 16,
+               "conv_run and conv_channel offsets are used by the assembly");
+
+/* r0-r7 the eight sums, r8 r9 a weight word widened (w0, w2) (w1, w3), r10 r11 a column's two
+ * words, r12 the columns, lr the weights; the rest in the stack frame (a copy of the run).
+ * 27 instructions per 32 MACs: one weight word widened once serves eight pixels. */
+__attribute__((naked, noinline)) static void conv_run_asm(conv_run *r __attribute__((unused)))
+{
+#define KHIL_C8_COL(S)                                                                             \
+    "ldrd    r10, r11, [r12], #8\n\t"                                                             \
+    "smlad   " S ", r8, r10, " S "\n\t"                                                           \
+    "smlad   " S ", r9, r11, " S "\n\t"
+#define KHIL_C8_BLOCK                                                                              \
+    "ldr     r9, [lr], #4\n\t"                                                                    \
+    "sxtb16  r8, r9\n\t"                                                                          \
+    "sxtb16  r9, r9, ror #8\n\t" KHIL_C8_COL("r0") KHIL_C8_COL("r1") KHIL_C8_COL("r2")            \
+        KHIL_C8_COL("r3") KHIL_C8_COL("r4") KHIL_C8_COL("r5") KHIL_C8_COL("r6")                   \
+            KHIL_C8_COL("r7")
+#define KHIL_C8_RQ(S)                                                                              \
+    "smmulr  " S ", " S ", r9\n\t"                                                                \
+    "sub     " S ", " S ", " S ", lsr #31\n\t"                                                    \
+    "add     " S ", " S ", r10\n\t"                                                               \
+    "asr     " S ", " S ", r11\n\t"                                                               \
+    "ssat    " S ", #8, " S "\n\t"
+#define KHIL_C8_CLAMP(S)                                                                           \
+    "ssub8   r10, " S ", r8\n\t"                                                                  \
+    "sel     " S ", " S ", r8\n\t"                                                                \
+    "ssub8   r10, r9, " S "\n\t"                                                                  \
+    "sel     " S ", " S ", r9\n\t"
+#define KHIL_C8_STORE4(S)                                                                          \
+    "strb    " S ", [r10]\n\t"                                                                    \
+    "lsr     " S ", " S ", #8\n\t"                                                                \
+    "strb    " S ", [r10, r11]\n\t"                                                               \
+    "add     r10, r10, r11, lsl #1\n\t"                                                           \
+    "lsr     " S ", " S ", #8\n\t"                                                                \
+    "strb    " S ", [r10]\n\t"                                                                    \
+    "lsr     " S ", " S ", #8\n\t"                                                                \
+    "strb    " S ", [r10, r11]\n\t"                                                               \
+    "add     r10, r10, r11, lsl #1\n\t"
+    __asm__ volatile("push    {r4-r11, lr}\n\t"
+                     "sub     sp, sp, #44\n\t"
+                     "ldmia   r0, {r1-r10}\n\t"
+                     "stmia   sp, {r1-r10}\n\t"
+                     "mov     lr, r10\n"
+                     "5:\n\t"
+                     "ldr     r8, [sp, #8]\n\t"
+                     "ldr     r0, [r8]\n\t"
+                     "mov     r1, r0\n\t"
+                     "mov     r2, r0\n\t"
+                     "mov     r3, r0\n\t"
+                     "mov     r4, r0\n\t"
+                     "mov     r5, r0\n\t"
+                     "mov     r6, r0\n\t"
+                     "mov     r7, r0\n\t"
+                     "ldr     r12, [sp, #4]\n\t"
+                     "ldr     r10, [sp, #32]\n\t"
+                     "cmp     r10, #0\n\t"
+                     "bne     3f\n"
+                     "1:\n\t" KHIL_C8_BLOCK "3:\n\t" KHIL_C8_BLOCK
+                     "ldr     r10, [sp]\n\t"
+                     "cmp     r12, r10\n\t"
+                     "bne     1b\n\t"
+                     "ldr     r8, [sp, #8]\n\t"
+                     "ldr     r9, [r8, #4]\n\t"
+                     "ldrd    r10, r11, [r8, #8]\n\t"
+                     "add     r8, r8, #16\n\t"
+                     "str     r8, [sp, #8]\n\t" KHIL_C8_RQ("r0") KHIL_C8_RQ("r1")
+                         KHIL_C8_RQ("r2") KHIL_C8_RQ("r3") KHIL_C8_RQ("r4") KHIL_C8_RQ("r5")
+                             KHIL_C8_RQ("r6") KHIL_C8_RQ("r7")
+                     "bfi     r0, r1, #8, #8\n\t"
+                     "bfi     r0, r2, #16, #8\n\t"
+                     "bfi     r0, r3, #24, #8\n\t"
+                     "bfi     r4, r5, #8, #8\n\t"
+                     "bfi     r4, r6, #16, #8\n\t"
+                     "bfi     r4, r7, #24, #8\n\t"
+                     "ldrd    r8, r9, [sp, #20]\n\t" KHIL_C8_CLAMP("r0") KHIL_C8_CLAMP("r4")
+                     "ldrd    r10, r11, [sp, #12]\n\t" KHIL_C8_STORE4("r0") KHIL_C8_STORE4("r4")
+                     "ldr     r10, [sp, #12]\n\t"
+                     "add     r10, r10, #1\n\t"
+                     "str     r10, [sp, #12]\n\t"
+                     "ldr     r10, [sp, #28]\n\t"
+                     "subs    r10, r10, #1\n\t"
+                     "str     r10, [sp, #28]\n\t"
+                     "bne     5b\n\t"
+                     "add     sp, sp, #44\n\t"
+                     "pop     {r4-r11, pc}");
+#undef KHIL_C8_STORE4
+#undef KHIL_C8_CLAMP
+#undef KHIL_C8_RQ
+#undef KHIL_C8_BLOCK
+#undef KHIL_C8_COL
+}
 #endif
 
-/* Runs c->count (>= 1) channels from weight row w (rows k bytes apart, consecutive). */
-static void conv_pass_run(conv_pass *c, const int8_t *w, int32_t k)
+static void conv_run_channels(conv_run *r)
 {
 #if KHIL_HAVE_DSP
-    int32_t s0, s1, s2, s3;
-    uint32_t pc, end, a, a02, x0, x1, t;
-/* four weights of the channel against four values of each of the four columns */
-#define KHIL_CP_BLOCK                                                                              \
-    "ldr     %[a], [%[w]], #4\n\t"                                                               \
-    "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"                                                      \
-    "sxtb16  %[a02], %[a]\n\t"                                                                   \
-    "sxtb16  %[a], %[a], ror #8\n\t"                                                             \
-    "smlad   %[s0], %[a02], %[x0], %[s0]\n\t"                                                    \
-    "smlad   %[s0], %[a], %[x1], %[s0]\n\t"                                                      \
-    "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"                                                      \
-    "smlad   %[s1], %[a02], %[x0], %[s1]\n\t"                                                    \
-    "smlad   %[s1], %[a], %[x1], %[s1]\n\t"                                                      \
-    "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"                                                      \
-    "smlad   %[s2], %[a02], %[x0], %[s2]\n\t"                                                    \
-    "smlad   %[s2], %[a], %[x1], %[s2]\n\t"                                                      \
-    "ldrd    %[x0], %[x1], [%[pc]], #8\n\t"                                                      \
-    "smlad   %[s3], %[a02], %[x0], %[s3]\n\t"                                                    \
-    "smlad   %[s3], %[a], %[x1], %[s3]\n\t"
-    __asm__ volatile(
-        "1:\n\t"
-        "ldr     %[t], [%[c], #8]\n\t"
-        "ldr     %[s0], [%[t]], #4\n\t"
-        "str     %[t], [%[c], #8]\n\t"
-        "mov     %[s1], %[s0]\n\t"
-        "mov     %[s2], %[s0]\n\t"
-        "mov     %[s3], %[s0]\n\t"
-        "ldrd    %[pc], %[end], [%[c]]\n\t"
-        "2:\n\t" KHIL_CP_BLOCK KHIL_CP_BLOCK
-        "cmp     %[pc], %[end]\n\t"
-        "bne     2b\n\t"
-        /* requantisation (khil_rqo at c->rq): m = pc, round_lo = end, round_hi = a,
-         * hi_shift = a02; the 64-bit sum in x0:x1; t the sign */
-        "ldr     %[t], [%[c], #12]\n\t"
-        "ldrd    %[pc], %[end], [%[t]]\n\t"
-        "ldrd    %[a], %[a02], [%[t], #8]\n\t"
-        "add     %[t], %[t], #16\n\t"
-        "str     %[t], [%[c], #12]\n\t"
-#define KHIL_CP_RQ(S)                                                                              \
-    "smull   %[x0], %[x1], %[" S "], %[pc]\n\t"                                                   \
-    "adds    %[x0], %[x0], %[end]\n\t"                                                            \
-    "adc     %[x1], %[x1], %[a]\n\t"                                                              \
-    "asr     %[t], %[" S "], #31\n\t"                                                             \
-    "adds    %[x0], %[x0], %[t], lsl #31\n\t"                                                     \
-    "adc     %[x1], %[x1], %[t]\n\t"                                                              \
-    "asr     %[x1], %[x1], %[a02]\n\t"                                                            \
-    "ssat    %[" S "], #8, %[x1]\n\t"
-        KHIL_CP_RQ("s0") KHIL_CP_RQ("s1") KHIL_CP_RQ("s2") KHIL_CP_RQ("s3")
-        "and     %[s0], %[s0], #255\n\t"
-        "bfi     %[s0], %[s1], #8, #8\n\t"
-        "bfi     %[s0], %[s2], #16, #8\n\t"
-        "bfi     %[s0], %[s3], #24, #8\n\t"
-        "ldrd    %[x0], %[x1], [%[c], #24]\n\t"
-        "ssub8   %[t], %[s0], %[x0]\n\t"
-        "sel     %[s0], %[s0], %[x0]\n\t"
-        "ssub8   %[t], %[x1], %[s0]\n\t"
-        "sel     %[s0], %[s0], %[x1]\n\t"
-        /* four bytes, oc apart; then the next channel */
-        "ldrd    %[t], %[a], [%[c], #16]\n\t"
-        "strb    %[s0], [%[t]]\n\t"
-        "add     %[pc], %[t], %[a]\n\t"
-        "lsr     %[s0], %[s0], #8\n\t"
-        "strb    %[s0], [%[pc]]\n\t"
-        "add     %[pc], %[pc], %[a]\n\t"
-        "lsr     %[s0], %[s0], #8\n\t"
-        "strb    %[s0], [%[pc]]\n\t"
-        "lsr     %[s0], %[s0], #8\n\t"
-        "strb    %[s0], [%[pc], %[a]]\n\t"
-        "add     %[t], %[t], #1\n\t"
-        "str     %[t], [%[c], #16]\n\t"
-        "ldr     %[t], [%[c], #32]\n\t"
-        "subs    %[t], %[t], #1\n\t"
-        "str     %[t], [%[c], #32]\n\t"
-        "bne     1b"
-        : [w] "+r"(w), [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3),
-          [pc] "=&r"(pc), [end] "=&r"(end), [a] "=&r"(a), [a02] "=&r"(a02), [x0] "=&r"(x0),
-          [x1] "=&r"(x1), [t] "=&r"(t)
-        : [c] "r"(c)
-        : "cc", "memory");
-#undef KHIL_CP_RQ
-#undef KHIL_CP_BLOCK
-    (void)k;
+    conv_run_asm(r);
 #else
-    for (; c->count > 0; c->count--, w += k, c->bias += 4, c->rq++, c->y++) {
-        const int32_t bias = khil_load_i32(c->bias);
-        int32_t s[4] = {bias, bias, bias, bias};
-        khil_dot_1x4(w, (const int16_t *)(const void *)c->col, k, s);
-        const uint32_t v = clamp4(khil_rqo_pack4_one(c->rq, s[0], s[1], s[2], s[3]), c->lo4,
-                                  c->hi4);
-        for (int32_t j = 0; j < 4; j++) {
-            c->y[j * c->oc] = (int8_t)(v >> (8 * j));
+    /* the same steps in C */
+    const int32_t blocks = (int32_t)(r->col_end - r->col) / 16;
+    const int8_t *w = r->w;
+    for (int32_t c = 0; c < r->count; c++, r->chan++, r->y++) {
+        int32_t s[8];
+        for (int32_t j = 0; j < 8; j++) {
+            s[j] = r->chan->bias2;
+        }
+        for (int32_t b = 0; b < blocks; b++, w += 4) {
+            const uint32_t a = khil_ld32(w);
+            const uint32_t a02 = khil_sxtb16(a), a13 = khil_sxtb16_ror8(a);
+            const uint32_t *x = r->col + 16 * b;
+            for (int32_t j = 0; j < 8; j++) {
+                s[j] = khil_smlad(a13, x[2 * j + 1], khil_smlad(a02, x[2 * j], s[j]));
+            }
+        }
+        for (int32_t j = 0; j < 8; j++) {
+            const int32_t v = clamp(khil_sat8(khil_rqd_apply(&r->chan->rq, s[j])),
+                                    (int8_t)(uint8_t)r->lo4, (int8_t)(uint8_t)r->hi4);
+            r->y[j * r->oc] = (int8_t)v;
         }
     }
 #endif
 }
 
-/* Four output pixels at a time: their columns, then each output channel's weight row once. */
+/* Whether the eight-pixel GEMM runs this layer (else the reference loops): no groups, K a
+ * multiple of 4 (or padded to one), at least eight pixels, every live channel on khil_rqd with
+ * its sums below 2^30 (|bias| + K * 128 * 255), no arithmetic variant. Fills the table. */
+static int conv_gemm_fits(const khil_op *op, const khil_conv_params *p, int32_t kk,
+                          conv_channel *table)
+{
+    const int32_t k = p->k_h * p->k_w * p->f_in_c;
+    if (!conv_as_gemm(p) || (kk & 3) != 0 || p->batches * p->out_h * p->out_w < 8 ||
+        KHIL_OP_VARIANT(op) != 0) {
+        return 0;
+    }
+    const int64_t sums_max = (1LL << 30) - (int64_t)k * 128 * 255;
+    for (int32_t c = 0; c < p->out_c; c++) {
+        const int32_t bias = bias_of(p, c);
+        conv_channel *t = &table[c];
+        if (!khil_channel_live(p, c)) {
+            /* all-zero weights: the sum is the bias at every pixel */
+            t->bias2 = conv_output(op, p, bias, c);
+            t->rq.shift = DEAD_CHANNEL;
+            continue;
+        }
+        const int32_t q = p->per_channel ? c : 0;
+        if ((int64_t)bias >= sums_max || (int64_t)bias <= -sums_max ||
+            !khil_rqd_make(p->mult[q], p->shift[q], p->output_offset, &t->rq)) {
+            return 0;
+        }
+        t->bias2 = (int32_t)(2u * (uint32_t)bias);
+    }
+    return 1;
+}
+
+/* Eight output pixels at a time (the last eight overlap the previous block when the count is
+ * not a multiple of 8: their outputs are computed twice, identically): their columns, then
+ * each live channel's weight row once, in runs of consecutive live channels. */
 static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t *x, int8_t *y)
 {
     const int32_t k_model = p->k_h * p->k_w * p->f_in_c;
     const int32_t k = conv_k_layout(p); /* the columns' and weight rows' length */
     const int32_t oc = p->out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
-    khil_rqo *table = (khil_rqo *)(void *)op->scratch;
+    conv_channel *table = (conv_channel *)(void *)op->scratch;
+    if (op->scratch == NULL || !conv_gemm_fits(op, p, k, table)) {
+        conv_generic(op, p, x, y);
+        return;
+    }
     int16_t *col = (int16_t *)(void *)(table + oc);
-    int8_t *gather = (int8_t *)col + khil_columns4_bytes(k);
+    int8_t *gather = (int8_t *)col + khil_columns8_bytes(k);
     const int8_t *weights = p->weights;
     if (k != k_model) { /* the rows padded with zeros, after the gather buffer */
-        int8_t *padded = gather + ((p->in_c & 3) != 0 ? (k + 3) & ~3 : 0);
+        int8_t *padded = gather + ((p->in_c & 3) != 0 ? k : 0);
         for (int32_t c = 0; c < oc; c++) {
             memcpy(padded + c * k, weights + c * k_model, (size_t)k_model);
             memset(padded + c * k + k_model, 0, (size_t)(k - k_model));
         }
         weights = padded;
     }
-    const uint32_t lo4 = khil_dup8(p->act_min), hi4 = khil_dup8(p->act_max);
-    int folded = 1; /* every live channel has the folded form: conv_pass can run */
-    for (int32_t c = 0; c < oc; c++) {
-        if (!khil_channel_live(p, c)) {
-            /* all-zero weights: the sum is the bias at every pixel */
-            table[c].mult = conv_output(op, p, bias_of(p, c), c);
-            table[c].hi_shift = DEAD_CHANNEL;
-        } else if (!channel_rqo(op, p, c, &table[c])) {
-            table[c].hi_shift = -1; /* this channel takes channel_out_apply */
-            folded = 0;
+    conv_run run;
+    run.col = (const uint32_t *)(const void *)col;
+    run.col_end = run.col + 4 * k;
+    run.oc = oc;
+    run.lo4 = khil_dup8(p->act_min);
+    run.hi4 = khil_dup8(p->act_max);
+    run.odd = (k >> 2) & 1;
+    for (int32_t pix = 0; pix < pixels; pix += 8) {
+        if (pix + 8 > pixels) {
+            pix = pixels - 8;
         }
-    }
-    for (int32_t pix = 0; pix < pixels; pix += 4) {
-        const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
-        for (int32_t j = 0; j < 4; j++) {
-            if (j < n) {
-                conv_column(p, x, pix + j, col, j, gather, k);
-            } else {
-                khil_columns4_zero(col, j, 0, k, k & ~3);
-            }
+        for (int32_t j = 0; j < 8; j++) {
+            conv_column(p, x, pix + j, col, j, gather, k);
         }
         int8_t *yp = y + pix * oc;
-        if (n == 4 && folded && p->bias != NULL && (k & 7) == 0) {
-            /* conv_pass over each run of live channels, the constant for the others */
-            for (int32_t c = 0; c < oc;) {
-                if (table[c].hi_shift == DEAD_CHANNEL) {
-                    for (int32_t j = 0; j < 4; j++) {
-                        yp[j * oc + c] = (int8_t)table[c].mult;
-                    }
-                    c++;
-                    continue;
+        for (int32_t c = 0; c < oc;) {
+            if (table[c].rq.shift == DEAD_CHANNEL) {
+                for (int32_t j = 0; j < 8; j++) {
+                    yp[j * oc + c] = (int8_t)table[c].bias2;
                 }
-                int32_t end = c + 1;
-                while (end < oc && table[end].hi_shift != DEAD_CHANNEL) {
-                    end++;
-                }
-                conv_pass pass = {(const uint32_t *)(const void *)col,
-                                  (const uint32_t *)(const void *)col + 2 * k,
-                                  p->bias + 4 * c,
-                                  table + c,
-                                  yp + c,
-                                  oc,
-                                  lo4,
-                                  hi4,
-                                  end - c};
-                conv_pass_run(&pass, weights + c * k, k);
-                c = end;
-            }
-            continue;
-        }
-        const int8_t *w = weights;
-        for (int32_t c = 0; c < oc; c++, w += k) {
-            if (table[c].hi_shift == DEAD_CHANNEL) {
-                for (int32_t j = 0; j < n; j++) {
-                    yp[j * oc + c] = (int8_t)table[c].mult;
-                }
+                c++;
                 continue;
             }
-            const int32_t bias = bias_of(p, c);
-            int32_t s[4] = {bias, bias, bias, bias};
-            khil_dot_1x4(w, col, k, s);
-            if (n == 4 && table[c].hi_shift >= 0) {
-                const uint32_t v =
-                    clamp4(khil_rqo_pack4_one(&table[c], s[0], s[1], s[2], s[3]), lo4, hi4);
-                yp[c] = (int8_t)v;
-                yp[oc + c] = (int8_t)(v >> 8);
-                yp[2 * oc + c] = (int8_t)(v >> 16);
-                yp[3 * oc + c] = (int8_t)(v >> 24);
-            } else {
-                const channel_out o = channel_out_make(op, p, c);
-                for (int32_t j = 0; j < n; j++) {
-                    yp[j * oc + c] = channel_out_apply(&o, p, s[j]);
-                }
+            int32_t end = c + 1;
+            while (end < oc && table[end].rq.shift != DEAD_CHANNEL) {
+                end++;
             }
+            run.chan = table + c;
+            run.y = yp + c;
+            run.count = end - c;
+            run.w = weights + c * k;
+            conv_run_channels(&run);
+            c = end;
         }
     }
 }

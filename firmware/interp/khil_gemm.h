@@ -1,12 +1,11 @@
 /* Building blocks of the matrix kernels (CONV_2D as GEMM, FULLY_CONNECTED): int16 "columns"
  * of input values (input offset already added) laid out for dual 16-bit MACs, and dot products
- * of int8 weight rows with them.
+ * of int8 weight rows with the int8 input.
  *
- * Each full block of four values x[4i..4i+3] of a column is two words (x0, x2) and (x1, x3)
+ * Each block of four values x[4i..4i+3] of a column is two words (x0, x2) and (x1, x3)
  * (bottom, top halves): the order in which SXTB16 widens a weight word and its 8-bit rotation,
- * so one weight word meets its inputs with two SMLADs and no shuffling. The K % 4 tail values
- * are kept as plain int16. Sums are order-independent integer sums, so the result is
- * bit-identical to the reference loop. */
+ * so one weight word meets its inputs with two SMLADs and no shuffling. Sums are
+ * order-independent integer sums, so the result is bit-identical to the reference loop. */
 #ifndef KHIL_GEMM_H
 #define KHIL_GEMM_H
 
@@ -14,117 +13,37 @@
 
 #include "khil_simd.h"
 
-/* Four columns interleaved (for khil_dot_1x4): block i of column j is words 8i+2j, 8i+2j+1;
- * then the K % 4 tail values of column j at int16 index 16*blocks + 4j. */
-static inline uint32_t khil_columns4_bytes(int32_t k)
+/* Eight columns interleaved (CONV_2D's GEMM, K a multiple of 4): block i of column j is words
+ * 16i+2j, 16i+2j+1, and holds the column's values doubled, 2 (x + offset) (|.| <= 510: the
+ * doubled sums feed khil_rqd). */
+static inline uint32_t khil_columns8_bytes(int32_t k)
 {
-    return 2u * (4u * (uint32_t)(k & ~3) + 16u);
+    return 16u * (uint32_t)k;
 }
 
-static inline int32_t khil_columns4_slot(int32_t k, int32_t j, int32_t k_blocks4)
+/* Column j, positions k0 .. k0+n (both multiples of 4): 2 (src[i] + offset), off2 the offset in
+ * both halves. */
+static inline void khil_columns8_put(int16_t *col, int32_t j, int32_t k0, const int8_t *src,
+                                     int32_t n, uint32_t off2)
 {
-    if (k >= k_blocks4) {
-        return 4 * k_blocks4 + 4 * j + (k - k_blocks4);
-    }
-    const int32_t jj = k & 3;
-    return 4 * (k & ~3) + 4 * j + 2 * (jj & 1) + (jj >> 1);
-}
-
-/* Column j, positions k0 .. k0+n: src[i] + offset (fast for whole blocks). */
-static inline void khil_columns4_put(int16_t *col, int32_t j, int32_t k0, const int8_t *src,
-                                     int32_t n, int32_t offset, int32_t k_blocks4)
-{
-    if (((k0 | n) & 3) == 0 && k0 + n <= k_blocks4) {
-        uint32_t *dst = (uint32_t *)(void *)col + 2 * k0 + 2 * j;
-        const uint32_t off2 = khil_dup16(offset);
-        for (int32_t i = 0; i < n; i += 4) {
-            const uint32_t x = khil_ld32(src + i);
-            dst[0] = khil_sxtab16(off2, x);
-            dst[1] = khil_sxtab16_ror8(off2, x);
-            dst += 8;
-        }
-        return;
-    }
-    for (int32_t i = 0; i < n; i++) {
-        col[khil_columns4_slot(k0 + i, j, k_blocks4)] = (int16_t)(src[i] + offset);
+    uint32_t *dst = (uint32_t *)(void *)col + 4 * k0 + 2 * j;
+    for (int32_t i = 0; i < n; i += 4) {
+        const uint32_t x = khil_ld32(src + i);
+        const uint32_t x02 = khil_sxtab16(off2, x), x13 = khil_sxtab16_ror8(off2, x);
+        dst[0] = khil_sadd16(x02, x02);
+        dst[1] = khil_sadd16(x13, x13);
+        dst += 16;
     }
 }
 
-static inline void khil_columns4_zero(int16_t *col, int32_t j, int32_t k0, int32_t n,
-                                      int32_t k_blocks4)
+static inline void khil_columns8_zero(int16_t *col, int32_t j, int32_t k0, int32_t n)
 {
-    for (int32_t i = 0; i < n; i++) {
-        col[khil_columns4_slot(k0 + i, j, k_blocks4)] = 0;
+    uint32_t *dst = (uint32_t *)(void *)col + 4 * k0 + 2 * j;
+    for (int32_t i = 0; i < n; i += 4) {
+        dst[0] = 0;
+        dst[1] = 0;
+        dst += 16;
     }
-}
-
-/* s[j] += w . column j, j = 0..3, over k values: one weight word widened once serves four
- * columns (8 SMLAD per word load). With the DSP extension the loop is written in assembly
- * (16 instructions per 16 MACs, post-indexed loads; the columns are word-aligned for LDRD):
- * the compiler's version of the same C spills registers. */
-static inline void khil_dot_1x4(const int8_t *w, const int16_t *col, int32_t k, int32_t *s)
-{
-    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-    const int32_t blocks = k >> 2;
-    const uint32_t *p = (const uint32_t *)(const void *)col;
-    const uint32_t *end = p + 8 * blocks;
-#if KHIL_HAVE_DSP
-    if (blocks > 0) {
-        uint32_t a, a02, x0, x1;
-        __asm__ volatile("1:\n\t"
-                         "ldr    %[a], [%[w]], #4\n\t"
-                         "ldrd   %[x0], %[x1], [%[p]], #8\n\t"
-                         "sxtb16 %[a02], %[a]\n\t"
-                         "sxtb16 %[a], %[a], ror #8\n\t"
-                         "smlad  %[s0], %[a02], %[x0], %[s0]\n\t"
-                         "smlad  %[s0], %[a], %[x1], %[s0]\n\t"
-                         "ldrd   %[x0], %[x1], [%[p]], #8\n\t"
-                         "smlad  %[s1], %[a02], %[x0], %[s1]\n\t"
-                         "smlad  %[s1], %[a], %[x1], %[s1]\n\t"
-                         "ldrd   %[x0], %[x1], [%[p]], #8\n\t"
-                         "smlad  %[s2], %[a02], %[x0], %[s2]\n\t"
-                         "smlad  %[s2], %[a], %[x1], %[s2]\n\t"
-                         "ldrd   %[x0], %[x1], [%[p]], #8\n\t"
-                         "smlad  %[s3], %[a02], %[x0], %[s3]\n\t"
-                         "smlad  %[s3], %[a], %[x1], %[s3]\n\t"
-                         "cmp    %[p], %[end]\n\t"
-                         "bne    1b"
-                         : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3),
-                           [w] "+r"(w), [p] "+r"(p), [a] "=&r"(a), [a02] "=&r"(a02),
-                           [x0] "=&r"(x0), [x1] "=&r"(x1)
-                         : [end] "r"(end), "m"(*(const uint8_t(*)[])w),
-                           "m"(*(const uint32_t(*)[])p)
-                         : "cc");
-    }
-#else
-    while (p != end) {
-        const uint32_t a = khil_ld32(w);
-        w += 4;
-        const uint32_t a02 = khil_sxtb16(a);
-        const uint32_t a13 = khil_sxtb16_ror8(a);
-        s0 = khil_smlad(a02, p[0], s0);
-        s0 = khil_smlad(a13, p[1], s0);
-        s1 = khil_smlad(a02, p[2], s1);
-        s1 = khil_smlad(a13, p[3], s1);
-        s2 = khil_smlad(a02, p[4], s2);
-        s2 = khil_smlad(a13, p[5], s2);
-        s3 = khil_smlad(a02, p[6], s3);
-        s3 = khil_smlad(a13, p[7], s3);
-        p += 8;
-    }
-#endif
-    const int16_t *tail = (const int16_t *)(const void *)end;
-    for (int32_t t = 0; t < (k & 3); t++) {
-        const int32_t wv = w[t];
-        s0 += wv * tail[t];
-        s1 += wv * tail[4 + t];
-        s2 += wv * tail[8 + t];
-        s3 += wv * tail[12 + t];
-    }
-    s[0] = s0;
-    s[1] = s1;
-    s[2] = s2;
-    s[3] = s3;
 }
 
 /* s[r] += (row r of w, rows k apart) . (x + offset), r = 0..3, straight from the int8 input:

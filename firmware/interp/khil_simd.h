@@ -81,6 +81,12 @@ static inline int32_t khil_smlad(uint32_t a, uint32_t b, int32_t acc)
     return __smlad((int32_t)a, (int32_t)b, acc);
 }
 
+/* a + b, halfwise (no saturation) */
+static inline uint32_t khil_sadd16(uint32_t a, uint32_t b)
+{
+    return (uint32_t)__sadd16((int16x2_t)a, (int16x2_t)b);
+}
+
 /* acc + a.bottom * b.bottom */
 static inline int32_t khil_smlabb(uint32_t a, uint32_t b, int32_t acc)
 {
@@ -152,6 +158,11 @@ static inline int32_t khil_smlad(uint32_t a, uint32_t b, int32_t acc)
 static inline uint32_t khil_sxtb16_ror8(uint32_t x)
 {
     return khil_sxtb16(khil_ror8(x));
+}
+
+static inline uint32_t khil_sadd16(uint32_t a, uint32_t b)
+{
+    return khil_pack16(khil_bottom16(a) + khil_bottom16(b), khil_top16(a) + khil_top16(b));
 }
 
 static inline uint32_t khil_sxtab16_ror8(uint32_t a, uint32_t x)

@@ -1,5 +1,6 @@
-/* Compares the interpreter's prepared requantisation (khil_rq_make/khil_rq_apply, and the form
- * with the output offset folded in, khil_rqo_pack4) with the gemmlowp form (khil_mbqm) on every
+/* Compares the interpreter's prepared requantisation (khil_rq_make/khil_rq_apply, the form with
+ * the output offset folded in, khil_rqo_pack4, and the doubled-sum form, khil_rqd) with the
+ * gemmlowp form (khil_mbqm) on every
  * shift, edge accumulators and random cases; prints the first mismatch and exits 1. Built and
  * run by test_interp_requant.py. */
 #include <math.h>
@@ -38,11 +39,31 @@ static int check_folded(int32_t acc, int32_t mult, int shift, int32_t offset)
     return 0;
 }
 
+/* The doubled-sum form (khil_rqd), where it applies (|acc| < 2^30). */
+static int check_doubled(int32_t acc, int32_t mult, int shift, int32_t offset)
+{
+    khil_rqd q;
+    if (acc <= -(1 << 30) || acc >= (1 << 30) || !khil_rqd_make(mult, shift, offset, &q)) {
+        return 0;
+    }
+    const int64_t v = (int64_t)khil_mbqm(acc, mult, shift) + offset;
+    const int32_t want = v < -128 ? -128 : (v > 127 ? 127 : (int32_t)v);
+    const int32_t got = khil_sat8(khil_rqd_apply(&q, 2 * acc));
+    if (want != got) {
+        printf("acc=%ld mult=%ld shift=%d offset=%ld: mbqm+offset %ld, rqd %ld\n", (long)acc,
+               (long)mult, shift, (long)offset, (long)want, (long)got);
+        return 1;
+    }
+    return 0;
+}
+
 static int check(int32_t acc, int32_t mult, int shift)
 {
     const int32_t offset = (int32_t)(next32() % 256) - 128;
     if (check_folded(acc, mult, shift, offset) || check_folded(acc, mult, shift, -128) ||
-        check_folded(acc, mult, shift, 127)) {
+        check_folded(acc, mult, shift, 127) || check_doubled(acc, mult, shift, offset) ||
+        check_doubled(acc, mult, shift, -128) || check_doubled(acc, mult, shift, 127) ||
+        check_doubled(acc >> 8, mult, shift, offset)) {
         return 1;
     }
     const khil_rq q = khil_rq_make(mult, shift);
