@@ -485,6 +485,9 @@ class WorkerRuntime(Runtime):
     def _request(self, op: bytes, payload: bytes, what: str) -> memoryview:
         return self._exchange(_REQUEST.pack(op, len(payload)), payload, what)[3]
 
+    def _buffer_limit(self) -> int:
+        return max(MIN_BUFFER, getattr(self.protocol, "max_message_size", None) or 64 << 20)
+
     def _ensure_buffers(self, input_size: int, output_size: int) -> None:
         """Gives the worker larger shared buffers when these sizes do not fit (rarely: they
         only grow, from MIN_BUFFER, to the largest batch a client sent)."""
@@ -556,8 +559,11 @@ class WorkerRuntime(Runtime):
         if not batch or size % sample or self._fixed_batch not in (None, batch):
             # the reason, with the expected sizes
             split_tensors_from_bytes(input_data, self.input_spec, "WorkerRuntime input")
-        if size > self._input_size or batch * self._sample_out > self._output_size:
-            self._ensure_buffers(size, batch * self._sample_out)
+        # the output buffer stays within what one message may carry (the client chose the
+        # batch); a larger output travels inline
+        output = min(batch * self._sample_out, self._buffer_limit())
+        if size > self._input_size or output > self._output_size:
+            self._ensure_buffers(size, output)
         self._input_length, self._has_output = None, False
         self._inputs[:size] = input_data
         self._input_length = size

@@ -343,3 +343,25 @@ def test_forged_answer_of_a_compromised_worker(tmp_path):
         assert proc.poll() is None
     finally:
         stop_server(proc)
+
+
+def test_output_buffer_stays_within_one_message():
+    """The client picks the batch: 4 one-byte inputs of a model whose io spec promises 64 MiB
+    of output per sample do not make the server map 256 MiB; the output buffer stops at the
+    largest message (what does not fit would travel inline)."""
+    from kenning_hil.runtimes.worker import WorkerRuntime
+
+    spec = {
+        "input": [{"name": "x", "shape": [-1, 1], "dtype": "uint8"}],
+        "output": [{"name": "y", "shape": [-1, 1 << 24], "dtype": "float32"}],
+    }
+    runtime = WorkerRuntime("echo", {"disable_performance_measurements": True}, max_memory=GIB)
+    runtime.start_worker()
+    try:
+        runtime.read_io_specification(spec)
+        assert runtime.prepare_model(b"-")
+        for _ in range(2):
+            assert runtime.prepare_input(bytes(4))
+            assert runtime._output_size == 64 << 20
+    finally:
+        runtime.stop_worker()
