@@ -178,3 +178,17 @@ def test_a_missing_relative_model_path_says_where_it_was_looked_for(tmp_path):
         "models/none.onnx", "--runtime", "onnxruntime", cwd=tmp_path,
     ))
     assert f"model file models/none.onnx does not exist (in {tmp_path})" in line
+
+
+def test_a_dataset_that_selects_no_sample_is_an_error(tmp_path):
+    """A run that would measure nothing never reports a result (#25 reviewer): one
+    synthetic EEMBC sample leaves the test split empty; refused before compiling."""
+    root = tmp_path / "one"
+    dataset = {"type": "eembc", "parameters": {
+        "root": str(root), "input_shape": [1, 64], "input_dtype": "float32",
+        "synthetic_samples": 1, "synthetic_classes": 10}}
+    line = error_of(kenning_hil("run", write_scenario(tmp_path / "s.json", dataset=dataset)))
+    assert line == (
+        f"kenning-hil: error: dataset EEMBCDataset (root {root}) holds 1 sample and its test "
+        "split (split_fraction_test 0.2: 0 test, 1 train) holds none: a run would measure "
+        "nothing (give it more samples, or subset: all)")

@@ -61,9 +61,11 @@ class DatasetProvider(DataProvider):
             raise ConfigurationError(f"parameter 'dataset': {exc}") from None
         self.dataset.set_sample_limit(samples)
         self.loop = loop
+        try:
+            self.dataset.check_not_empty()  # its size and split, in the runs' own words
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"parameter 'dataset': {exc}") from None
         xs, ys = self.dataset.get_data_unloaded()
-        if not xs:
-            raise ConfigurationError("parameter 'dataset': the dataset has no samples")
         self._spec = tensors_spec(self.dataset.prepare_input_samples(xs[:1]))
         self._samples: Iterator[Sample] | None = None
 

@@ -117,6 +117,19 @@ def test_bad_parameters(tmp_path, harness, targets, runner, parameters, expected
     check_fails(flow, harness, targets, expected)
 
 
+def test_a_dataset_that_selects_no_sample(tmp_path, harness, targets):
+    """As a run does (#25 reviewer: an empty test split passed with 0 samples): the
+    dataset, its size and split, before anything runs."""
+    flow = host_flow(tmp_path)
+    root = tmp_path / "one"
+    flow[0]["parameters"]["dataset"] = {"type": "eembc", "parameters": {
+        "root": str(root), "input_shape": [1, 64], "input_dtype": "float32",
+        "synthetic_samples": 1, "synthetic_classes": 10}}
+    check_fails(flow, harness, targets, "flow runner 0 (dataset-provider): field 'parameters': "
+                f"parameter 'dataset': dataset EEMBCDataset (root {root}) holds 1 sample and "
+                "its test split (split_fraction_test 0.2: 0 test, 1 train) holds none")
+
+
 def test_names_and_shape_of_entries(tmp_path, harness, targets):
     flow = host_flow(tmp_path)
     flow[2]["inputs"]["scores"] = "scores"
