@@ -304,19 +304,17 @@ class BytesProtocol(RuntimeProtocol):
         start = time.monotonic()
         self._logs_before_request = self._logs_received
         frames = self._request_frames(channel, message_type, payload, flags)
-        retries_left = self.retries
-        first = None  # an answer read by the fast path that is not the one awaited
+        first = None
+        waited = False
         try:
             transport = channel.transport
-            send = transport.send
             for frame in frames:
-                send(frame)
-            deadline = start + timeout
-            wait = timeout  # the nominal timeout first: the transport's bound stays as it is
+                transport.send(frame)
             if channel.quiet:
                 # the fast path (the steady state: DATA, PROCESS, OUTPUT): one read that is
                 # the whole answer, decoded in one step; anything else (more or fewer bytes,
-                # logs, corruption) is decoded below as every other read
+                # logs, corruption) is decoded by `_await_answer` as every other read
+                waited = True
                 data = transport.receive(timeout)
                 if data:
                     first = channel.take(data)
@@ -327,98 +325,8 @@ class BytesProtocol(RuntimeProtocol):
                     ):
                         self.last_answer = first
                         return first
-                wait = deadline - time.monotonic()
-            unread_before = sum(map(len, frames))  # progress: the target read some of it
-            while True:
-                if first is None:
-                    event = channel.receive(wait)
-                else:
-                    event, first = first, None
-                if (
-                    event is not None
-                    and type(event) is not Corruption
-                    and event.message_type == message_type
-                    and event.flow_control == _TRANSMISSION
-                ):
-                    self.last_answer = event  # the usual case, checked first
-                    return event
-                wait = deadline - time.monotonic()
-                if event is None:
-                    # A target still reading the request (an upload to an emulator starved of
-                    # CPU moves a few kB/s): the timeout counts from when it stops reading.
-                    unread = channel.transport.unread() if raise_timeout else None
-                    if unread and unread < unread_before:
-                        unread_before = unread
-                        deadline = time.monotonic() + timeout
-                        wait = timeout
-                        continue
-                    if not raise_timeout:
-                        return None
-                    still = f" ({unread} bytes of the request still unread)" if unread else ""
-                    raise RequestTimeoutError(
-                        f"no answer within {timeout:g} s{still}{channel.pending_layout_hint()}"
-                        f"{self._recent_logs()}",
-                        channel.name,
-                        message_type,
-                        time.monotonic() - start,
-                    )
-                if type(event) is Corruption:
-                    log.debug("corrupt input from %s: %s", channel.name, event)
-                    if event.other_layout:  # a target speaking the other header layout
-                        raise ProtocolError(f"unreadable answer: {event}", channel.name,
-                                            message_type, time.monotonic() - start)
-                    # a checksum error, or our answer cut off (the target stopped mid-frame,
-                    # e.g. a simulator starved of CPU): ask for the answer again
-                    if event.kind != "checksum" and not (
-                        event.kind == "stalled" and event.message_type == message_type
-                    ):
-                        continue  # resynchronised; the answer may still come
-                    if retries_left == 0:
-                        raise ProtocolError(
-                            f"answer still corrupt after {self.retries} retransmissions",
-                            channel.name,
-                            message_type,
-                            time.monotonic() - start,
-                        )
-                    retries_left -= 1
-                    log.info("asking %s for the %s answer again: %s", channel.name,
-                             message_type_name(message_type), event)
-                    channel.send(
-                        Message(message_type, b"", _HOST, _RETRANSMIT), count=WHOLE_TRANSMISSION
-                    )
-                    deadline = time.monotonic() + timeout
-                    wait = timeout  # the whole timeout again, not what was left of the first
-                    continue
-                mtype = event.message_type
-                flow = event.flow_control
-                if mtype == _LOGS and flow == _TRANSMISSION:
-                    self._record_logs(event.payload)
-                    continue
-                if mtype != message_type:
-                    log.debug("ignoring %r from %s while waiting for %s", event, channel.name,
-                              message_type_name(message_type))
-                    continue
-                if flow == _TRANSMISSION or (flow == _ACKNOWLEDGE and event.flags & _FAIL):
-                    self.last_answer = event
-                    return event
-                if flow == _RETRANSMIT:
-                    if retries_left == 0:
-                        raise ProtocolError(
-                            f"target asked for {self.retries + 1} retransmissions",
-                            channel.name,
-                            message_type,
-                            time.monotonic() - start,
-                        )
-                    retries_left -= 1
-                    log.info("%s asked for %s again%s", channel.name,
-                             message_type_name(message_type), self._recent_logs(1))
-                    if self.resend_preamble:
-                        send(self.resend_preamble)
-                    channel.send_frames(frames)
-                    unread_before += len(self.resend_preamble) + sum(map(len, frames))
-                    deadline = time.monotonic() + timeout
-                    wait = timeout  # the whole timeout again, not what was left of the first
-                # a positive ACKNOWLEDGE (receipt) or a stray REQUEST: keep waiting
+            return self._await_answer(channel, message_type, frames, start, timeout,
+                                      raise_timeout, first, waited)
         except TransportClosedError as exc:
             raise ConnectionLostError(
                 f"connection lost ({exc.reason}){self._recent_logs()}",
@@ -426,6 +334,118 @@ class BytesProtocol(RuntimeProtocol):
                 message_type,
                 time.monotonic() - start,
             ) from exc
+
+    def _await_answer(
+        self,
+        channel: MessageChannel,
+        message_type: int,
+        frames: list[bytes],
+        start: float,
+        timeout: float,
+        raise_timeout: bool,
+        first: Message | None = None,
+        waited: bool = False,
+    ) -> Message | None:
+        """`_exchange` once the request is sent: reads until the answer, dealing with what
+        else comes (logs, corruption, retransmission requests, stale answers). `first` is a
+        message the fast path read already (None: none); `waited`: the fast path read."""
+        retries_left = self.retries
+        send = channel.transport.send
+        deadline = start + timeout
+        # the nominal timeout first (the transport's bound stays as it is), unless the fast
+        # path waited already
+        wait = deadline - time.monotonic() if waited else timeout
+        unread_before = sum(map(len, frames))  # progress: the target read some of it
+        while True:
+            if first is None:
+                event = channel.receive(wait)
+            else:
+                event, first = first, None
+            if (
+                event is not None
+                and type(event) is not Corruption
+                and event.message_type == message_type
+                and event.flow_control == _TRANSMISSION
+            ):
+                self.last_answer = event  # the usual case, checked first
+                return event
+            wait = deadline - time.monotonic()
+            if event is None:
+                # A target still reading the request (an upload to an emulator starved of
+                # CPU moves a few kB/s): the timeout counts from when it stops reading.
+                unread = channel.transport.unread() if raise_timeout else None
+                if unread and unread < unread_before:
+                    unread_before = unread
+                    deadline = time.monotonic() + timeout
+                    wait = timeout
+                    continue
+                if not raise_timeout:
+                    return None
+                still = f" ({unread} bytes of the request still unread)" if unread else ""
+                raise RequestTimeoutError(
+                    f"no answer within {timeout:g} s{still}{channel.pending_layout_hint()}"
+                    f"{self._recent_logs()}",
+                    channel.name,
+                    message_type,
+                    time.monotonic() - start,
+                )
+            if type(event) is Corruption:
+                log.debug("corrupt input from %s: %s", channel.name, event)
+                if event.other_layout:  # a target speaking the other header layout
+                    raise ProtocolError(f"unreadable answer: {event}", channel.name,
+                                        message_type, time.monotonic() - start)
+                # a checksum error, or our answer cut off (the target stopped mid-frame,
+                # e.g. a simulator starved of CPU): ask for the answer again
+                if event.kind != "checksum" and not (
+                    event.kind == "stalled" and event.message_type == message_type
+                ):
+                    continue  # resynchronised; the answer may still come
+                if retries_left == 0:
+                    raise ProtocolError(
+                        f"answer still corrupt after {self.retries} retransmissions",
+                        channel.name,
+                        message_type,
+                        time.monotonic() - start,
+                    )
+                retries_left -= 1
+                log.info("asking %s for the %s answer again: %s", channel.name,
+                         message_type_name(message_type), event)
+                channel.send(
+                    Message(message_type, b"", _HOST, _RETRANSMIT), count=WHOLE_TRANSMISSION
+                )
+                deadline = time.monotonic() + timeout
+                wait = timeout  # the whole timeout again, not what was left of the first
+                continue
+            mtype = event.message_type
+            flow = event.flow_control
+            if mtype == _LOGS and flow == _TRANSMISSION:
+                self._record_logs(event.payload)
+                continue
+            if mtype != message_type:
+                log.debug("ignoring %r from %s while waiting for %s", event, channel.name,
+                          message_type_name(message_type))
+                continue
+            if flow == _TRANSMISSION or (flow == _ACKNOWLEDGE and event.flags & _FAIL):
+                self.last_answer = event
+                return event
+            if flow == _RETRANSMIT:
+                if retries_left == 0:
+                    raise ProtocolError(
+                        f"target asked for {self.retries + 1} retransmissions",
+                        channel.name,
+                        message_type,
+                        time.monotonic() - start,
+                    )
+                retries_left -= 1
+                log.info("%s asked for %s again%s", channel.name,
+                         message_type_name(message_type), self._recent_logs(1))
+                if self.resend_preamble:
+                    send(self.resend_preamble)
+                channel.send_frames(frames)
+                unread_before += len(self.resend_preamble) + sum(map(len, frames))
+                deadline = time.monotonic() + timeout
+                wait = timeout  # the whole timeout again, not what was left of the first
+            # a positive ACKNOWLEDGE (receipt) or a stray REQUEST: keep waiting
 
     def _request_frames(
         self, channel: MessageChannel, message_type: int, payload: bytes, flags: int

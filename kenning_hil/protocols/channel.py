@@ -115,7 +115,16 @@ class MessageChannel:
     def quiet(self) -> bool:
         """Nothing received is waiting to be decoded or assembled, and the decoder is not
         resynchronising: the next read starts on a frame boundary, so `take` may decode it."""
-        return not self._events and self.decoder.at_boundary and self.assembler.idle
+        # (the decoder's and assembler's state read here, not through their properties:
+        # this runs for every request on both sides)
+        decoder, assembler = self.decoder, self.assembler
+        return (
+            not self._events
+            and decoder._pos >= len(decoder._buf)
+            and not decoder._resyncing
+            and not assembler._open
+            and not assembler._discarding
+        )
 
     def take(self, data: bytes) -> Message | None:
         """`data`, one read made while the channel was `quiet`, as the message it is when it

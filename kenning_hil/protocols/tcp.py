@@ -49,7 +49,7 @@ class TCPConnection(Transport):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(True)
         self._receive_timeout: float | None = -1.0  # what SO_RCVTIMEO is set to (-1: unknown)
-        self._fitting_timeout: float | None = -1.0  # another timeout the bound serves as well
+        self._fitting_timeouts: set[float] = set()  # other timeouts the bound serves as well
         self._set_receive_timeout(None)
         self._listener = listener
         self._closed = False
@@ -80,9 +80,11 @@ class TCPConnection(Transport):
                 and current > 0
                 and current - max(0.01, 0.02 * timeout) <= timeout <= current * 8
             ):
-                # remembered, so that requests alternating two timeouts (DATA, PROCESS,
-                # OUTPUT) cost no call here
-                self._fitting_timeout = timeout
+                # remembered (a few), so that requests alternating their timeouts (DATA,
+                # PROCESS, OUTPUT) cost no call here
+                if len(self._fitting_timeouts) >= 8:
+                    self._fitting_timeouts.clear()
+                self._fitting_timeouts.add(timeout)
                 return
         seconds = 0.0 if timeout is None else timeout  # 0 = no bound
         whole = int(seconds)
@@ -91,14 +93,14 @@ class TCPConnection(Transport):
             socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, micros)
         )
         self._receive_timeout = timeout
-        self._fitting_timeout = -1.0
+        self._fitting_timeouts.clear()
 
     def receive(self, timeout: float | None) -> bytes:
         try:
             if timeout is not None and timeout <= 0:
                 data = self._sock.recv(_RECV_BLOCK, socket.MSG_DONTWAIT)
             else:
-                if timeout != self._receive_timeout and timeout != self._fitting_timeout:
+                if timeout != self._receive_timeout and timeout not in self._fitting_timeouts:
                     self._set_receive_timeout(timeout)
                 data = self._sock.recv(_RECV_BLOCK)
         except BlockingIOError:  # the time ran out
