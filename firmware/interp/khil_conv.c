@@ -578,6 +578,11 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
             sum = vaddvaq_s8(sum, vldrbq_z_s8(w + i, vctp8q((uint32_t)(k - i))));
         }
         bias[c] = (int32_t)((uint32_t)bias_of(p, c) + (uint32_t)p->input_offset * (uint32_t)sum);
+        if (!khil_channel_live(p, c)) { /* all-zero weights: the sums stay the bias */
+            for (int32_t j = 0; j < 4; j++) {
+                sums[4 * c + j] = bias[c];
+            }
+        }
     }
     const int32x4_t out_offset = vdupq_n_s32(p->output_offset);
     const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
@@ -595,8 +600,26 @@ static void conv_gemm(const khil_op *op, const khil_conv_params *p, const int8_t
                 }
             }
         }
-        conv_mve_pass pass = {{cj[0], cj[1], cj[2], cj[3]}, bias, sums, k, oc};
-        conv_mve_pass_run(&pass, p->weights);
+        /* each run of live channels (khil_conv_params.live) */
+        for (int32_t c = 0; c < oc;) {
+            if (p->live == NULL) {
+                conv_mve_pass pass = {{cj[0], cj[1], cj[2], cj[3]}, bias, sums, k, oc};
+                conv_mve_pass_run(&pass, p->weights);
+                break;
+            }
+            if (!khil_channel_live(p, c)) {
+                c++;
+                continue;
+            }
+            int32_t end = c + 1;
+            while (end < oc && khil_channel_live(p, end)) {
+                end++;
+            }
+            conv_mve_pass pass = {{cj[0], cj[1], cj[2], cj[3]}, bias + c, sums + 4 * c, k,
+                                  end - c};
+            conv_mve_pass_run(&pass, p->weights + c * k);
+            c = end;
+        }
         /* requantisation, four channels at a time */
         int8_t *yp = y + pix * oc;
         for (int32_t c = 0; c < oc; c += 4) {
@@ -710,22 +733,15 @@ typedef struct {
     int32_t chunk; /* output rows per accumulation pass */
 } dw_geometry;
 
-/* Channel c's requantisation as SMMULR and a rounding shift r (1..22) with the rounding and
- * the output offset in `round`; 0 where the form does not hold. With |bias| below 2^30 - 2^19
- * the doubled sum (9 taps: |sum w x| <= 9 * 128 * 255) fits in 32 bits, and so does
- * v + round for r <= 22. */
-static int dw_channel_rq(const khil_conv_params *p, int32_t c, int32_t *round, int32_t *r)
+/* Channel c's requantisation of its doubled sums (khil_rqd); 0 where the form does not hold
+ * or the sum may reach 2^30 (|bias| + 9 taps of at most 128 * 255). */
+static int dw_channel_rq(const khil_conv_params *p, int32_t c, khil_rqd *rq)
 {
     const int32_t q = p->per_channel ? c : 0;
-    const int32_t shift = p->shift[q];
     const int32_t bias = bias_of(p, c);
-    const int32_t bias_max = (1 << 30) - (1 << 19);
-    if (shift > -1 || shift < -22 || p->mult[q] < 0 || bias > bias_max || bias < -bias_max) {
-        return 0;
-    }
-    *r = -shift;
-    *round = (int32_t)((1u << (*r - 1)) + ((uint32_t)p->output_offset << *r));
-    return 1;
+    const int32_t bias_max = (1 << 30) - 9 * 128 * 255;
+    return bias < bias_max && bias > -bias_max &&
+           khil_rqd_make(p->mult[q], p->shift[q], p->output_offset, rq);
 }
 
 /* Whether the plane kernel runs this layer, and its geometry. */
@@ -736,8 +752,8 @@ static int dw_planes_fit(const khil_conv_params *p, dw_geometry *g)
         return 0;
     }
     for (int32_t c = 0; c < p->in_c; c++) {
-        int32_t round, r;
-        if (!dw_channel_rq(p, c, &round, &r)) {
+        khil_rqd rq;
+        if (!dw_channel_rq(p, c, &rq)) {
             return 0;
         }
     }
@@ -969,9 +985,8 @@ typedef struct {
 
 static inline int8_t dw_requantize_one(const dw_rq_job *q, int32_t s2)
 {
-    int32_t v = (int32_t)(((int64_t)s2 * q->mult + 0x80000000LL) >> 32); /* SMMULR */
-    v = (v - (v < 0 ? 1 : 0) + q->round) >> (q->shift & 255u);
-    v = clamp(v, -128, 127);
+    const khil_rqd rq = {q->mult, q->round, (int32_t)(q->shift & 255u)};
+    const int32_t v = khil_sat8(khil_rqd_apply(&rq, s2));
     return (int8_t)clamp(v, (int8_t)(uint8_t)q->lo4, (int8_t)(uint8_t)q->hi4);
 }
 
@@ -1083,10 +1098,11 @@ static void depthwise_planes(const khil_op *op, const khil_conv_params *p, const
                     j.pairs_hi = (uint32_t)pairs << 16;
                     j.row_step = 2 * sh * L;
                     j.sums_back = 4 * (2 * pairs - ow);
-                    int32_t r;
-                    dw_channel_rq(p, c, &q.round, &r);
-                    q.mult = p->mult[p->per_channel ? c : 0];
-                    q.shift = (uint32_t)r;
+                    khil_rqd rq;
+                    dw_channel_rq(p, c, &rq);
+                    q.mult = rq.mult;
+                    q.round = rq.round;
+                    q.shift = (uint32_t)rq.shift;
                     dw_channel *s = &st[k];
                     for (int32_t r0 = 0; r0 < rows; r0 += g->chunk) {
                         const int32_t cr = rows - r0 < g->chunk ? rows - r0 : g->chunk;
@@ -1113,10 +1129,11 @@ static void depthwise_planes(const khil_op *op, const khil_conv_params *p, const
             }
             for (int32_t k = 0; k < n; k++) { /* the last outputs, fewer than four */
                 const int32_t c = c0 + k;
-                int32_t r;
-                dw_channel_rq(p, c, &q.round, &r);
-                q.mult = p->mult[p->per_channel ? c : 0];
-                q.shift = (uint32_t)r;
+                khil_rqd rq;
+                dw_channel_rq(p, c, &rq);
+                q.mult = rq.mult;
+                q.round = rq.round;
+                q.shift = (uint32_t)rq.shift;
                 for (int32_t i = 0; i < st[k].carried; i++) {
                     st[k].y[i * ch] = dw_requantize_one(&q, st[k].carry[i]);
                 }
@@ -1416,17 +1433,20 @@ void khil_kernel_depthwise(const khil_op *op, khil_tensor *t)
     const khil_conv_params *p = op->params;
     const int8_t *x = (const int8_t *)t[op->in[0]].data;
     int8_t *y = (int8_t *)t[op->out].data;
-    if (p->depth_multiplier == 1) {
 #if KHIL_HAVE_MVE
+    if (p->depth_multiplier == 1) {
         depthwise_mve(op, p, x, y);
-        return;
+    } else {
+        depthwise_generic(op, p, x, y);
+    }
 #else
+    if (p->depth_multiplier == 1) {
         dw_geometry g;
         if (KHIL_OP_VARIANT(op) == 0 && dw_planes_fit(p, &g)) {
             depthwise_planes(op, p, &g, x, y);
             return;
         }
-#endif
     }
     depthwise_generic(op, p, x, y);
+#endif
 }

@@ -353,7 +353,9 @@ def test_chain_reuses_arena_memory(interp_library):
     p = b.tensor((1, 8, 8, 8), scale=0.06, zero_point=-1)
     b.op(tb.AVERAGE_POOL_2D, [s], [p], tb.pool_options(tb.VALID, (2, 2), (2, 2)))
     ours = assert_matches_litert(b.build([x], [p]), interp_library, seed=8)
-    # Live at once at most: x (kept for the skip add), one conv output and the next: 3 * 2 KiB.
-    # Without reuse the four 2 KiB activations plus the pool output would need 8.5 KiB.
+    # Live at once at most: x (kept for the skip add), one conv output and the next: 3 * 2 KiB,
+    # plus a conv's scratch (eight int16 columns of K = 72 and 8 channel records: 1,280 B since
+    # #18's 8-pixel GEMM) and the records. Without reuse the four 2 KiB activations plus the
+    # pool output would need 8.5 KiB besides.
     activation_bytes = 3 * 16 * 16 * 8
-    assert ours.arena_peak < activation_bytes + 2048
+    assert ours.arena_peak < activation_bytes + 2560
