@@ -144,11 +144,19 @@ def test_server_dying_mid_session(tmp_path, how):
         {"type": "tcp", "parameters": {"host": host, "port": int(port), "timeout": timeout}}
     )
 
+    import psutil
+
+    # the server and its runtime worker (which serves the connection) freeze together
+    frozen = [proc.pid] + [child.pid for child in psutil.Process(proc.pid).children()]
+
     def on_chunk(index: int) -> None:
         if index == 3:  # 30 samples done
-            os.kill(proc.pid, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
             if how == "killed":
+                os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
+            else:
+                for pid in frozen:
+                    os.kill(pid, signal.SIGSTOP)
 
     pipeline = chunked_pipeline(scenario, on_chunk)
     expected = ConnectionLostError if how == "killed" else RequestTimeoutError
@@ -158,7 +166,8 @@ def test_server_dying_mid_session(tmp_path, how):
             pipeline.run()
     finally:
         if how == "frozen":
-            os.kill(proc.pid, signal.SIGCONT)
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
         stop(proc)
     error = info.value
     assert time.monotonic() - start < 30

@@ -596,14 +596,7 @@ class Runtime(ArgumentsHandler):
         if not self._server_prepared:
             self.prepare_server()
         session = ServerSession()
-        handlers = {
-            MessageType.IO_SPEC: self._receive_io_specification,
-            MessageType.MODEL: self._receive_model,
-            MessageType.DATA: self.prepare_input,
-            MessageType.PROCESS: self._process_request,
-            MessageType.OUTPUT: self.upload_output,
-            MessageType.STATS: self.upload_stats,
-        }
+        handlers = self._server_handlers()
         self._serving = True
         receive = protocol.receive_message
         connected, disconnected = ServerStatus.CLIENT_CONNECTED, ServerStatus.CLIENT_DISCONNECTED
@@ -626,6 +619,17 @@ class Runtime(ArgumentsHandler):
             self._serving = False
             self._stop_server_statistics()
             protocol.close_server()
+
+    def _server_handlers(self) -> dict:
+        """The handler of each request type `_serve_request` serves."""
+        return {
+            MessageType.IO_SPEC: self._receive_io_specification,
+            MessageType.MODEL: self._receive_model,
+            MessageType.DATA: self.prepare_input,
+            MessageType.PROCESS: self._process_request,
+            MessageType.OUTPUT: self.upload_output,
+            MessageType.STATS: self.upload_stats,
+        }
 
     def start_server_session(self) -> None:
         """Puts the server side in the state of a fresh start: no model, no io spec, no

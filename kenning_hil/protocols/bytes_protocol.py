@@ -965,6 +965,26 @@ class NetworkProtocol(BytesProtocol):
         self._session_open = True
         return ServerStatus.CLIENT_CONNECTED, None
 
+    def serve_connection(self, sock, peer: str) -> None:
+        """Server side: serves a client socket accepted elsewhere, its handshake sent (the
+        runtime worker serves the connections its server accepted and handed over)."""
+        from kenning_hil.protocols.tcp import TCPConnection
+
+        self._role = "server"
+        self.channel = self._make_channel(TCPConnection(sock, peer, self.max_frame_size))
+        self._session_open = True
+
+    def fail_request(self, connection: Transport, message_type: int, reason: str) -> bool:
+        """Server side: answers a request of `message_type` on `connection` with FAIL and the
+        reason, whoever read the request (the server answers for a runtime worker that died
+        or was killed serving it). False when the client is gone (the connection is then
+        closed)."""
+        kept, self.channel = self.channel, self._make_channel(connection)
+        try:
+            return self._deny(message_type, reason)
+        finally:
+            self.channel = kept
+
     def close_server(self) -> None:
         super().close_server()
         if self.listener is not None:

@@ -115,6 +115,11 @@ class TCPConnection(Transport):
             raise TransportClosedError("connection closed by peer", self._peer)
         return data
 
+    def fileno(self) -> int:
+        """The socket's descriptor (-1 once closed), e.g. to hand the connection to another
+        process."""
+        return self._sock.fileno()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -222,6 +227,11 @@ class TCPListener:
             connection.close()
             return None
         return connection
+
+    def refuse_pending(self) -> None:
+        """Closes a connection attempt made while a client is served (the client is told it
+        is busy)."""
+        _refuse_pending(self._sock)
 
     def close(self) -> None:
         self._sock.close()

@@ -32,6 +32,8 @@ DEFAULT_REQUEST_TIMEOUT = 300.0
 """Seconds a model load or an inference may take in the runtime worker (--request-timeout)."""
 
 log = logging.getLogger("kenning_hil.serve")
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+"""The server's log lines (its runtime worker logs in the same form)."""
 
 
 def _json_object(text: str) -> dict:
@@ -194,9 +196,7 @@ def serve(args: argparse.Namespace) -> int:
     KenningHILError (ConfigurationError) on options that name nothing usable."""
     from kenning_hil.core.runtime import Runtime
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     params: dict[str, Any] = {
         "checksum": args.checksum,
         "header": getattr(args, "header", "v3"),

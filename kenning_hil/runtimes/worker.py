@@ -2,36 +2,47 @@
 process under a memory cap, so that a model that allocates too much, runs too long or
 crashes a runtime's native code costs one FAIL answer, not the server.
 
-The server process keeps the protocol, the session, the io specification and the checks of
-a received model (`check_received_model`, run on a second instance of the runtime that never
-loads anything); the worker (a Python process running `_worker_main`, started with the
-server and kept warm) holds the real runtime.
+The worker (a Python process running `_worker_main`, started with the server and kept warm)
+holds the real runtime. Over TCP it serves whole connections: the server process (the
+supervisor) accepts a client (the --allow check and the handshake are the listener's), hands
+the socket to the worker (``C`` below, SCM_RIGHTS), and waits while the worker runs the
+session on it: decoding, session order, io spec, model checks and load, DATA/PROCESS/OUTPUT,
+STATS. An inference then involves the two processes a raw socket exchange has. Before each
+request the worker stores its type and start time in a shared word (one 8-byte store, no
+system call: ``start_us << 8 | type``, 0 between requests). The supervisor's wait on the
+socket pair (poll) wakes at least every SERVER_POLL_SECONDS and at the in-flight request's
+deadline: a worker that dies (the pair's end), exceeds --request-timeout on a request, or
+sends anything but the 13-byte end of a session is killed; the supervisor, which still holds
+the client's socket, answers FAIL with the reason for the request in flight, starts a fresh
+worker and hands it the connection (a worker that died between requests ends the session).
+Meanwhile it turns other clients away as busy.
 
-Channel: one Unix socket pair, a fixed header per message, and two shared-memory buffers
-(memfd, mapped by both sides) for the tensors, so an inference is one small message each way
-and no pickling, no per-request buffers:
+Over a serial line (and from the library) the server process keeps the protocol, the session
+and the io spec, and sends each request's model work to the worker:
 
 - request: ``<cI`` op, length of the inline payload that follows. ``R`` run: the input is in
   the input buffer and the length is its size (DATA was copied there, size-checked, when it
   arrived); ``M`` the io spec JSON's length (4 bytes, little-endian), the JSON (or
   ``null``), then the model bytes; ``S`` io spec JSON; ``T`` STATS (the runtime's own
   `upload_stats`); ``N`` a new session; ``U`` unload; ``B`` new buffers (their two file
-  descriptors follow in one SCM_RIGHTS byte); ``I`` (first, once) what to build, JSON.
+  descriptors follow in one SCM_RIGHTS byte); ``C`` serve a connection (the peer's name;
+  its socket follows in one SCM_RIGHTS byte); ``I`` (first, once) what to build, JSON.
 - answer: ``<cQI`` status, value (R: the run time in ns), length. ``\\x02``: R's output is in
   the output buffer (length bytes); ``\\x00``: the result follows inline (the model's own io
-  spec as JSON, STATS, or an output larger than the output buffer); ``\\x01``: an error, one
-  line, follows.
+  spec as JSON, STATS, or an output larger than the output buffer; C: the session ended);
+  ``\\x01``: an error, one line, follows.
+- two shared-memory buffers (memfd, mapped by both sides) carry the tensors.
 
-The parent never unpickles what the worker sends (a worker running a hostile model is not
-trusted either): answers are raw bytes and JSON, their lengths checked against the buffers
-and `ANSWER_LIMIT`.
+The supervisor never unpickles what the worker sends (a worker running a hostile model is
+not trusted either): answers are raw bytes and JSON, their lengths checked against the
+buffers and `ANSWER_LIMIT`; while the worker serves a connection only the fixed-size words
+are read from it. A compromised worker serving its client could answer it anything, which
+is no worse than without a worker: the client trusts the server's answers anyway.
 
 Memory: the worker sets RLIMIT_DATA (heap and private anonymous mappings, which is where
 model tensors live; the shared buffers are not counted) to `max_memory` before importing any
 framework. An allocation beyond it fails inside the runtime (a FAIL naming the cap) or kills
-the worker; a worker that dies (any signal) or does not answer within `request_timeout` is
-killed, the request gets a FAIL with the reason, and a fresh worker is started for the next
-session.
+the worker, which is then restarted as above.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ import math
 import mmap
 import os
 import resource
+import select
 import signal
 import socket
 import struct
@@ -49,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +74,8 @@ from kenning_hil.core.errors import (
 )
 from kenning_hil.core.iospec import tensor_shape
 from kenning_hil.core.model import split_tensors_from_bytes, wire_dtype
-from kenning_hil.core.runtime import Runtime
+from kenning_hil.core.protocol import ServerSession, ServerStatus, message_type_name
+from kenning_hil.core.runtime import SERVER_POLL_SECONDS, Runtime
 
 log = logging.getLogger("kenning_hil.serve")
 
@@ -70,14 +84,16 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 _LAUNCH = (
     "import sys; sys.path.insert(0, sys.argv[3]); "
     "from kenning_hil.runtimes.worker import _worker_main; "
-    "_worker_main(int(sys.argv[1]), int(sys.argv[2]))"
+    "_worker_main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[4]))"
 )
 _REQUEST = struct.Struct("<cI")
 _ANSWER = struct.Struct("<cQI")
 _OK, _ERROR, _OK_IN_BUFFER = b"\x00", b"\x01", b"\x02"
-_INIT, _MODEL, _SPEC, _RUN, _STATS, _SESSION, _UNLOAD, _BUFFERS = (
-    b"I", b"M", b"S", b"R", b"T", b"N", b"U", b"B"
+_INIT, _MODEL, _SPEC, _RUN, _STATS, _SESSION, _UNLOAD, _BUFFERS, _CONNECTION = (
+    b"I", b"M", b"S", b"R", b"T", b"N", b"U", b"B", b"C"
 )
+_SESSION_ENDED = _ANSWER.pack(_OK, 0, 0)
+_PEER_LIMIT = 256
 STARTUP_TIMEOUT = 120.0
 """Seconds a new worker may take to import its runtime and say it is ready."""
 ANSWER_LIMIT = 1 << 30
@@ -182,9 +198,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(fd: int, parent: int) -> None:
+def _worker_main(fd: int, parent: int, word_fd: int) -> None:
     """The worker process: builds the runtime the first request names and serves the
-    server's requests until the channel closes."""
+    server's requests (or the client connections it hands over) until the channel closes."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
     sock = socket.socket(fileno=fd)
@@ -198,6 +214,13 @@ def _worker_main(fd: int, parent: int) -> None:
     except (_ChannelClosed, OSError):
         return
     setup = json.loads(init)
+    if setup.get("log_level") is not None:  # the server's log, in its format
+        from kenning_hil.runtimes.serve import LOG_FORMAT
+
+        logging.basicConfig(level=setup["log_level"], format=LOG_FORMAT)
+    word_map = mmap.mmap(word_fd, mmap.PAGESIZE)
+    os.close(word_fd)
+    word = memoryview(word_map).cast("Q")
     max_memory = setup["max_memory"]
     if max_memory is not None:
         resource.setrlimit(resource.RLIMIT_DATA, (max_memory, max_memory))
@@ -212,8 +235,10 @@ def _worker_main(fd: int, parent: int) -> None:
         reason = _reason(exc).encode("utf-8", "replace")
         _send(sock, _ANSWER.pack(_ERROR, 0, len(reason)), reason)
         return
+    runtime.allow_native_models = bool(setup.get("allow_native_models"))
     sock.sendall(_ANSWER.pack(_OK, 0, 0))
     cap = describe_memory(max_memory or 0)
+    protocol = None
     inputs: memoryview | None = None
     outputs: mmap.mmap | None = None
     output_size = 0
@@ -246,6 +271,20 @@ def _worker_main(fd: int, parent: int) -> None:
                     sock.sendall(pack(_OK_IN_BUFFER, elapsed, size))
                 else:
                     _send(sock, pack(_OK, elapsed, size), result)
+                continue
+            if op == _CONNECTION:
+                _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+                if len(fds) != 1:
+                    raise WorkerRequestError("worker: expected a connection")
+                if protocol is None:
+                    protocol = resolve_class("protocol", setup["protocol"]).from_json(
+                        setup["protocol_parameters"]
+                    )
+                    runtime.protocol = protocol
+                peer = bytes(payload or b"").decode("utf-8", "replace")
+                _serve_connection(runtime, protocol, socket.socket(fileno=fds[0]), peer, word,
+                                  cap)
+                sock.sendall(_SESSION_ENDED)
                 continue
             if op == _BUFFERS:
                 _, fds, _, _ = socket.recv_fds(sock, 1, 2)
@@ -296,6 +335,54 @@ def _worker_main(fd: int, parent: int) -> None:
             _send(sock, pack(_OK, 0, len(answer)), answer)
         except OSError:
             return
+
+
+def _serve_connection(runtime: Runtime, protocol: Any, client: socket.socket, peer: str,
+                      word: memoryview, cap: str) -> None:
+    """Serves one client connection the server accepted, until the client leaves: the
+    protocol, the session order and the runtime all in this process, so an inference costs
+    the two processes a raw socket exchange has. Before each request the type and start of
+    it go into the shared word (a store, no system call), for the server's timeout and for
+    its FAIL answer should this process die or be killed."""
+    protocol.serve_connection(client, peer)
+    session = ServerSession()
+    handlers = {
+        mtype: _noting_the_cap(handler, cap)
+        for mtype, handler in runtime._server_handlers().items()
+    }
+    runtime.start_server_session()
+    runtime.inference_session_start()
+    receive, serve, now = protocol.receive_message, runtime._serve_request, time.monotonic_ns
+    ready, disconnected = ServerStatus.DATA_READY, ServerStatus.CLIENT_DISCONNECTED
+    try:
+        while True:
+            status, message = receive(SERVER_POLL_SECONDS)
+            if status is ready and message is not None:
+                word[0] = (now() // 1000) << 8 | (message.message_type & 0xFF)
+                serve(protocol, session, handlers, message)
+                word[0] = 0
+            elif status is disconnected:
+                return
+    finally:
+        word[0] = 0
+        runtime._stop_server_statistics()
+        runtime.start_server_session()  # the model of the client that left is freed
+
+
+def _noting_the_cap(handler: Any, cap: str) -> Any:
+    """`handler`, with the worker's memory cap named in an allocation failure."""
+
+    def handle(argument: Any) -> Any:
+        try:
+            return handler(argument)
+        except Exception as exc:
+            reason = _reason(exc)
+            if isinstance(exc, MemoryError) or "alloc" in reason.lower():
+                raise WorkerRequestError(f"{reason} (the worker's memory cap is {cap})") \
+                    from None
+            raise
+
+    return handle
 
 
 def _set_spec(runtime: Runtime, spec: dict | None) -> None:
@@ -356,6 +443,8 @@ class WorkerRuntime(Runtime):
         self._sample_in = self._sample_out = 0
         self._fixed_batch: int | None = None
         self._worker_step = 0
+        # the worker's word: the request it serves and since when (microseconds << 8 | type)
+        self._word: memoryview | None = None
 
     # --- the worker ---------------------------------------------------------------------------
 
@@ -367,19 +456,27 @@ class WorkerRuntime(Runtime):
         """Starts a fresh worker and waits until its runtime is built."""
         self.stop_worker()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        word_fd, word_map = _shared_buffer(mmap.PAGESIZE)
         try:
             worker = subprocess.Popen(
-                [sys.executable, "-c", _LAUNCH, str(theirs.fileno()), str(os.getpid()), _ROOT],
-                pass_fds=(theirs.fileno(),),
+                [sys.executable, "-c", _LAUNCH, str(theirs.fileno()), str(os.getpid()), _ROOT,
+                 str(word_fd)],
+                pass_fds=(theirs.fileno(), word_fd),
                 stdin=subprocess.DEVNULL,
             )
         finally:
             theirs.close()
+            os.close(word_fd)
         self.worker, self._sock = worker, ours
-        setup = json.dumps({
+        self._word = memoryview(word_map).cast("Q")
+        setup = {
             "runtime": self.runtime_type, "parameters": self.parameters,
             "max_memory": self.max_memory, "sys_path": sys.path,
-        }).encode()
+            "allow_native_models": self.allow_native_models,
+            "log_level": logging.getLogger().getEffectiveLevel(),
+        }
+        setup.update(_protocol_setup(self.protocol))
+        setup = json.dumps(setup).encode()
         ours.settimeout(STARTUP_TIMEOUT)
         try:
             _send(ours, _REQUEST.pack(_INIT, len(setup)), setup)
@@ -621,12 +718,158 @@ class WorkerRuntime(Runtime):
         return self._outputs[:self._output_length]
 
     def run_server(self) -> None:
+        """Over TCP the worker serves each whole connection this process accepted (see
+        `_supervise`); over a serial line this process serves the protocol and sends each
+        request's model work to the worker."""
+        protocol = self._require_protocol("run_server")
+        if not self._server_prepared:
+            self.prepare_server()
         try:
             if self._sock is None:
                 self.start_worker()
-            super().run_server()
+            if _protocol_setup(protocol) and getattr(protocol, "listener", None) is not None:
+                self._supervise(protocol)
+            else:
+                super().run_server()
         finally:
             self.stop_worker()
+
+    # --- TCP: the worker serves the connection, this process supervises it ---------------------
+
+    def _supervise(self, protocol: Any) -> None:
+        """Accepts clients (the --allow check and the handshake are the listener's) and hands
+        each connection to the warm worker, which serves the whole session on it; this process
+        waits on the worker meanwhile, turning other clients away as busy."""
+        listener = protocol.listener
+        self._serving = True
+        try:
+            while self._serving:
+                connection = listener.accept(SERVER_POLL_SECONDS)
+                if connection is None:
+                    continue
+                log.info("client %s connected", connection.name)
+                try:
+                    self._hand_over(protocol, listener, connection)
+                finally:
+                    connection.close()
+        finally:
+            self._serving = False
+            protocol.close_server()
+
+    def _hand_over(self, protocol: Any, listener: Any, connection: Any) -> None:
+        """Lets the worker serve `connection` until the session ends. A worker that dies, hangs
+        past --request-timeout or sends anything but the end of the session is killed; the
+        request it was serving gets a FAIL with the reason (this process still holds the
+        connection) and a fresh worker takes the session on. One that died between requests
+        ends the session."""
+        peer = connection.name.encode("utf-8", "replace")[:_PEER_LIMIT]
+        while self._serving:
+            if self._sock is None:
+                try:
+                    self.start_worker()
+                except KenningHILError as exc:
+                    log.error("runtime worker: %s; client %s closed", one_line(exc),
+                              connection.name)
+                    return
+            try:
+                _send(self._sock, _REQUEST.pack(_CONNECTION, len(peer)), peer)
+                socket.send_fds(self._sock, [b"F"], [connection.fileno()])
+            except OSError:
+                pass  # a dead worker: found below
+            failure = self._watch_session(listener)
+            if failure is None:
+                return
+            mtype, reason = failure
+            error = self._restart(reason)
+            if not mtype or not self._serving:
+                return
+            if not protocol.fail_request(connection, mtype, f"{type(error).__name__}: {error}"):
+                return
+
+    def _watch_session(self, listener: Any) -> tuple[int, str] | None:
+        """Waits while the worker serves a connection: None when the session ended (or the
+        server stops), else (type of the request in flight or 0, why the worker must go).
+        From the worker only fixed-size words are read (a worker is not trusted either)."""
+        pair, word, limit = self._sock, self._word, self.request_timeout
+        pair_fd = pair.fileno()
+        poller = select.poll()
+        poller.register(pair_fd, select.POLLIN)
+        poller.register(listener.fileno(), select.POLLIN)
+        # a client connecting is turned away as busy once the session has gone on for
+        # SERVER_POLL_SECONDS after it came (as the server loop does), not at once: the one
+        # before may have closed, its worker not yet noticed
+        knocked = None
+        while True:
+            now = time.monotonic()
+            if knocked is not None and now - knocked >= SERVER_POLL_SECONDS:
+                listener.refuse_pending()  # one client at a time
+                poller.register(listener.fileno(), select.POLLIN)
+                knocked = None
+            if not self._serving:  # SIGTERM: the session ends with the server
+                self.worker.kill()
+                return None
+            mtype, started = _in_flight(word)
+            wait = SERVER_POLL_SECONDS if knocked is None else knocked + SERVER_POLL_SECONDS - now
+            if mtype:
+                left = started + limit - now
+                if left <= 0:
+                    return mtype, (
+                        f"runtime worker did not finish {message_type_name(mtype)} within "
+                        f"{limit:g} s (--request-timeout): killed"
+                    )
+                wait = min(wait, left)
+            for fd, _ in poller.poll(wait * 1000):
+                if fd != pair_fd:
+                    poller.unregister(fd)
+                    knocked = now
+                    continue
+                try:
+                    data = pair.recv(_ANSWER.size + 1, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if data == _SESSION_ENDED:
+                    return None
+                mtype = _in_flight(word)[0]
+                during = f"during {message_type_name(mtype)}" if mtype else "between requests"
+                if data:
+                    return mtype, (
+                        f"runtime worker sent {len(data)} bytes that are not the end of the "
+                        f"session {during}"
+                    )
+                code = _wait(self.worker, 2.0)
+                cap = f", memory cap {describe_memory(self.max_memory)}" \
+                    if self.max_memory else ""
+                return mtype, f"runtime worker died {during} ({_exit(code)}{cap})"
+
+
+def _in_flight(word: memoryview) -> tuple[int, float]:
+    """(type, monotonic start in seconds) of the request the worker serves, (0, 0) when none.
+    Read until two reads agree: a read during the worker's store may mix old and new bytes."""
+    value = word[0]
+    while (again := word[0]) != value:
+        value = again
+    return value & 0xFF, (value >> 8) / 1e6
+
+
+def _protocol_setup(protocol: Any) -> dict:
+    """What the worker needs to serve connections of `protocol` itself: its class and
+    parameters (the address and allow list stay with the server). Empty for protocols whose
+    connections cannot be handed over (a serial line)."""
+    if not hasattr(protocol, "serve_connection"):
+        return {}
+    from kenning_hil.core.args import get_arguments_structure
+
+    parameters = {}
+    for name in get_arguments_structure(type(protocol)):
+        if name in ("host", "port", "allow") or not hasattr(protocol, name):
+            continue
+        value = getattr(protocol, name)
+        parameters[name] = value.value if isinstance(value, Enum) else value
+    cls = type(protocol)
+    return {"protocol": f"{cls.__module__}.{cls.__qualname__}",
+            "protocol_parameters": parameters}
 
 
 def _sample_bytes(entries: list[dict]) -> int:

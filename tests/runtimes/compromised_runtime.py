@@ -1,7 +1,8 @@
 """A runtime that behaves like a worker taken over by a hostile model's native code: given an
 input whose first byte is 0xFF, its PROCESS writes a forged answer straight onto the runtime
-worker's channel (the socket whose descriptor the worker got as its first argument) claiming
-an output far larger than the shared output buffer. Any other input is echoed as zeros.
+worker's channel to its server (the socket whose descriptor the worker got as its first
+argument) claiming an output of 2 GiB in the shared output buffer, then waits (so that what
+the server makes of it decides that request's answer). Any other input is echoed as zeros.
 Served from tests by its dotted path (`--runtime tests.runtimes.compromised_runtime.
 CompromisedRuntime`)."""
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+import time
 
 from kenning_hil.runtimes.echo import EchoRuntime
 
@@ -27,4 +29,5 @@ class CompromisedRuntime(EchoRuntime):
         if getattr(self, "_forge", False):
             # status "output in the shared buffer", 2 GiB of it
             os.write(int(sys.argv[1]), struct.pack("<cQI", b"\x02", 0, 1 << 31))
+            time.sleep(60)
         super().run()

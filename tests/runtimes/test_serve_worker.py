@@ -310,9 +310,10 @@ def test_tensors_larger_than_the_shared_buffers():
 
 
 def test_forged_answer_of_a_compromised_worker(tmp_path):
-    """A worker whose runtime writes onto the channel itself (as a hostile model's native
-    code could) and claims 2 GiB of output: the server reads nothing of it, kills and
-    restarts the worker, FAILs that request, and serves the next session."""
+    """A worker whose runtime writes onto the channel to its server itself (as a hostile
+    model's native code could) and claims 2 GiB of output: the server, which reads only the
+    fixed-size end-of-session word from its worker, believes none of it, kills and restarts
+    the worker, FAILs that request on the client's connection, and serves the next session."""
     runtime = "tests.runtimes.compromised_runtime.CompromisedRuntime"
     spec = {
         "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
@@ -330,8 +331,8 @@ def test_forged_answer_of_a_compromised_worker(tmp_path):
             if forged:
                 assert not processed
                 reason = protocol.refusal_reason()
-                assert "runtime worker sent an output of 2147483648 bytes in its 65536-byte " \
-                       "buffer during PROCESS" in reason, reason
+                assert "runtime worker sent 13 bytes that are not the end of the session " \
+                       "during PROCESS" in reason, reason
                 assert "restarted" in reason
             else:
                 assert processed, protocol.refusal_reason()
