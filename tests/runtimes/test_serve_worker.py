@@ -366,3 +366,49 @@ def test_output_buffer_stays_within_one_message():
             assert runtime._output_size == 64 << 20
     finally:
         runtime.stop_worker()
+
+
+def _context_switches(pid: int) -> int:
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+
+
+def test_worker_serves_the_connection_and_the_server_only_supervises(tmp_path):
+    """Over TCP the worker serves the whole session on the client's socket: the server
+    process is not woken per request (it wakes only on its poll period, every 0.2 s, however
+    long 500 inferences take), turns a second client away as busy meanwhile, and hands the
+    next connection to the same warm worker."""
+    from kenning_hil.core.protocol import ConnectionLostError
+
+    spec = {
+        "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
+        "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
+    }
+    runtime = "tests.runtimes.compromised_runtime.CompromisedRuntime"  # echo, in a worker
+    proc, host, port, log = start_server(tmp_path, "--runtime", runtime, "--port", "0")
+    try:
+        protocol = client(host, port)
+        assert protocol.upload_io_specification_dict(spec)
+        assert protocol.upload_model_bytes(b"-")
+        before, start = _context_switches(proc.pid), time.monotonic()
+        for _ in range(500):
+            assert protocol.upload_input(bytes([1, 2, 3, 4]))
+            assert protocol.request_processing()
+            assert protocol.download_output() == (True, bytes(8))
+        switches, seconds = _context_switches(proc.pid) - before, time.monotonic() - start
+        # 1,500 requests: a server in the path would be woken for each (>= 1,500)
+        assert switches <= 20 + 10 * seconds, (switches, seconds)
+        with pytest.raises(ConnectionLostError, match="busy with another client"):
+            client(host, port)
+        protocol.disconnect()
+        protocol = client(host, port)
+        assert protocol.upload_io_specification_dict(spec)
+        assert protocol.upload_model_bytes(b"-")
+        assert protocol.upload_input(bytes(4)) and protocol.request_processing()
+        protocol.disconnect()
+        assert len(_worker_pids(log)) == 1
+        assert proc.poll() is None
+    finally:
+        stop_server(proc)
