@@ -125,3 +125,16 @@ def test_the_split_of_the_issue_is_the_same_every_time(tmp_path):
         (x,), _ = dataset.get_data()
         seen.add((tuple(p.name for p in xs), tuple(ys), np.asarray(x).tobytes()))
     assert len(seen) == 1 and len(next(iter(seen))[0]) == 1
+
+
+def test_a_comparison_refuses_an_empty_dataset_before_taking_its_boards(harness, tmp_path):
+    from kenning_hil.judge.agreement import EXACT
+    from kenning_hil.run.comparison import compare_on_targets
+
+    root = str(tmp_path / "one")
+    request = harness.request(REPO / DIGITS, eembc(root, 1))
+    targets = [host_onnxruntime(), Target(TargetCatalog([REPO / "targets"]).get("host-tflm"))]
+    with pytest.raises(ConfigurationError) as info:
+        compare_on_targets(harness, targets, request, "empty::compare", EXACT)
+    assert str(info.value) == empty_message(root)
+    assert harness.sessions.boots == 0
