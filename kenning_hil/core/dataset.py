@@ -286,8 +286,9 @@ class Dataset(ArgumentsHandler):
 
         subset, test_fraction = given("subset"), given("split_fraction_test")
         val_fraction = given("split_fraction_val")
-        if subset not in SUBSETS or not isinstance(test_fraction, (int, float)) or not (
-                0.0 < test_fraction < 1.0):
+        numbers = isinstance(test_fraction, (int, float)) and isinstance(
+            val_fraction, (int, float, type(None)))
+        if subset not in SUBSETS or not numbers or not 0.0 < test_fraction < 1.0:
             return ""  # the parameters' own checks say what is wrong
         if subset == "all":
             selected = count
