@@ -104,6 +104,9 @@ class MessageChannel:
         self._constant_frames = (
             CONSTANT_FRAMES if self._whole_frames and max_message_size >= 1 else {}
         )
+        #: the next read starts on a frame boundary (`_at_boundary`), so the fast path may
+        #: `take` it
+        self.quiet = True
 
     @property
     def name(self) -> str:
@@ -111,19 +114,18 @@ class MessageChannel:
 
     # -- the fast path ----------------------------------------------------------------------
 
-    @property
-    def quiet(self) -> bool:
+    def _at_boundary(self) -> bool:
         """Nothing received is waiting to be decoded or assembled, and the decoder is not
-        resynchronising: the next read starts on a frame boundary, so `take` may decode it."""
-        # (the decoder's and assembler's state read here, not through their properties:
-        # this runs for every request on both sides)
+        resynchronising: the next read starts on a frame boundary, so `take` may decode it.
+        Kept in `quiet`, which only `receive`, `take` and `discard_input` change (they are
+        what feeds the decoder and the assembler), so that the fast path reads an attribute.
+        """
         decoder, assembler = self.decoder, self.assembler
         return (
             not self._events
-            and decoder._pos >= len(decoder._buf)
-            and not decoder._resyncing
-            and not assembler._open
-            and not assembler._discarding
+            and decoder.pending == 0
+            and not decoder.resyncing
+            and assembler.idle
         )
 
     def take(self, data: bytes) -> Message | None:
@@ -143,6 +145,7 @@ class MessageChannel:
                 return message
         self.decoder.feed(data)
         self._last_bytes_at = time.monotonic()
+        self.quiet = False
         return None
 
     # -- sending ----------------------------------------------------------------------------
@@ -181,13 +184,19 @@ class MessageChannel:
 
         Raises TransportClosedError when the peer goes away.
         """
+        try:
+            return self._receive(timeout)
+        finally:
+            self.quiet = self._at_boundary()
+
+    def _receive(self, timeout: float | None) -> Message | Corruption | None:
         decoder = self.decoder
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._events and decoder.pending == 0:
             # the usual case: nothing buffered, one read brings one whole frame
             data = self.transport.receive(timeout)
             if data:
-                if decoder.at_boundary and self.assembler.idle:
+                if self.quiet:
                     # a read that is one whole message: decoded in one step; else fed
                     message = self.take(data)
                     if message is not None:
@@ -275,6 +284,7 @@ class MessageChannel:
         self.decoder.reset()
         self.assembler.reset()
         self._events.clear()
+        self.quiet = True
 
     def close(self) -> None:
         self.transport.close()

@@ -478,12 +478,6 @@ class FrameDecoder:
         itself by its checksum, 0x00 included, until one decodes)."""
         return self._resyncing
 
-    @property
-    def at_boundary(self) -> bool:
-        """Nothing pending and not resynchronising: the next byte fed starts a frame, and
-        is decoded as `decode_whole_message` decodes it."""
-        return self._pos >= len(self._buf) and not self._resyncing
-
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from kenning_hil.core.protocol import STATUS_ACTIONS, Flag, FlowControl, Message, MessageType
 from kenning_hil.protocols.bytes_protocol import NetworkProtocol
-from kenning_hil.protocols.channel import CONSTANT_FRAMES
+from kenning_hil.protocols.channel import CONSTANT_FRAMES, MessageChannel
 from kenning_hil.protocols.chunking import AssemblyError, MessageAssembler, encode_message
 from kenning_hil.protocols.frame import (
     ChecksumPolicy,
@@ -28,6 +28,7 @@ from kenning_hil.protocols.frame import (
     decode_whole_message,
     encode_frame,
 )
+from kenning_hil.protocols.tcp import TCPConnection
 
 from .conftest import ECHO_INPUT, ECHO_OUTPUT, ECHO_SPEC
 
@@ -223,3 +224,61 @@ def test_answers_that_are_no_single_whole_frame_take_the_general_path():
     finally:
         client.disconnect()
         target.close()
+
+
+def receive_as_the_server_does(channel: MessageChannel, timeout: float):
+    """One `receive_message` step's reading: the fast path when quiet, else `receive`."""
+    if channel.quiet:
+        data = channel.transport.receive(timeout)
+        if not data:
+            return None
+        event = channel.take(data)
+        return event if event is not None else channel.receive(timeout)
+    return channel.receive(timeout)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(frame_specs, st.booleans()), min_size=1, max_size=12),
+       st.lists(st.integers(1, 400), min_size=1, max_size=8), st.binary(max_size=40))
+def test_quiet_follows_the_decoder_over_a_real_connection(specs, cuts, garbage):
+    """Frames (some chunked, some behind garbage) arrive over loopback TCP in reads cut
+    anywhere: after every step `quiet` is what the decoder and assembler say, and without
+    garbage the messages are those the streaming decoder and assembler give for the bytes."""
+    wires, expected = [], []
+    for (mtype, flow, flags, payload, checksum), chunked in specs:
+        message = Message(mtype, payload, flags, int(flow))
+        frames = list(encode_message(message, 64 if chunked else 1 << 20, checksum))
+        wires += frames
+    stream = b"".join(wires)
+    events, _, messages = streaming_decode(stream, True, 1 << 20, 1 << 20)
+    expected = [m for m in messages if isinstance(m, Message)]
+    if garbage:
+        stream = garbage + stream
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    sender = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    listener.close()
+    channel = MessageChannel(TCPConnection(accepted, "tcp://test"), stall_timeout=5.0)
+    got = []
+    try:
+        position = 0
+        for cut in cuts * (len(stream) // sum(cuts) + 1):
+            if position >= len(stream):
+                break
+            sender.sendall(stream[position:position + cut])
+            position += cut
+            time.sleep(0.002)  # most cuts become reads of their own
+            while (event := receive_as_the_server_does(channel, 0.01)) is not None:
+                got.append(event)
+                assert channel.quiet == channel._at_boundary()
+            assert channel.quiet == channel._at_boundary()
+        while (event := receive_as_the_server_does(channel, 0.1)) is not None:
+            got.append(event)
+            assert channel.quiet == channel._at_boundary()
+    finally:
+        sender.close()
+        channel.close()
+    if not garbage:
+        assert [m for m in got if isinstance(m, Message)] == expected
