@@ -93,6 +93,8 @@ _INIT, _MODEL, _SPEC, _RUN, _STATS, _SESSION, _UNLOAD, _BUFFERS, _CONNECTION = (
     b"I", b"M", b"S", b"R", b"T", b"N", b"U", b"B", b"C"
 )
 _SESSION_ENDED = _ANSWER.pack(_OK, 0, 0)
+_SESSION_ENDING = 0xFF
+"""The shared word's type while the worker ends a session (its client left): no request."""
 _PEER_LIMIT = 256
 STARTUP_TIMEOUT = 120.0
 """Seconds a new worker may take to import its runtime and say it is ready."""
@@ -364,9 +366,11 @@ def _serve_connection(runtime: Runtime, protocol: Any, client: socket.socket, pe
             elif status is disconnected:
                 return
     finally:
-        word[0] = 0
+        # the client left: the server does not turn the next one away meanwhile
+        word[0] = (now() // 1000) << 8 | _SESSION_ENDING
         runtime._stop_server_statistics()
         runtime.start_server_session()  # the model of the client that left is freed
+        word[0] = 0
 
 
 def _noting_the_cap(handler: Any, cap: str) -> Any:
@@ -796,25 +800,28 @@ class WorkerRuntime(Runtime):
         poller.register(pair_fd, select.POLLIN)
         poller.register(listener.fileno(), select.POLLIN)
         # a client connecting is turned away as busy once the session has gone on for
-        # SERVER_POLL_SECONDS after it came (as the server loop does), not at once: the one
-        # before may have closed, its worker not yet noticed
+        # SERVER_POLL_SECONDS after it came (as the server loop does), not at once and not
+        # while the session ends: the one before may have closed, its worker not yet noticed
         knocked = None
         while True:
             now = time.monotonic()
-            if knocked is not None and now - knocked >= SERVER_POLL_SECONDS:
+            mtype, started = _in_flight(word)
+            ending = mtype == _SESSION_ENDING
+            if knocked is not None and now - knocked >= SERVER_POLL_SECONDS and not ending:
                 listener.refuse_pending()  # one client at a time
                 poller.register(listener.fileno(), select.POLLIN)
                 knocked = None
             if not self._serving:  # SIGTERM: the session ends with the server
                 self.worker.kill()
                 return None
-            mtype, started = _in_flight(word)
-            wait = SERVER_POLL_SECONDS if knocked is None else knocked + SERVER_POLL_SECONDS - now
+            wait = SERVER_POLL_SECONDS
+            if knocked is not None and not ending:
+                wait = max(0.001, min(wait, knocked + SERVER_POLL_SECONDS - now))
             if mtype:
                 left = started + limit - now
                 if left <= 0:
-                    return mtype, (
-                        f"runtime worker did not finish {message_type_name(mtype)} within "
+                    return (0 if ending else mtype), (
+                        f"runtime worker did not finish {_doing(mtype)} within "
                         f"{limit:g} s (--request-timeout): killed"
                     )
                 wait = min(wait, left)
@@ -832,7 +839,9 @@ class WorkerRuntime(Runtime):
                 if data == _SESSION_ENDED:
                     return None
                 mtype = _in_flight(word)[0]
-                during = f"during {message_type_name(mtype)}" if mtype else "between requests"
+                during = f"during {_doing(mtype)}" if mtype else "between requests"
+                if mtype == _SESSION_ENDING:
+                    mtype = 0  # no request to answer
                 if data:
                     return mtype, (
                         f"runtime worker sent {len(data)} bytes that are not the end of the "
@@ -842,6 +851,10 @@ class WorkerRuntime(Runtime):
                 cap = f", memory cap {describe_memory(self.max_memory)}" \
                     if self.max_memory else ""
                 return mtype, f"runtime worker died {during} ({_exit(code)}{cap})"
+
+
+def _doing(mtype: int) -> str:
+    return "the end of the session" if mtype == _SESSION_ENDING else message_type_name(mtype)
 
 
 def _in_flight(word: memoryview) -> tuple[int, float]:

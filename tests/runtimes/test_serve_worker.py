@@ -412,3 +412,25 @@ def test_worker_serves_the_connection_and_the_server_only_supervises(tmp_path):
         assert proc.poll() is None
     finally:
         stop_server(proc)
+
+
+def test_a_client_connecting_while_the_last_session_ends_is_served(tmp_path):
+    """A client that connects right after the previous one left is served, not turned away
+    as busy, however long the worker takes to end the previous session (here 0.5 s to unload
+    its model, longer than the server's 0.2 s busy check)."""
+    spec = {
+        "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
+        "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
+    }
+    runtime = "tests.runtimes.slow_unload_runtime.SlowUnloadRuntime"
+    proc, host, port, log = start_server(tmp_path, "--runtime", runtime, "--port", "0")
+    try:
+        for _ in range(3):
+            protocol = client(host, port)  # connects while the last session still ends
+            assert protocol.upload_io_specification_dict(spec)
+            assert protocol.upload_model_bytes(b"-")
+            assert protocol.upload_input(bytes(4)) and protocol.request_processing()
+            protocol.disconnect()
+        assert len(_worker_pids(log)) == 1
+    finally:
+        stop_server(proc)
