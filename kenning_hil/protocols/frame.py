@@ -120,9 +120,11 @@ def xor_bytes(data: bytes | bytearray | memoryview) -> int:
     if size <= _FOLD_XOR:
         # the bytes as one integer; each shift XORs its upper half onto its lower one, so
         # after the eight shifts (1024 bits down to 8) byte 0 holds the XOR of bytes 0-255
+        # (up to 64 bytes the first two shift nothing in)
         folded = int.from_bytes(data, "little")
-        folded ^= folded >> 1024
-        folded ^= folded >> 512
+        if size > 64:
+            folded ^= folded >> 1024
+            folded ^= folded >> 512
         folded ^= folded >> 256
         folded ^= folded >> 128
         folded ^= folded >> 64
@@ -189,13 +191,21 @@ def encode_frame(
     high = ((message_type >> 32) & 0x3F) | ((flow_control & 0x3) << 6)
     checksum = 0
     if compute_checksum:
-        # the header's bytes XORed from its fields (XOR is linear: fold once), no packing twice
+        # the header's bytes XORed from its fields (XOR is linear: fold once), no packing
+        # twice; a short payload is folded in with them as one integer (`xor_bytes`)
         folded = low ^ size ^ flags ^ high
+        if payload:
+            if size <= 64:
+                folded ^= int.from_bytes(payload, "little")
+                folded ^= folded >> 256
+                folded ^= folded >> 128
+                folded ^= folded >> 64
+                folded ^= folded >> 32
+            else:
+                folded ^= xor_bytes(payload)
         folded ^= folded >> 16
         folded ^= folded >> 8
         checksum = CHECKSUM_MAGIC ^ (folded & 0xFF)
-        if payload:
-            checksum ^= xor_bytes(payload)
     header = _HEADER.pack(low, high, checksum, flags, size)
     return header + payload if payload else header
 
@@ -421,10 +431,17 @@ def decode_whole_message(
         return None
     if verify and csum:
         folded = low ^ size ^ flags ^ high ^ csum
+        if payload:
+            if length <= HEADER_SIZE + 64:  # folded in as one integer, as in `encode_frame`
+                folded ^= int.from_bytes(payload, "little")
+                folded ^= folded >> 256
+                folded ^= folded >> 128
+                folded ^= folded >> 64
+                folded ^= folded >> 32
+            else:
+                folded ^= xor_bytes(payload)
         folded ^= folded >> 16
         folded ^= folded >> 8
-        if payload:
-            folded ^= xor_bytes(payload)
         if folded & 0xFF != CHECKSUM_MAGIC:
             return None
     return Frame(low, high >> 6, flags, payload, csum, size)
