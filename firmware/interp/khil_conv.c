@@ -45,7 +45,7 @@ static int conv_as_gemm(const khil_conv_params *p)
  * weight rows padded with zeros fit in PAD_WEIGHTS_MAX bytes of scratch (e.g. an RGB first
  * layer, K = 27 -> 28), so that the assembly's whole 4-value blocks cover it; the padding adds
  * zero products. Other K take the reference loops. */
-#define PAD_WEIGHTS_MAX 1024
+#define PAD_WEIGHTS_MAX 2048
 static int32_t conv_k_layout(const khil_conv_params *p)
 {
     const int32_t k = p->k_h * p->k_w * p->f_in_c;
