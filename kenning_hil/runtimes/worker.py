@@ -347,6 +347,7 @@ def _serve_connection(runtime: Runtime, protocol: Any, client: socket.socket, pe
     it go into the shared word (a store, no system call), for the server's timeout and for
     its FAIL answer should this process die or be killed."""
     protocol.serve_connection(client, peer)
+    _clear_before_answering(protocol, word)
     session = ServerSession()
     handlers = {
         mtype: _noting_the_cap(handler, cap)
@@ -371,6 +372,25 @@ def _serve_connection(runtime: Runtime, protocol: Any, client: socket.socket, pe
         runtime._stop_server_statistics()
         runtime.start_server_session()  # the model of the client that left is freed
         word[0] = 0
+
+
+def _clear_before_answering(protocol: Any, word: memoryview) -> None:
+    """The protocol's answers clear the shared word first: a worker that dies after answering
+    must not have the server answer the same request again (a stray FAIL would be read as
+    the answer to the client's next request). One that dies while answering ends the session
+    instead of failing that request."""
+    cls = type(protocol)
+    success, failure = cls.request_success, cls.request_failure
+
+    def request_success(data: bytes | None = b"") -> bool:
+        word[0] = 0
+        return success(protocol, data)
+
+    def request_failure(reason: str = "") -> bool:
+        word[0] = 0
+        return failure(protocol, reason)
+
+    protocol.request_success, protocol.request_failure = request_success, request_failure
 
 
 def _noting_the_cap(handler: Any, cap: str) -> Any:

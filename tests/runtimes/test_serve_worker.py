@@ -434,3 +434,41 @@ def test_a_client_connecting_while_the_last_session_ends_is_served(tmp_path):
         assert len(_worker_pids(log)) == 1
     finally:
         stop_server(proc)
+
+
+def test_worker_dying_after_an_answer_ends_the_session_without_a_stray_answer(tmp_path):
+    """A worker killed right after answering (no request in flight) ends that session: the
+    client's next request finds the connection closed (never a second answer to the request
+    already answered, which it would take for the next one's); the next session runs on a
+    fresh worker, and SIGTERM during a session stops server and worker."""
+    from kenning_hil.core.protocol import ConnectionLostError
+
+    spec = {
+        "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
+        "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
+    }
+    runtime = "tests.runtimes.compromised_runtime.CompromisedRuntime"  # echo, in a worker
+    proc, host, port, log = start_server(tmp_path, "--runtime", runtime, "--port", "0")
+    try:
+        (worker,) = _worker_pids(log)
+        protocol = client(host, port)
+        assert protocol.upload_io_specification_dict(spec)
+        assert protocol.upload_model_bytes(b"-")
+        os.kill(worker, signal.SIGKILL)  # at once: the worker may not have gone back to reading
+        with pytest.raises(ConnectionLostError, match="DATA request"):
+            protocol.upload_input(bytes(4))
+        protocol.disconnect()
+        assert "runtime worker died between requests (killed by SIGKILL" in log.read_text()
+        protocol = client(host, port)
+        assert protocol.upload_io_specification_dict(spec)
+        assert protocol.upload_model_bytes(b"-")
+        assert protocol.upload_input(bytes(4)) and protocol.request_processing()
+        pids = _worker_pids(log)
+        assert len(pids) == 2
+        proc.terminate()  # mid-session
+        assert proc.wait(30) == 0
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or \
+                Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    finally:
+        stop_server(proc)
