@@ -102,8 +102,8 @@ class BytesProtocol(RuntimeProtocol):
             "default": 3,
         },
         "checksum": {
-            "description": "What to do with received checksums: verify (0x00 = not computed "
-            "is accepted) or ignore (targets that leave the byte uninitialised)",
+            "description": "What to do with received checksums: verify (over TCP 0x00 = not "
+            "computed is accepted) or ignore (targets that leave the byte uninitialised)",
             "type": str,
             "enum": ["verify", "ignore"],
             "default": "verify",
@@ -138,6 +138,8 @@ class BytesProtocol(RuntimeProtocol):
 
     #: transport's frame size limit (header included)
     default_max_frame_size = TCP_MAX_FRAME_SIZE
+    #: a received 0x00 checksum means "not computed" (Kenning's TCP host and server send it)
+    trust_zero_checksum = True
     #: how the io spec travels: JSON (TCP) or the packed struct (UART)
     serialized_io_spec = False
     #: default for `host_quantization`
@@ -220,6 +222,7 @@ class BytesProtocol(RuntimeProtocol):
             max_message_size=self.max_message_size,
             stall_timeout=self.frame_timeout,
             header=self.header,
+            trust_zero_checksum=self.trust_zero_checksum,
         )
 
     # -- client: session -------------------------------------------------------------------
@@ -1028,6 +1031,9 @@ class UARTProtocol(BytesProtocol):
     serialized_io_spec = True
     default_host_quantization = True
     ping_sessions = True
+    # every UART host computes the checksum, and stray zeros before a frame make false
+    # headers whose checksum byte is 0x00 (`FrameDecoder`)
+    trust_zero_checksum = False
     # A serial line has no frame boundaries: what is left of the damaged frame in the
     # target's decoder could swallow the start of the resent request (mostly-zero headers
     # and an XOR checksum make shifted headers look valid). One maximum frame of 0xFF bytes,

@@ -86,12 +86,16 @@ class MessageChannel:
         stall_timeout: float = 1.0,
         compute_checksum: bool = True,
         header: HeaderLayout | str = HeaderLayout.V3,
+        trust_zero_checksum: bool = True,
     ):
         self.transport = transport
         self.max_frame_size = transport.max_frame_size
         self.header = HeaderLayout(header)
         self.header_size = self.header.size
-        self.decoder = FrameDecoder(transport.max_frame_size, checksum, self.header)
+        # 0x00 = "checksum not computed" (TCP); over a serial line it is a false header
+        self._trust_zero = trust_zero_checksum
+        self.decoder = FrameDecoder(transport.max_frame_size, checksum, self.header,
+                                    trust_zero_checksum)
         self.assembler = MessageAssembler(max_message_size)
         self.stall_timeout = stall_timeout
         self.compute_checksum = compute_checksum
@@ -140,7 +144,7 @@ class MessageChannel:
                 return message
         if self._whole_frames:
             message = decode_whole_message(data, self._verify, self.max_frame_size,
-                                           self.assembler.max_message_size)
+                                           self.assembler.max_message_size, self._trust_zero)
             if message is not None:
                 return message
         self.decoder.feed(data)

@@ -4,7 +4,8 @@ that resynchronises after garbage.
 Layout v3 (PROTOCOL.md, Kenning since April 2026; all little-endian)::
 
     bytes 0..4   40-bit message id: low 38 bits message type, top 2 bits flow control
-    byte  5      checksum: 0x4B XOR every other byte of the frame (0x00: "not computed")
+    byte  5      checksum: 0x4B XOR every other byte of the frame (0x00: "not computed",
+                 trusted over TCP only)
     bytes 6..7   flags (u16, see `Flag`)
     bytes 8..11  payload size (u32); the payload follows only when HAS_PAYLOAD is set
                  (without it the field is a count, e.g. on ACKNOWLEDGE / REQUEST_RETRANSMIT)
@@ -99,6 +100,8 @@ class ChecksumPolicy(str, Enum):
     """What a receiver does with the checksum byte (a per-target setting, never both)."""
 
     VERIFY = "verify"  # mismatch = corrupt frame; 0x00 means "not computed" and is accepted
+    # where the transport trusts it (TCP: Kenning's TCP host and server send 0x00; not over
+    # a serial line, where every host computes it: `FrameDecoder(trust_zero_checksum=)`)
     IGNORE = "ignore"  # for targets that leave the byte uninitialised (Kenning's Zephyr runtime)
 
 
@@ -407,11 +410,13 @@ def decode_frame(
 
 
 def decode_whole_message(
-    data: bytes, verify: bool, max_frame_size: int, max_message_size: int
+    data: bytes, verify: bool, max_frame_size: int, max_message_size: int,
+    trust_zero_checksum: bool = True,
 ) -> Frame | None:
     """The fast path's decoder (`protocols/fast_path`): `data`, one read from a quiet v3
     connection, as the one frame it holds when that frame is a whole message (FIRST and
-    LAST) within the limits and, when `verify`, with a checksum that verifies or is 0x00.
+    LAST) within the limits and, when `verify`, with a checksum that verifies or is 0x00
+    (when `trust_zero_checksum`).
     Gives exactly what `FrameDecoder` and `MessageAssembler` would give for the same bytes;
     None for anything else (a partial frame, several frames, a chunk, garbage, a bad
     checksum), which the caller hands to them instead."""
@@ -419,17 +424,18 @@ def decode_whole_message(
     if length < HEADER_SIZE or length > max_frame_size:
         return None
     low, high, csum, flags, size = _unpack_header(data, 0)
-    if flags & _FIRST_LAST != _FIRST_LAST or high & 0x3F or low > MAX_PLAUSIBLE_TYPE:
+    if (flags & _FIRST_LAST != _FIRST_LAST or high & 0x3F or low > MAX_PLAUSIBLE_TYPE
+            or flags & _RESERVED_FLAGS):
         return None
     if flags & _HAS_PAYLOAD:
         if length != HEADER_SIZE + size or size > max_message_size:
             return None
         payload = data[HEADER_SIZE:]
-    elif length == HEADER_SIZE:
+    elif length == HEADER_SIZE and (not size or high & 0xC0):  # a sized REQUEST: not a header
         payload = b""
     else:
         return None
-    if verify and csum:
+    if verify and (csum or not trust_zero_checksum):
         folded = low ^ size ^ flags ^ high ^ csum
         if payload:
             if length <= HEADER_SIZE + 64:  # folded in as one integer, as in `encode_frame`
@@ -456,6 +462,15 @@ class FrameDecoder:
     - after an implausible or oversized header or a checksum mismatch the decoder drops one
       byte and scans on until a header (and, when verifying, its checksum, zero included)
       parses: it resynchronises instead of hanging or trusting a corrupt length;
+    - a header no sender writes is skipped like that, silently (as the firmware's decoder
+      does): reserved flag bits 8-11 set, a payload-less REQUEST with a size, and, where a
+      0x00 checksum is not trusted, 12 zero bytes. The XOR checksum cannot tell a frame
+      shifted by stray zero bytes (the tail of a burst, a byte of a cut frame): 1 zero
+      before a connect PING read as a disconnect PING (its checksum byte lands in the
+      flags), 2-6 as PINGs with a size, 7-11 as an all-zero PING;
+    - `trust_zero_checksum` (TCP, where Kenning's host and server send 0x00): a 0x00
+      checksum means "not computed" outside resynchronisation. Over a serial line every host
+      computes it, and the zeros of a shifted message id are the commonest false header;
     - one `FrameError` is reported per resynchronisation episode (not one per dropped byte),
       so a burst of line noise produces a single answer;
     - a partial frame that stops arriving is dropped by `resync_stalled` (the caller decides
@@ -467,10 +482,12 @@ class FrameDecoder:
         max_frame_size: int = TCP_MAX_FRAME_SIZE,
         checksum: ChecksumPolicy | str = ChecksumPolicy.VERIFY,
         header: HeaderLayout | str = HeaderLayout.V3,
+        trust_zero_checksum: bool = True,
     ):
         self.header = HeaderLayout(header)
         self.header_size = self.header.size
         self._v2 = self.header is HeaderLayout.V2
+        self.trust_zero_checksum = trust_zero_checksum
         if max_frame_size < self.header_size:
             raise ValueError(f"max_frame_size must be at least {self.header_size}")
         self.max_frame_size = max_frame_size
@@ -542,6 +559,15 @@ class FrameDecoder:
                 if error is not None:
                     return error
                 continue
+            if flags & _RESERVED_FLAGS or not flags & _HAS_PAYLOAD and (
+                (size and flow == _REQUEST)
+                or not (self.trust_zero_checksum or csum or mtype or flags or size or flow)
+            ):
+                # a header no sender writes (the class docstring): stray zeros shifted a
+                # frame; no error, as for the idle line they are
+                self._pos += 1
+                self.dropped_bytes += 1
+                continue
             length = size_h + (size if flags & _HAS_PAYLOAD else 0)
             if length > self.max_frame_size:
                 error = self._skip_byte(
@@ -567,7 +593,7 @@ class FrameDecoder:
                 payload = b""
             # while resynchronising a zero checksum proves nothing (the zeros of a message id
             # shifted by a byte look like one), so it must verify like any other value
-            if self._verify and (csum != 0 or self._resyncing):
+            if self._verify and (csum != 0 or self._resyncing or not self.trust_zero_checksum):
                 # the header's bytes XORed from its fields (XOR is linear: fold once)
                 folded = low ^ size ^ flags ^ high ^ csum
                 folded ^= folded >> 16
@@ -643,6 +669,12 @@ class FrameDecoder:
         rescan the rest (a complete frame may sit behind a truncated one). Returns the error
         to report, or None when nothing was pending or the episode was already reported."""
         if self.pending == 0:
+            return None
+        if self.pending < self.header_size and not any(memoryview(self._buf)[self._pos :]):
+            # a partial header of zeros says nothing: stray zeros, dropped as the line noise
+            # they are, without an error to answer
+            self.dropped_bytes += self.pending
+            self._pos = len(self._buf)
             return None
         mtype = flow = 0
         if self.pending >= self.header_size:

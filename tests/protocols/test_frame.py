@@ -164,7 +164,8 @@ def test_truncated_frame_then_stall_recovers_frame_behind_it():
 frame_args = st.tuples(
     st.integers(0, 255),
     st.integers(0, 3),
-    st.integers(0, 0xFFFF),
+    # reserved flag bits 8-11: no sender sets them, the decoder skips such a header
+    st.integers(0, 0xFFFF).map(lambda flags: flags & ~0x0F00),
     st.binary(max_size=200),
 )
 
@@ -200,3 +201,81 @@ def test_garbage_never_breaks_the_decoder(garbage, policy):
     good = encode_frame(MessageType.PING, FlowControl.REQUEST, CONNECT_FLAGS)
     decoder.feed(good)
     assert decoder.next() == decode_frame(good)
+
+
+# --- stray zero bytes on a serial line (#16) -------------------------------------------------
+# The XOR checksum matches a frame shifted by zeros: 1 stray 0x00 before a connect PING read as
+# a disconnect PING (flags 0x357E: its checksum byte lands in the flags), 2-6 as PINGs with a
+# size, 7-11 as an all-zero PING with a 0x00 ("not computed") checksum. A serial line does not
+# trust 0x00 (every UART host computes the checksum) and no sender writes reserved flag bits or
+# a size on a payload-less REQUEST: such headers are skipped, silently, like the zeros.
+
+OUR_CONNECT = Flag.SUCCESS | Flag.IS_HOST_MESSAGE | Flag.FIRST | Flag.LAST  # 0x35
+KENNING_CONNECT = CONNECT_FLAGS  # Kenning's UART host sets no IS_HOST_MESSAGE: 0x31
+
+
+def serial_decoder() -> FrameDecoder:
+    return FrameDecoder(UART_MAX_FRAME_SIZE, trust_zero_checksum=False)
+
+
+def decode_all(decoder: FrameDecoder, *chunks: bytes, quiet_between: bool = False) -> list:
+    events = []
+    for chunk in chunks:
+        decoder.feed(chunk)
+        events += iter(decoder.next, None)
+        if quiet_between:
+            events += decoder.resync_stalled()
+    return events
+
+
+@pytest.mark.parametrize("flags", [OUR_CONNECT, KENNING_CONNECT])
+@pytest.mark.parametrize("quiet_between", [False, True])
+def test_stray_zeros_before_a_connect_ping_decode_as_that_ping(flags, quiet_between):
+    ping = encode_frame(MessageType.PING, FlowControl.REQUEST, flags)
+    for stray in range(1, 12):
+        decoder = serial_decoder()
+        # in one read, or the zeros first and the line quiet before the PING
+        events = decode_all(decoder, bytes(stray), ping, quiet_between=quiet_between)
+        assert events == [decode_frame(ping)], f"{stray} stray zeros: {events}"
+        assert decoder.pending == 0 and decoder.errors == 0 and decoder.dropped_bytes == stray
+
+
+def test_zero_checksum_is_verified_on_a_serial_line_and_trusted_over_tcp():
+    unchecked = encode_frame(MessageType.DATA, 0, CONNECT_FLAGS, b"abc", compute_checksum=False)
+    (error,) = decode_all(serial_decoder(), unchecked)
+    assert isinstance(error, FrameError) and error.kind == "checksum"
+    tcp = FrameDecoder()  # Kenning's TCP host and server send 0x00
+    assert decode_all(tcp, unchecked) == [decode_frame(unchecked)]
+    # a checksum that computes to 0x00 is still a good one
+    (wire,) = [w for byte in range(256) if (w := encode_frame(
+        MessageType.DATA, FlowControl.REQUEST, CONNECT_FLAGS, bytes([byte])))[5] == 0]
+    assert decode_all(serial_decoder(), wire) == [decode_frame(wire)]
+
+
+@pytest.mark.parametrize("trust_zero", [True, False])
+def test_headers_no_sender_writes_are_skipped_silently(trust_zero):
+    good = encode_frame(MessageType.STATS, FlowControl.REQUEST, CONNECT_FLAGS)
+    reserved = encode_frame(MessageType.OUTPUT, FlowControl.REQUEST, CONNECT_FLAGS | 0x0400)
+    sized_request = encode_frame(MessageType.PROCESS, FlowControl.REQUEST, CONNECT_FLAGS,
+                                 count=1)
+    for bad in (reserved, sized_request):
+        decoder = FrameDecoder(UART_MAX_FRAME_SIZE, trust_zero_checksum=trust_zero)
+        decoder.feed(bad)
+        assert decoder.next() is None  # not taken for a frame, and no error for it...
+        assert decoder.pending == len(bad) - 1
+        # ...its other bytes are then scanned as any garbage would be
+        assert decode_all(decoder, good)[-1] == decode_frame(good)
+    # a count on a payload-less ACKNOWLEDGE / REQUEST_RETRANSMIT is what the field is for
+    for flow in (FlowControl.ACKNOWLEDGE, FlowControl.REQUEST_RETRANSMIT):
+        wire = encode_frame(MessageType.MODEL, flow, 0, count=0xFFFFFFFF)
+        decoder = FrameDecoder(UART_MAX_FRAME_SIZE, trust_zero_checksum=trust_zero)
+        assert decode_all(decoder, wire) == [decode_frame(wire)]
+
+
+def test_a_partial_header_of_zeros_on_a_quiet_line_is_no_error_and_other_bytes_are():
+    decoder = serial_decoder()
+    decoder.feed(bytes(5))
+    assert decoder.next() is None and decoder.resync_stalled() == []
+    decoder.feed(bytes([0, 0, 7, 0, 0]))
+    (stalled,) = decoder.resync_stalled()
+    assert stalled.kind == "stalled"
