@@ -413,7 +413,7 @@ def decode_whole_message(
     data: bytes, verify: bool, max_frame_size: int, max_message_size: int,
     trust_zero_checksum: bool = True,
 ) -> Frame | None:
-    """The fast path's decoder (`protocols/fast_path`): `data`, one read from a quiet v3
+    """The fast path's decoder (`MessageChannel.take`): `data`, one read from a quiet v3
     connection, as the one frame it holds when that frame is a whole message (FIRST and
     LAST) within the limits and, when `verify`, with a checksum that verifies or is 0x00
     (when `trust_zero_checksum`).
