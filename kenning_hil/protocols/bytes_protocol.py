@@ -23,6 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kenning_hil.core.errors import ConfigurationError, os_reason
@@ -79,6 +80,22 @@ _CHUNK_FLAGS = int(Flag.FIRST | Flag.LAST)
 _DATA_READY = ServerStatus.DATA_READY
 _NOTHING = ServerStatus.NOTHING
 _DATA_INVALID = ServerStatus.DATA_INVALID
+
+#: Seconds a serial server waits, with the line quiet and no new request, for a request it
+#: asked for again (REQUEST_RETRANSMIT) before answering it FAIL with the reason: Kenning's
+#: UART host ignores REQUEST_RETRANSMIT and waits for the answer without a timeout. The
+#: firmware's rule (KHIL_SESSION_RESEND_WAIT quiet RX gaps of 1 s: 5 s); our host resends at
+#: once, which ends the wait.
+RESEND_WAIT_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class _ResendWait:
+    """A request asked for again (server side): its type, why, and when to give up on it."""
+
+    message_type: int
+    reason: str
+    deadline: float
 
 
 class BytesProtocol(RuntimeProtocol):
@@ -148,6 +165,11 @@ class BytesProtocol(RuntimeProtocol):
     ping_sessions = False
     #: bytes sent before a request the target asked for again; see UARTProtocol
     resend_preamble = b""
+    #: server: seconds of quiet line after which a request asked for again and not resent
+    #: is answered FAIL (`RESEND_WAIT_SECONDS`, UART); None: never (TCP hosts send 0x00
+    #: checksums or resend)
+    resend_wait: float | None = None
+    _resend_wait: _ResendWait | None = None  # the request asked for again, if any
 
     def __init__(
         self,
@@ -652,6 +674,8 @@ class BytesProtocol(RuntimeProtocol):
                 event = channel.receive(timeout)
             if event is None:
                 return _NOTHING, None
+            if self._resend_wait is not None:
+                self._resend_input(event)
             if type(event) is Corruption:
                 self._answer_corruption(event)
                 return _DATA_INVALID, None
@@ -837,6 +861,11 @@ class BytesProtocol(RuntimeProtocol):
                 )
             except TransportClosedError:
                 self._drop_client()
+                return
+            if self.resend_wait is not None:
+                self._resend_wait = _ResendWait(corruption.message_type,
+                                                f"corrupt input: {corruption}",
+                                                time.monotonic() + self.resend_wait)
             return
         dropped = " (connection dropped)" if self.drop_on_corruption else ""
         if corruption.kind == "garbage" or corruption.message_type > MAX_PLAUSIBLE_TYPE:
@@ -848,6 +877,32 @@ class BytesProtocol(RuntimeProtocol):
             )
         if self.drop_on_corruption:
             self._drop_client()
+
+    def _resend_input(self, event: Message | Corruption) -> None:
+        """Input while a request asked for again is awaited: a request (its resend, or the
+        host moved on) ends the wait; anything else starts it again (the line is not
+        quiet)."""
+        if type(event) is not Corruption and event.flow_control == _REQUEST:
+            self._resend_wait = None
+        else:
+            self._resend_wait.deadline = time.monotonic() + self.resend_wait
+
+    def _await_resend(self, timeout: float | None) -> float | None | bool:
+        """Server, while a request asked for again is awaited: once the line has been quiet
+        for `resend_wait` seconds without a new request, answers it FAIL with the reason and
+        returns True; else returns the part of `timeout` to wait, so that the FAIL is not
+        late."""
+        wait = self._resend_wait
+        left = wait.deadline - time.monotonic()
+        if left > 0:
+            return left if timeout is None or timeout > left else timeout
+        if not self.channel.quiet:
+            return timeout  # a partial frame: its stall timeout decides first
+        self._resend_wait = None
+        log.info("no retransmission of %s from %s in %.0f s: failing it", message_type_name(
+            wait.message_type), self.target_name, self.resend_wait)
+        self._deny(wait.message_type, f"{wait.reason}; no retransmission came")
+        return True
 
     #: drop the connection after corrupt input (TCP: the stream can no longer be trusted)
     drop_on_corruption = False
@@ -1034,6 +1089,7 @@ class UARTProtocol(BytesProtocol):
     # every UART host computes the checksum, and stray zeros before a frame make false
     # headers whose checksum byte is 0x00 (`FrameDecoder`)
     trust_zero_checksum = False
+    resend_wait = RESEND_WAIT_SECONDS
     # A serial line has no frame boundaries: what is left of the damaged frame in the
     # target's decoder could swallow the start of the resent request (mostly-zero headers
     # and an XOR checksum make shifted headers look valid). One maximum frame of 0xFF bytes,
@@ -1089,4 +1145,8 @@ class UARTProtocol(BytesProtocol):
         if self.channel is None:
             # the device went away: a serial server has no listener to fall back to
             raise ConnectionLostError("serial port closed or gone", self.port)
+        if self._resend_wait is not None:
+            timeout = self._await_resend(timeout)
+            if timeout is True:
+                return ServerStatus.DATA_INVALID, None
         return super().receive_message(timeout)

@@ -294,3 +294,190 @@ def test_hostile_bursts_down_a_serial_line_leave_the_server_serving(tmp_path, pt
     assert report.crashes == 0 and report.hangs == 0 and report.malformed_answers == 0
     assert report.good_passed == 2 and report.good_failed == 0
     assert "Traceback" not in server_log(tmp_path)
+
+
+# --- serial line: stray zero bytes and unanswered REQUEST_RETRANSMIT (#16) ----------------------
+
+
+class SerialHost:
+    """A bare host on the client end of a pty pair, writing frames by hand as Kenning's UART
+    host does (checksums computed, no IS_HOST_MESSAGE) and resending nothing unless told."""
+
+    def __init__(self, port: str):
+        from kenning_hil.protocols.frame import UART_MAX_FRAME_SIZE, FrameDecoder
+        from kenning_hil.protocols.uart import SerialTransport
+
+        self.transport = SerialTransport(port)
+        self.decoder = FrameDecoder(UART_MAX_FRAME_SIZE, trust_zero_checksum=False)
+
+    def send(self, data: bytes) -> None:
+        self.transport.send(data)
+
+    def send_request(self, message_type: int, payload: bytes = b"", flags: int = 0) -> None:
+        for frame in request_frames(message_type, payload, flags, max_frame_size=136):
+            self.send(frame)
+
+    def read_until(self, done, timeout: float = 20.0) -> list:
+        """Frames received until one satisfies `done` (that one included)."""
+        import time
+
+        frames, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.decoder.feed(self.transport.receive(0.2))
+            while (frame := self.decoder.next()) is not None:
+                frames.append(frame)
+                if done(frame):
+                    return frames
+        pytest.fail(f"no awaited frame in {timeout} s; got {frames}")
+
+    def answer_to(self, message_type: int) -> list:
+        """Frames up to the TRANSMISSION answering `message_type` (LOGS included)."""
+        from kenning_hil.core.protocol import FlowControl
+
+        return self.read_until(lambda f: f.message_type == message_type and (
+            f.flow_control == FlowControl.TRANSMISSION))
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def kinds(frames: list) -> list[tuple[str, str, bool]]:
+    """(type, flow control, SUCCESS) of each frame: what a test compares."""
+    from kenning_hil.core.protocol import FlowControl
+
+    return [(MessageType(f.message_type).name, FlowControl(f.flow_control).name,
+             bool(f.flags & Flag.SUCCESS)) for f in frames]
+
+
+KENNING_CONNECT = int(Flag.SUCCESS)  # Kenning's UART host sets no IS_HOST_MESSAGE
+PING_OK = ("PING", "TRANSMISSION", True)
+
+
+def test_serial_stray_zeros_before_a_connect_ping_still_connect(tmp_path, pty_pair):
+    """1-11 stray zero bytes (the tail of a burst, a byte of a cut frame) before a connect
+    PING, in the same write or before a quiet line: the PING connects and nothing else is
+    answered. The XOR checksum matches a frame shifted by zeros, so 1 zero made a disconnect
+    PING (answered PING SUCCESS, then the IO_SPEC refused as outside a session)."""
+    import time
+
+    server_end, client_end = pty_pair
+    with serve_process(tmp_path, "--serial", server_end, "--frame-timeout", "0.1") as (proc, _):
+        host = SerialHost(client_end)
+        try:
+            for stray in range(1, 12):
+                for quiet in (False, True):
+                    case = f"{stray} stray zeros{' then a quiet line' if quiet else ''}"
+                    host.send(bytes(stray))
+                    if quiet:  # (a loaded machine may read them with the PING: also fine)
+                        time.sleep(0.3)
+                    host.send_request(MessageType.PING, flags=KENNING_CONNECT)
+                    assert kinds(host.answer_to(MessageType.PING)) == [PING_OK], case
+                    host.send_request(MessageType.IO_SPEC, json.dumps(ECHO_SPEC).encode())
+                    answer = host.answer_to(MessageType.IO_SPEC)
+                    assert kinds(answer) == [("IO_SPEC", "TRANSMISSION", True)], (case, answer)
+                    host.send_request(MessageType.PING, flags=int(Flag.FAIL))  # disconnect
+                    assert kinds(host.answer_to(MessageType.PING)) == [PING_OK], case
+        finally:
+            host.close()
+        assert proc.poll() is None
+    assert "Traceback" not in server_log(tmp_path)
+
+
+def corrupt_model_request(payload: bytes) -> bytes:
+    (frame,) = request_frames(MessageType.MODEL, payload, 0, max_frame_size=136)
+    damaged = bytearray(frame)
+    damaged[20] ^= 0x40  # a bit flipped on the line
+    return bytes(damaged)
+
+
+def connected_host(client_end: str) -> SerialHost:
+    host = SerialHost(client_end)
+    host.send_request(MessageType.PING, flags=KENNING_CONNECT)
+    assert kinds(host.answer_to(MessageType.PING)) == [PING_OK]
+    host.send_request(MessageType.IO_SPEC, json.dumps(ECHO_SPEC).encode())
+    assert kinds(host.answer_to(MessageType.IO_SPEC)) == [("IO_SPEC", "TRANSMISSION", True)]
+    return host
+
+
+def asked_again(frame) -> bool:
+    from kenning_hil.core.protocol import FlowControl
+
+    return frame.flow_control == FlowControl.REQUEST_RETRANSMIT
+
+
+def test_serial_server_fails_a_request_its_host_never_resends(tmp_path, pty_pair):
+    """Kenning's UART host logs REQUEST_RETRANSMIT as unexpected, never resends and waits
+    for the answer without a timeout: `serve --serial` answers the request FAIL, with the
+    reason, once the line has been quiet for RESEND_WAIT_SECONDS without a new request (the
+    firmware's rule); bytes on the line start the wait again."""
+    import time
+
+    from kenning_hil.protocols.bytes_protocol import RESEND_WAIT_SECONDS
+
+    server_end, client_end = pty_pair
+    with serve_process(tmp_path, "--serial", server_end) as (proc, _):
+        host = connected_host(client_end)
+        try:
+            host.send(corrupt_model_request(b"model bytes " * 3))
+            asked = host.read_until(asked_again)
+            assert kinds(asked) == [("LOGS", "TRANSMISSION", False),
+                                    ("MODEL", "REQUEST_RETRANSMIT", False)]
+            time.sleep(RESEND_WAIT_SECONDS / 2)
+            # a host's log line: not a request, but the line is not quiet
+            host.send(encode_logs(b"host still here"))
+            noise_at = time.monotonic()
+            failed = host.answer_to(MessageType.MODEL)
+            waited = time.monotonic() - noise_at
+            assert kinds(failed) == [("LOGS", "TRANSMISSION", False),
+                                     ("MODEL", "TRANSMISSION", False)]
+            assert failed[-1].flags & Flag.FAIL
+            reason = failed[0].payload.decode()
+            assert reason.startswith("MODEL refused: corrupt input: checksum mismatch in MODEL")
+            assert reason.endswith("; no retransmission came")
+            # counted from the last bytes on the line (a lower bound: load only delays it)
+            assert waited >= RESEND_WAIT_SECONDS - 0.5, waited
+            # the session goes on: a new request is served, the FAIL is not repeated
+            host.send_request(MessageType.MODEL, b"model bytes " * 3)
+            assert kinds(host.answer_to(MessageType.MODEL)) == [("MODEL", "TRANSMISSION", True)]
+        finally:
+            host.close()
+        assert proc.poll() is None
+    assert "no retransmission of MODEL" in server_log(tmp_path)
+
+
+def encode_logs(text: bytes) -> bytes:
+    from kenning_hil.core.protocol import FlowControl
+    from kenning_hil.protocols.frame import encode_frame
+
+    return encode_frame(MessageType.LOGS, FlowControl.TRANSMISSION,
+                        int(Flag.FIRST | Flag.LAST), text)
+
+
+def test_serial_server_serves_a_request_resent_after_retransmit_without_a_fail(
+        tmp_path, pty_pair):
+    """A host that resends (ours, after a 0xFF preamble) gets the answer and never the FAIL:
+    the resend ends the wait."""
+    import time
+
+    from kenning_hil.protocols.bytes_protocol import RESEND_WAIT_SECONDS, UARTProtocol
+
+    server_end, client_end = pty_pair
+    with serve_process(tmp_path, "--serial", server_end) as (proc, _):
+        host = connected_host(client_end)
+        try:
+            host.send(corrupt_model_request(b"model bytes " * 3))
+            assert kinds(host.read_until(asked_again))[-1] == (
+                "MODEL", "REQUEST_RETRANSMIT", False)
+            host.send(UARTProtocol.resend_preamble)
+            host.send_request(MessageType.MODEL, b"model bytes " * 3)
+            answered = host.answer_to(MessageType.MODEL)
+            assert kinds(answered)[-1] == ("MODEL", "TRANSMISSION", True), answered
+            # longer than the wait: no FAIL comes for the request asked for again
+            time.sleep(RESEND_WAIT_SECONDS + 1.0)
+            host.send_request(MessageType.DATA, ECHO_INPUT)
+            answer = host.answer_to(MessageType.DATA)
+            assert kinds(answer) == [("DATA", "TRANSMISSION", True)], answer
+        finally:
+            host.close()
+        assert proc.poll() is None
+    assert "no retransmission" not in server_log(tmp_path)
