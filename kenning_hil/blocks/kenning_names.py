@@ -230,7 +230,7 @@ PARAMETER_ALIASES: dict[str, dict[str, Alias]] = {
     },
     "kenning_hil.protocols.bytes_protocol.BytesProtocol": {
         "timeout": Alias(_timeout, "timeout", same_name=True),
-        # checksums are always verified (0x00, not computed, is accepted) and retried
+        # checksums are always verified (0x00, not computed, is accepted over TCP) and retried
         "error_recovery": ignored(),
     },
     "kenning_hil.protocols.bytes_protocol.NetworkProtocol": {
