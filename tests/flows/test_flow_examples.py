@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from kenning_hil.targets.process import start_logged, stop, wait_for_line
+from tests.ctrl_c import interruptible
 from tests.flows.conftest import (
     DIGITS_TEST_SAMPLES,
     REPO,
@@ -123,8 +124,9 @@ def test_sigint_stops_cleanly(tmp_path):
     lines_path = tmp_path / "digits-host.jsonl"
     command = [console_script(), "flow", "run", str(path), "--target", "host-onnxruntime",
                "--hil-report", str(tmp_path / "report")]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    # with SIGINT's default disposition even when this test run inherited it ignored
+    proc = subprocess.Popen(interruptible(command), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:

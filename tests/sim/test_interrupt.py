@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ctrl_c import interruptible
+
 from .conftest import require_simulation
 from .test_qemu_target import TARGET_DIR, fc_model
 
@@ -63,13 +65,16 @@ def small_model(tmp_path_factory) -> Path:
 
 
 def run_interrupted(project: Path, locks: Path, *args: str) -> tuple[int, str]:
-    """pytest in its own process group (so the SIGINT reaches it and its workers only)."""
+    """pytest in its own process group (so the SIGINT reaches it and its workers only), with
+    SIGINT's default disposition as in a terminal (`tests/ctrl_c.py`)."""
     (project / "pytest.ini").write_text(
         f"[pytest]\nhil_lock_dir = {locks}\nhil_report = results\n"
         f"hil_compile_cache = compile-cache\nhil_timeout = 60\nhil_target_dir = {TARGET_DIR}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # with SIGINT's default disposition even when this test run inherited it ignored
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--target=qemu-m4", *args],
+        interruptible([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                       "--target=qemu-m4", *args]),
         cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True, env=env)
     try:
