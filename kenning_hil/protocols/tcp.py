@@ -3,7 +3,11 @@
 Handshake (Kenning's): right after accepting, the server sends one 0x00 byte; the client
 waits for it before sending anything. The server serves one client at a time: a second
 connection while one is served is accepted and closed at once without the handshake byte,
-so its client fails fast with a clear "busy" error instead of waiting in a queue.
+so its client fails fast with a clear "busy" error instead of waiting in a queue. Only while
+the served client is still there, though: one that has closed (its end shut down) no longer
+keeps the next client out, even if the server has not yet read its end of the stream (a
+loaded machine may not run the server, or its runtime worker, for a while); that next client
+is kept and served once the session has ended.
 TCP_NODELAY is set on both ends: the protocol is small request/response exchanges.
 """
 
@@ -26,6 +30,8 @@ DEFAULT_PORT = 12345
 DEFAULT_HOST = "127.0.0.1"
 HANDSHAKE = b"\x00"
 _RECV_BLOCK = 1 << 16
+# the peer shut its end down (FIN: POLLRDHUP, Linux) or the connection broke (RST)
+_GONE = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ class TCPConnection(Transport):
         sock: socket.socket,
         peer: str,
         max_frame_size: int = TCP_MAX_FRAME_SIZE,
-        listener: socket.socket | None = None,
+        listener: TCPListener | None = None,
     ):
         self._sock = sock
         self._peer = peer
@@ -106,7 +112,7 @@ class TCPConnection(Transport):
         except BlockingIOError:  # the time ran out
             if self._listener is not None:
                 # between requests: turn away anyone who tried to connect meanwhile
-                _refuse_pending(self._listener)
+                self._listener.refuse_pending(self)
             return b""
         except OSError as exc:
             reason = f"receive failed: {os_reason(exc)}"
@@ -119,6 +125,16 @@ class TCPConnection(Transport):
         """The socket's descriptor (-1 once closed), e.g. to hand the connection to another
         process."""
         return self._sock.fileno()
+
+    def peer_gone(self) -> bool:
+        """Whether the other end has closed (or reset) the connection, whatever is still
+        unread on it; asks the kernel without reading, so whoever serves the connection (this
+        process or a runtime worker holding the same socket) reads it undisturbed."""
+        if self._closed:
+            return True
+        poller = select.poll()
+        poller.register(self._sock, _GONE)
+        return any(events & _GONE for _, events in poller.poll(0))
 
     def close(self) -> None:
         if self._closed:
@@ -190,6 +206,8 @@ class TCPListener:
             ) from exc
         self._sock.listen(4)
         self.host, self.port = self._sock.getsockname()[:2]
+        # a client that connected while the last one was leaving: served next (refuse_pending)
+        self._next: tuple[socket.socket, tuple] | None = None
 
     @property
     def address(self) -> str:
@@ -200,15 +218,18 @@ class TCPListener:
 
     def accept(self, timeout: float | None = None) -> TCPConnection | None:
         """Waits for a client, sends it the handshake byte; None on timeout."""
-        ready, _, _ = select.select([self._sock], [], [], timeout)
-        if not ready:
-            return None
-        try:
-            sock, address = self._sock.accept()
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.ECONNABORTED):
+        if self._next is not None:
+            (sock, address), self._next = self._next, None
+        else:
+            ready, _, _ = select.select([self._sock], [], [], timeout)
+            if not ready:
                 return None
-            raise
+            try:
+                sock, address = self._sock.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.ECONNABORTED):
+                    return None
+                raise
         if self.allow is not None and not self.allow.allows(address[0]):
             # outside --allow: closed before the handshake, nothing read from it
             log.warning(
@@ -219,7 +240,7 @@ class TCPListener:
             return None
         keep_alive(sock)
         connection = TCPConnection(
-            sock, f"tcp://{address[0]}:{address[1]}", self.max_frame_size, listener=self._sock
+            sock, f"tcp://{address[0]}:{address[1]}", self.max_frame_size, listener=self
         )
         try:
             connection.send(HANDSHAKE)
@@ -228,12 +249,29 @@ class TCPListener:
             return None
         return connection
 
-    def refuse_pending(self) -> None:
-        """Closes a connection attempt made while a client is served (the client is told it
-        is busy)."""
-        _refuse_pending(self._sock)
+    def refuse_pending(self, served: TCPConnection) -> None:
+        """Closes a connection attempt made while `served` is served (the client is told it
+        is busy), unless `served` has closed meanwhile: then the attempt is kept and
+        `accept` returns it next. Accepted before `served` is looked at, so a client that
+        connected after the served one left is never taken for one that came too early."""
+        self._sock.setblocking(False)
+        try:
+            sock, address = self._sock.accept()
+        except OSError:
+            return
+        finally:
+            self._sock.setblocking(True)
+        if self._next is None and served.peer_gone():
+            log.debug("kept %s:%s to serve next: %s has closed", address[0], address[1],
+                      served.name)
+            self._next = sock, address
+            return
+        sock.close()
 
     def close(self) -> None:
+        if self._next is not None:
+            self._next[0].close()
+            self._next = None
         self._sock.close()
 
 
@@ -257,15 +295,3 @@ def keep_alive(sock: socket.socket) -> None:
     ):
         if hasattr(socket, option):  # Linux; elsewhere the system's keepalive timing
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-
-
-def _refuse_pending(listener: socket.socket) -> None:
-    """Accepts and immediately closes a connection attempt made while a client is served."""
-    listener.setblocking(False)
-    try:
-        sock, _ = listener.accept()
-    except OSError:
-        return
-    finally:
-        listener.setblocking(True)
-    sock.close()

@@ -800,7 +800,7 @@ class WorkerRuntime(Runtime):
                 socket.send_fds(self._sock, [b"F"], [connection.fileno()])
             except OSError:
                 pass  # a dead worker: found below
-            failure = self._watch_session(listener)
+            failure = self._watch_session(listener, connection)
             if failure is None:
                 return
             mtype, reason = failure
@@ -810,8 +810,8 @@ class WorkerRuntime(Runtime):
             if not protocol.fail_request(connection, mtype, f"{type(error).__name__}: {error}"):
                 return
 
-    def _watch_session(self, listener: Any) -> tuple[int, str] | None:
-        """Waits while the worker serves a connection: None when the session ended (or the
+    def _watch_session(self, listener: Any, connection: Any) -> tuple[int, str] | None:
+        """Waits while the worker serves `connection`: None when the session ended (or the
         server stops), else (type of the request in flight or 0, why the worker must go).
         From the worker only fixed-size words are read (a worker is not trusted either)."""
         pair, word, limit = self._sock, self._word, self.request_timeout
@@ -821,14 +821,16 @@ class WorkerRuntime(Runtime):
         poller.register(listener.fileno(), select.POLLIN)
         # a client connecting is turned away as busy once the session has gone on for
         # SERVER_POLL_SECONDS after it came (as the server loop does), not at once and not
-        # while the session ends: the one before may have closed, its worker not yet noticed
+        # while the session ends; nor once the served client has closed, which a worker not
+        # run for a while (a loaded machine) may not have noticed yet: the listener keeps
+        # that client to be served next
         knocked = None
         while True:
             now = time.monotonic()
             mtype, started = _in_flight(word)
             ending = mtype == _SESSION_ENDING
             if knocked is not None and now - knocked >= SERVER_POLL_SECONDS and not ending:
-                listener.refuse_pending()  # one client at a time
+                listener.refuse_pending(connection)  # one client at a time
                 poller.register(listener.fileno(), select.POLLIN)
                 knocked = None
             if not self._serving:  # SIGTERM: the session ends with the server
