@@ -153,6 +153,24 @@ def xor_bytes(data: bytes | bytearray | memoryview) -> int:
     return acc
 
 
+def _fold_to_byte(fields: int, payload: bytes | bytearray | memoryview) -> int:
+    """The XOR of a frame's header fields (`fields`, already XORed together) and its payload
+    bytes, as one byte: what the checksum covers. Encoder and one-step decoder share it; a
+    short payload is folded in as one integer (cheaper than `xor_bytes`' call for it)."""
+    if payload:
+        if len(payload) <= 64:
+            fields ^= int.from_bytes(payload, "little")
+            fields ^= fields >> 256
+            fields ^= fields >> 128
+            fields ^= fields >> 64
+            fields ^= fields >> 32
+        else:
+            fields ^= xor_bytes(payload)
+    fields ^= fields >> 16
+    fields ^= fields >> 8
+    return fields & 0xFF
+
+
 def pack_header(
     message_type: int, flow_control: int, checksum: int, flags: int, size: int
 ) -> bytes:
@@ -194,21 +212,8 @@ def encode_frame(
     high = ((message_type >> 32) & 0x3F) | ((flow_control & 0x3) << 6)
     checksum = 0
     if compute_checksum:
-        # the header's bytes XORed from its fields (XOR is linear: fold once), no packing
-        # twice; a short payload is folded in with them as one integer (`xor_bytes`)
-        folded = low ^ size ^ flags ^ high
-        if payload:
-            if size <= 64:
-                folded ^= int.from_bytes(payload, "little")
-                folded ^= folded >> 256
-                folded ^= folded >> 128
-                folded ^= folded >> 64
-                folded ^= folded >> 32
-            else:
-                folded ^= xor_bytes(payload)
-        folded ^= folded >> 16
-        folded ^= folded >> 8
-        checksum = CHECKSUM_MAGIC ^ (folded & 0xFF)
+        # the header's bytes XORed from its fields (XOR is linear: fold once), no packing twice
+        checksum = CHECKSUM_MAGIC ^ _fold_to_byte(low ^ size ^ flags ^ high, payload)
     header = _HEADER.pack(low, high, checksum, flags, size)
     return header + payload if payload else header
 
@@ -436,19 +441,7 @@ def decode_whole_message(
     else:
         return None
     if verify and (csum or not trust_zero_checksum):
-        folded = low ^ size ^ flags ^ high ^ csum
-        if payload:
-            if length <= HEADER_SIZE + 64:  # folded in as one integer, as in `encode_frame`
-                folded ^= int.from_bytes(payload, "little")
-                folded ^= folded >> 256
-                folded ^= folded >> 128
-                folded ^= folded >> 64
-                folded ^= folded >> 32
-            else:
-                folded ^= xor_bytes(payload)
-        folded ^= folded >> 16
-        folded ^= folded >> 8
-        if folded & 0xFF != CHECKSUM_MAGIC:
+        if _fold_to_byte(low ^ size ^ flags ^ high ^ csum, payload) != CHECKSUM_MAGIC:
             return None
     return Frame(low, high >> 6, flags, payload, csum, size)
 
