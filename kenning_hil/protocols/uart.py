@@ -11,6 +11,7 @@ from __future__ import annotations
 import select
 import time
 
+from kenning_hil.core.errors import os_reason
 from kenning_hil.core.protocol import ConnectionLostError
 from kenning_hil.protocols.frame import UART_MAX_FRAME_SIZE
 from kenning_hil.protocols.transport import Transport, TransportClosedError
@@ -41,7 +42,7 @@ class SerialTransport(Transport):
         try:
             self._serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0)
         except (serial.SerialException, ValueError) as exc:
-            raise ConnectionLostError(f"cannot open serial port: {exc}", port) from exc
+            raise ConnectionLostError(f"cannot open serial port: {os_reason(exc)}", port) from exc
         self._serial_error = serial.SerialException
         # a real device (or pty) gives a file descriptor to wait on; URL handlers do not
         self._fd = self._serial.fd if isinstance(self._serial, serial.Serial) else None
@@ -59,7 +60,7 @@ class SerialTransport(Transport):
         try:
             self._serial.write(data)
         except (self._serial_error, OSError) as exc:
-            raise TransportClosedError(f"write failed: {exc}", self._port_name) from exc
+            raise TransportClosedError(f"write failed: {os_reason(exc)}", self._port_name) from exc
         self.sent += len(data)
 
     def unread(self) -> int | None:
@@ -88,7 +89,7 @@ class SerialTransport(Transport):
                 return data
             return self._receive_url(timeout)
         except self._serial_error as exc:
-            raise TransportClosedError(f"read failed: {exc}", self._port_name) from exc
+            raise TransportClosedError(f"read failed: {os_reason(exc)}", self._port_name) from exc
 
     def _receive_url(self, timeout: float | None) -> bytes:
         """URL handlers: block for the first byte, then take what else is there."""
