@@ -214,12 +214,18 @@ def test_each_refused_frame_is_one_log_line_naming_client_type_and_reason(tmp_pa
         well_formed_session(host, port)
     log = server_log(tmp_path)
     assert "Traceback" not in log
-    for (_, what, reason), (client_host, client_port) in zip(cases, clients):
+    # the log cut at each "client ... connected": one block per session, in order (a client
+    # port alone does not tell sessions apart: Linux reuses a closed loopback port at once)
+    blocks: list[list[str]] = []
+    for line in log.splitlines():
+        if re.search(r"client \S+ connected", line):
+            blocks.append([])
+        elif blocks and not re.search(r"client \S+ disconnected", line):
+            blocks[-1].append(line)
+    assert len(blocks) == len(cases) + 1, log  # the cases, then the well-formed session
+    for (_, what, reason), (client_host, client_port), lines in zip(cases, clients, blocks):
         client = f"tcp://{client_host}:{client_port}"
-        lines = [
-            line for line in log.splitlines()
-            if client in line and not re.search(r"client \S+ (connected|disconnected)", line)
-        ]
+        lines = [line for line in lines if client in line]
         assert len(lines) == 1, lines
         assert what in lines[0] and reason in lines[0], lines[0]
 
