@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,43 +24,27 @@ from typing import ClassVar
 
 from kenning_hil.core.errors import KenningHILError
 
-_PR_SET_PDEATHSIG = 1
-
 _live_instances: weakref.WeakSet[SimulatorProcess] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
-
-def _libc_prctl():
-    """libc's prctl, looked up once in this process (Linux only, else None)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
-# Looked up here, not in the child: between fork and exec the child must not dlopen (another
-# thread of a test process may hold the dynamic loader's lock at fork time; a QEMU start was
-# seen to die with SIGSEGV before exec, with nothing in its log).
-_PRCTL = _libc_prctl()
+def die_with_parent(sig: int = signal.SIGKILL) -> list[str]:
+    """A command prefix: the kernel sends `sig` to the child when the thread that started it
+    exits (PR_SET_PDEATHSIG, set by util-linux's `setpriv`, which then execs the command in
+    the same process). Elsewhere, or without setpriv: no prefix, no such guard.
+
+    Not a preexec_fn: Python code between fork and exec forbids vfork, so a plain fork runs
+    every library's fork handlers in the child. With TensorFlow loaded, gRPC's restarted its
+    poller thread there, and closing the inherited descriptors before exec took its epoll fd:
+    a target server died with SIGABRT ("epoll_wait error: Bad file descriptor") before it
+    was ready; an earlier QEMU start died with SIGSEGV before exec."""
+    if _SETPRIV is None:
+        return []
+    return [_SETPRIV, "--pdeathsig", signal.Signals(sig).name.removeprefix("SIG"), "--"]
 
 
-def die_with_parent(sig: int = signal.SIGKILL):
-    """A preexec_fn: the kernel sends `sig` to the child when the process that started it
-    exits (PR_SET_PDEATHSIG; Linux only, elsewhere nothing)."""
-
-    def preexec() -> None:  # pragma: no cover - runs in the child before exec
-        if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return preexec
-
-
-_die_with_parent = die_with_parent()
-"""A simulator's: killed outright when the process that started it exits."""
 
 
 class SimulatorProcess:
@@ -116,12 +101,11 @@ class SimulatorProcess:
         self._log_path = Path(log_name)
         with os.fdopen(fd, "wb") as log_file:
             self.process = subprocess.Popen(
-                self.command(),
+                [*die_with_parent(), *self.command()],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         with _live_lock:
             _live_instances.add(self)

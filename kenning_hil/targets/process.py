@@ -50,12 +50,11 @@ def start_logged(cmd: Sequence[str], log_path: Path, env: dict | None = None) ->
         offset = log.tell()
         try:
             proc = subprocess.Popen(
-                list(cmd),
+                [*_die_with_parent, *cmd],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:
             raise TargetError(f"cannot start {cmd[0]}: {os_reason(exc)}") from exc

@@ -29,10 +29,9 @@ def main(coordinator: str, name: str, group: str, firmware: str, workdir: str) -
         config.write_text(f"{group}:\n  NetworkSerialPort:\n    host: {host}\n    port: {port}\n"
                           f"    speed: 115200\n    protocol: raw\n")
         exporter = subprocess.Popen(
-            [str(Path(sys.executable).with_name("labgrid-exporter")), "-c", coordinator,
-             "-n", name, "--hostname", "127.0.0.1", str(config)],
-            stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent())
+            [*die_with_parent(), str(Path(sys.executable).with_name("labgrid-exporter")),
+             "-c", coordinator, "-n", name, "--hostname", "127.0.0.1", str(config)],
+            stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
         (work / f"{name}.pid").write_text(str(exporter.pid))
         signal.signal(signal.SIGTERM, lambda *_: exporter.terminate())
         code = exporter.wait()
