@@ -27,6 +27,13 @@ SPEC = {
 }
 
 
+# four uint8 in, two float32 out: the echo runtime's tensors in the supervision tests
+BYTES_SPEC = {
+    "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
+    "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
+}
+ECHO_RUNTIME = "tests.runtimes.compromised_runtime.CompromisedRuntime"
+
 def _model(square: bool) -> bytes:
     """n (int64) -> a float32 tensor of n ones (ConstantOfShape) -> its sum, [1].
     square: an [n, n] matrix of ones multiplied by itself (n**3 multiply-adds), then the sum."""
@@ -314,11 +321,8 @@ def test_forged_answer_of_a_compromised_worker(tmp_path):
     model's native code could) and claims 2 GiB of output: the server, which reads only the
     fixed-size end-of-session word from its worker, believes none of it, kills and restarts
     the worker, FAILs that request on the client's connection, and serves the next session."""
-    runtime = "tests.runtimes.compromised_runtime.CompromisedRuntime"
-    spec = {
-        "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
-        "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
-    }
+    runtime = ECHO_RUNTIME
+    spec = BYTES_SPEC
     proc, host, port, log = start_server(tmp_path, "--runtime", runtime, "--port", "0")
     try:
         (first,) = _worker_pids(log)
@@ -384,11 +388,8 @@ def test_worker_serves_the_connection_and_the_server_only_supervises(tmp_path):
     next connection to the same warm worker."""
     from kenning_hil.core.protocol import ConnectionLostError
 
-    spec = {
-        "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
-        "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
-    }
-    runtime = "tests.runtimes.compromised_runtime.CompromisedRuntime"  # echo, in a worker
+    spec = BYTES_SPEC
+    runtime = ECHO_RUNTIME  # echo, in a worker
     proc, host, port, log = start_server(tmp_path, "--runtime", runtime, "--port", "0")
     try:
         protocol = client(host, port)
@@ -420,10 +421,7 @@ def test_a_client_connecting_while_the_last_session_ends_is_served(tmp_path):
     """A client that connects right after the previous one left is served, not turned away
     as busy, however long the worker takes to end the previous session (here 0.5 s to unload
     its model, longer than the server's 0.2 s busy check)."""
-    spec = {
-        "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
-        "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
-    }
+    spec = BYTES_SPEC
     runtime = "tests.runtimes.slow_unload_runtime.SlowUnloadRuntime"
     proc, host, port, log = start_server(tmp_path, "--runtime", runtime, "--port", "0")
     try:
@@ -445,11 +443,8 @@ def test_worker_dying_after_an_answer_ends_the_session_without_a_stray_answer(tm
     fresh worker, and SIGTERM during a session stops server and worker."""
     from kenning_hil.core.protocol import ConnectionLostError
 
-    spec = {
-        "input": [{"name": "x", "shape": [1, 4], "dtype": "uint8"}],
-        "output": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
-    }
-    runtime = "tests.runtimes.compromised_runtime.CompromisedRuntime"  # echo, in a worker
+    spec = BYTES_SPEC
+    runtime = ECHO_RUNTIME  # echo, in a worker
     proc, host, port, log = start_server(tmp_path, "--runtime", runtime, "--port", "0")
     try:
         (worker,) = _worker_pids(log)
