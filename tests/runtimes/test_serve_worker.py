@@ -34,6 +34,7 @@ BYTES_SPEC = {
 }
 ECHO_RUNTIME = "tests.runtimes.compromised_runtime.CompromisedRuntime"
 
+
 def _model(square: bool) -> bytes:
     """n (int64) -> a float32 tensor of n ones (ConstantOfShape) -> its sum, [1].
     square: an [n, n] matrix of ones multiplied by itself (n**3 multiply-adds), then the sum."""
