@@ -4,8 +4,9 @@
  * Memory: one static region of KHIL_ML_REGION_SIZE bytes (placed by the board's linker
  * script) holds the uploaded model followed by the interpreter's tensor arena.
  * Receive: bytes arrive through the board's interrupt-driven ring buffer; the CPU sleeps
- * while the line is idle. A frame left incomplete for RX_GAP_MS is expired (asked for again
- * as truncated) so a cut-off frame never blocks the session, and a request asked for again
+ * while the line is idle. A frame left incomplete for two RX_GAP_MS gaps is expired (asked
+ * for again as truncated; one gap is a stalled sender, not a cut) so a cut-off frame never
+ * blocks the session, and a request asked for again
  * that the host does not resend is answered FAIL after KHIL_SESSION_RESEND_WAIT quiet gaps
  * (Kenning's UART host ignores REQUEST_RETRANSMIT). The gap is generous because under
  * QEMU an idle guest's clock follows the host's: a host starved of CPU for a few hundred ms

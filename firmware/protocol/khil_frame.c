@@ -191,8 +191,10 @@ khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out)
                 d->bad_checksums++;
                 ev = skip_candidate(d, KHIL_RX_BAD_CHECKSUM, KHIL_HEADER_SIZE + len);
             } else {
+                out->gap = d->pos - d->frame_end;
                 d->start += KHIL_HEADER_SIZE + len;
                 d->pos += KHIL_HEADER_SIZE + len;
+                d->frame_end = d->pos;
                 d->frames++;
                 out->payload_len = len;
                 return KHIL_RX_FRAME;
@@ -205,8 +207,15 @@ khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out)
 }
 void khil_decoder_expire(khil_decoder *d)
 {
-    if (d->end > d->start) {
+    if (d->end <= d->start) {
+        return;
+    }
+    if (d->stalled && d->stalled_pos == d->pos) {
+        d->stalled = 0;
         d->expiring = 1;
+    } else {
+        d->stalled = 1;
+        d->stalled_pos = d->pos;
     }
 }
 

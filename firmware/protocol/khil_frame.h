@@ -95,6 +95,10 @@ typedef struct {
     const uint8_t *payload;    /* valid until the next push/next call on the decoder */
     uint32_t payload_len;      /* 0 for the error events */
     uint8_t expected_checksum; /* for KHIL_RX_BAD_CHECKSUM */
+    /* KHIL_RX_FRAME: bytes skipped between the previous frame and this one. Within one
+     * chunked request it must be 0: a skipped byte means a chunk was lost (the protocol has
+     * no chunk numbers, so nothing else tells). */
+    uint32_t gap;
 } khil_rx_frame;
 
 typedef struct {
@@ -104,7 +108,10 @@ typedef struct {
     uint32_t max_payload;
     int verify_checksum; /* 1: verify (0x00 is checked like any value); 0: ignore the byte */
     int expiring;        /* set by khil_decoder_expire: drop incomplete candidates */
+    int stalled;          /* a quiet gap found the candidate at stalled_pos incomplete */
+    uint32_t stalled_pos; /* stream offset of that candidate */
     uint32_t pos;        /* stream offset of buf[start] */
+    uint32_t frame_end;  /* stream offset just past the last frame returned */
     uint32_t quiet_until; /* no error events for candidates starting before this offset */
     /* Counters for diagnostics and tests. */
     uint32_t skipped_bytes;
@@ -131,8 +138,12 @@ size_t khil_decoder_push(khil_decoder *d, const uint8_t *bytes, size_t len);
  *   its checksum byte into the flags and its zeros into the size, and the XOR checksum
  *   still matches. */
 khil_rx_event khil_decoder_next(khil_decoder *d, khil_rx_frame *out);
-/* The line went quiet: an incomplete frame will never complete. The next khil_decoder_next
- * calls report it as KHIL_RX_TRUNCATED and rescan the bytes after its first byte, until the
+/* The line went quiet. The first quiet gap that finds a frame incomplete only marks it: a
+ * sender that stalls mid-frame (a host or simulator starved of CPU) completes it later, and
+ * dropping it would rescan its payload for headers, where model bytes form frames with
+ * valid checksums (one in 256 well-formed candidates passes an XOR checksum). The second gap
+ * that finds the same frame still incomplete expires it: the next khil_decoder_next calls
+ * report it as KHIL_RX_TRUNCATED and rescan the bytes after its first byte, until the
  * buffer is empty. */
 void khil_decoder_expire(khil_decoder *d);
 /* 1 if bytes are buffered that do not yet form a complete frame. */

@@ -400,6 +400,8 @@ static void complete_request(khil_session *s)
     s->busy_type = -1;
 }
 
+static void ask_retransmission(khil_session *s, uint8_t type);
+
 static void on_frame(khil_session *s, const khil_rx_frame *f)
 {
     const khil_header *h = &f->header;
@@ -409,6 +411,31 @@ static void on_frame(khil_session *s, const khil_rx_frame *f)
     }
     if (h->flow != KHIL_FLOW_REQUEST) {
         s->dropped_frames++;
+        return;
+    }
+    if (s->resend_type >= 0 && !(h->flags & KHIL_FLAG_FIRST &&
+                                 (h->type == s->resend_type ||
+                                  (h->type == KHIL_MSG_PING && h->flags & KHIL_FLAG_LAST)))) {
+        /* Waiting for the resend, the host sends nothing else but a PING (a new host, or a
+         * restart); other frames were found by rescanning the damaged transmission's
+         * payload and are model bytes, not requests. */
+        s->dropped_frames++;
+        return;
+    }
+    if (!(h->flags & KHIL_FLAG_FIRST) && f->gap && s->rx_active && !s->rx_answered &&
+        s->rx_type == h->type) {
+        /* bytes between two chunks were skipped: a chunk was lost or damaged beyond
+         * recognition, and appending this one would shift the rest of the request */
+        khil_text t;
+        khil_text_str(khil_text_str(reason(s, &t), "damaged "), khil_msg_type_name(h->type));
+        khil_text_str(&t, " transmission: ");
+        khil_text_u64(&t, f->gap);
+        khil_text_str(&t, " bytes between two of its chunks were not a frame");
+        ask_retransmission(s, h->type);
+        s->rx_answered = 1;
+        if (h->flags & KHIL_FLAG_LAST) {
+            s->rx_active = 0;
+        }
         return;
     }
     if (h->flags & KHIL_FLAG_FIRST) {
@@ -468,60 +495,70 @@ static void ask_retransmission(khil_session *s, uint8_t type)
 static void on_bad_frame(khil_session *s, khil_rx_event ev, const khil_rx_frame *f)
 {
     const khil_header *h = &f->header;
-    khil_text t;
-    reason(s, &t);
-    if (ev == KHIL_RX_BAD_CHECKSUM) {
-        khil_text_str(&t, "corrupt ");
-        khil_text_str(&t, khil_msg_type_name(h->type));
-        khil_text_str(&t, " frame: checksum ");
-        khil_text_hex(&t, h->checksum);
-        khil_text_str(&t, ", computed ");
-        khil_text_hex(&t, f->expected_checksum);
-    } else if (ev == KHIL_RX_TRUNCATED) {
-        khil_text_str(&t, "truncated ");
-        khil_text_str(&t, khil_msg_type_name(h->type));
-        khil_text_str(&t, " frame: the line went quiet before its ");
-        khil_text_u64(&t, khil_header_payload_len(h));
-        khil_text_str(&t, "-byte payload arrived");
-    } else {
-        khil_text_str(&t, khil_msg_type_name(h->type));
-        khil_text_str(&t, " frame announces a ");
-        khil_text_u64(&t, khil_header_payload_len(h));
-        khil_text_str(&t, "-byte payload; UART frames carry at most ");
-        khil_text_u64(&t, KHIL_UART_MAX_PAYLOAD);
-    }
     if (h->flow != KHIL_FLOW_REQUEST) {
         s->dropped_frames++;
         return;
     }
     int first = (h->flags & KHIL_FLAG_FIRST) != 0;
     int last = (h->flags & KHIL_FLAG_LAST) != 0;
-    int ours = s->rx_active && s->rx_type == h->type && !first; /* a chunk being reassembled */
+    if (s->resend_type >= 0 && !(first && h->type == s->resend_type)) {
+        /* the whole transmission is asked for already: this is what is left of it on the
+         * line, or a header made of its payload bytes */
+        s->dropped_frames++;
+        return;
+    }
+    /* A damaged chunk while a request is reassembled belongs to it, whatever its damaged
+     * type byte says (requests do not interleave). */
+    int ours = s->rx_active && !first;
+    uint8_t type = ours ? s->rx_type : h->type;
     if (!ours && !first && !last) {
         s->dropped_frames++; /* a stray middle chunk: nobody waits for its answer */
         return;
     }
-    if (ev == KHIL_RX_OVERSIZED) {
-        if (ours) {
-            fail_request(s, s->err);
-        } else if (first && !last) {
-            s->rx_active = 1; /* a broken start: fail it and drop the rest */
-            s->rx_type = h->type;
+    khil_text t;
+    reason(s, &t);
+    if (ev == KHIL_RX_BAD_CHECKSUM) {
+        khil_text_str(&t, "corrupt ");
+        khil_text_str(&t, khil_msg_type_name(type));
+        khil_text_str(&t, " frame: checksum ");
+        khil_text_hex(&t, h->checksum);
+        khil_text_str(&t, ", computed ");
+        khil_text_hex(&t, f->expected_checksum);
+    } else if (ev == KHIL_RX_TRUNCATED) {
+        khil_text_str(&t, "truncated ");
+        khil_text_str(&t, khil_msg_type_name(type));
+        khil_text_str(&t, " frame: the line went quiet before its ");
+        khil_text_u64(&t, khil_header_payload_len(h));
+        khil_text_str(&t, "-byte payload arrived");
+    } else {
+        khil_text_str(&t, khil_msg_type_name(type));
+        khil_text_str(&t, " frame announces a ");
+        khil_text_u64(&t, khil_header_payload_len(h));
+        khil_text_str(&t, "-byte payload; UART frames carry at most ");
+        khil_text_u64(&t, KHIL_UART_MAX_PAYLOAD);
+    }
+    if (ev == KHIL_RX_OVERSIZED && !ours) {
+        /* a request too large for this transport from its first frame: a host set up for
+         * another transport, not line damage (a damaged size inside a request is asked for
+         * again below) */
+        if (first && !last) {
+            s->rx_active = 1; /* fail it and drop the rest */
+            s->rx_type = type;
             s->rx_len = 0;
             s->rx_answered = 0;
             fail_request(s, s->err);
         } else {
-            answer_fail(s, h->type, s->err);
+            answer_fail(s, type, s->err);
         }
-    } else if ((ours && s->rx_answered) || h->type >= KHIL_MSG_TYPE_COUNT) {
+    } else if ((ours && s->rx_answered) || type >= KHIL_MSG_TYPE_COUNT) {
         /* already answered or asked for again (wait for the resend), or a type no host
          * sends: a header made of line noise, nobody waits for its answer */
         s->dropped_frames++;
     } else {
-        ask_retransmission(s, h->type);
+        ask_retransmission(s, type);
         if (!last) { /* drop the rest of the damaged transmission */
             s->rx_active = 1;
-            s->rx_type = h->type;
+            s->rx_type = type;
             s->rx_answered = 1;
         }
     }

@@ -14,14 +14,16 @@
  *   before it as a LOGS transmission ("<TYPE> refused: <reason>") for hosts that only read
  *   reasons from logs.
  * - Bytes that cannot start a frame are skipped. A request frame damaged on the line (bad
- *   checksum, or truncated: the line went quiet mid-frame) is not answered: the target sends
+ *   checksum; truncated: the line stayed quiet mid-frame for two gaps; or bytes skipped
+ *   between two chunks of one request) is not answered: the target sends
  *   a LOGS line with the reason, then REQUEST_RETRANSMIT of that type (count 0xFFFFFFFF =
  *   the whole transmission), and drops the rest of that transmission; the host sends the
  *   request again from its FIRST chunk. A host that does not resend (Kenning's UART host
  *   logs REQUEST_RETRANSMIT as unexpected and waits for an answer, without a timeout) gets
  *   the FAIL answer with the reason once the line has been quiet for
  *   KHIL_SESSION_RESEND_WAIT gaps (khil_session_line_idle calls) without a new request.
- *   An oversized request frame is answered FAIL.
+ *   While it waits, only the resent FIRST chunk or a PING is taken: other headers come from
+ *   the damaged transmission's payload. An oversized first frame is answered FAIL.
  * - A REQUEST_RETRANSMIT for the type of the last answer sends that answer again.
  *
  * No board code: builds for the MCU and as a host library.

@@ -101,6 +101,7 @@ class MessageChannel:
         self.compute_checksum = compute_checksum
         self._events: deque[Frame | FrameError] = deque()
         self._last_bytes_at = time.monotonic()
+        self._stalled_at: int | None = None  # stream offset of a frame one stall_timeout late
         # the fast path (`take`; v3 frames only): the constant frames of every inference, and
         # whole messages decoded in one step
         self._whole_frames = self.header is HeaderLayout.V3
@@ -243,7 +244,17 @@ class MessageChannel:
                             decoder.feed(data)
                             self._last_bytes_at = time.monotonic()
                             continue
+                        waiting_at = decoder.fed - decoder.pending
+                        if self._stalled_at != waiting_at:
+                            # The first quiet spell on this frame: the sender may be stalled
+                            # (a simulator starved of CPU). Dropping the frame would rescan
+                            # its payload, where data bytes form headers with valid XOR
+                            # checksums; give it one more spell to complete.
+                            self._stalled_at = waiting_at
+                            self._last_bytes_at = now
+                            continue
                         # a partial frame stopped arriving: resynchronise on what is buffered
+                        self._stalled_at = None
                         self._events.extend(decoder.resync_stalled())
                         continue
                     wait = stall_left if wait is None else min(wait, stall_left)

@@ -493,6 +493,7 @@ class FrameDecoder:
         self.frames = 0  # frames decoded
         self.errors = 0  # FrameErrors reported
         self.dropped_bytes = 0  # bytes skipped while resynchronising
+        self.fed = 0  # bytes fed in all: `fed - pending` is the stream offset of what waits
 
     @property
     def pending(self) -> int:
@@ -508,6 +509,7 @@ class FrameDecoder:
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        self.fed += len(data)
         if self._pos >= len(self._buf):
             # the common case: previous data fully consumed, keep the new chunk without copying
             self._buf = data if isinstance(data, bytes) else bytes(data)

@@ -113,9 +113,25 @@ def test_truncated_frame_does_not_swallow_the_next_one(proto_lib):
     try:
         # the PING's bytes first look like the DATA frame's payload ...
         assert decoder.events(truncated + ping) == []
-        # ... until the line goes quiet: then the cut frame is reported and the PING found
+        # ... a first quiet gap may be a stalled sender: nothing is dropped yet ...
+        assert decoder.events(expire=True) == []
+        # ... a second one with the frame still incomplete: it is reported, the PING found
         kinds = [(e[0], e[1]) for e in decoder.events(expire=True)]
         assert kinds == [("truncated", MessageType.DATA), ("frame", MessageType.PING)]
+    finally:
+        decoder.close()
+
+
+def test_a_sender_stalled_mid_frame_loses_nothing(proto_lib):
+    """One quiet gap inside a frame is a stall (a host or simulator starved of CPU), not a
+    cut: the frame completes when the rest arrives, with no event and no rescan."""
+    frame = encode_frame(MessageType.DATA, REQ, FIRST_LAST, bytes(range(100)))
+    decoder = CDecoder(proto_lib)
+    try:
+        for cut in (3, 12, 40):
+            assert decoder.events(frame[:cut], expire=True) == []
+            (event,) = decoder.events(frame[cut:])
+            assert event[0] == "frame" and event[-1] == bytes(range(100))
     finally:
         decoder.close()
 
@@ -295,12 +311,94 @@ def test_corrupt_chunk_asks_for_the_whole_model_again(session, kws_model):
     session.ok(MessageType.PROCESS)
 
 
+def model_upload_outcome(session, wire: bytes) -> list[Frame]:
+    """Feeds one (possibly damaged) MODEL transmission; when the target asks for it again,
+    resends it the way UARTProtocol does (preamble, then every frame). Returns the non-LOGS
+    frames the target sent."""
+    session.target.feed(wire)
+    first = session.frames()
+    if any(f.flow_control == FlowControl.REQUEST_RETRANSMIT for f in first):
+        session.target.feed(UARTProtocol.resend_preamble + request_frames(
+            MessageType.MODEL, session.model))
+    return first + session.frames()
+
+
+@pytest.mark.parametrize("cut_at", [i / 23 for i in range(1, 23)])
+def test_a_stall_anywhere_in_a_model_upload_costs_nothing(session, kws_model, cut_at):
+    """CI, loaded machine: a host stalled for one quiet gap mid-frame made the target drop
+    the frame and rescan its payload, where model bytes formed valid headers (a false MODEL
+    FIRST restarted the upload: 'corrupt TFLite model: bad flatbuffer offsets'). A stall now
+    costs nothing: the frame completes, no retransmission, the model loads."""
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    session.model = kws_model.read_bytes()
+    wire = request_frames(MessageType.MODEL, session.model)
+    cut = int(len(wire) * cut_at) | 1  # mostly mid-frame
+    session.target.feed(wire[:cut])
+    session.target.line_idle()
+    session.target.feed(wire[cut:])
+    (answer,) = session.frames()
+    assert answer.message_type == MessageType.MODEL and answer.flags & Flag.SUCCESS
+    session.ok(MessageType.DATA, bytes(490))
+
+
+DAMAGE = {
+    # the line lost bytes across a chunk boundary: nothing in a frame says so, only the
+    # bytes skipped between two chunks (before: the model loaded with a chunk missing)
+    "bytes lost": lambda w: w[: 136 * 40 + 100] + w[136 * 41 + 64 :],
+    "byte lost": lambda w: w[: 136 * 40 + 60] + w[136 * 40 + 61 :],
+    # a damaged type byte made the chunk a 'stray' one of another type, dropped silently
+    "type byte": lambda w: w[: 136 * 40] + bytes([w[136 * 40] ^ 0x04]) + w[136 * 40 + 1 :],
+    # byte 1 no longer zero: not a header at all, skipped like noise
+    "header byte": lambda w: w[: 136 * 40 + 1] + b"\x10" + w[136 * 40 + 2 :],
+    # a size grown past the UART maximum inside a request is damage, not an oversized request
+    "size byte": lambda w: w[: 136 * 40 + 9] + b"\x04" + w[136 * 40 + 10 :],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damage_inside_a_model_upload_is_asked_for_again(session, kws_model, damage):
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    session.model = kws_model.read_bytes()
+    wire = DAMAGE[damage](request_frames(MessageType.MODEL, session.model))
+    answers = model_upload_outcome(session, wire)
+    assert [(f.message_type, f.flow_control) for f in answers] == [
+        (MessageType.MODEL, FlowControl.REQUEST_RETRANSMIT), (MessageType.MODEL, TRANSMISSION)]
+    assert answers[-1].flags & Flag.SUCCESS
+    # the model that loaded is the whole model: its outputs match LiteRT's
+    x = np.random.default_rng(3).integers(-128, 128, (1, 49, 10, 1), dtype=np.int8)
+    session.ok(MessageType.DATA, x.tobytes())
+    session.ok(MessageType.PROCESS)
+    out = session.ok(MessageType.OUTPUT)
+    assert np.array_equal(np.frombuffer(out, np.int8), litert_reference(kws_model, x)[0])
+
+
+def test_while_waiting_for_a_resend_only_the_resend_or_a_ping_counts(session, kws_model):
+    """Headers found by rescanning a damaged transmission are model bytes: while the target
+    waits for the resend, no other request is executed and no other type is asked for."""
+    session.ok(MessageType.PING, flags=Flag.SUCCESS)
+    model = kws_model.read_bytes()
+    wire = bytearray(request_frames(MessageType.MODEL, model))
+    wire[136 * 5 + 70] ^= 0x20
+    session.target.feed(bytes(wire))
+    (ask,) = session.frames()
+    assert ask.flow_control == FlowControl.REQUEST_RETRANSMIT
+    session.target.feed(encode_frame(MessageType.DATA, REQ, FIRST_LAST, bytes(490)))
+    bad_ping = bytearray(encode_frame(MessageType.PING, REQ, Flag.SUCCESS | FIRST_LAST))
+    bad_ping[5] ^= 0x01
+    session.target.feed(bytes(bad_ping))
+    assert session.frames() == []  # neither answered nor asked for again
+    session.ok(MessageType.MODEL, model)  # the resend
+    assert sum(line.endswith("asking for retransmission") for line in session.logs) == 1
+
+
 def test_truncated_request_is_asked_for_again_after_the_line_goes_quiet(session):
     session.ok(MessageType.PING, flags=Flag.SUCCESS)
     spec = request_frames(MessageType.IO_SPEC, bytes(100))
     session.target.feed(spec[:50])
     assert session.frames() == []
-    session.target.line_idle()
+    session.target.line_idle()  # a stall, perhaps
+    assert session.frames() == []
+    session.target.line_idle()  # still incomplete: cut off
     (ask,) = session.frames()
     assert (ask.message_type, ask.flow_control) == (MessageType.IO_SPEC,
                                                     FlowControl.REQUEST_RETRANSMIT)
@@ -343,7 +441,7 @@ def test_a_host_that_does_not_resend_gets_the_fail_answer(session, kws_model):
     for _ in range(4):
         session.target.line_idle()
     session.target.feed(b"\xff")  # noise: the line was not quiet, the wait starts again
-    for _ in range(5):  # the first gap drops the noise byte, then 4 quiet gaps
+    for _ in range(6):  # two gaps drop the noise byte (a stall first), then 4 quiet gaps
         session.target.line_idle()
     assert session.frames() == []
     session.target.line_idle()

@@ -32,14 +32,16 @@ def test_uart_session_recovers_corrupt_cut_off_and_stalled_frames(firmware_elf, 
             line.flip(line.to_board + 10 * FRAME + 50)  # a payload bit of the 11th chunk
             assert protocol.upload_model(kws_model)
             x = np.random.default_rng(3).integers(-128, 128, size=(1, 49, 10, 1), dtype=np.int8)
-            # the first DATA frame stops after 60 bytes for 4 s: the board's RX gap is 1 s of
-            # board time, which an idle guest's clock follows only as QEMU gets the CPU (a
-            # 1.5 s pause was sometimes not a gap yet on a loaded machine)
-            line.pause(line.to_board + 60, 4.0)
+            # the first DATA frame stops after 60 bytes for 8 s: the board drops a frame after
+            # two RX gaps of 1 s of board time each (one gap is a stall), which an idle
+            # guest's clock follows only as QEMU gets the CPU (a 1.5 s pause was sometimes not
+            # one gap yet on a loaded machine)
+            line.pause(line.to_board + 60, 8.0)
             assert protocol.upload_input(x.tobytes())
             assert protocol.request_processing()
-            # the OUTPUT answer stops after 14 bytes for 1.5 s: the host's frame timeout is 0.5 s
-            line.pause_answer(14, 1.5)
+            # the OUTPUT answer stops after 14 bytes for 3 s: the host gives up on a frame
+            # after two frame timeouts of 0.5 s
+            line.pause_answer(14, 3.0)
             ok, out = protocol.download_output()
             assert ok and np.array_equal(np.frombuffer(out, np.int8),
                                          litert_reference(kws_model, x)[0])
