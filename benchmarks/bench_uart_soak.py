@@ -111,8 +111,8 @@ class Soak:
         with self.lock:
             self.overruns = max(self.overruns, overruns)
 
-    def run_board(self, elf: Path, sessions: int, name: str) -> None:
-        with QemuInstance(BOARD, elf) as board:
+    def run_board(self, board_name: str, elf: Path, sessions: int, name: str) -> None:
+        with QemuInstance(board_name, elf) as board:
             for i in range(sessions):
                 try:
                     self.session(board.url)
@@ -143,25 +143,29 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=100, help="in all, split over 2 boards")
     parser.add_argument("--inferences", type=int, default=3, help="per session")
     parser.add_argument("--no-load", action="store_true", help="do not start stress-ng")
+    parser.add_argument("--board", default=BOARD, help=f"QEMU machine (default {BOARD})")
+    parser.add_argument("--model", default=MODEL,
+                        help=f"model under the models path (default {MODEL})")
     args = parser.parse_args()
-    model = models_root() / MODEL
+    model = models_root() / args.model
     if not model.is_file():
         print(f"bench_uart_soak: {model} absent (set KENNING_HIL_MODELS); skipped")
         return 0
-    elf = build_firmware(BOARD)
+    elf = build_firmware(args.board)
     reasks = HostReasks()
     logging.getLogger("kenning_hil.protocols").addHandler(reasks)
     logging.getLogger("kenning_hil.protocols").setLevel(logging.INFO)
     soak = Soak(model, args.inferences)
     load = start_load(not args.no_load)
     load_text = (f"stress-ng --cpu {os.cpu_count()}" if load else "no stress-ng")
-    print(f"{args.sessions} sessions on 2 QEMU {BOARD} boards in parallel, {load_text}, "
+    print(f"{args.sessions} sessions on 2 QEMU {args.board} boards in parallel, {load_text}, "
           f"{model.name} ({model.stat().st_size} B), {args.inferences} inferences each",
           flush=True)
     start = time.monotonic()
     try:
         halves = (args.sessions - args.sessions // 2, args.sessions // 2)
-        threads = [threading.Thread(target=soak.run_board, args=(elf, n, f"board {i + 1}"))
+        threads = [threading.Thread(target=soak.run_board,
+                                    args=(args.board, elf, n, f"board {i + 1}"))
                    for i, n in enumerate(halves)]
         for thread in threads:
             thread.start()
