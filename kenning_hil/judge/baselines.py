@@ -76,7 +76,7 @@ def parse_tolerances(spec: Mapping | None, source: str) -> dict[str, Tolerance]:
                 f"{source}: tolerance '{key}': expected a mapping with rel and/or abs, "
                 f"got {value!r}"
             )
-        metric = "latency.p50" if key == "latency" else ("compiled_size" if key == "size" else key)
+        metric = {"latency": LATENCY_MEDIAN_METRIC, "size": "compiled_size"}.get(key, key)
         rel = value.get("rel", 0.0)
         if isinstance(rel, str) and rel.strip().endswith("%"):
             rel = float(rel.strip()[:-1]) / 100
@@ -168,6 +168,8 @@ def sample_quantile(samples: Sequence[float], quantile: float) -> float:
 LATENCY_QUANTILE = 0.10
 """The percentile of host latency a baseline is compared on: the fast end of the run."""
 LATENCY_QUANTILE_METRIC = "latency.p10"
+LATENCY_MEDIAN_METRIC = "latency.p50"
+"""The latency metric a `latency` tolerance names, and the one verdict on latency."""
 
 
 # ---------------------------------------------------------------------------- baselines
@@ -255,7 +257,7 @@ def compare_to_baseline(
         ):
             continue
         if kind == "latency":
-            if metric != "latency.p50":
+            if metric != LATENCY_MEDIAN_METRIC:
                 continue  # the other statistics are kept for information; one verdict
             verdict_latency(verdict, stored, latency_samples, tolerances, min_latency_samples)
             continue
@@ -296,9 +298,9 @@ def verdict_latency(
             f"needs at least {min_samples}"
         )
         return
-    tol = tolerance_for("latency.p50", tolerances)
+    tol = tolerance_for(LATENCY_MEDIAN_METRIC, tolerances)
     median = float(statistics.median(samples))
-    base_median = float(stored["latency.p50"])
+    base_median = float(stored[LATENCY_MEDIAN_METRIC])
     base_low = stored.get(LATENCY_QUANTILE_METRIC)
     if not _is_number(base_low):
         verdict.notes.append(
@@ -313,7 +315,7 @@ def verdict_latency(
             f"samples"
         )
         verdict.comparisons.append(
-            Comparison("latency.p50", base_median, median, tol, regressed, detail))
+            Comparison(LATENCY_MEDIAN_METRIC, base_median, median, tol, regressed, detail))
         return
     base_low = float(base_low)
     low, high = quantile_confidence_interval(samples, LATENCY_QUANTILE)
